@@ -1,0 +1,182 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// credentialID reads the {id} path value. Ids are UUIDs; anything else cannot exist.
+func credentialID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+		return "", credential.ErrNotFound
+	}
+	return id, nil
+}
+
+type createRequest struct {
+	Name        string `json:"name"`
+	StorageType string `json:"storage_type"`
+	BasePath    string `json:"base_path"`
+}
+
+func (a *API) create(w http.ResponseWriter, r *http.Request) error {
+	var req createRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	c, err := a.creds.Create(r.Context(), r.PathValue("org"), credential.CreateInput{
+		Name: req.Name, StorageType: req.StorageType, BasePath: req.BasePath}, RequestID(r.Context()))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/organizations/"+c.OrgID+"/credentials/"+c.ID)
+	writeJSON(w, http.StatusCreated, detailOf(c))
+	return nil
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) error {
+	cs, err := a.creds.List(r.Context(), r.PathValue("org"))
+	if err != nil {
+		return err
+	}
+	out := listView{Credentials: make([]summaryView, 0, len(cs))}
+	for _, c := range cs {
+		out.Credentials = append(out.Credentials, summaryOf(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) error {
+	id, err := credentialID(r)
+	if err != nil {
+		return err
+	}
+	c, err := a.creds.Get(r.Context(), r.PathValue("org"), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, detailOf(c))
+	return nil
+}
+
+func (a *API) events(w http.ResponseWriter, r *http.Request) error {
+	id, err := credentialID(r)
+	if err != nil {
+		return err
+	}
+	evs, err := a.creds.Events(r.Context(), r.PathValue("org"), id)
+	if err != nil {
+		return err
+	}
+	out := eventsView{Events: make([]eventView, 0, len(evs))}
+	for _, ev := range evs {
+		out.Events = append(out.Events, eventOf(ev))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type tenantRequest struct {
+	TenantID string `json:"tenant_id"`
+}
+
+func (a *API) submitTenant(w http.ResponseWriter, r *http.Request) error {
+	id, err := credentialID(r)
+	if err != nil {
+		return err
+	}
+	var req tenantRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	c, err := a.creds.SubmitTenant(r.Context(), r.PathValue("org"), id, credential.TenantInput{TenantID: req.TenantID}, RequestID(r.Context()))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, detailOf(c))
+	return nil
+}
+
+type storageRequest struct {
+	SubscriptionID string `json:"subscription_id"`
+	ResourceGroup  string `json:"resource_group"`
+	StorageAccount string `json:"storage_account"`
+	ContainerName  string `json:"container_name"`
+}
+
+func (a *API) submitStorage(w http.ResponseWriter, r *http.Request) error {
+	id, err := credentialID(r)
+	if err != nil {
+		return err
+	}
+	var req storageRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	c, err := a.creds.SubmitStorage(r.Context(), r.PathValue("org"), id, credential.StorageInput{
+		SubscriptionID: req.SubscriptionID, ResourceGroup: req.ResourceGroup,
+		StorageAccount: req.StorageAccount, ContainerName: req.ContainerName}, RequestID(r.Context()))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, detailOf(c))
+	return nil
+}
+
+type emptyRequest struct{}
+
+func (a *API) saveUnverified(w http.ResponseWriter, r *http.Request) error {
+	id, err := credentialID(r)
+	if err != nil {
+		return err
+	}
+	if err := decode(w, r, &emptyRequest{}, true); err != nil {
+		return err
+	}
+	c, err := a.creds.SaveUnverified(r.Context(), r.PathValue("org"), id, RequestID(r.Context()))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, detailOf(c))
+	return nil
+}
+
+type defaultRequest struct {
+	CredentialID string `json:"credential_id"`
+}
+
+func (a *API) setOrgDefault(w http.ResponseWriter, r *http.Request) error {
+	var req defaultRequest
+	if err := decode(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.CredentialID == "" {
+		return &credential.ValidationError{Field: "credential_id", Message: "credential_id is required"}
+	}
+	if u, err := uuid.Parse(req.CredentialID); err != nil || u.String() != req.CredentialID {
+		return credential.ErrNotFound
+	}
+	c, err := a.creds.SetOrgDefault(r.Context(), r.PathValue("org"), req.CredentialID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, detailOf(c))
+	return nil
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
+	id, err := credentialID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.creds.Delete(r.Context(), r.PathValue("org"), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,6 @@
+// Package handlers is the HTTP adapter of the credential API: it authenticates the
+// caller, decodes bodies, calls the domain and writes JSON. It imports no Azure SDK.
+//
+// Handlers return errors; one adapter (serve) maps them to a status and a public message,
+// logs the private cause, recovers panics, and stamps every response with X-Request-Id.
+package handlers

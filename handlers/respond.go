@@ -1,0 +1,257 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// MaxBodyBytes bounds request bodies (SPEC.md: 64 KiB, else 413).
+const MaxBodyBytes = 64 << 10
+
+// Error codes of the JSON error body.
+const (
+	codeInvalidRequest  = "invalid_request"
+	codeValidation      = "validation_failed"
+	codeUnauthenticated = "unauthenticated"
+	codeForbidden       = "forbidden"
+	codeNotFound        = "not_found"
+	codeMethod          = "method_not_allowed"
+	codeConflict        = "conflict"
+	codeInvalidState    = "invalid_state"
+	codeTooLarge        = "body_too_large"
+	codeMediaType       = "unsupported_media_type"
+	codeUnavailable     = "upstream_unavailable"
+	codeInternal        = "internal_error"
+)
+
+// publicError is an error whose message is safe and meant for the caller.
+type publicError struct {
+	status int
+	code   string
+	msg    string
+	field  string
+	header http.Header
+}
+
+func (e *publicError) Error() string { return e.msg }
+
+func fail(status int, code, format string, args ...any) *publicError {
+	return &publicError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id"`
+}
+
+// retryAfterSeconds is the advice given with 503 answers.
+const retryAfterSeconds = "5"
+
+// toPublic maps an error to what the caller sees. Only domain errors carry their message
+// out; anything else becomes a generic message with the request id.
+func toPublic(err error) *publicError {
+	var pe *publicError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var ve *credential.ValidationError
+	if errors.As(err, &ve) {
+		return &publicError{status: http.StatusBadRequest, code: codeValidation, msg: ve.Message, field: ve.Field}
+	}
+	var te *credential.TransitionError
+	if errors.As(err, &te) {
+		return &publicError{status: http.StatusConflict, code: codeInvalidState, msg: te.Error()}
+	}
+	var ce *credential.ConflictError
+	if errors.As(err, &ce) {
+		return &publicError{status: http.StatusConflict, code: codeConflict, msg: ce.Message}
+	}
+	switch {
+	case errors.Is(err, credential.ErrNotFound):
+		return &publicError{status: http.StatusNotFound, code: codeNotFound, msg: "credential not found"}
+	case errors.Is(err, credential.ErrConflict):
+		return &publicError{status: http.StatusConflict, code: codeConflict, msg: "the request conflicts with the credential's current state; read it again and retry"}
+	case errors.Is(err, credential.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return &publicError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			msg:    "an Azure service did not answer in time; retry shortly",
+			header: http.Header{"Retry-After": {retryAfterSeconds}}}
+	}
+	return &publicError{status: http.StatusInternalServerError, code: codeInternal,
+		msg: "internal error; contact support with the request id"}
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// RequestID returns the id of the request being served ("" outside a request).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// statusWriter remembers the status for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// handlerFunc is an HTTP handler that returns its failure instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// serve adapts h: request id, panic recovery, error mapping and one access-log line.
+func serve(log *slog.Logger, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := uuid.NewString()
+		rw.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(ctx)
+		w := &statusWriter{ResponseWriter: rw}
+		err := func() (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						panic(p)
+					}
+					err = fmt.Errorf("panic: %v", p)
+				}
+			}()
+			return h(w, r)
+		}()
+		if err != nil {
+			pe := toPublic(err)
+			level := slog.LevelInfo
+			if pe.status >= 500 {
+				level = slog.LevelError
+			}
+			log.Log(ctx, level, "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path,
+				"status", pe.status, "code", pe.code, "err", err)
+			if w.status == 0 {
+				writeError(w, id, pe)
+			}
+		}
+		log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+			"status", w.status, "duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+func writeError(w http.ResponseWriter, requestID string, pe *publicError) {
+	for k, vs := range pe.header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	writeJSON(w, pe.status, errorBody{Error: errorDetail{Code: pe.code, Message: pe.msg, Field: pe.field, RequestID: requestID}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON object body into v: at most MaxBodyBytes, unknown fields refused,
+// nothing after the object. An empty body decodes as {} when allowEmpty is set.
+func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return fail(http.StatusUnsupportedMediaType, codeMediaType, "request bodies must be JSON (Content-Type: application/json)")
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fail(http.StatusRequestEntityTooLarge, codeTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		}
+		return fail(http.StatusBadRequest, codeInvalidRequest, "could not read the request body")
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return fail(http.StatusBadRequest, codeInvalidRequest, "request body is empty; a JSON object is required")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fail(http.StatusBadRequest, codeInvalidRequest, "invalid JSON body: %s", describeJSONError(err))
+	}
+	if dec.More() {
+		return fail(http.StatusBadRequest, codeInvalidRequest, "invalid JSON body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// describeJSONError turns a decoding error into a message that names the field and never
+// echoes the body.
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("field %q must be a %s", te.Field, jsonKind(te.Type.Kind().String()))
+		}
+		return "the body must be a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body ends early"
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + f
+	}
+	return "the body is not a valid JSON object"
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "string"
+	case "struct", "map":
+		return "JSON object"
+	case "slice", "array":
+		return "JSON array"
+	case "bool":
+		return "boolean"
+	}
+	return "number"
+}

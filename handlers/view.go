@@ -1,0 +1,134 @@
+package handlers
+
+import (
+	"time"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// detailView is the credential detail the wizard polls.
+type detailView struct {
+	ID                     string        `json:"id"`
+	OrgID                  string        `json:"org_id"`
+	Name                   string        `json:"name"`
+	StorageType            string        `json:"storage_type"`
+	BasePath               string        `json:"base_path"`
+	State                  string        `json:"state"`
+	CreatedAt              time.Time     `json:"created_at"`
+	UpdatedAt              time.Time     `json:"updated_at"`
+	VerifiedAt             *time.Time    `json:"verified_at"`
+	IsOrgDefault           bool          `json:"is_org_default"`
+	InstallCommand         string        `json:"install_command"`
+	AdminConsentURL        string        `json:"admin_consent_url"`
+	Azure                  azureView     `json:"azure"`
+	RoleAssignmentCommand  string        `json:"role_assignment_command"`
+	PortalURL              string        `json:"portal_url"`
+	Progress               *progressView `json:"progress"`
+	Generation             int64         `json:"generation"`
+	LastError              string        `json:"last_error"`
+	LastErrorCode          string        `json:"last_error_code"`
+	LastErrorProviderError string        `json:"last_error_provider_error"`
+	LastErrorRequestID     string        `json:"last_error_request_id"`
+}
+
+type azureView struct {
+	AppID          string `json:"app_id"`
+	TenantID       string `json:"tenant_id"`
+	SPObjectID     string `json:"sp_object_id"`
+	SubscriptionID string `json:"subscription_id"`
+	ResourceGroup  string `json:"resource_group"`
+	StorageAccount string `json:"storage_account"`
+	ContainerName  string `json:"container_name"`
+	Prefix         string `json:"prefix"`
+}
+
+type progressView struct {
+	Kind       string      `json:"kind"`
+	Attempts   int         `json:"attempts"`
+	StartedAt  time.Time   `json:"started_at"`
+	Deadline   time.Time   `json:"deadline"`
+	GraceUntil *time.Time  `json:"grace_until,omitempty"`
+	Status     string      `json:"status"`
+	Checks     []checkView `json:"checks"`
+}
+
+type checkView struct {
+	Name         string `json:"name"`
+	Result       string `json:"result"`
+	ProviderCode string `json:"provider_code,omitempty"`
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func detailOf(c *credential.Credential) detailView {
+	account, container := c.Storage.Account, c.Storage.Container
+	if account == "" {
+		account, container = c.BasePath.Account, c.BasePath.Container
+	}
+	v := detailView{
+		ID: c.ID, OrgID: c.OrgID, Name: c.Name, StorageType: c.StorageType, BasePath: c.BasePath.String(),
+		State: string(c.State), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, VerifiedAt: optionalTime(c.VerifiedAt),
+		IsOrgDefault: c.IsOrgDefault, InstallCommand: c.InstallCommand(), AdminConsentURL: c.AdminConsentURL(),
+		Azure: azureView{AppID: c.App.AppID, TenantID: c.TenantID, SPObjectID: c.SPObjectID,
+			SubscriptionID: c.Storage.SubscriptionID, ResourceGroup: c.Storage.ResourceGroup,
+			StorageAccount: account, ContainerName: container, Prefix: c.BasePath.Prefix},
+		RoleAssignmentCommand: c.RoleAssignmentCommand(), PortalURL: c.PortalURL(), Generation: c.Generation,
+		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code,
+		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
+	}
+	if p := c.Progress; p.Kind != "" {
+		pv := &progressView{Kind: string(p.Kind), Attempts: p.Attempts, StartedAt: p.StartedAt, Deadline: p.Deadline,
+			GraceUntil: optionalTime(p.GraceUntil), Status: string(p.Status), Checks: []checkView{}}
+		for _, ch := range p.Checks {
+			pv.Checks = append(pv.Checks, checkView(ch))
+		}
+		v.Progress = pv
+	}
+	return v
+}
+
+// summaryView is one line of the credential list.
+type summaryView struct {
+	ID           string     `json:"id"`
+	Name         string     `json:"name"`
+	StorageType  string     `json:"storage_type"`
+	BasePath     string     `json:"base_path"`
+	State        string     `json:"state"`
+	IsOrgDefault bool       `json:"is_org_default"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	VerifiedAt   *time.Time `json:"verified_at"`
+}
+
+type listView struct {
+	Credentials []summaryView `json:"credentials"`
+}
+
+func summaryOf(c *credential.Credential) summaryView {
+	return summaryView{ID: c.ID, Name: c.Name, StorageType: c.StorageType, BasePath: c.BasePath.String(),
+		State: string(c.State), IsOrgDefault: c.IsOrgDefault, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		VerifiedAt: optionalTime(c.VerifiedAt)}
+}
+
+type eventView struct {
+	Time       time.Time `json:"time"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	Cause      string    `json:"cause"`
+	RequestID  string    `json:"request_id"`
+	Generation int64     `json:"generation"`
+}
+
+type eventsView struct {
+	Events []eventView `json:"events"`
+}
+
+func eventOf(ev credential.EventRecord) eventView {
+	return eventView{Time: ev.Time, From: string(ev.From), To: string(ev.To), Cause: string(ev.Cause),
+		RequestID: ev.RequestID, Generation: ev.Generation}
+}

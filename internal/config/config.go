@@ -1,0 +1,226 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// The settings the binary reads, named as they appear in app settings, in
+// local.settings.json and in the environment.
+const (
+	KeyCustomHandlerPort = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	KeyListenAddr        = "AZCREDS_LISTEN_ADDR"
+	KeyLogLevel          = "AZCREDS_LOG_LEVEL"
+
+	KeyStorage                = "AzureWebJobsStorage"
+	KeyStorageTableServiceURI = "AzureWebJobsStorage__tableServiceUri"
+	KeyStorageQueueServiceURI = "AzureWebJobsStorage__queueServiceUri"
+	KeyStorageClientID        = "AzureWebJobsStorage__clientId"
+	KeyTableName              = "AZCREDS_TABLE_NAME"
+
+	KeyHomeTenantID            = "AZCREDS_HOME_TENANT_ID"
+	KeyManagedIdentityClientID = "AZCREDS_MANAGED_IDENTITY_CLIENT_ID"
+	KeyManagedIdentityObjectID = "AZCREDS_MANAGED_IDENTITY_OBJECT_ID"
+	KeyAuthorityHost           = "AZCREDS_AUTHORITY_HOST"
+	KeyGraphBaseURL            = "AZCREDS_GRAPH_BASE_URL"
+
+	KeyAuthIssuer        = "AZCREDS_AUTH_ISSUER"
+	KeyAuthAudience      = "AZCREDS_AUTH_AUDIENCE"
+	KeyAuthJWKSURL       = "AZCREDS_AUTH_JWKS_URL"
+	KeyAuthPublicKeyFile = "AZCREDS_AUTH_PUBLIC_KEY_FILE"
+	// KeyAuthSigningKeyFile is read only by `handler token`, which mints local tokens.
+	KeyAuthSigningKeyFile = "AZCREDS_AUTH_SIGNING_KEY_FILE"
+
+	KeySPPollWindow      = "AZCREDS_SP_POLL_WINDOW"
+	KeyAccessProbeWindow = "AZCREDS_ACCESS_PROBE_WINDOW"
+	KeyPropagationGrace  = "AZCREDS_PROPAGATION_GRACE"
+)
+
+// Defaults for the settings that have one.
+const (
+	DefaultListenAddr    = "127.0.0.1:7071"
+	DefaultTableName     = "credentials"
+	DefaultAuthorityHost = "https://login.microsoftonline.com/"
+	DefaultGraphBaseURL  = "https://graph.microsoft.com/v1.0"
+)
+
+// Storage says how to reach the backend's own Table and Queue storage: a connection string
+// (Azurite, local work) or service URIs reached with the managed identity (Azure).
+type Storage struct {
+	ConnectionString string
+	TableServiceURI  string
+	QueueServiceURI  string
+	ClientID         string // the user-assigned identity for storage; empty: the default
+}
+
+// Config is the validated settings of the binary.
+type Config struct {
+	ListenAddr string
+	// FunctionsHost is set when the Azure Functions host started the binary.
+	FunctionsHost bool
+	LogLevel      slog.Level
+
+	Storage   Storage
+	TableName string
+
+	HomeTenantID            string
+	ManagedIdentityClientID string
+	ManagedIdentityObjectID string
+	AuthorityHost           string
+	GraphBaseURL            string
+
+	AuthIssuer        string
+	AuthAudience      string
+	AuthJWKSURL       string
+	AuthPublicKeyFile string
+
+	SPPollWindow      time.Duration
+	AccessProbeWindow time.Duration
+	PropagationGrace  time.Duration
+}
+
+// Source looks settings up by name.
+type Source func(key string) (string, bool)
+
+// Load reads local.settings.json at path (a missing file is fine) and the environment over
+// it, and validates the result.
+func Load(path string) (Config, error) {
+	values, err := ReadLocalSettings(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return Parse(func(key string) (string, bool) {
+		if v, ok := os.LookupEnv(key); ok {
+			return v, true
+		}
+		v, ok := values[key]
+		return v, ok
+	})
+}
+
+// ReadLocalSettings returns the Values of a local.settings.json file; none when it is missing.
+func ReadLocalSettings(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var file struct {
+		Values map[string]string `json:"Values"`
+	}
+	if err := json.Unmarshal(data, &file); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return file.Values, nil
+}
+
+// Parse builds and validates a Config from settings. Every problem is reported at once.
+func Parse(get Source) (Config, error) {
+	p := parser{get: get}
+	c := Config{
+		ListenAddr:              p.str(KeyListenAddr, DefaultListenAddr),
+		TableName:               p.str(KeyTableName, DefaultTableName),
+		HomeTenantID:            p.required(KeyHomeTenantID),
+		ManagedIdentityClientID: p.str(KeyManagedIdentityClientID, ""),
+		ManagedIdentityObjectID: p.required(KeyManagedIdentityObjectID),
+		AuthorityHost:           p.url(KeyAuthorityHost, DefaultAuthorityHost),
+		GraphBaseURL:            p.url(KeyGraphBaseURL, DefaultGraphBaseURL),
+		AuthIssuer:              p.required(KeyAuthIssuer),
+		AuthAudience:            p.required(KeyAuthAudience),
+		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
+		AuthPublicKeyFile:       p.str(KeyAuthPublicKeyFile, ""),
+		SPPollWindow:            p.duration(KeySPPollWindow, 10*time.Minute),
+		AccessProbeWindow:       p.duration(KeyAccessProbeWindow, 5*time.Minute),
+		PropagationGrace:        p.duration(KeyPropagationGrace, 2*time.Minute),
+		Storage: Storage{
+			ConnectionString: p.str(KeyStorage, ""),
+			TableServiceURI:  p.str(KeyStorageTableServiceURI, ""),
+			QueueServiceURI:  p.str(KeyStorageQueueServiceURI, ""),
+			ClientID:         p.str(KeyStorageClientID, ""),
+		},
+	}
+	if port := p.str(KeyCustomHandlerPort, ""); port != "" {
+		c.ListenAddr = "127.0.0.1:" + port
+		c.FunctionsHost = true
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(p.str(KeyLogLevel, "info"))); err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: %w", KeyLogLevel, err))
+	}
+	if (c.AuthJWKSURL == "") == (c.AuthPublicKeyFile == "") {
+		p.errs = append(p.errs, fmt.Errorf("set exactly one of %s and %s", KeyAuthJWKSURL, KeyAuthPublicKeyFile))
+	}
+	s := c.Storage
+	if s.ConnectionString == "" && (s.TableServiceURI == "" || s.QueueServiceURI == "") {
+		p.errs = append(p.errs, fmt.Errorf("set %s (a connection string) or both %s and %s",
+			KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI))
+	}
+	if c.AccessProbeWindow > 0 && c.PropagationGrace > c.AccessProbeWindow {
+		p.errs = append(p.errs, fmt.Errorf("%s (%s) must not be longer than %s (%s)",
+			KeyPropagationGrace, c.PropagationGrace, KeyAccessProbeWindow, c.AccessProbeWindow))
+	}
+	if len(p.errs) > 0 {
+		return Config{}, fmt.Errorf("invalid settings: %w", errors.Join(p.errs...))
+	}
+	return c, nil
+}
+
+type parser struct {
+	get  Source
+	errs []error
+}
+
+func (p *parser) str(key, def string) string {
+	if v, ok := p.get(key); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (p *parser) required(key string) string {
+	v := p.str(key, "")
+	if v == "" {
+		p.errs = append(p.errs, fmt.Errorf("%s is required", key))
+	}
+	return v
+}
+
+func (p *parser) url(key, def string) string {
+	v := p.str(key, def)
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		p.errs = append(p.errs, fmt.Errorf("%s must be an https URL, got %q", key, v))
+	}
+	return v
+}
+
+func (p *parser) duration(key string, def time.Duration) time.Duration {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a positive duration like 10m or 30s, got %q", key, v))
+		return def
+	}
+	return d
+}
+
+// Keys lists every setting the binary reads.
+func Keys() []string {
+	return []string{
+		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel,
+		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
+		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
+		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
+		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace,
+	}
+}

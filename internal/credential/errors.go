@@ -1,0 +1,58 @@
+package credential
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors of the domain. Adapters wrap them with %w; the HTTP adapter maps them
+// to status codes with errors.Is, never by message text.
+var (
+	// ErrNotFound: no such credential in this organization. Another org's credential is
+	// reported the same way, so existence never leaks across organizations.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the row changed under us (stale ETag) or a uniqueness rule was hit.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: an upstream (Entra ID, Microsoft Graph, Storage) failed in a way
+	// that is worth retrying later. Mapped to 503 with Retry-After.
+	ErrUnavailable = errors.New("upstream unavailable")
+)
+
+// ValidationError is bad input in one field. Message is shown to the user as it is.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Message }
+
+// ConflictError is a conflict with a user-facing message; it matches ErrConflict.
+type ConflictError struct {
+	Message string
+}
+
+func (e *ConflictError) Error() string        { return e.Message }
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// TransitionError is a request that the credential's current state does not allow.
+type TransitionError struct {
+	Action  string
+	State   State
+	Allowed []State
+}
+
+func (e *TransitionError) Error() string {
+	if len(e.Allowed) == 0 {
+		return fmt.Sprintf("cannot %s: credential is in state %q", e.Action, e.State)
+	}
+	names := make([]string, len(e.Allowed))
+	for i, s := range e.Allowed {
+		names[i] = string(s)
+	}
+	return fmt.Sprintf("cannot %s: credential is in state %q; allowed only in state %s",
+		e.Action, e.State, strings.Join(names, ", "))
+}
+
+// Is makes every TransitionError match ErrConflict (HTTP 409).
+func (e *TransitionError) Is(target error) bool { return target == ErrConflict }

@@ -1,0 +1,85 @@
+package credential
+
+import (
+	"context"
+	"time"
+)
+
+// App is an app registration in the platform's home tenant, as the domain needs it.
+type App struct {
+	// ObjectID is the application object's id (used to manage it through Graph).
+	ObjectID string
+	// AppID is the application (client) id the customer installs as a service principal.
+	AppID string
+}
+
+// FederatedCredential is the trust an app registration places in the backend's managed
+// identity: tokens from Issuer for Subject with one of Audiences may be exchanged for the
+// app's tokens, so no client secret ever exists.
+type FederatedCredential struct {
+	Name        string
+	Issuer      string
+	Subject     string
+	Audiences   []string
+	Description string
+}
+
+// Directory manages app registrations in the home tenant (Microsoft Graph).
+//
+// Implementations wrap ErrUnavailable for throttling and server errors, and treat a
+// missing application on delete as success.
+type Directory interface {
+	CreateApp(ctx context.Context, displayName string) (App, error)
+	AddFederatedCredential(ctx context.Context, appObjectID string, fc FederatedCredential) error
+	DeleteApp(ctx context.Context, appObjectID string) error
+}
+
+// Store keeps credentials. Every write is conditional on the credential's ETag; a stale
+// write fails with an error matching ErrConflict and changes nothing.
+type Store interface {
+	// Insert writes a new credential and its creation event; a name already used in the
+	// organization fails with an error matching ErrConflict.
+	Insert(ctx context.Context, c *Credential, ev EventRecord) error
+	// Get reads one credential; a missing one (or one of another org) is ErrNotFound.
+	Get(ctx context.Context, orgID, id string) (*Credential, error)
+	// List reads every credential of an organization, oldest first.
+	List(ctx context.Context, orgID string) ([]*Credential, error)
+	// Update writes c if it is unchanged since it was read, appending ev to its event log in
+	// the same transaction when ev is not nil. It refreshes c.ETag.
+	Update(ctx context.Context, c *Credential, ev *EventRecord) error
+	// Delete removes c if it is unchanged since it was read, with its name reservation and
+	// the org default when it points at c.
+	Delete(ctx context.Context, c *Credential) error
+	// Events reads a credential's event log, oldest first.
+	Events(ctx context.Context, orgID, id string) ([]EventRecord, error)
+	// OrgDefault returns the id of the organization's default credential, "" when none.
+	OrgDefault(ctx context.Context, orgID string) (string, error)
+	// SetOrgDefault makes c the organization's default if c is unchanged since it was read.
+	SetOrgDefault(ctx context.Context, c *Credential) error
+}
+
+// JobKind names a kind of background work.
+type JobKind string
+
+// The background jobs, one queue each.
+const (
+	JobSPPoll      JobKind = "sp_poll"
+	JobAccessProbe JobKind = "access_probe"
+	JobAppCleanup  JobKind = "app_cleanup"
+)
+
+// Job is one message of background work. Jobs are idempotent: a job whose generation is no
+// longer the credential's changes nothing.
+type Job struct {
+	Kind         JobKind
+	OrgID        string
+	CredentialID string
+	Generation   int64
+	Deadline     time.Time
+	AppObjectID  string // app_cleanup only
+}
+
+// Scheduler hands jobs to the background workers, visible after delay.
+type Scheduler interface {
+	Schedule(ctx context.Context, job Job, delay time.Duration) error
+}

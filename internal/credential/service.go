@@ -1,0 +1,385 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Defaults of SPEC.md's waiting windows.
+const (
+	DefaultSPPollWindow      = 10 * time.Minute
+	DefaultAccessProbeWindow = 5 * time.Minute
+	DefaultPropagationGrace  = 2 * time.Minute
+	// TokenExchangeAudience is the audience of managed identity tokens used as federated
+	// client assertions.
+	TokenExchangeAudience = "api://AzureADTokenExchange"
+	// AppNamePrefix names app registrations: "deeplake-<credential name>".
+	AppNamePrefix = "deeplake-"
+)
+
+// Config is what the service needs to know about the platform.
+type Config struct {
+	// HomeTenantID is the platform's own Entra tenant, where app registrations live.
+	HomeTenantID string
+	// ManagedIdentityObjectID is the object (principal) id of the backend's user-assigned
+	// managed identity: the subject every federated identity credential trusts.
+	ManagedIdentityObjectID string
+	SPPollWindow            time.Duration
+	AccessProbeWindow       time.Duration
+	PropagationGrace        time.Duration
+}
+
+func (c *Config) withDefaults() {
+	if c.SPPollWindow <= 0 {
+		c.SPPollWindow = DefaultSPPollWindow
+	}
+	if c.AccessProbeWindow <= 0 {
+		c.AccessProbeWindow = DefaultAccessProbeWindow
+	}
+	if c.PropagationGrace <= 0 {
+		c.PropagationGrace = DefaultPropagationGrace
+	}
+}
+
+// FederatedCredentialIssuer is the home tenant's v2.0 issuer, which signs the managed
+// identity tokens that the app registrations trust.
+func (c Config) FederatedCredentialIssuer() string {
+	return "https://login.microsoftonline.com/" + c.HomeTenantID + "/v2.0"
+}
+
+// Service is the credential API's domain logic.
+type Service struct {
+	cfg       Config
+	store     Store
+	directory Directory
+	scheduler Scheduler
+	log       *slog.Logger
+	now       func() time.Time
+	newID     func() string
+}
+
+// Option adjusts a Service; tests use it to inject a clock.
+type Option func(*Service)
+
+// WithClock makes the service read time from now.
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// NewService wires the domain to its adapters.
+func NewService(cfg Config, store Store, dir Directory, sched Scheduler, log *slog.Logger, opts ...Option) (*Service, error) {
+	if cfg.HomeTenantID == "" || cfg.ManagedIdentityObjectID == "" {
+		return nil, errors.New("credential service: home tenant id and managed identity object id are required")
+	}
+	cfg.withDefaults()
+	s := &Service{cfg: cfg, store: store, directory: dir, scheduler: sched, log: log,
+		now: time.Now, newID: func() string { return uuid.NewString() }}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// CreateInput is the body of a create request.
+type CreateInput struct {
+	Name        string
+	StorageType string
+	BasePath    string
+}
+
+// TenantInput is the body of a tenant submit.
+type TenantInput struct {
+	TenantID string
+}
+
+// StorageInput is the body of a storage submit.
+type StorageInput struct {
+	SubscriptionID string
+	ResourceGroup  string
+	StorageAccount string
+	ContainerName  string
+}
+
+// Create validates the input, reserves the name, provisions the app registration and its
+// federated identity credential, and stores the credential in draft. A failure after the
+// app exists removes the app again (or schedules its removal): no orphan is left behind.
+func (s *Service) Create(ctx context.Context, orgID string, in CreateInput, requestID string) (*Credential, error) {
+	if err := ValidateName(in.Name); err != nil {
+		return nil, err
+	}
+	if in.StorageType != StorageTypeAzureFederated {
+		return nil, invalid("storage_type", "storage_type must be %q", StorageTypeAzureFederated)
+	}
+	bp, err := ParseBasePath(in.BasePath)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	c := &Credential{
+		OrgID: orgID, ID: s.newID(), Name: in.Name, StorageType: in.StorageType, BasePath: bp,
+		State: StateDraft, CreatedAt: now, UpdatedAt: now,
+	}
+	// The row goes first: it reserves the name, so a duplicate never creates an app.
+	if err := s.store.Insert(ctx, c, EventRecord{Time: now, To: StateDraft, Cause: EventCreated, RequestID: requestID}); err != nil {
+		return nil, fmt.Errorf("store credential %s: %w", c.ID, err)
+	}
+	app, err := s.provision(ctx, c)
+	if err != nil {
+		s.discard(ctx, c, App{})
+		return nil, err
+	}
+	c.App = app
+	c.UpdatedAt = s.now().UTC()
+	if err := s.store.Update(ctx, c, nil); err != nil {
+		s.discard(ctx, c, app)
+		return nil, fmt.Errorf("record app of credential %s: %w", c.ID, err)
+	}
+	return c, nil
+}
+
+func (s *Service) provision(ctx context.Context, c *Credential) (App, error) {
+	app, err := s.directory.CreateApp(ctx, AppNamePrefix+c.Name)
+	if err != nil {
+		return App{}, fmt.Errorf("create app registration: %w", err)
+	}
+	fc := FederatedCredential{
+		Name:        "azcreds-backend",
+		Issuer:      s.cfg.FederatedCredentialIssuer(),
+		Subject:     s.cfg.ManagedIdentityObjectID,
+		Audiences:   []string{TokenExchangeAudience},
+		Description: fmt.Sprintf("Trusts the platform backend for credential %s of organization %s", c.ID, c.OrgID),
+	}
+	if err := s.directory.AddFederatedCredential(ctx, app.ObjectID, fc); err != nil {
+		s.removeApp(ctx, c, app)
+		return App{}, fmt.Errorf("add federated credential to app %s: %w", app.AppID, err)
+	}
+	return app, nil
+}
+
+// discard undoes a half-done create: the app (when there is one) and the row.
+func (s *Service) discard(ctx context.Context, c *Credential, app App) {
+	ctx = context.WithoutCancel(ctx)
+	if app.ObjectID != "" {
+		s.removeApp(ctx, c, app)
+	}
+	if err := s.store.Delete(ctx, c); err != nil {
+		s.log.ErrorContext(ctx, "could not remove the row of a failed create", "org", c.OrgID, "credential", c.ID, "err", err)
+	}
+}
+
+// removeApp deletes an app registration now, or schedules its deletion when Graph fails.
+func (s *Service) removeApp(ctx context.Context, c *Credential, app App) {
+	ctx = context.WithoutCancel(ctx)
+	err := s.directory.DeleteApp(ctx, app.ObjectID)
+	if err == nil {
+		return
+	}
+	s.log.WarnContext(ctx, "app registration not deleted; scheduling its clean-up", "org", c.OrgID, "credential", c.ID, "app_id", app.AppID, "err", err)
+	job := Job{Kind: JobAppCleanup, OrgID: c.OrgID, CredentialID: c.ID, AppObjectID: app.ObjectID}
+	if err := s.scheduler.Schedule(ctx, job, 0); err != nil {
+		s.log.ErrorContext(ctx, "orphaned app registration: clean-up could not be scheduled", "org", c.OrgID, "credential", c.ID, "app_id", app.AppID, "app_object_id", app.ObjectID, "err", err)
+	}
+}
+
+// Get reads one credential with its org-default flag.
+func (s *Service) Get(ctx context.Context, orgID, id string) (*Credential, error) {
+	c, err := s.store.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	def, err := s.store.OrgDefault(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("read org default: %w", err)
+	}
+	c.IsOrgDefault = def == c.ID
+	return c, nil
+}
+
+// List reads the organization's credentials with their org-default flags.
+func (s *Service) List(ctx context.Context, orgID string) ([]*Credential, error) {
+	cs, err := s.store.List(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	def, err := s.store.OrgDefault(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("read org default: %w", err)
+	}
+	for _, c := range cs {
+		c.IsOrgDefault = def == c.ID
+	}
+	return cs, nil
+}
+
+// Events reads a credential's transition log.
+func (s *Service) Events(ctx context.Context, orgID, id string) ([]EventRecord, error) {
+	if _, err := s.store.Get(ctx, orgID, id); err != nil {
+		return nil, err
+	}
+	return s.store.Events(ctx, orgID, id)
+}
+
+// SubmitTenant records the customer's tenant and starts (or restarts) the service
+// principal poll window.
+func (s *Service) SubmitTenant(ctx context.Context, orgID, id string, in TenantInput, requestID string) (*Credential, error) {
+	if err := ValidateUUID("tenant_id", in.TenantID); err != nil {
+		return nil, err
+	}
+	c, err := s.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.App.AppID == "" {
+		return nil, &ConflictError{Message: "the credential's app registration is still being created; try again in a moment"}
+	}
+	now := s.now().UTC()
+	err = s.transition(ctx, c, EventSubmitTenant, requestID, func(c *Credential) {
+		c.TenantID = in.TenantID
+		c.SPObjectID = ""
+		c.Storage = StorageTarget{}
+		c.Progress = Progress{Kind: WindowSPPoll, StartedAt: now, Deadline: now.Add(s.cfg.SPPollWindow), Status: StatusPolling}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, s.startWindow(ctx, c, JobSPPoll)
+}
+
+// SubmitStorage records the customer's storage details and starts (or restarts) the
+// access probe window.
+func (s *Service) SubmitStorage(ctx context.Context, orgID, id string, in StorageInput, requestID string) (*Credential, error) {
+	if err := ValidateUUID("subscription_id", in.SubscriptionID); err != nil {
+		return nil, err
+	}
+	if err := ValidateResourceGroup("resource_group", in.ResourceGroup); err != nil {
+		return nil, err
+	}
+	if err := ValidateStorageAccount("storage_account", in.StorageAccount); err != nil {
+		return nil, err
+	}
+	if err := ValidateContainer("container_name", in.ContainerName); err != nil {
+		return nil, err
+	}
+	c, err := s.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if in.StorageAccount != c.BasePath.Account {
+		return nil, invalid("storage_account", "storage account %q does not match the account %q of the credential's base path %s",
+			in.StorageAccount, c.BasePath.Account, c.BasePath)
+	}
+	if in.ContainerName != c.BasePath.Container {
+		return nil, invalid("container_name", "container %q does not match the container %q of the credential's base path %s",
+			in.ContainerName, c.BasePath.Container, c.BasePath)
+	}
+	now := s.now().UTC()
+	err = s.transition(ctx, c, EventSubmitStorage, requestID, func(c *Credential) {
+		c.Storage = StorageTarget{SubscriptionID: in.SubscriptionID, ResourceGroup: in.ResourceGroup,
+			Account: in.StorageAccount, Container: in.ContainerName}
+		c.Progress = Progress{Kind: WindowAccessProbe, StartedAt: now, Deadline: now.Add(s.cfg.AccessProbeWindow),
+			GraceUntil: now.Add(s.cfg.PropagationGrace), Status: StatusProbing}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, s.startWindow(ctx, c, JobAccessProbe)
+}
+
+// SaveUnverified keeps a credential whose access probe ran out of time ("Save anyway").
+func (s *Service) SaveUnverified(ctx context.Context, orgID, id, requestID string) (*Credential, error) {
+	c, err := s.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State == StateAccessPending && !s.now().After(c.Progress.Deadline) {
+		return nil, &ConflictError{Message: fmt.Sprintf(
+			"cannot save unverified: the access probe is still running until %s; save-unverified is allowed only after its deadline",
+			c.Progress.Deadline.UTC().Format(time.RFC3339))}
+	}
+	if err := s.transition(ctx, c, EventSaveUnverified, requestID, nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetOrgDefault makes a verified or unverified_saved credential the organization's default.
+func (s *Service) SetOrgDefault(ctx context.Context, orgID, id string) (*Credential, error) {
+	if id == "" {
+		return nil, invalid("credential_id", "credential_id is required")
+	}
+	c, err := s.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.State.Usable() {
+		return nil, &TransitionError{Action: "set the org default", State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
+	}
+	if err := s.store.SetOrgDefault(ctx, c); err != nil {
+		return nil, fmt.Errorf("set org default %s: %w", id, err)
+	}
+	c.IsOrgDefault = true
+	return c, nil
+}
+
+// Delete removes a credential, its name and the org default pointing at it, and has the
+// app registration deleted in the background. The clean-up job is scheduled before the
+// row goes, so a crash in between leaves the job, never an orphaned app; the job deletes
+// nothing while the row still holds the app.
+func (s *Service) Delete(ctx context.Context, orgID, id string) error {
+	c, err := s.store.Get(ctx, orgID, id)
+	if err != nil {
+		return err
+	}
+	if c.App.ObjectID != "" {
+		job := Job{Kind: JobAppCleanup, OrgID: orgID, CredentialID: id, AppObjectID: c.App.ObjectID}
+		if err := s.scheduler.Schedule(ctx, job, 0); err != nil {
+			return fmt.Errorf("schedule app clean-up for credential %s: %w", id, err)
+		}
+	}
+	if err := s.store.Delete(ctx, c); err != nil {
+		return fmt.Errorf("delete credential %s: %w", id, err)
+	}
+	return nil
+}
+
+// transition moves c by ev, applies change, and writes it with its event, conditional on
+// the ETag c was read with. A window-starting event bumps the generation.
+func (s *Service) transition(ctx context.Context, c *Credential, ev Event, requestID string, change func(*Credential)) error {
+	to, err := Next(c.State, ev)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	rec := EventRecord{Time: now, From: c.State, To: to, Cause: ev, RequestID: requestID}
+	c.State = to
+	c.UpdatedAt = now
+	if ev == EventSubmitTenant || ev == EventSubmitStorage {
+		c.Generation++
+		c.LastError = Problem{}
+	}
+	if to == StateVerified && c.VerifiedAt.IsZero() {
+		c.VerifiedAt = now
+	}
+	if change != nil {
+		change(c)
+	}
+	rec.Generation = c.Generation
+	if err := s.store.Update(ctx, c, &rec); err != nil {
+		return fmt.Errorf("%s for credential %s: %w", ev, c.ID, err)
+	}
+	return nil
+}
+
+// startWindow hands the first job of a new window to the workers. It runs after the row
+// is written, so each generation has one chain; when it fails the window can be restarted
+// by submitting again.
+func (s *Service) startWindow(ctx context.Context, c *Credential, kind JobKind) error {
+	job := Job{Kind: kind, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation, Deadline: c.Progress.Deadline}
+	if err := s.scheduler.Schedule(ctx, job, 0); err != nil {
+		return fmt.Errorf("start %s for credential %s (submit again to retry): %w", kind, c.ID, errors.Join(ErrUnavailable, err))
+	}
+	return nil
+}

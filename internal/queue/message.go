@@ -1,0 +1,85 @@
+package queue
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// Queue names, kept short: the host appends "-poison" for messages it gives up on.
+const (
+	NameSPPoll      = "sppoll"
+	NameAccessProbe = "accessprobe"
+	NameAppCleanup  = "appcleanup"
+)
+
+// Kinds lists the job kinds, one queue each.
+func Kinds() []credential.JobKind {
+	return []credential.JobKind{credential.JobSPPoll, credential.JobAccessProbe, credential.JobAppCleanup}
+}
+
+// NameOf returns the queue of a job kind.
+func NameOf(kind credential.JobKind) (string, error) {
+	switch kind {
+	case credential.JobSPPoll:
+		return NameSPPoll, nil
+	case credential.JobAccessProbe:
+		return NameAccessProbe, nil
+	case credential.JobAppCleanup:
+		return NameAppCleanup, nil
+	}
+	return "", fmt.Errorf("no queue for job kind %q", kind)
+}
+
+// message is the JSON body of a queue message.
+type message struct {
+	Kind         string    `json:"kind"`
+	OrgID        string    `json:"org_id"`
+	CredentialID string    `json:"credential_id"`
+	Generation   int64     `json:"generation"`
+	Deadline     time.Time `json:"deadline,omitzero"`
+	AppObjectID  string    `json:"app_object_id,omitempty"`
+}
+
+// Encode renders a job as a queue message body: base64 of its JSON.
+func Encode(job credential.Job) (string, error) {
+	b, err := json.Marshal(message{Kind: string(job.Kind), OrgID: job.OrgID, CredentialID: job.CredentialID,
+		Generation: job.Generation, Deadline: job.Deadline.UTC(), AppObjectID: job.AppObjectID})
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// ErrMalformed is a message that can never be processed; it is dropped, not retried.
+var ErrMalformed = errors.New("malformed queue message")
+
+// DecodeJSON reads a job from the JSON of a message (already base64-decoded).
+func DecodeJSON(b []byte) (credential.Job, error) {
+	var m message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return credential.Job{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	job := credential.Job{Kind: credential.JobKind(m.Kind), OrgID: m.OrgID, CredentialID: m.CredentialID,
+		Generation: m.Generation, Deadline: m.Deadline, AppObjectID: m.AppObjectID}
+	if _, err := NameOf(job.Kind); err != nil || job.OrgID == "" || job.CredentialID == "" {
+		return credential.Job{}, fmt.Errorf("%w: missing kind, org or credential", ErrMalformed)
+	}
+	if job.Kind == credential.JobAppCleanup && job.AppObjectID == "" {
+		return credential.Job{}, fmt.Errorf("%w: app clean-up without app object id", ErrMalformed)
+	}
+	return job, nil
+}
+
+// Decode reads a job from a raw queue message body (base64 of JSON).
+func Decode(body string) (credential.Job, error) {
+	b, err := base64.StdEncoding.DecodeString(body)
+	if err != nil {
+		return credential.Job{}, fmt.Errorf("%w: not base64: %v", ErrMalformed, err)
+	}
+	return DecodeJSON(b)
+}

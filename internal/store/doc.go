@@ -1,0 +1,13 @@
+// Package store keeps credentials in Azure Table Storage.
+//
+// One table holds everything of an organization in one partition (PartitionKey = org id),
+// so that the writes that must happen together are one entity group transaction:
+//
+//	c:<credential id>            the credential
+//	n:<lower-cased name>         the name reservation (unique names per org)
+//	d                            the org default (its CredentialID)
+//	e:<credential id>:<revision> one event per state transition, append-only
+//
+// Every update is conditional on the ETag the credential was read with; a stale write
+// fails with an error matching credential.ErrConflict.
+package store

@@ -1,0 +1,200 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+const (
+	credentialPrefix = "c:"
+	namePrefix       = "n:"
+	eventPrefix      = "e:"
+	defaultKey       = "d"
+)
+
+func credentialKey(id string) string { return credentialPrefix + id }
+func nameKey(name string) string     { return namePrefix + strings.ToLower(name) }
+func eventKey(id string, revision int64) string {
+	return fmt.Sprintf("%s%s:%010d", eventPrefix, id, revision)
+}
+
+// credentialEntity is the stored shape of a credential. Times are RFC 3339 strings in UTC,
+// which sort and compare as text.
+type credentialEntity struct {
+	PartitionKey string
+	RowKey       string
+	ID           string
+	Name         string
+	StorageType  string
+	BasePath     string
+	State        string
+	CreatedAt    string
+	UpdatedAt    string
+	VerifiedAt   string `json:",omitempty"`
+
+	AppObjectID string
+	AppID       string
+	TenantID    string
+	SPObjectID  string
+
+	SubscriptionID string
+	ResourceGroup  string
+	StorageAccount string
+	ContainerName  string
+
+	Generation int64
+	Revision   int64
+	Progress   string // JSON of progressJSON
+
+	LastError              string
+	LastErrorCode          string
+	LastErrorProviderError string
+	LastErrorRequestID     string
+}
+
+type checkJSON struct {
+	Name         string `json:"name"`
+	Result       string `json:"result"`
+	ProviderCode string `json:"provider_code,omitempty"`
+}
+
+type progressJSON struct {
+	Kind       string      `json:"kind,omitempty"`
+	Attempts   int         `json:"attempts,omitempty"`
+	StartedAt  string      `json:"started_at,omitempty"`
+	Deadline   string      `json:"deadline,omitempty"`
+	GraceUntil string      `json:"grace_until,omitempty"`
+	Status     string      `json:"status,omitempty"`
+	Checks     []checkJSON `json:"checks,omitempty"`
+}
+
+type nameEntity struct {
+	PartitionKey string
+	RowKey       string
+	CredentialID string
+}
+
+type defaultEntity struct {
+	PartitionKey string
+	RowKey       string
+	CredentialID string
+}
+
+type eventEntity struct {
+	PartitionKey string
+	RowKey       string
+	CredentialID string
+	Time         string
+	From         string
+	To           string
+	Cause        string
+	RequestID    string
+	Generation   int64
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func toEntity(c *credential.Credential) (credentialEntity, error) {
+	p := c.Progress
+	pj := progressJSON{Kind: string(p.Kind), Attempts: p.Attempts, StartedAt: formatTime(p.StartedAt),
+		Deadline: formatTime(p.Deadline), GraceUntil: formatTime(p.GraceUntil), Status: string(p.Status)}
+	for _, ch := range p.Checks {
+		pj.Checks = append(pj.Checks, checkJSON(ch))
+	}
+	progress, err := json.Marshal(pj)
+	if err != nil {
+		return credentialEntity{}, fmt.Errorf("encode progress: %w", err)
+	}
+	return credentialEntity{
+		PartitionKey: c.OrgID, RowKey: credentialKey(c.ID), ID: c.ID,
+		Name: c.Name, StorageType: c.StorageType, BasePath: c.BasePath.String(), State: string(c.State),
+		CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt), VerifiedAt: formatTime(c.VerifiedAt),
+		AppObjectID: c.App.ObjectID, AppID: c.App.AppID, TenantID: c.TenantID, SPObjectID: c.SPObjectID,
+		SubscriptionID: c.Storage.SubscriptionID, ResourceGroup: c.Storage.ResourceGroup,
+		StorageAccount: c.Storage.Account, ContainerName: c.Storage.Container,
+		Generation: c.Generation, Revision: c.Revision, Progress: string(progress),
+		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code,
+		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
+	}, nil
+}
+
+func fromEntity(e credentialEntity, etag string) (*credential.Credential, error) {
+	bp, err := credential.ParseBasePath(e.BasePath)
+	if err != nil {
+		return nil, fmt.Errorf("stored base path of %s: %w", e.ID, err)
+	}
+	c := &credential.Credential{
+		OrgID: e.PartitionKey, ID: e.ID, Name: e.Name, StorageType: e.StorageType, BasePath: bp,
+		State:      credential.State(e.State),
+		App:        credential.App{ObjectID: e.AppObjectID, AppID: e.AppID},
+		TenantID:   e.TenantID,
+		SPObjectID: e.SPObjectID,
+		Storage: credential.StorageTarget{SubscriptionID: e.SubscriptionID, ResourceGroup: e.ResourceGroup,
+			Account: e.StorageAccount, Container: e.ContainerName},
+		Generation: e.Generation, Revision: e.Revision,
+		LastError: credential.Problem{Message: e.LastError, Code: e.LastErrorCode,
+			ProviderError: e.LastErrorProviderError, RequestID: e.LastErrorRequestID},
+		ETag: etag,
+	}
+	if !c.State.Known() {
+		return nil, fmt.Errorf("stored credential %s has unknown state %q", e.ID, e.State)
+	}
+	times := []struct {
+		dst *time.Time
+		src string
+	}{{&c.CreatedAt, e.CreatedAt}, {&c.UpdatedAt, e.UpdatedAt}, {&c.VerifiedAt, e.VerifiedAt}}
+	if e.Progress != "" {
+		var pj progressJSON
+		if err := json.Unmarshal([]byte(e.Progress), &pj); err != nil {
+			return nil, fmt.Errorf("stored progress of %s: %w", e.ID, err)
+		}
+		c.Progress = credential.Progress{Kind: credential.WindowKind(pj.Kind), Attempts: pj.Attempts,
+			Status: credential.Status(pj.Status)}
+		for _, ch := range pj.Checks {
+			c.Progress.Checks = append(c.Progress.Checks, credential.Check(ch))
+		}
+		times = append(times, []struct {
+			dst *time.Time
+			src string
+		}{{&c.Progress.StartedAt, pj.StartedAt}, {&c.Progress.Deadline, pj.Deadline}, {&c.Progress.GraceUntil, pj.GraceUntil}}...)
+	}
+	for _, t := range times {
+		v, err := parseTime(t.src)
+		if err != nil {
+			return nil, fmt.Errorf("stored time of %s: %w", e.ID, err)
+		}
+		*t.dst = v
+	}
+	return c, nil
+}
+
+func toEventEntity(orgID, id string, revision int64, ev credential.EventRecord) eventEntity {
+	return eventEntity{PartitionKey: orgID, RowKey: eventKey(id, revision), CredentialID: id,
+		Time: formatTime(ev.Time), From: string(ev.From), To: string(ev.To), Cause: string(ev.Cause),
+		RequestID: ev.RequestID, Generation: ev.Generation}
+}
+
+func fromEventEntity(e eventEntity) (credential.EventRecord, error) {
+	t, err := parseTime(e.Time)
+	if err != nil {
+		return credential.EventRecord{}, fmt.Errorf("stored event %s: %w", e.RowKey, err)
+	}
+	return credential.EventRecord{Time: t, From: credential.State(e.From), To: credential.State(e.To),
+		Cause: credential.Event(e.Cause), RequestID: e.RequestID, Generation: e.Generation}, nil
+}

@@ -1,0 +1,286 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// Store is the Table Storage implementation of credential.Store.
+type Store struct {
+	table *aztables.Client
+}
+
+var _ credential.Store = (*Store)(nil)
+
+// Open returns the store on the named table of svc, creating the table if it is missing.
+func Open(ctx context.Context, svc *aztables.ServiceClient, table string) (*Store, error) {
+	if _, err := svc.CreateTable(ctx, table, nil); err != nil {
+		if te, ok := classify(err); !ok || te.Code != codeTableAlreadyExists {
+			return nil, fmt.Errorf("create table %s: %w", table, err)
+		}
+	}
+	return &Store{table: svc.NewClient(table)}, nil
+}
+
+func action(kind aztables.TransactionType, v any, etag string) (aztables.TransactionAction, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return aztables.TransactionAction{}, err
+	}
+	a := aztables.TransactionAction{ActionType: kind, Entity: b}
+	if etag != "" {
+		e := azcore.ETag(etag)
+		a.IfMatch = &e
+	}
+	return a, nil
+}
+
+func (s *Store) submit(ctx context.Context, what string, actions ...aztables.TransactionAction) error {
+	_, err := s.table.SubmitTransaction(ctx, actions, nil)
+	return translate(err, what)
+}
+
+// Insert writes a new credential, its name reservation and its creation event at once.
+func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credential.EventRecord) error {
+	c.Revision = 1
+	ent, err := toEntity(c)
+	if err != nil {
+		return err
+	}
+	row, err := action(aztables.TransactionTypeAdd, ent, "")
+	if err != nil {
+		return err
+	}
+	name, err := action(aztables.TransactionTypeAdd, nameEntity{PartitionKey: c.OrgID, RowKey: nameKey(c.Name), CredentialID: c.ID}, "")
+	if err != nil {
+		return err
+	}
+	event, err := action(aztables.TransactionTypeAdd, toEventEntity(c.OrgID, c.ID, c.Revision, ev), "")
+	if err != nil {
+		return err
+	}
+	if err := s.submit(ctx, "insert credential", row, name, event); err != nil {
+		if errors.Is(err, errAlreadyExists) {
+			return &credential.ConflictError{Message: fmt.Sprintf("a credential named %q already exists in this organization", c.Name)}
+		}
+		return err
+	}
+	// A transaction answers no ETags: read the row once to hold the current one.
+	fresh, err := s.Get(ctx, c.OrgID, c.ID)
+	if err != nil {
+		return err
+	}
+	c.ETag = fresh.ETag
+	return nil
+}
+
+// Get reads one credential.
+func (s *Store) Get(ctx context.Context, orgID, id string) (*credential.Credential, error) {
+	resp, err := s.table.GetEntity(ctx, orgID, credentialKey(id), nil)
+	if err != nil {
+		return nil, translate(err, "get credential "+id)
+	}
+	var ent credentialEntity
+	if err := json.Unmarshal(resp.Value, &ent); err != nil {
+		return nil, fmt.Errorf("decode credential %s: %w", id, err)
+	}
+	return fromEntity(ent, string(resp.ETag))
+}
+
+// rangeFilter selects the row keys of one partition that start with prefix. ';' follows
+// ':' in ASCII, so [prefix, prefix with its last ':' turned into ';') is exactly the range.
+func rangeFilter(orgID, prefix string) string {
+	upper := prefix[:len(prefix)-1] + ";"
+	return fmt.Sprintf("PartitionKey eq '%s' and RowKey ge '%s' and RowKey lt '%s'",
+		odataQuote(orgID), odataQuote(prefix), odataQuote(upper))
+}
+
+func odataQuote(s string) string { return strings.ReplaceAll(s, "'", "''") }
+
+func (s *Store) query(ctx context.Context, filter string, each func(raw []byte) error) error {
+	pager := s.table.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return translate(err, "query")
+		}
+		for _, raw := range page.Entities {
+			if err := each(raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// List reads every credential of an organization, oldest first.
+func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credential, error) {
+	var out []*credential.Credential
+	err := s.query(ctx, rangeFilter(orgID, credentialPrefix), func(raw []byte) error {
+		var ent struct {
+			credentialEntity
+			ETag string `json:"odata.etag"`
+		}
+		if err := json.Unmarshal(raw, &ent); err != nil {
+			return fmt.Errorf("decode credential: %w", err)
+		}
+		c, err := fromEntity(ent.credentialEntity, ent.ETag)
+		if err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list credentials of %s: %w", orgID, err)
+	}
+	sortByCreation(out)
+	return out, nil
+}
+
+// Update writes c if it is unchanged since it was read. With an event, the row and the
+// event are one transaction and c.ETag is cleared (a transaction answers no ETag): read
+// the credential again before writing it once more.
+func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *credential.EventRecord) error {
+	if c.ETag == "" {
+		return fmt.Errorf("update credential %s: no ETag; read it first", c.ID)
+	}
+	c.Revision++
+	ent, err := toEntity(c)
+	if err != nil {
+		return err
+	}
+	if ev == nil {
+		b, err := json.Marshal(ent)
+		if err != nil {
+			return err
+		}
+		etag := azcore.ETag(c.ETag)
+		resp, err := s.table.UpdateEntity(ctx, b, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+		if err != nil {
+			c.Revision--
+			return translate(err, "update credential "+c.ID)
+		}
+		c.ETag = string(resp.ETag)
+		return nil
+	}
+	row, err := action(aztables.TransactionTypeUpdateReplace, ent, c.ETag)
+	if err != nil {
+		return err
+	}
+	event, err := action(aztables.TransactionTypeAdd, toEventEntity(c.OrgID, c.ID, c.Revision, *ev), "")
+	if err != nil {
+		return err
+	}
+	if err := s.submit(ctx, "update credential "+c.ID, row, event); err != nil {
+		c.Revision--
+		if errors.Is(err, errAlreadyExists) {
+			// Another writer took this revision's event key: the row moved on under us.
+			return &credential.ConflictError{Message: "the credential was changed by another request; read it again and retry"}
+		}
+		return err
+	}
+	c.ETag = ""
+	return nil
+}
+
+// Delete removes c, its name reservation and the org default when it points at c.
+func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
+	if c.ETag == "" {
+		return fmt.Errorf("delete credential %s: no ETag; read it first", c.ID)
+	}
+	key := func(rk string) map[string]string { return map[string]string{"PartitionKey": c.OrgID, "RowKey": rk} }
+	row, err := action(aztables.TransactionTypeDelete, key(credentialKey(c.ID)), c.ETag)
+	if err != nil {
+		return err
+	}
+	name, err := action(aztables.TransactionTypeDelete, key(nameKey(c.Name)), "*")
+	if err != nil {
+		return err
+	}
+	actions := []aztables.TransactionAction{row, name}
+	def, etag, err := s.orgDefault(ctx, c.OrgID)
+	if err != nil {
+		return err
+	}
+	if def == c.ID {
+		d, err := action(aztables.TransactionTypeDelete, key(defaultKey), etag)
+		if err != nil {
+			return err
+		}
+		actions = append(actions, d)
+	}
+	return s.submit(ctx, "delete credential "+c.ID, actions...)
+}
+
+// Events reads a credential's event log, oldest first (row keys carry the revision).
+func (s *Store) Events(ctx context.Context, orgID, id string) ([]credential.EventRecord, error) {
+	var out []credential.EventRecord
+	err := s.query(ctx, rangeFilter(orgID, eventPrefix+id+":"), func(raw []byte) error {
+		var ent eventEntity
+		if err := json.Unmarshal(raw, &ent); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		ev, err := fromEventEntity(ent)
+		if err != nil {
+			return err
+		}
+		out = append(out, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events of credential %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// OrgDefault returns the id of the organization's default credential, "" when none.
+func (s *Store) OrgDefault(ctx context.Context, orgID string) (string, error) {
+	id, _, err := s.orgDefault(ctx, orgID)
+	return id, err
+}
+
+func (s *Store) orgDefault(ctx context.Context, orgID string) (id, etag string, err error) {
+	resp, err := s.table.GetEntity(ctx, orgID, defaultKey, nil)
+	if err != nil {
+		err = translate(err, "get org default")
+		if errors.Is(err, credential.ErrNotFound) {
+			return "", "", nil
+		}
+		return "", "", err
+	}
+	var ent defaultEntity
+	if err := json.Unmarshal(resp.Value, &ent); err != nil {
+		return "", "", fmt.Errorf("decode org default: %w", err)
+	}
+	return ent.CredentialID, string(resp.ETag), nil
+}
+
+// SetOrgDefault points the org default at c, in one transaction with a check that c is
+// unchanged (a delete racing with it makes one of the two fail, never a dangling default).
+func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) error {
+	if c.ETag == "" {
+		return fmt.Errorf("set org default %s: no ETag; read it first", c.ID)
+	}
+	touch, err := action(aztables.TransactionTypeUpdateMerge, map[string]string{"PartitionKey": c.OrgID, "RowKey": credentialKey(c.ID)}, c.ETag)
+	if err != nil {
+		return err
+	}
+	def, err := action(aztables.TransactionTypeInsertReplace, defaultEntity{PartitionKey: c.OrgID, RowKey: defaultKey, CredentialID: c.ID}, "")
+	if err != nil {
+		return err
+	}
+	if err := s.submit(ctx, "set org default", touch, def); err != nil {
+		return err
+	}
+	c.ETag = ""
+	return nil
+}

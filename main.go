@@ -1,0 +1,245 @@
+// Command handler is the managed Azure credentials backend: an Azure Functions custom
+// handler that serves the credential API, and, run by itself, the same API against any
+// Storage account (Azurite for local work).
+//
+//	handler [serve]                 serve the API (FUNCTIONS_CUSTOMHANDLER_PORT or AZCREDS_LISTEN_ADDR)
+//	handler token --org ORG [...]   mint a local API token (local stack only)
+//
+// Settings come from local.settings.json (Values) and the environment; see
+// local.settings.json.example.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"github.com/activeloopai/azcreds/handlers"
+	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/azure/graph"
+	"github.com/activeloopai/azcreds/internal/config"
+	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/store"
+)
+
+const settingsFile = "local.settings.json"
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args)
+	case "token":
+		err = mintToken(args)
+	default:
+		err = fmt.Errorf("unknown command %q (want serve or token)", cmd)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "handler:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	settings := fs.String("settings", settingsFile, "local.settings.json to read Values from (a missing file is fine)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*settings)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	// The Functions host probes the port within seconds of start: listen first.
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
+	}
+	api, err := build(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "functions_host", cfg.FunctionsHost)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// build wires config -> clients -> services -> handlers.
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, error) {
+	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
+	if cfg.ManagedIdentityClientID != "" {
+		miOpts.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
+	}
+	identity, err := azidentity.NewManagedIdentityCredential(miOpts)
+	if err != nil {
+		return nil, fmt.Errorf("managed identity: %w", err)
+	}
+	tables, queues, err := storageClients(cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, tables, cfg.TableName)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := queue.Open(ctx, queues, queue.Options{})
+	if err != nil {
+		return nil, err
+	}
+	dir, err := graph.New(identity, graph.Options{BaseURL: cfg.GraphBaseURL})
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := verifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := credential.NewService(credential.Config{
+		HomeTenantID:            cfg.HomeTenantID,
+		ManagedIdentityObjectID: cfg.ManagedIdentityObjectID,
+		SPPollWindow:            cfg.SPPollWindow,
+		AccessProbeWindow:       cfg.AccessProbeWindow,
+		PropagationGrace:        cfg.PropagationGrace,
+	}, st, dir, sched, log)
+	if err != nil {
+		return nil, err
+	}
+	return handlers.New(svc, verifier, log), nil
+}
+
+// storageClients reaches the backend's own tables and queues: by connection string
+// (Azurite), or by service URI with the managed identity (Azure).
+func storageClients(s config.Storage) (*aztables.ServiceClient, *azqueue.ServiceClient, error) {
+	if s.ConnectionString != "" {
+		t, err := aztables.NewServiceClientFromConnectionString(s.ConnectionString, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("table client: %w", err)
+		}
+		q, err := azqueue.NewServiceClientFromConnectionString(s.ConnectionString, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("queue client: %w", err)
+		}
+		return t, q, nil
+	}
+	opts := &azidentity.ManagedIdentityCredentialOptions{}
+	if s.ClientID != "" {
+		opts.ID = azidentity.ClientID(s.ClientID)
+	}
+	var cred azcore.TokenCredential
+	cred, err := azidentity.NewManagedIdentityCredential(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage identity: %w", err)
+	}
+	t, err := aztables.NewServiceClient(s.TableServiceURI, cred, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("table client: %w", err)
+	}
+	q, err := azqueue.NewServiceClient(s.QueueServiceURI, cred, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("queue client: %w", err)
+	}
+	return t, q, nil
+}
+
+func verifier(cfg config.Config) (*auth.Verifier, error) {
+	ac := auth.Config{Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience, JWKSURL: cfg.AuthJWKSURL}
+	if cfg.AuthPublicKeyFile != "" {
+		pem, err := os.ReadFile(cfg.AuthPublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", config.KeyAuthPublicKeyFile, err)
+		}
+		ac.PublicKeyPEM = pem
+	}
+	return auth.NewVerifier(ac)
+}
+
+// mintToken prints an API token for the local stack, signed with the local key.
+func mintToken(args []string) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	org := fs.String("org", "", "organization id the token is good for (repeat with commas for several)")
+	sub := fs.String("sub", "local-user", "subject of the token")
+	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
+	settings := fs.String("settings", settingsFile, "local.settings.json to read Values from")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *org == "" {
+		return errors.New("token: --org is required")
+	}
+	values, err := config.ReadLocalSettings(*settings)
+	if err != nil {
+		return err
+	}
+	get := func(key string) string {
+		if v, ok := os.LookupEnv(key); ok {
+			return v
+		}
+		return values[key]
+	}
+	keyFile := get(config.KeyAuthSigningKeyFile)
+	if keyFile == "" {
+		return fmt.Errorf("token: %s is not set", config.KeyAuthSigningKeyFile)
+	}
+	pem, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	m, err := auth.NewMinter(pem, get(config.KeyAuthIssuer), get(config.KeyAuthAudience), time.Now)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	tok, err := m.Mint(*sub, strings.Split(*org, ","), *ttl)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	fmt.Println(tok)
+	return nil
+}
