@@ -112,7 +112,7 @@ func openAPIPath(pattern string) string {
 	return strings.ReplaceAll(p, "...}", "}")
 }
 
-func testRoutes() []Route {
+func apiRoutes() []Route {
 	return New(nil, nil, slog.New(slog.DiscardHandler)).Routes()
 }
 
@@ -178,7 +178,7 @@ func TestOpenAPIVersion(t *testing.T) {
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	_, ops := loadOpenAPI(t)
 	registered := map[string]bool{}
-	for _, rt := range testRoutes() {
+	for _, rt := range apiRoutes() {
 		if rt.Method == "" {
 			t.Errorf("route %q has no method; the document needs one per operation", rt.Pattern)
 			continue
@@ -201,7 +201,7 @@ var pathParamPattern = regexp.MustCompile(`\{([^}]+)\}`)
 func TestOpenAPIOperations(t *testing.T) {
 	doc, ops := loadOpenAPI(t)
 	operationIDs := map[string]string{}
-	for _, rt := range testRoutes() {
+	for _, rt := range apiRoutes() {
 		key := opKey(rt.Method, openAPIPath(rt.Pattern))
 		op, ok := ops[key]
 		if !ok {

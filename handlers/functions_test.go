@@ -1,0 +1,323 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The Functions host's naming rules (NOTES.md, "Azure Functions custom handler").
+var (
+	functionNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,127}$`)
+	bindingNamePattern  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9]*$`)
+	// Azure's queue naming rule: 3-63 lowercase letters, digits and single hyphens, starting
+	// and ending with a letter or digit.
+	queueNamePattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
+)
+
+const (
+	functionsDir = "../functions"
+	hostJSONFile = "../host.json"
+)
+
+type functionJSON struct {
+	Bindings []functionBinding `json:"bindings"`
+}
+
+type functionBinding struct {
+	Type      string   `json:"type"`
+	Direction string   `json:"direction"`
+	Name      string   `json:"name"`
+	AuthLevel string   `json:"authLevel"`
+	Methods   []string `json:"methods"`
+	Route     string   `json:"route"`
+	QueueName string   `json:"queueName"`
+}
+
+type hostFunction struct {
+	name string
+	functionJSON
+}
+
+// loadFunctions reads every functions/<name>/function.json; a folder without one fails.
+func loadFunctions(t *testing.T) []hostFunction {
+	t.Helper()
+	entries, err := os.ReadDir(functionsDir)
+	if err != nil {
+		t.Fatalf("read %s: %v", functionsDir, err)
+	}
+	var out []hostFunction
+	for _, e := range entries {
+		if !e.IsDir() {
+			t.Errorf("%s: only folders belong in %s", e.Name(), functionsDir)
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(functionsDir, e.Name(), "function.json"))
+		if err != nil {
+			t.Errorf("function %s: %v", e.Name(), err)
+			continue
+		}
+		f := hostFunction{name: e.Name()}
+		if err := json.Unmarshal(raw, &f.functionJSON); err != nil {
+			t.Errorf("function %s: parse function.json: %v", e.Name(), err)
+			continue
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no function.json under %s", functionsDir)
+	}
+	return out
+}
+
+var multiWildcard = regexp.MustCompile(`\{([^{}]+)\.\.\.\}`)
+
+// hostRoute turns a net/http pattern path into the host's route template: no leading
+// slash, "{name...}" as the catch-all "{*name}", no end anchor "{$}".
+func hostRoute(pattern string) string {
+	p := strings.TrimPrefix(strings.TrimSuffix(pattern, "{$}"), "/")
+	return multiWildcard.ReplaceAllString(p, "{*$1}")
+}
+
+func routeKey(method, route string) string { return strings.ToUpper(method) + " " + route }
+
+// trigger returns the function's trigger binding; it fails unless there is exactly one.
+func (f hostFunction) trigger(t *testing.T) (functionBinding, bool) {
+	t.Helper()
+	var triggers []functionBinding
+	for _, b := range f.Bindings {
+		if strings.HasSuffix(b.Type, "Trigger") {
+			triggers = append(triggers, b)
+		}
+	}
+	if len(triggers) != 1 {
+		t.Errorf("function %s: %d trigger bindings, want exactly one", f.name, len(triggers))
+		return functionBinding{}, false
+	}
+	return triggers[0], true
+}
+
+func TestFunctionDefinitions(t *testing.T) {
+	for _, f := range loadFunctions(t) {
+		t.Run(f.name, func(t *testing.T) {
+			if !functionNamePattern.MatchString(f.name) {
+				t.Errorf("folder name %q does not match the host's rule %s", f.name, functionNamePattern)
+			}
+			for _, b := range f.Bindings {
+				if !bindingNamePattern.MatchString(b.Name) {
+					t.Errorf("%s binding name %q does not match %s", b.Type, b.Name, bindingNamePattern)
+				}
+				if b.Direction != "in" && b.Direction != "out" {
+					t.Errorf("%s binding %q: direction %q, want in or out", b.Type, b.Name, b.Direction)
+				}
+			}
+			trig, ok := f.trigger(t)
+			if !ok {
+				return
+			}
+			if trig.Direction != "in" {
+				t.Errorf("trigger direction %q, want in", trig.Direction)
+			}
+			switch trig.Type {
+			case "httpTrigger":
+				checkHTTPFunction(t, f, trig)
+			case "queueTrigger":
+				if !queueNamePattern.MatchString(trig.QueueName) {
+					t.Errorf("queueName %q is not a valid queue name", trig.QueueName)
+				}
+			default:
+				t.Errorf("trigger type %q: this test knows httpTrigger and queueTrigger; teach it the new one", trig.Type)
+			}
+		})
+	}
+}
+
+// checkHTTPFunction holds an HTTP function to the shape that enableForwardingHttpRequest
+// forwards as the original request: one httpTrigger in, one http out, nothing else.
+func checkHTTPFunction(t *testing.T, f hostFunction, trig functionBinding) {
+	t.Helper()
+	var outs int
+	for _, b := range f.Bindings {
+		if b.Type == "http" && b.Direction == "out" {
+			outs++
+		}
+	}
+	if outs != 1 || len(f.Bindings) != 2 {
+		t.Errorf("%d bindings with %d http out; forwarding needs exactly one httpTrigger and one http out", len(f.Bindings), outs)
+	}
+	if trig.AuthLevel != "anonymous" {
+		t.Errorf("authLevel %q, want anonymous: the API authenticates the bearer token itself", trig.AuthLevel)
+	}
+	if len(trig.Methods) == 0 {
+		t.Error("no methods: the host would route every method here")
+	}
+	for _, m := range trig.Methods {
+		if m != strings.ToLower(m) {
+			t.Errorf("method %q: write methods in lower case", m)
+		}
+	}
+	switch {
+	case trig.Route == "":
+		t.Error("no route: the host would use the function name")
+	case strings.HasPrefix(trig.Route, "/"):
+		t.Errorf("route %q: the host's routes have no leading slash", trig.Route)
+	case strings.EqualFold(strings.Split(trig.Route, "/")[0], "admin"):
+		t.Errorf("route %q: the host reserves admin/ for its own endpoints", trig.Route)
+	}
+}
+
+// TestFunctionsMatchRoutes ties the host's functions to Routes(): every HTTP function maps
+// to a registered route, and every route but "/" (which the host probes by itself) has a
+// function. A queue function covers the route POST /<name>, which is how the host
+// delivers its messages.
+func TestFunctionsMatchRoutes(t *testing.T) {
+	registered := map[string]Route{}
+	for _, rt := range apiRoutes() {
+		registered[routeKey(rt.Method, hostRoute(rt.Pattern))] = rt
+	}
+	served := map[string]string{} // route key -> function
+	var templates []hostTemplate
+	for _, f := range loadFunctions(t) {
+		trig, ok := f.trigger(t)
+		if !ok {
+			continue
+		}
+		if trig.Type != "httpTrigger" {
+			served[routeKey(http.MethodPost, f.name)] = f.name
+			continue
+		}
+		for _, m := range trig.Methods {
+			key := routeKey(m, trig.Route)
+			if _, ok := registered[key]; !ok {
+				t.Errorf("function %s serves %s, which Routes() does not register", f.name, key)
+			}
+			if other, dup := served[key]; dup {
+				t.Errorf("functions %s and %s both serve %s", other, f.name, key)
+			}
+			served[key] = f.name
+			templates = append(templates, hostTemplate{function: f.name, method: strings.ToUpper(m), route: trig.Route})
+		}
+	}
+	for key, rt := range registered {
+		if rt.Pattern == "/" {
+			continue
+		}
+		if _, ok := served[key]; !ok {
+			t.Errorf("route %s %s has no function under %s", rt.Method, rt.Pattern, functionsDir)
+		}
+	}
+	checkUnambiguous(t, templates)
+}
+
+type hostTemplate struct {
+	function, method, route string
+}
+
+// checkUnambiguous fails when one request could match two functions. net/http picks the
+// most specific pattern, but the host tries its routes in registration order, so
+// "things/{id}" next to "things/latest" would depend on the order of the functions.
+func checkUnambiguous(t *testing.T, templates []hostTemplate) {
+	t.Helper()
+	for i, a := range templates {
+		for _, b := range templates[i+1:] {
+			if a.method == b.method && a.route != b.route && templatesOverlap(a.route, b.route) {
+				t.Errorf("functions %s (%s) and %s (%s) can match the same %s request; the host would pick by registration order",
+					a.function, a.route, b.function, b.route, a.method)
+			}
+		}
+	}
+}
+
+func templatesOverlap(a, b string) bool {
+	as, bs := strings.Split(strings.ToLower(a), "/"), strings.Split(strings.ToLower(b), "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, y := as[i], bs[i]
+		if strings.HasPrefix(x, "{*") || strings.HasPrefix(y, "{*") {
+			return true
+		}
+		if x != y && !strings.HasPrefix(x, "{") && !strings.HasPrefix(y, "{") {
+			return false
+		}
+	}
+	return len(as) == len(bs)
+}
+
+type hostJSON struct {
+	Version         string `json:"version"`
+	FunctionTimeout string `json:"functionTimeout"`
+	CustomHandler   *struct {
+		Description struct {
+			DefaultExecutablePath string   `json:"defaultExecutablePath"`
+			WorkingDirectory      *string  `json:"workingDirectory"`
+			Arguments             []string `json:"arguments"`
+		} `json:"description"`
+		EnableForwardingHttpRequest bool `json:"enableForwardingHttpRequest"`
+	} `json:"customHandler"`
+	ExtensionBundle struct {
+		ID      string `json:"id"`
+		Version string `json:"version"`
+	} `json:"extensionBundle"`
+	Extensions struct {
+		HTTP struct {
+			RoutePrefix *string `json:"routePrefix"`
+		} `json:"http"`
+		Queues struct {
+			MaxDequeueCount int    `json:"maxDequeueCount"`
+			MessageEncoding string `json:"messageEncoding"`
+		} `json:"queues"`
+	} `json:"extensions"`
+	Retry json.RawMessage `json:"retry"`
+}
+
+func TestFunctionHostJSON(t *testing.T) {
+	raw, err := os.ReadFile(hostJSONFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h hostJSON
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatalf("parse %s: %v", hostJSONFile, err)
+	}
+	if h.Version != "2.0" {
+		t.Errorf("version %q, want 2.0", h.Version)
+	}
+	if h.CustomHandler == nil {
+		t.Fatal("no customHandler section")
+	}
+	d := h.CustomHandler.Description
+	if d.DefaultExecutablePath != "handler" {
+		t.Errorf("customHandler.description.defaultExecutablePath %q, want handler (the binary at the package root)", d.DefaultExecutablePath)
+	}
+	if d.WorkingDirectory == nil || *d.WorkingDirectory != "" {
+		t.Error(`customHandler.description.workingDirectory: want ""`)
+	}
+	if len(d.Arguments) != 0 {
+		t.Errorf("customHandler.description.arguments %q: the binary serves with no arguments", d.Arguments)
+	}
+	if !h.CustomHandler.EnableForwardingHttpRequest {
+		t.Error("customHandler.enableForwardingHttpRequest: want true, so HTTP functions arrive as the original request")
+	}
+	if p := h.Extensions.HTTP.RoutePrefix; p == nil || *p != "" {
+		t.Error(`extensions.http.routePrefix: want "" (the host's default prefix is api)`)
+	}
+	if h.ExtensionBundle.ID != "Microsoft.Azure.Functions.ExtensionBundle" || h.ExtensionBundle.Version == "" {
+		t.Errorf("extensionBundle %+v: want Microsoft.Azure.Functions.ExtensionBundle with a version range", h.ExtensionBundle)
+	}
+	if h.Extensions.Queues.MessageEncoding != "base64" {
+		t.Errorf("extensions.queues.messageEncoding %q, want base64: the producer base64-encodes its messages", h.Extensions.Queues.MessageEncoding)
+	}
+	if h.Extensions.Queues.MaxDequeueCount < 1 {
+		t.Errorf("extensions.queues.maxDequeueCount %d, want at least 1", h.Extensions.Queues.MaxDequeueCount)
+	}
+	if h.Retry != nil {
+		t.Error("host-level retry is set: queue functions re-enqueue themselves and rely on maxDequeueCount")
+	}
+	if ft, err := time.Parse(time.TimeOnly, h.FunctionTimeout); err != nil || ft.Hour() == 0 && ft.Minute() == 0 && ft.Second() == 0 {
+		t.Errorf("functionTimeout %q, want a positive hh:mm:ss", h.FunctionTimeout)
+	}
+}

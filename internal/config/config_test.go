@@ -1,0 +1,127 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func source(m map[string]string) Source {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func valid() map[string]string {
+	return map[string]string{
+		KeyStorage:                 "DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=https://127.0.0.1:10002/devstoreaccount1;",
+		KeyHomeTenantID:            "605e483c-150c-4d9a-a6c4-b96a0c0b5565",
+		KeyManagedIdentityObjectID: "45ca475a-b96a-40e7-accf-c8a4bedbdf68",
+		KeyAuthIssuer:              "iss",
+		KeyAuthAudience:            "aud",
+		KeyAuthPublicKeyFile:       "pub.pem",
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse(source(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != DefaultListenAddr || c.FunctionsHost || c.TableName != DefaultTableName ||
+		c.SPPollWindow != 10*time.Minute || c.AccessProbeWindow != 5*time.Minute || c.PropagationGrace != 2*time.Minute ||
+		c.AuthorityHost != DefaultAuthorityHost || c.GraphBaseURL != DefaultGraphBaseURL {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestParseFunctionsHostPort(t *testing.T) {
+	m := valid()
+	m[KeyCustomHandlerPort] = "34567"
+	c, err := Parse(source(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != "127.0.0.1:34567" || !c.FunctionsHost {
+		t.Fatalf("got %q %v", c.ListenAddr, c.FunctionsHost)
+	}
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	m := map[string]string{KeyGraphBaseURL: "http://graph", KeySPPollWindow: "soon", KeyLogLevel: "loud",
+		KeyAuthJWKSURL: "https://idp/jwks", KeyAuthPublicKeyFile: "pub.pem"}
+	_, err := Parse(source(m))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{KeyHomeTenantID + " is required", KeyManagedIdentityObjectID + " is required",
+		KeyAuthIssuer + " is required", KeyGraphBaseURL + " must be an https URL", KeySPPollWindow + " must be a positive duration",
+		KeyLogLevel, "set exactly one of " + KeyAuthJWKSURL, "set " + KeyStorage} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestGraceLongerThanWindow(t *testing.T) {
+	m := valid()
+	m[KeyAccessProbeWindow] = "1m"
+	m[KeyPropagationGrace] = "2m"
+	if _, err := Parse(source(m)); err == nil || !strings.Contains(err.Error(), KeyPropagationGrace) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestLoadEnvironmentOverFile: local.settings.json Values, then the environment over them.
+func TestLoadEnvironmentOverFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "local.settings.json")
+	file := `{"IsEncrypted":false,"Values":{` +
+		`"AzureWebJobsStorage":"UseFile","AZCREDS_HOME_TENANT_ID":"from-file","AZCREDS_MANAGED_IDENTITY_OBJECT_ID":"mi",` +
+		`"AZCREDS_AUTH_ISSUER":"iss","AZCREDS_AUTH_AUDIENCE":"aud","AZCREDS_AUTH_PUBLIC_KEY_FILE":"pub.pem","AZCREDS_TABLE_NAME":"fromfile"}}`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv(KeyHomeTenantID, "from-env")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HomeTenantID != "from-env" || c.TableName != "fromfile" || c.Storage.ConnectionString != "UseFile" {
+		t.Fatalf("got %+v", c)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.json")); err == nil {
+		t.Fatal("missing file and empty environment accepted")
+	}
+}
+
+// TestExampleListsEverySetting: local.settings.json.example explains every setting the
+// binary reads, and nothing it does not read.
+func TestExampleListsEverySetting(t *testing.T) {
+	values, err := ReadLocalSettings(filepath.Join("..", "..", "local.settings.json.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]bool{}
+	for _, k := range Keys() {
+		read[k] = true
+		if _, ok := values[k]; !ok {
+			t.Errorf("%s is read but missing from the example", k)
+		}
+		if _, ok := values["// "+k]; !ok {
+			t.Errorf("%s has no explanation in the example", k)
+		}
+	}
+	for k := range values {
+		if strings.HasPrefix(k, "//") {
+			continue
+		}
+		if !read[k] {
+			t.Errorf("the example sets %s, which the binary does not read", k)
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package credential
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// goList runs `go list` from the module root with the given arguments.
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list %v: %v\n%s", args, err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestDomainImportsNoAzureSDK holds the architecture's line: the domain depends on no
+// Azure SDK and no adapter.
+func TestDomainImportsNoAzureSDK(t *testing.T) {
+	for _, dep := range goList(t, "-deps", ".") {
+		if strings.Contains(dep, "github.com/Azure/") || strings.Contains(dep, "microsoftgraph") ||
+			strings.Contains(dep, "/azcreds/internal/") && !strings.HasSuffix(dep, "/internal/credential") {
+			t.Errorf("internal/credential depends on %s", dep)
+		}
+	}
+}
+
+// TestOnlyGraphLinksMSGraph keeps msgraph-sdk-go (minutes of cold build, tens of MB) in
+// one package: only it and the binary that wires it may link it, tests included.
+func TestOnlyGraphLinksMSGraph(t *testing.T) {
+	const module = "github.com/activeloopai/azcreds"
+	allowed := map[string]bool{module: true, module + "/internal/azure/graph": true}
+	for _, pkg := range goList(t, module+"/...") {
+		if allowed[pkg] {
+			continue
+		}
+		for _, dep := range goList(t, "-test", "-deps", pkg) {
+			if strings.HasPrefix(dep, "github.com/microsoftgraph/") {
+				t.Errorf("%s (or its tests) links %s", pkg, dep)
+				break
+			}
+		}
+	}
+}
