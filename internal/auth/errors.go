@@ -1,0 +1,32 @@
+package auth
+
+import "errors"
+
+// ErrUnauthenticated matches every refusal of [Verifier.Verify]. The HTTP layer maps it to
+// 401 and logs the error's text, which names a short cause and never the token.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// refusal is a refused token: a fixed cause for logs and, where one exists, the underlying
+// error (a JWKS fetch failure, a cancelled context). It never holds token material.
+type refusal struct {
+	cause string
+	err   error
+}
+
+func refuse(cause string, err error) error { return &refusal{cause: cause, err: err} }
+
+func (r *refusal) Error() string {
+	if r.err != nil {
+		return "unauthenticated: " + r.cause + ": " + r.err.Error()
+	}
+	return "unauthenticated: " + r.cause
+}
+
+// Unwrap lets errors.Is match ErrUnauthenticated and also the underlying error, so a
+// caller can tell a cancelled request (context.Canceled) from a bad token.
+func (r *refusal) Unwrap() []error {
+	if r.err != nil {
+		return []error{ErrUnauthenticated, r.err}
+	}
+	return []error{ErrUnauthenticated}
+}
