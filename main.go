@@ -148,7 +148,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		SPPollWindow:            cfg.SPPollWindow,
 		AccessProbeWindow:       cfg.AccessProbeWindow,
 		PropagationGrace:        cfg.PropagationGrace,
-	}, st, dir, sched, log)
+	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched}, log)
 	if err != nil {
 		return nil, err
 	}

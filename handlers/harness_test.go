@@ -149,7 +149,7 @@ func newHarness(t *testing.T) *harness {
 	dir := newFakeDirectory()
 	log := slog.New(slog.DiscardHandler)
 	svc, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID},
-		st, dir, qs, log, credential.WithClock(clk.Now))
+		credential.Deps{Store: st, Directory: dir, Scheduler: qs}, log, credential.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ type detailView struct {
 	Generation             int64         `json:"generation"`
 	LastError              string        `json:"last_error"`
 	LastErrorCode          string        `json:"last_error_code"`
+	LastErrorHint          string        `json:"last_error_hint,omitempty"`
 	LastErrorProviderError string        `json:"last_error_provider_error"`
 	LastErrorRequestID     string        `json:"last_error_request_id"`
 }
@@ -78,7 +79,7 @@ func detailOf(c *credential.Credential) detailView {
 			SubscriptionID: c.Storage.SubscriptionID, ResourceGroup: c.Storage.ResourceGroup,
 			StorageAccount: account, ContainerName: container, Prefix: c.BasePath.Prefix},
 		RoleAssignmentCommand: c.RoleAssignmentCommand(), PortalURL: c.PortalURL(), Generation: c.Generation,
-		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code,
+		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
 		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
 	}
 	if p := c.Progress; p.Kind != "" {

@@ -98,6 +98,7 @@ type Check struct {
 type Problem struct {
 	Message       string // user-facing text
 	Code          string // our classification
+	Hint          string // which way a role is not sufficient, or what to allow
 	ProviderError string // the raw Azure or Entra code, e.g. ContainerNotFound, AADSTS700016
 	RequestID     string
 }

@@ -76,6 +76,7 @@ type Job struct {
 	CredentialID string
 	Generation   int64
 	Deadline     time.Time
+	Attempt      int    // the window's attempt this job makes; a replayed job is dropped
 	AppObjectID  string // app_cleanup only
 }
 

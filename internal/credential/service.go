@@ -32,7 +32,14 @@ type Config struct {
 	SPPollWindow            time.Duration
 	AccessProbeWindow       time.Duration
 	PropagationGrace        time.Duration
+	// SPPollInterval and AccessProbeInterval space the attempts of the two windows.
+	SPPollInterval      time.Duration
+	AccessProbeInterval time.Duration
 }
+
+// DefaultPollInterval spaces poll attempts: Entra and RBAC usually settle within seconds
+// to a minute, and the wizard polls the credential every 3 to 5 seconds.
+const DefaultPollInterval = 5 * time.Second
 
 func (c *Config) withDefaults() {
 	if c.SPPollWindow <= 0 {
@@ -44,6 +51,12 @@ func (c *Config) withDefaults() {
 	if c.PropagationGrace <= 0 {
 		c.PropagationGrace = DefaultPropagationGrace
 	}
+	if c.SPPollInterval <= 0 {
+		c.SPPollInterval = DefaultPollInterval
+	}
+	if c.AccessProbeInterval <= 0 {
+		c.AccessProbeInterval = DefaultPollInterval
+	}
 }
 
 // FederatedCredentialIssuer is the home tenant's v2.0 issuer, which signs the managed
@@ -52,12 +65,24 @@ func (c Config) FederatedCredentialIssuer() string {
 	return "https://login.microsoftonline.com/" + c.HomeTenantID + "/v2.0"
 }
 
+// Deps are the adapters the service works through. Finder and Prober are needed only by
+// the background jobs.
+type Deps struct {
+	Store     Store
+	Directory Directory
+	Scheduler Scheduler
+	Finder    Finder
+	Prober    Prober
+}
+
 // Service is the credential API's domain logic.
 type Service struct {
 	cfg       Config
 	store     Store
 	directory Directory
 	scheduler Scheduler
+	finder    Finder
+	prober    Prober
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -70,12 +95,16 @@ type Option func(*Service)
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // NewService wires the domain to its adapters.
-func NewService(cfg Config, store Store, dir Directory, sched Scheduler, log *slog.Logger, opts ...Option) (*Service, error) {
+func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Service, error) {
 	if cfg.HomeTenantID == "" || cfg.ManagedIdentityObjectID == "" {
 		return nil, errors.New("credential service: home tenant id and managed identity object id are required")
 	}
+	if deps.Store == nil || deps.Directory == nil || deps.Scheduler == nil {
+		return nil, errors.New("credential service: store, directory and scheduler are required")
+	}
 	cfg.withDefaults()
-	s := &Service{cfg: cfg, store: store, directory: dir, scheduler: sched, log: log,
+	s := &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, scheduler: deps.Scheduler,
+		finder: deps.Finder, prober: deps.Prober, log: log,
 		now: time.Now, newID: func() string { return uuid.NewString() }}
 	for _, o := range opts {
 		o(s)

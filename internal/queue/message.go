@@ -42,13 +42,14 @@ type message struct {
 	CredentialID string    `json:"credential_id"`
 	Generation   int64     `json:"generation"`
 	Deadline     time.Time `json:"deadline,omitzero"`
+	Attempt      int       `json:"attempt,omitempty"`
 	AppObjectID  string    `json:"app_object_id,omitempty"`
 }
 
 // Encode renders a job as a queue message body: base64 of its JSON.
 func Encode(job credential.Job) (string, error) {
 	b, err := json.Marshal(message{Kind: string(job.Kind), OrgID: job.OrgID, CredentialID: job.CredentialID,
-		Generation: job.Generation, Deadline: job.Deadline.UTC(), AppObjectID: job.AppObjectID})
+		Generation: job.Generation, Deadline: job.Deadline.UTC(), Attempt: job.Attempt, AppObjectID: job.AppObjectID})
 	if err != nil {
 		return "", err
 	}
@@ -65,7 +66,7 @@ func DecodeJSON(b []byte) (credential.Job, error) {
 		return credential.Job{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	job := credential.Job{Kind: credential.JobKind(m.Kind), OrgID: m.OrgID, CredentialID: m.CredentialID,
-		Generation: m.Generation, Deadline: m.Deadline, AppObjectID: m.AppObjectID}
+		Generation: m.Generation, Deadline: m.Deadline, Attempt: m.Attempt, AppObjectID: m.AppObjectID}
 	if _, err := NameOf(job.Kind); err != nil || job.OrgID == "" || job.CredentialID == "" {
 		return credential.Job{}, fmt.Errorf("%w: missing kind, org or credential", ErrMalformed)
 	}

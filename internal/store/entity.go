@@ -52,6 +52,7 @@ type credentialEntity struct {
 
 	LastError              string
 	LastErrorCode          string
+	LastErrorHint          string `json:",omitempty"`
 	LastErrorProviderError string
 	LastErrorRequestID     string
 }
@@ -129,7 +130,7 @@ func toEntity(c *credential.Credential) (credentialEntity, error) {
 		SubscriptionID: c.Storage.SubscriptionID, ResourceGroup: c.Storage.ResourceGroup,
 		StorageAccount: c.Storage.Account, ContainerName: c.Storage.Container,
 		Generation: c.Generation, Revision: c.Revision, Progress: string(progress),
-		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code,
+		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
 		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
 	}, nil
 }
@@ -148,7 +149,7 @@ func fromEntity(e credentialEntity, etag string) (*credential.Credential, error)
 		Storage: credential.StorageTarget{SubscriptionID: e.SubscriptionID, ResourceGroup: e.ResourceGroup,
 			Account: e.StorageAccount, Container: e.ContainerName},
 		Generation: e.Generation, Revision: e.Revision,
-		LastError: credential.Problem{Message: e.LastError, Code: e.LastErrorCode,
+		LastError: credential.Problem{Message: e.LastError, Code: e.LastErrorCode, Hint: e.LastErrorHint,
 			ProviderError: e.LastErrorProviderError, RequestID: e.LastErrorRequestID},
 		ETag: etag,
 	}

@@ -1,0 +1,176 @@
+// Command localazure serves the local stand-in for Microsoft Entra ID and Microsoft Graph
+// (package internal/localazure) over HTTPS, for the local stack and for people trying the
+// onboarding by hand. It only parses flags, wires the server and stops cleanly on SIGINT
+// or SIGTERM.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/activeloopai/azcreds/internal/localazure"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(ctx, os.Args[1:], log, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		log.Error("localazure failed", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	addr, cert, key                       string
+	homeTenant, miClientID, miObjectID    string
+	tenants                               string
+	propagation, ficPropagation           time.Duration
+	identityHeader, azuriteBlob, accounts string
+}
+
+func parseFlags(args []string, output io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("localazure", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:7443", "listen address (HTTPS)")
+	fs.StringVar(&o.cert, "cert", "", "TLS certificate, PEM (required)")
+	fs.StringVar(&o.key, "key", "", "TLS private key, PEM (required)")
+	fs.StringVar(&o.homeTenant, "home-tenant", "", "the platform's home tenant id (required)")
+	fs.StringVar(&o.miClientID, "mi-client-id", "", "client id of the backend's managed identity (required)")
+	fs.StringVar(&o.miObjectID, "mi-object-id", "", "object (principal) id of the backend's managed identity (required)")
+	fs.StringVar(&o.tenants, "tenants", "", "comma-separated customer tenant ids that exist from the start")
+	fs.DurationVar(&o.propagation, "propagation", 30*time.Second, "role assignment propagation delay")
+	fs.DurationVar(&o.ficPropagation, "fic-propagation", 0, "federated identity credential propagation delay (AADSTS70021 meanwhile)")
+	fs.StringVar(&o.identityHeader, "identity-header", localazure.DefaultIdentityHeader, "X-IDENTITY-HEADER value the managed identity endpoint expects (IDENTITY_HEADER)")
+	fs.StringVar(&o.azuriteBlob, "azurite-blob", "", "Azurite blob endpoint without account, e.g. https://127.0.0.1:10000, for container creation")
+	fs.StringVar(&o.accounts, "accounts", "", "storage accounts and keys, in AZURITE_ACCOUNTS' format name:key;name2:key2 (with -azurite-blob)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.cert == "" || o.key == "" {
+		return options{}, errors.New("-cert and -key are required: azidentity and MSAL talk to Entra only over HTTPS")
+	}
+	if (o.accounts == "") != (o.azuriteBlob == "") {
+		return options{}, errors.New("-azurite-blob and -accounts go together")
+	}
+	return o, nil
+}
+
+// run serves until ctx is done, then shuts down gracefully. ready, when set, receives the
+// listening address once the server accepts connections.
+func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr string)) error {
+	o, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(o.cert, o.key)
+	if err != nil {
+		return fmt.Errorf("load TLS key pair: %w", err)
+	}
+	var tenants []string
+	for _, t := range strings.Split(o.tenants, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tenants = append(tenants, t)
+		}
+	}
+	cfg := localazure.Config{
+		HomeTenantID:        o.homeTenant,
+		ManagedIdentity:     localazure.ManagedIdentity{ClientID: o.miClientID, ObjectID: o.miObjectID},
+		Tenants:             tenants,
+		PropagationDelay:    o.propagation,
+		FICPropagationDelay: o.ficPropagation,
+		IdentityHeader:      o.identityHeader,
+		Logger:              log,
+	}
+	if o.azuriteBlob != "" {
+		blob, err := newBlobCreator(o)
+		if err != nil {
+			return err
+		}
+		cfg.Containers = blob
+	}
+	standIn, err := localazure.New(cfg)
+	if err != nil {
+		return fmt.Errorf("configure stand-in: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           standIn.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, "", "") }()
+	log.Info("localazure listening", "url", "https://"+ln.Addr().String(), "home_tenant", o.homeTenant,
+		"tenants", tenants, "propagation", o.propagation.String(), "azurite_blob", o.azuriteBlob)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("localazure shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// newBlobCreator creates containers on Azurite with SharedKey. Its client trusts the
+// system roots (SSL_CERT_FILE included) and the stand-in's own certificate, which the
+// local stack also gives Azurite.
+func newBlobCreator(o options) (*localazure.SharedKeyBlob, error) {
+	keys, err := localazure.ParseAccounts(o.accounts)
+	if err != nil {
+		return nil, fmt.Errorf("parse -accounts: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(o.cert)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate: %w", err)
+	}
+	roots.AppendCertsFromPEM(pem)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &localazure.SharedKeyBlob{
+		Endpoint: o.azuriteBlob,
+		Keys:     keys,
+		Client:   &http.Client{Transport: transport, Timeout: 30 * time.Second},
+	}, nil
+}

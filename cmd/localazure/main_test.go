@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	homeTenant = "11111111-1111-1111-1111-111111111111"
+	custTenant = "22222222-2222-2222-2222-222222222222"
+	miClientID = "44444444-4444-4444-4444-444444444444"
+	miObjectID = "55555555-5555-5555-5555-555555555555"
+)
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localazure test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// syncBuffer collects log output written from the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{
+			"-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile,
+			"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
+			"-tenants", custTenant + ", ", "-propagation", "5s",
+		}, slog.New(slog.NewJSONHandler(logs, nil)), func(addr string) { addrc <- addr })
+	}()
+
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+	resp, err := client.Get("https://" + addr + "/" + custTenant + "/v2.0/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"issuer": "https://`+addr+`/`+custTenant+`/v2.0"`) {
+		t.Fatalf("openid-configuration: %d %s", resp.StatusCode, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not stop")
+	}
+
+	// Every log line is JSON; the start line names the URL.
+	started := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("log line %q is not JSON: %v", line, err)
+		}
+		started = started || (m["msg"] == "localazure listening" && m["url"] == "https://"+addr)
+	}
+	if !started {
+		t.Errorf("no start line in logs:\n%s", logs.String())
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	certFile, keyFile, _ := selfSigned(t, t.TempDir())
+	ids := []string{"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID}
+	tests := map[string][]string{
+		"no certificate":        ids,
+		"missing key file":      append([]string{"-cert", certFile, "-key", filepath.Join(t.TempDir(), "none.pem")}, ids...),
+		"bad home tenant":       {"-cert", certFile, "-key", keyFile, "-home-tenant", "home", "-mi-client-id", miClientID, "-mi-object-id", miObjectID},
+		"accounts without blob": append([]string{"-cert", certFile, "-key", keyFile, "-accounts", "a:a2V5"}, ids...),
+		"bad accounts":          append([]string{"-cert", certFile, "-key", keyFile, "-azurite-blob", "https://127.0.0.1:1", "-accounts", "a:%%"}, ids...),
+		"stray argument":        append([]string{"-cert", certFile, "-key", keyFile, "extra"}, ids...),
+		"unknown flag":          append([]string{"-nope"}, ids...),
+	}
+	for name, args := range tests {
+		t.Run(name, func(t *testing.T) {
+			args = append(args, "-addr", "127.0.0.1:0")
+			if err := run(context.Background(), args, slog.New(slog.DiscardHandler), nil); err == nil {
+				t.Fatal("run succeeded")
+			}
+		})
+	}
+}

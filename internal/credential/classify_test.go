@@ -1,0 +1,89 @@
+package credential
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func pass(name string) CheckResult { return CheckResult{Name: name, Result: ResultPass} }
+func skip(name string) CheckResult { return CheckResult{Name: name, Result: ResultSkip} }
+func failed(name string, status int, code string) CheckResult {
+	return CheckResult{Name: name, Result: ResultFail, Status: status, Code: code, RequestID: "req-" + name}
+}
+
+const (
+	apm = "AuthorizationPermissionMismatch"
+	af  = "AuthorizationFailure"
+)
+
+// TestClassifyProbe covers every row of SPEC.md's probe-outcome table, before and after
+// the propagation grace.
+func TestClassifyProbe(t *testing.T) {
+	target := ProbeTarget{Account: "bloblake", Container: "lakedata"}
+	allDenied := ProbeReport{Checks: []CheckResult{failed(CheckUserDelegationKey, 403, apm), failed(CheckWrite, 403, apm), failed(CheckListRead, 403, apm), skip(CheckDelete)}}
+	reader := ProbeReport{Checks: []CheckResult{pass(CheckUserDelegationKey), failed(CheckWrite, 403, apm), pass(CheckListRead), skip(CheckDelete)}}
+	containerScope := ProbeReport{Checks: []CheckResult{failed(CheckUserDelegationKey, 403, apm), pass(CheckWrite), pass(CheckListRead), pass(CheckDelete)}}
+	noContainer := ProbeReport{Checks: []CheckResult{pass(CheckUserDelegationKey), failed(CheckWrite, 404, "ContainerNotFound"), failed(CheckListRead, 404, "ContainerNotFound"), skip(CheckDelete)}}
+	firewall := ProbeReport{Checks: []CheckResult{failed(CheckUserDelegationKey, 403, af), failed(CheckWrite, 403, af), failed(CheckListRead, 403, af), skip(CheckDelete)}}
+	serverBusy := ProbeReport{Checks: []CheckResult{pass(CheckUserDelegationKey), failed(CheckWrite, 503, "ServerBusy"), pass(CheckListRead), skip(CheckDelete)}}
+	cases := []struct {
+		name       string
+		report     ProbeReport
+		afterGrace bool
+		status     Status
+		event      Event
+		again      bool
+		hint       string
+		provider   string
+	}{
+		{"every check passes", ProbeReport{Checks: []CheckResult{pass(CheckUserDelegationKey), pass(CheckWrite), pass(CheckListRead), pass(CheckDelete)}}, false, StatusConnected, EventAccessConfirmed, false, "", ""},
+		{"403 within grace", allDenied, false, StatusWaitingForRolePropagation, "", true, "", apm},
+		{"404 within grace", noContainer, false, StatusWaitingForRolePropagation, "", true, "", "ContainerNotFound"},
+		{"firewall within grace", firewall, false, StatusWaitingForRolePropagation, "", true, "", af},
+		{"reader within grace", reader, false, StatusWaitingForRolePropagation, "", true, "", apm},
+		{"403 on every check after grace", allDenied, true, StatusRoleNotSufficient, EventAccessFailed, false, HintNoRole, apm},
+		{"reader after grace", reader, true, StatusRoleNotSufficient, EventAccessFailed, false, HintReaderRole, apm},
+		{"container scope after grace", containerScope, true, StatusRoleNotSufficient, EventAccessFailed, false, HintContainerScope, apm},
+		{"container missing after grace", noContainer, true, StatusContainerNotFound, EventAccessFailed, false, "", "ContainerNotFound"},
+		{"account does not resolve", ProbeReport{AccountNotFound: true, Checks: []CheckResult{failed(CheckUserDelegationKey, 0, "")}}, false, StatusStorageAccountNotFound, EventAccessFailed, false, "", ""},
+		{"firewall after grace", firewall, true, StatusNetworkBlocked, EventAccessFailed, false, HintAllowNetwork, af},
+		{"anything else", serverBusy, true, StatusUnexpectedError, "", true, "", "ServerBusy"},
+		{"anything else within grace", serverBusy, false, StatusUnexpectedError, "", true, "", "ServerBusy"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := ClassifyProbe(c.report, target, "sp-1", c.afterGrace)
+			if v.Status != c.status || v.Event != c.event || v.Again != c.again || v.Problem.Hint != c.hint || v.Problem.ProviderError != c.provider {
+				t.Fatalf("got %+v\nwant status %s event %q again %v hint %q provider %q", v, c.status, c.event, c.again, c.hint, c.provider)
+			}
+			if c.status != StatusConnected && v.Problem.Message == "" {
+				t.Fatal("no user-facing message")
+			}
+			if c.status != StatusConnected && c.status != StatusStorageAccountNotFound && v.Problem.RequestID == "" {
+				t.Fatal("no provider request id")
+			}
+			if v.Event != "" {
+				if to, err := Next(StateAccessPending, v.Event); err != nil || (to != StateVerified && to != StateSPVerified) {
+					t.Fatalf("event %s leads to %s, %v", v.Event, to, err)
+				}
+			}
+		})
+	}
+}
+
+func TestUnexpectedMessageCarriesRequestID(t *testing.T) {
+	v := ClassifyProbe(ProbeReport{Checks: []CheckResult{failed(CheckWrite, http.StatusInternalServerError, "InternalError")}}, ProbeTarget{}, "", true)
+	if !strings.HasPrefix(v.Problem.Message, UnexpectedStorageMessage) || !strings.Contains(v.Problem.Message, "req-write") {
+		t.Fatalf("message %q", v.Problem.Message)
+	}
+}
+
+func TestDeniedBeforeAsksForFreshToken(t *testing.T) {
+	if deniedBefore([]Check{{Name: CheckWrite, Result: ResultFail, ProviderCode: "ContainerNotFound"}}) {
+		t.Error("a 404 asked for a fresh token")
+	}
+	if !deniedBefore([]Check{{Name: CheckWrite, Result: ResultFail, ProviderCode: apm}}) {
+		t.Error("a 403 did not ask for a fresh token")
+	}
+}

@@ -1,0 +1,215 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SPNotFoundMessage is the wizard's text when the service principal poll runs out of time.
+const SPNotFoundMessage = "Couldn't find the service principal in your tenant"
+
+// Run does one background job. It returns an error only for a failure worth retrying the
+// same message for (storage unavailable, say); a job that is stale, replayed or about a
+// deleted credential is done when it changes nothing.
+func (s *Service) Run(ctx context.Context, job Job) error {
+	switch job.Kind {
+	case JobSPPoll:
+		return s.PollServicePrincipal(ctx, job)
+	case JobAccessProbe:
+		return s.ProbeAccess(ctx, job)
+	case JobAppCleanup:
+		return s.CleanUpApp(ctx, job)
+	}
+	s.log.ErrorContext(ctx, "dropping a job of unknown kind", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID)
+	return nil
+}
+
+// current reads the credential a windowed job is about and says whether the job is still
+// the window's next step: same generation, expected state and window, and the attempt
+// the row expects (a replayed message finds the attempt already counted).
+func (s *Service) current(ctx context.Context, job Job, state State, window WindowKind) (*Credential, bool, error) {
+	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read credential %s for %s: %w", job.CredentialID, job.Kind, err)
+	}
+	ok := c.Generation == job.Generation && c.State == state && c.Progress.Kind == window && c.Progress.Attempts == job.Attempt
+	if !ok {
+		s.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
+			"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts, "state", c.State)
+	}
+	return c, ok, nil
+}
+
+// save writes the outcome of an attempt: a transition with its event when ev is set,
+// else the progress alone. A conflict means another delivery or a new window got there
+// first; the job then ends without a follow-up.
+func (s *Service) save(ctx context.Context, c *Credential, ev Event, change func(*Credential)) (bool, error) {
+	var err error
+	if ev != "" {
+		err = s.transition(ctx, c, ev, "", change)
+	} else {
+		c.UpdatedAt = s.now().UTC()
+		change(c)
+		err = s.store.Update(ctx, c, nil)
+	}
+	if errors.Is(err, ErrConflict) {
+		s.log.InfoContext(ctx, "job lost a race; another writer moved the credential on", "org", c.OrgID, "credential", c.ID, "err", err)
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// next schedules the window's following attempt, due after interval but never after the
+// deadline, so the last attempt lands on it.
+func (s *Service) next(ctx context.Context, c *Credential, kind JobKind, interval time.Duration) error {
+	delay := min(interval, max(c.Progress.Deadline.Sub(s.now()), 0))
+	job := Job{Kind: kind, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation,
+		Deadline: c.Progress.Deadline, Attempt: c.Progress.Attempts}
+	if err := s.scheduler.Schedule(ctx, job, delay); err != nil {
+		return fmt.Errorf("schedule the next %s of credential %s: %w", kind, c.ID, err)
+	}
+	return nil
+}
+
+// PollServicePrincipal looks once for the app's service principal in the submitted tenant
+// and moves the credential by what it finds (SPEC.md, "SP poll").
+func (s *Service) PollServicePrincipal(ctx context.Context, job Job) error {
+	c, ok, err := s.current(ctx, job, StateSPPending, WindowSPPoll)
+	if err != nil || !ok {
+		return err
+	}
+	objectID, ferr := s.finder.FindServicePrincipal(ctx, c.TenantID, c.App.AppID)
+	now := s.now()
+	code, requestID := providerDetails(ferr)
+	attempt := func(c *Credential) { c.Progress.Attempts++ }
+	switch {
+	case ferr == nil:
+		_, err = s.save(ctx, c, EventSPFound, func(c *Credential) {
+			attempt(c)
+			c.SPObjectID = objectID
+			c.Progress.Status = StatusFound
+			c.LastError = Problem{}
+		})
+		return err
+	case errors.Is(ferr, ErrTenantNotFound):
+		_, err = s.save(ctx, c, EventTenantNotFound, func(c *Credential) {
+			attempt(c)
+			c.Progress.Status = StatusTenantNotFound
+			c.LastError = Problem{Code: string(StatusTenantNotFound), ProviderError: code, RequestID: requestID,
+				Message: fmt.Sprintf("Tenant %s was not found. Check the tenant ID (az account show --query tenantId -o tsv) and submit it again.", c.TenantID)}
+		})
+		return err
+	}
+	// Not yet: not installed, not replicated, throttled, or our own federation problem.
+	problem := Problem{}
+	switch {
+	case errors.Is(ferr, ErrFederation):
+		s.log.ErrorContext(ctx, "Entra refused the platform's federated credential: fix the app registration or the backend identity",
+			"org", c.OrgID, "credential", c.ID, "app_id", c.App.AppID, "tenant", c.TenantID, "provider_error", code, "err", ferr)
+		problem = Problem{Code: "federation_error", ProviderError: code, RequestID: requestID,
+			Message: "Sign-in with the platform's federated credential failed. This is a problem on our side, not in your tenant; we keep trying."}
+	case errors.Is(ferr, ErrSPNotFound), errors.Is(ferr, ErrUnavailable):
+	default:
+		s.log.WarnContext(ctx, "unexpected error looking for the service principal", "org", c.OrgID, "credential", c.ID, "err", ferr)
+		problem = Problem{Code: string(StatusUnexpectedError), ProviderError: code, RequestID: requestID,
+			Message: "Looking for the service principal failed with an unexpected error; still trying."}
+	}
+	if !now.Before(c.Progress.Deadline) {
+		_, err = s.save(ctx, c, EventSPTimedOut, func(c *Credential) {
+			attempt(c)
+			c.Progress.Status = StatusNotFound
+			c.LastError = Problem{Code: "sp_not_found", Message: SPNotFoundMessage, ProviderError: code, RequestID: requestID}
+		})
+		return err
+	}
+	saved, err := s.save(ctx, c, "", func(c *Credential) {
+		attempt(c)
+		c.Progress.Status = StatusPolling
+		c.LastError = problem
+	})
+	if !saved {
+		return err
+	}
+	return s.next(ctx, c, JobSPPoll, s.cfg.SPPollInterval)
+}
+
+// ProbeAccess runs the access probe once and moves the credential by SPEC.md's outcome
+// table.
+func (s *Service) ProbeAccess(ctx context.Context, job Job) error {
+	c, ok, err := s.current(ctx, job, StateAccessPending, WindowAccessProbe)
+	if err != nil || !ok {
+		return err
+	}
+	target := ProbeTarget{TenantID: c.TenantID, AppID: c.App.AppID, Account: c.Storage.Account,
+		Container: c.Storage.Container, Prefix: c.BasePath.Prefix, FreshToken: deniedBefore(c.Progress.Checks)}
+	report := s.prober.Probe(ctx, target)
+	now := s.now()
+	v := ClassifyProbe(report, target, c.SPObjectID, !now.Before(c.Progress.GraceUntil))
+	checks := make([]Check, 0, len(report.Checks))
+	for _, r := range report.Checks {
+		checks = append(checks, Check{Name: r.Name, Result: r.Result, ProviderCode: r.Code})
+	}
+	record := func(c *Credential) {
+		c.Progress.Attempts++
+		c.Progress.Status = v.Status
+		c.Progress.Checks = checks
+		c.LastError = v.Problem
+	}
+	if v.Status == StatusUnexpectedError {
+		s.log.WarnContext(ctx, "access probe met an unclassified error", "org", c.OrgID, "credential", c.ID,
+			"provider_error", v.Problem.ProviderError, "provider_request_id", v.Problem.RequestID)
+	}
+	if !v.Again {
+		_, err = s.save(ctx, c, v.Event, record)
+		return err
+	}
+	if !now.Before(c.Progress.Deadline) {
+		_, err = s.save(ctx, c, "", func(c *Credential) {
+			record(c)
+			c.Progress.Status = StatusTimedOut
+			c.LastError = Problem{Code: string(StatusTimedOut), ProviderError: v.Problem.ProviderError, RequestID: v.Problem.RequestID,
+				Message: "Timed out verifying access to your storage. Retry (submit the storage details again) or save anyway; the last check said: " + v.Problem.Message}
+		})
+		return err
+	}
+	saved, err := s.save(ctx, c, "", record)
+	if !saved {
+		return err
+	}
+	return s.next(ctx, c, JobAccessProbe, s.cfg.AccessProbeInterval)
+}
+
+// deniedBefore says whether the last attempt met a 403, after which a cached token could
+// hide a role that has arrived since.
+func deniedBefore(checks []Check) bool {
+	for _, c := range checks {
+		if c.ProviderCode == codeAuthorizationPermissionMismatch || c.ProviderCode == codeAuthorizationFailure {
+			return true
+		}
+	}
+	return false
+}
+
+// CleanUpApp deletes the app registration of a deleted credential, or of a create that
+// failed half-way. While the credential still holds the app (a delete that did not go
+// through), nothing is deleted. A missing app counts as done.
+func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
+	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+	switch {
+	case err == nil && c.App.ObjectID == job.AppObjectID:
+		s.log.InfoContext(ctx, "app clean-up skipped: the credential still holds the app", "org", job.OrgID, "credential", job.CredentialID)
+		return nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("read credential %s before clean-up: %w", job.CredentialID, err)
+	}
+	if err := s.directory.DeleteApp(ctx, job.AppObjectID); err != nil {
+		return fmt.Errorf("delete app %s of credential %s: %w", job.AppObjectID, job.CredentialID, err)
+	}
+	s.log.InfoContext(ctx, "app registration deleted", "org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID)
+	return nil
+}

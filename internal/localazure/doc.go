@@ -1,0 +1,22 @@
+// Package localazure is a local stand-in for Microsoft Entra ID and the slice of Microsoft
+// Graph that azcreds calls, plus control endpoints that play the customer's side of the
+// onboarding (the `az` commands a customer would run).
+//
+// Azure ships emulators for Storage (Azurite) but none for Entra ID or Graph, so the local
+// stack runs this server in their place. The real SDK clients (azidentity, msgraph-sdk-go)
+// talk to it unchanged: it serves the OpenID configuration and token endpoints that MSAL
+// calls, the App Service managed identity endpoint that ManagedIdentityCredential calls,
+// and the Graph routes for app registrations, federated identity credentials and service
+// principal lookup. Failures answer with the shapes and codes Entra and Graph use
+// (AADSTS numbers, OData error codes), so the code under test classifies them exactly as
+// it would in Azure.
+//
+// The customer's side (creating tenants, installing a service principal, registering a
+// storage account, granting or revoking a data-plane role with a propagation delay,
+// creating a container on Azurite, injecting faults) is served under /control/ and is
+// also available as Go methods on Server. See README.md in this directory for the
+// control endpoints.
+//
+// State lives in memory behind one mutex: the server stands in for a directory, not for
+// storage. The package imports no Azure SDK so that it stays cheap to build.
+package localazure
