@@ -1,0 +1,38 @@
+# The two commands that matter: `make run` (the whole product on this machine) and
+# `make test` (vet and tests against a throw-away Azurite). Each installs what is missing,
+# starts what it needs and stops all of it when it ends. The work is in scripts/.
+
+SHELL := bash
+.DEFAULT_GOAL := help
+
+# Flags and packages for `make test`, e.g. `make test PKGS=./internal/store/...`;
+# AZCREDS_TEST_PORT_BASE=10400 moves its Azurite off 10100-10102 (to run two at once).
+GOTEST_FLAGS ?= -race -count=1
+PKGS ?= ./...
+export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE
+
+.PHONY: help deps test test-short run stack build clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install what is missing: node_modules (npm ci), TLS certificate, API token keys, Go modules
+	@scripts/deps.sh
+
+test: ## go vet + go test -race against a throw-away Azurite on 10100-10102
+	@scripts/test.sh
+
+test-short: ## like test, with -short
+	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/test.sh
+
+run: ## Azurite + Entra/Graph stand-in + bin/handler serve on 127.0.0.1:7071; Ctrl-C stops all
+	@scripts/run.sh
+
+stack: ## Azurite (10000-10002) + Entra/Graph stand-in (7443) only; Ctrl-C stops both
+	@scripts/run.sh --stack-only
+
+build: ## bin/handler
+	go build -o bin/handler .
+
+clean: ## remove bin/, dist/ and .local/ (certificates, keys, Azurite data, logs)
+	rm -rf bin dist .local
