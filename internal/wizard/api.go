@@ -1,0 +1,233 @@
+package wizard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Credential is the part of the credential detail the wizard reads.
+type Credential struct {
+	ID                     string    `json:"id"`
+	Name                   string    `json:"name"`
+	BasePath               string    `json:"base_path"`
+	State                  string    `json:"state"`
+	InstallCommand         string    `json:"install_command"`
+	AdminConsentURL        string    `json:"admin_consent_url"`
+	RoleAssignmentCommand  string    `json:"role_assignment_command"`
+	PortalURL              string    `json:"portal_url"`
+	Generation             int64     `json:"generation"`
+	Azure                  Azure     `json:"azure"`
+	Progress               *Progress `json:"progress"`
+	LastError              string    `json:"last_error"`
+	LastErrorCode          string    `json:"last_error_code"`
+	LastErrorHint          string    `json:"last_error_hint"`
+	LastErrorProviderError string    `json:"last_error_provider_error"`
+	LastErrorRequestID     string    `json:"last_error_request_id"`
+}
+
+// Azure is the credential's Azure identifiers.
+type Azure struct {
+	AppID          string `json:"app_id"`
+	TenantID       string `json:"tenant_id"`
+	SPObjectID     string `json:"sp_object_id"`
+	SubscriptionID string `json:"subscription_id"`
+	ResourceGroup  string `json:"resource_group"`
+	StorageAccount string `json:"storage_account"`
+	ContainerName  string `json:"container_name"`
+	Prefix         string `json:"prefix"`
+}
+
+// Progress is the current window's progress.
+type Progress struct {
+	Kind     string    `json:"kind"`
+	Attempts int       `json:"attempts"`
+	Deadline time.Time `json:"deadline"`
+	Status   string    `json:"status"`
+	Checks   []Check   `json:"checks"`
+}
+
+// Check is one step of the access probe.
+type Check struct {
+	Name         string `json:"name"`
+	Result       string `json:"result"`
+	ProviderCode string `json:"provider_code"`
+}
+
+// Event is one state transition.
+type Event struct {
+	Time       time.Time `json:"time"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	Cause      string    `json:"cause"`
+	Generation int64     `json:"generation"`
+}
+
+// Status is the progress status, "" when there is no window yet.
+func (c Credential) Status() string {
+	if c.Progress == nil {
+		return ""
+	}
+	return c.Progress.Status
+}
+
+// StorageForm is the wizard's storage step.
+type StorageForm struct {
+	SubscriptionID string `json:"subscription_id"`
+	ResourceGroup  string `json:"resource_group"`
+	StorageAccount string `json:"storage_account"`
+	ContainerName  string `json:"container_name"`
+}
+
+// Error is an error answer of either API.
+type Error struct {
+	Status int
+	Body   string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
+
+// API is a client of the credential API for one organization.
+type API struct {
+	BaseURL string // e.g. http://127.0.0.1:7071
+	Org     string
+	Token   string
+	HTTP    *http.Client
+}
+
+func do(ctx context.Context, hc *http.Client, method, url string, header http.Header, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		return &Error{Status: resp.StatusCode, Body: string(bytes.TrimSpace(data))}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode %s %s answer: %w", method, url, err)
+		}
+	}
+	return nil
+}
+
+func (a *API) call(ctx context.Context, method, path string, in, out any) error {
+	h := http.Header{"Authorization": {"Bearer " + a.Token}, "X-Activeloop-Org-Id": {a.Org}}
+	return do(ctx, a.HTTP, method, a.BaseURL+"/organizations/"+a.Org+path, h, in, out)
+}
+
+// Create makes a credential.
+func (a *API) Create(ctx context.Context, name, basePath string) (Credential, error) {
+	var c Credential
+	err := a.call(ctx, http.MethodPost, "/credentials", map[string]string{
+		"name": name, "storage_type": "azure_federated", "base_path": basePath}, &c)
+	return c, err
+}
+
+// Get reads a credential.
+func (a *API) Get(ctx context.Context, id string) (Credential, error) {
+	var c Credential
+	err := a.call(ctx, http.MethodGet, "/credentials/"+id, nil, &c)
+	return c, err
+}
+
+// Events reads a credential's transitions.
+func (a *API) Events(ctx context.Context, id string) ([]Event, error) {
+	var out struct {
+		Events []Event `json:"events"`
+	}
+	err := a.call(ctx, http.MethodGet, "/credentials/"+id+"/events", nil, &out)
+	return out.Events, err
+}
+
+// SubmitTenant is the wizard's tenant step.
+func (a *API) SubmitTenant(ctx context.Context, id, tenantID string) (Credential, error) {
+	var c Credential
+	err := a.call(ctx, http.MethodPost, "/credentials/"+id+"/tenant", map[string]string{"tenant_id": tenantID}, &c)
+	return c, err
+}
+
+// SubmitStorage is the wizard's storage step.
+func (a *API) SubmitStorage(ctx context.Context, id string, f StorageForm) (Credential, error) {
+	var c Credential
+	err := a.call(ctx, http.MethodPost, "/credentials/"+id+"/storage", f, &c)
+	return c, err
+}
+
+// SaveUnverified is the wizard's "Save anyway".
+func (a *API) SaveUnverified(ctx context.Context, id string) (Credential, error) {
+	var c Credential
+	err := a.call(ctx, http.MethodPost, "/credentials/"+id+"/save-unverified", map[string]string{}, &c)
+	return c, err
+}
+
+// Delete removes a credential.
+func (a *API) Delete(ctx context.Context, id string) error {
+	return a.call(ctx, http.MethodDelete, "/credentials/"+id, nil, nil)
+}
+
+// Wait polls the credential every interval, as the wizard does, until done says so or ctx
+// ends. seen, when not nil, gets every distinct (state, status) on the way.
+func (a *API) Wait(ctx context.Context, id string, interval time.Duration, done func(Credential) bool, seen func(Credential)) (Credential, error) {
+	last := ""
+	for {
+		c, err := a.Get(ctx, id)
+		if err != nil {
+			return c, err
+		}
+		if key := c.State + "/" + c.Status(); seen != nil && key != last {
+			last = key
+			seen(c)
+		}
+		if done(c) {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return c, fmt.Errorf("waiting for credential %s (state %s, status %s): %w", id, c.State, c.Status(), ctx.Err())
+		case <-time.After(interval):
+		}
+	}
+}
+
+// InState is a Wait condition: the credential reached one of states.
+func InState(states ...string) func(Credential) bool {
+	return func(c Credential) bool {
+		for _, s := range states {
+			if c.State == s {
+				return true
+			}
+		}
+		return false
+	}
+}

@@ -1,0 +1,74 @@
+package wizard
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+)
+
+// Roles a customer grants.
+const (
+	RoleContributor = "Storage Blob Data Contributor"
+	RoleReader      = "Storage Blob Data Reader"
+)
+
+// Customer plays the customer's side through the local stand-in's control endpoints.
+type Customer struct {
+	ControlURL string // e.g. https://127.0.0.1:7443/control
+	HTTP       *http.Client
+}
+
+func (c *Customer) call(ctx context.Context, method, path string, in, out any) error {
+	return do(ctx, c.HTTP, method, c.ControlURL+path, nil, in, out)
+}
+
+// InstallServicePrincipal is `az ad sp create --id <appID>` in tenantID; it returns the
+// service principal's object id.
+func (c *Customer) InstallServicePrincipal(ctx context.Context, tenantID, appID string) (string, error) {
+	var sp struct {
+		ID string `json:"id"`
+	}
+	err := c.call(ctx, http.MethodPost, "/tenants/"+url.PathEscape(tenantID)+"/servicePrincipals", map[string]string{"appId": appID}, &sp)
+	return sp.ID, err
+}
+
+// RegisterStorageAccount makes an account's ARM scope resolvable.
+func (c *Customer) RegisterStorageAccount(ctx context.Context, account, subscriptionID, resourceGroup string) error {
+	return c.call(ctx, http.MethodPost, "/storageAccounts", map[string]string{
+		"name": account, "subscription_id": subscriptionID, "resource_group": resourceGroup}, nil)
+}
+
+// CreateContainer is `az storage container create`.
+func (c *Customer) CreateContainer(ctx context.Context, account, container string) error {
+	return c.call(ctx, http.MethodPost, "/storageAccounts/"+url.PathEscape(account)+"/containers", map[string]string{"name": container}, nil)
+}
+
+// GrantRole is `az role assignment create`; it returns the assignment's name.
+func (c *Customer) GrantRole(ctx context.Context, principalID, role, scope string) (string, error) {
+	var ra struct {
+		Name string `json:"name"`
+	}
+	err := c.call(ctx, http.MethodPost, "/roleAssignments", map[string]string{"principal_id": principalID, "role": role, "scope": scope}, &ra)
+	return ra.Name, err
+}
+
+// RevokeRole is `az role assignment delete`.
+func (c *Customer) RevokeRole(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodDelete, "/roleAssignments/"+url.PathEscape(name), nil, nil)
+}
+
+// SetFirewall switches the account's network rules on (deny) or off.
+func (c *Customer) SetFirewall(ctx context.Context, account string, enabled bool) error {
+	return c.call(ctx, http.MethodPost, "/storageAccounts/"+url.PathEscape(account)+"/firewall", map[string]bool{"enabled": enabled}, nil)
+}
+
+// AccountScope is the ARM id of a storage account; ContainerScope of one of its containers.
+func AccountScope(subscriptionID, resourceGroup, account string) string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/storageAccounts/%s", subscriptionID, resourceGroup, account)
+}
+
+// ContainerScope is the ARM id of a container.
+func ContainerScope(subscriptionID, resourceGroup, account, container string) string {
+	return AccountScope(subscriptionID, resourceGroup, account) + "/blobServices/default/containers/" + container
+}
