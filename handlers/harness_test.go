@@ -14,9 +14,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/google/uuid"
@@ -115,13 +118,24 @@ type harness struct {
 	clock  *clock
 	minter *auth.Minter
 	other  *auth.Minter // signs with a key the API does not trust
+	calls  *callCounter  // storage transactions (table and queue calls)
+}
+
+// callCounter is an azcore pipeline policy that counts the storage calls made.
+type callCounter struct{ n atomic.Int64 }
+
+func (c *callCounter) Do(req *policy.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return req.Next()
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
-	tables, err := aztables.NewServiceClientFromConnectionString(env.ConnString, nil)
+	calls := &callCounter{}
+	tables, err := aztables.NewServiceClientFromConnectionString(env.ConnString, &aztables.ClientOptions{
+		ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{calls}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +145,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = tables.DeleteTable(context.Background(), tableName, nil) })
-	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnString, nil)
+	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnString, &azqueue.ClientOptions{
+		ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{calls}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +184,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	srv := httptest.NewServer(New(svc, verifier, log))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other}
+	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls}
 }
 
 func testKey(t *testing.T) (private, public []byte) {

@@ -1,0 +1,40 @@
+package handlers
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// TestStorageTransactionsPerRequest pins how many Table and Queue calls each endpoint
+// makes, so a change that adds a round trip to a hot path shows up here.
+func TestStorageTransactionsPerRequest(t *testing.T) {
+	h := newHarness(t)
+	base := "/organizations/" + org + "/credentials"
+	count := func(name string, want int64, f func()) {
+		t.Helper()
+		before := h.calls.n.Load()
+		f()
+		if got := h.calls.n.Load() - before; got != want {
+			t.Errorf("%s: %d storage calls, want %d", name, got, want)
+		}
+		t.Logf("%s: %d storage calls", name, h.calls.n.Load()-before)
+	}
+	var d detailView
+	// insert (transaction), read back its ETag, record the app
+	count("create", 3, func() { d = h.create(org, "c1", "az://bloblake/lakedata") })
+	// the row and the org default
+	count("get", 2, func() { h.want(h.call("GET", org, base+"/"+d.ID, nil), http.StatusOK) })
+	count("list", 2, func() { h.want(h.call("GET", org, base, nil), http.StatusOK) })
+	// read, org default, transition (transaction), first poll job
+	count("tenant", 4, func() {
+		h.want(h.call("POST", org, base+"/"+d.ID+"/tenant", map[string]string{"tenant_id": tenantID}), http.StatusAccepted)
+	})
+	h.advance(org, d.ID, credential.EventSPFound, nil)
+	count("storage", 4, func() {
+		h.want(h.call("POST", org, base+"/"+d.ID+"/storage", storageBody("bloblake", "lakedata")), http.StatusAccepted)
+	})
+	// read the row, clean-up job, delete (read the default, transaction)
+	count("delete", 4, func() { h.want(h.call("DELETE", org, base+"/"+d.ID, nil), http.StatusNoContent) })
+}
