@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,13 +31,14 @@ type functionJSON struct {
 }
 
 type functionBinding struct {
-	Type      string   `json:"type"`
-	Direction string   `json:"direction"`
-	Name      string   `json:"name"`
-	AuthLevel string   `json:"authLevel"`
-	Methods   []string `json:"methods"`
-	Route     string   `json:"route"`
-	QueueName string   `json:"queueName"`
+	Type       string   `json:"type"`
+	Direction  string   `json:"direction"`
+	Name       string   `json:"name"`
+	AuthLevel  string   `json:"authLevel"`
+	Methods    []string `json:"methods"`
+	Route      string   `json:"route"`
+	QueueName  string   `json:"queueName"`
+	Connection string   `json:"connection"`
 }
 
 type hostFunction struct {
@@ -130,6 +132,15 @@ func TestFunctionDefinitions(t *testing.T) {
 				if !queueNamePattern.MatchString(trig.QueueName) {
 					t.Errorf("queueName %q is not a valid queue name", trig.QueueName)
 				}
+				if len(trig.QueueName)+len("-poison") > 63 {
+					t.Errorf("queueName %q leaves no room for the host's -poison suffix", trig.QueueName)
+				}
+				if trig.Connection != "AzureWebJobsStorage" {
+					t.Errorf("connection %q, want AzureWebJobsStorage: the queues live in the backend's own storage account", trig.Connection)
+				}
+				if len(f.Bindings) != 1 {
+					t.Errorf("%d bindings; a queue function has its trigger alone (it answers with no outputs)", len(f.Bindings))
+				}
 			default:
 				t.Errorf("trigger type %q: this test knows httpTrigger and queueTrigger; teach it the new one", trig.Type)
 			}
@@ -171,16 +182,25 @@ func checkHTTPFunction(t *testing.T, f hostFunction, trig functionBinding) {
 	}
 }
 
-// TestFunctionsMatchRoutes ties the host's functions to Routes(): every HTTP function maps
-// to a registered route, and every route but "/" (which the host probes by itself) has a
-// function. A queue function covers the route POST /<name>, which is how the host
-// delivers its messages.
+// TestFunctionsMatchRoutes ties the host's functions to the handlers: every HTTP function
+// maps to a route of API.Routes(), and every route but "/" (which the host probes by
+// itself) has a function. A queue function is invoked as POST /<name>, which the Invoker
+// serves: each must be one of Invoker.Functions() with the same queue and binding name,
+// each of those must have its folder, and no HTTP function may take its path.
 func TestFunctionsMatchRoutes(t *testing.T) {
 	registered := map[string]Route{}
 	for _, rt := range apiRoutes() {
 		registered[routeKey(rt.Method, hostRoute(rt.Pattern))] = rt
 	}
+	invoked := map[string]QueueFunction{} // function name -> what the Invoker serves
+	for _, fn := range invokerFunctions() {
+		invoked[fn.Name] = fn
+		if _, clash := registered[routeKey(http.MethodPost, fn.Name)]; clash {
+			t.Errorf("the API registers POST /%s, the invocation path of queue function %s", fn.Name, fn.Name)
+		}
+	}
 	served := map[string]string{} // route key -> function
+	queueFunctions := map[string]bool{}
 	var templates []hostTemplate
 	for _, f := range loadFunctions(t) {
 		trig, ok := f.trigger(t)
@@ -188,7 +208,18 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 			continue
 		}
 		if trig.Type != "httpTrigger" {
-			served[routeKey(http.MethodPost, f.name)] = f.name
+			key := routeKey(http.MethodPost, f.name)
+			served[key] = f.name
+			queueFunctions[f.name] = true
+			fn, ok := invoked[f.name]
+			switch {
+			case !ok:
+				t.Errorf("queue function %s: the Invoker serves no POST /%s", f.name, f.name)
+			case trig.QueueName != fn.Queue:
+				t.Errorf("queue function %s reads queue %q; the Invoker expects %s jobs from %q", f.name, trig.QueueName, fn.Kind, fn.Queue)
+			case trig.Name != fn.Binding:
+				t.Errorf("queue function %s: binding %q; the Invoker reads Data.%s", f.name, trig.Name, fn.Binding)
+			}
 			continue
 		}
 		for _, m := range trig.Methods {
@@ -211,7 +242,21 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 			t.Errorf("route %s %s has no function under %s", rt.Method, rt.Pattern, functionsDir)
 		}
 	}
+	for name := range invoked {
+		if !queueFunctions[name] {
+			t.Errorf("the Invoker serves POST /%s, but %s/%s has no queueTrigger function", name, functionsDir, name)
+		}
+	}
+	for _, tmpl := range templates {
+		if _, ok := invoked[strings.ToLower(tmpl.route)]; ok && tmpl.method == http.MethodPost {
+			t.Errorf("HTTP function %s takes route %s, the invocation path of a queue function", tmpl.function, tmpl.route)
+		}
+	}
 	checkUnambiguous(t, templates)
+}
+
+func invokerFunctions() []QueueFunction {
+	return NewInvoker(nil, slog.New(slog.DiscardHandler)).Functions()
 }
 
 type hostTemplate struct {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/testenv"
@@ -118,7 +119,7 @@ type harness struct {
 	clock  *clock
 	minter *auth.Minter
 	other  *auth.Minter // signs with a key the API does not trust
-	calls  *callCounter  // storage transactions (table and queue calls)
+	calls  *callCounter // storage transactions (table and queue calls)
 }
 
 // callCounter is an azcore pipeline policy that counts the storage calls made.
@@ -157,7 +158,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range queue.Kinds() {
+		for _, k := range message.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -334,7 +335,7 @@ func (h *harness) jobs(kind credential.JobKind) []credential.Job {
 		h.t.Fatal(err)
 	}
 	for _, m := range resp.Messages {
-		job, err := queue.Decode(*m.MessageText)
+		job, err := message.Decode(*m.MessageText)
 		if err != nil {
 			h.t.Fatal(err)
 		}

@@ -27,6 +27,16 @@ func TestDomainImportsNoAzureSDK(t *testing.T) {
 	}
 }
 
+// TestHandlersImportNoAzureSDK: the HTTP and queue-trigger adapters stay thin; every
+// Azure call sits behind the domain's interfaces.
+func TestHandlersImportNoAzureSDK(t *testing.T) {
+	for _, dep := range goList(t, "-deps", "github.com/activeloopai/azcreds/handlers") {
+		if strings.Contains(dep, "github.com/Azure/") || strings.Contains(dep, "microsoftgraph") {
+			t.Errorf("handlers depends on %s", dep)
+		}
+	}
+}
+
 // TestOnlyGraphLinksMSGraph keeps msgraph-sdk-go (minutes of cold build, tens of MB) in
 // one package: only it and the binary that wires it may link it, tests included.
 func TestOnlyGraphLinksMSGraph(t *testing.T) {

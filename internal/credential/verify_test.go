@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/testenv"
@@ -99,7 +100,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range queue.Kinds() {
+		for _, k := range message.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -163,7 +164,7 @@ func (f *fixture) jobs(kind credential.JobKind) []credential.Job {
 			f.t.Fatal(err)
 		}
 		for _, m := range resp.Messages {
-			job, err := queue.Decode(*m.MessageText)
+			job, err := message.Decode(*m.MessageText)
 			if err != nil {
 				f.t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/message"
 )
 
 // ttlPastDeadline keeps a window's messages alive a while after its deadline, so the
@@ -43,8 +44,8 @@ func Open(ctx context.Context, svc *azqueue.ServiceClient, opts Options) (*Queue
 		opts.Now = time.Now
 	}
 	q := &Queues{clients: map[credential.JobKind]*azqueue.QueueClient{}, now: opts.Now}
-	for _, kind := range Kinds() {
-		name, _ := NameOf(kind)
+	for _, kind := range message.Kinds() {
+		name, _ := message.QueueName(kind)
 		name = opts.NamePrefix + name
 		c := svc.NewQueueClient(name)
 		if _, err := c.Create(ctx, nil); err != nil && !queueerror.HasCode(err, queueerror.QueueAlreadyExists) {
@@ -58,26 +59,26 @@ func Open(ctx context.Context, svc *azqueue.ServiceClient, opts Options) (*Queue
 // Client returns the queue of a job kind, for the workers that consume it.
 func (q *Queues) Client(kind credential.JobKind) *azqueue.QueueClient { return q.clients[kind] }
 
-// Schedule enqueues job, invisible for delay. Windowed jobs live until an hour past their
+// Schedule enqueues j, invisible for delay. Windowed jobs live until an hour past their
 // deadline; clean-up jobs never expire.
-func (q *Queues) Schedule(ctx context.Context, job credential.Job, delay time.Duration) error {
-	c, ok := q.clients[job.Kind]
+func (q *Queues) Schedule(ctx context.Context, j credential.Job, delay time.Duration) error {
+	c, ok := q.clients[j.Kind]
 	if !ok {
-		return fmt.Errorf("schedule: no queue for job kind %q", job.Kind)
+		return fmt.Errorf("schedule: no queue for job kind %q", j.Kind)
 	}
-	body, err := Encode(job)
+	body, err := message.Encode(j)
 	if err != nil {
-		return fmt.Errorf("encode %s job: %w", job.Kind, err)
+		return fmt.Errorf("encode %s job: %w", j.Kind, err)
 	}
 	delay = min(max(delay, 0), maxVisibilityDelay)
 	visibility := int32(math.Ceil(delay.Seconds()))
 	ttl := int32(-1)
-	if !job.Deadline.IsZero() {
-		life := job.Deadline.Sub(q.now()) + ttlPastDeadline
+	if !j.Deadline.IsZero() {
+		life := j.Deadline.Sub(q.now()) + ttlPastDeadline
 		ttl = int32(max(life, delay+ttlPastDeadline).Seconds())
 	}
 	if _, err := c.EnqueueMessage(ctx, body, &azqueue.EnqueueMessageOptions{VisibilityTimeout: &visibility, TimeToLive: &ttl}); err != nil {
-		return fmt.Errorf("enqueue %s job for credential %s: %w", job.Kind, job.CredentialID, errors.Join(credential.ErrUnavailable, err))
+		return fmt.Errorf("enqueue %s job for credential %s: %w", j.Kind, j.CredentialID, errors.Join(credential.ErrUnavailable, err))
 	}
 	return nil
 }

@@ -2,8 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"testing"
 	"time"
 
@@ -11,47 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
-
-func TestEncodeDecode(t *testing.T) {
-	jobs := []credential.Job{
-		{Kind: credential.JobSPPoll, OrgID: "org-a", CredentialID: "c1", Generation: 3, Deadline: time.Date(2026, 11, 23, 12, 10, 0, 0, time.UTC)},
-		{Kind: credential.JobAccessProbe, OrgID: "org-a", CredentialID: "c1", Generation: 4, Deadline: time.Date(2026, 11, 23, 12, 5, 0, 0, time.UTC)},
-		{Kind: credential.JobAppCleanup, OrgID: "org-a", CredentialID: "c1", AppObjectID: "obj"},
-	}
-	for _, j := range jobs {
-		body, err := Encode(j)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := base64.StdEncoding.DecodeString(body); err != nil {
-			t.Fatalf("body is not base64: %v", err)
-		}
-		got, err := Decode(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(j, got); diff != "" {
-			t.Errorf("round trip (-want +got):\n%s", diff)
-		}
-	}
-}
-
-func TestDecodeRefusesMalformed(t *testing.T) {
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	for _, body := range []string{
-		"not base64!",
-		b64("not json"),
-		b64(`{"kind":"sp_poll","org_id":"o"}`),
-		b64(`{"kind":"bogus","org_id":"o","credential_id":"c"}`),
-		b64(`{"kind":"app_cleanup","org_id":"o","credential_id":"c"}`),
-	} {
-		if _, err := Decode(body); !errors.Is(err, ErrMalformed) {
-			t.Errorf("Decode(%q) = %v, want ErrMalformed", body, err)
-		}
-	}
-}
 
 // TestScheduleDelay: a scheduled job stays invisible for its delay, then arrives intact.
 func TestScheduleDelay(t *testing.T) {
@@ -66,7 +26,7 @@ func TestScheduleDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range Kinds() {
+		for _, k := range message.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -93,7 +53,7 @@ func TestScheduleDelay(t *testing.T) {
 		}
 		if len(resp.Messages) == 1 {
 			m := resp.Messages[0]
-			got, err := Decode(*m.MessageText)
+			got, err := message.Decode(*m.MessageText)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/testenv"
@@ -42,7 +43,7 @@ func serviceOnStandIn(t *testing.T, si *standIn) (*credential.Service, *queue.Qu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range queue.Kinds() {
+		for _, k := range message.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -63,7 +64,7 @@ func cleanupJobs(t *testing.T, qs *queue.Queues) []credential.Job {
 	}
 	var jobs []credential.Job
 	for _, m := range resp.Messages {
-		j, err := queue.Decode(*m.MessageText)
+		j, err := message.Decode(*m.MessageText)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,7 @@
-package queue
+// Package message is the wire format of background jobs: JSON, base64-encoded as the Azure
+// Functions queue trigger expects (its default messageEncoding), one queue per job kind.
+// It imports no Azure SDK, so the HTTP adapter can decode the host's payloads with it.
+package message
 
 import (
 	"encoding/base64"
@@ -22,8 +25,8 @@ func Kinds() []credential.JobKind {
 	return []credential.JobKind{credential.JobSPPoll, credential.JobAccessProbe, credential.JobAppCleanup}
 }
 
-// NameOf returns the queue of a job kind.
-func NameOf(kind credential.JobKind) (string, error) {
+// QueueName returns the queue of a job kind.
+func QueueName(kind credential.JobKind) (string, error) {
 	switch kind {
 	case credential.JobSPPoll:
 		return NameSPPoll, nil
@@ -67,7 +70,7 @@ func DecodeJSON(b []byte) (credential.Job, error) {
 	}
 	job := credential.Job{Kind: credential.JobKind(m.Kind), OrgID: m.OrgID, CredentialID: m.CredentialID,
 		Generation: m.Generation, Deadline: m.Deadline, Attempt: m.Attempt, AppObjectID: m.AppObjectID}
-	if _, err := NameOf(job.Kind); err != nil || job.OrgID == "" || job.CredentialID == "" {
+	if _, err := QueueName(job.Kind); err != nil || job.OrgID == "" || job.CredentialID == "" {
 		return credential.Job{}, fmt.Errorf("%w: missing kind, org or credential", ErrMalformed)
 	}
 	if job.Kind == credential.JobAppCleanup && job.AppObjectID == "" {

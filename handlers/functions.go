@@ -1,0 +1,288 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/message"
+)
+
+// JobRunner runs one background job; credential.Service is one. It returns an error only
+// for a failure worth delivering the same message again.
+type JobRunner interface {
+	Run(ctx context.Context, job credential.Job) error
+}
+
+// QueueFunction is one queue-triggered function of the Functions host: the folder
+// functions/<Name>/function.json, whose queueTrigger binding named Binding reads Queue.
+// The host invokes it as POST /<Name>.
+type QueueFunction struct {
+	Name    string
+	Binding string
+	Queue   string
+	Kind    credential.JobKind
+}
+
+// queueBinding is the name of every queue function's trigger binding: the key of the
+// message under the invocation's Data.
+const queueBinding = "job"
+
+// maxPayloadNesting bounds how many layers of JSON-string quoting and base64 the payload
+// decoder peels off before it gives up.
+const maxPayloadNesting = 8
+
+// Invoker serves the Functions host's invocations of the queue-triggered functions
+// (NOTES.md, "Azure Functions custom handler"): POST /<function> with
+// {"Data":{"job":<message>},"Metadata":{...}}, answered with
+// {"Outputs":{},"Logs":[...],"ReturnValue":null}.
+//
+// A 200 completes the message (the host deletes it); any other status fails the
+// invocation, and the host delivers the message again until maxDequeueCount, then moves
+// it to <queue>-poison. So a job that failed in a way worth retrying gets 500, and a
+// message that can never be processed (malformed, or on the wrong queue) is logged at
+// error level and answered 200: retrying cannot fix it, and a poison queue nobody reads
+// would only hide it; the log line carries the evidence.
+//
+// The Invoker has no authentication: mount it only where the host alone can reach it
+// (FUNCTIONS_CUSTOMHANDLER_PORT on 127.0.0.1), never on a public listener.
+type Invoker struct {
+	jobs      JobRunner
+	log       *slog.Logger
+	functions []QueueFunction
+	byPath    map[string]QueueFunction
+}
+
+// NewInvoker returns the adapter that runs the queue functions' jobs with jobs.
+func NewInvoker(jobs JobRunner, log *slog.Logger) *Invoker {
+	iv := &Invoker{jobs: jobs, log: log, byPath: map[string]QueueFunction{}}
+	names := map[credential.JobKind]string{
+		credential.JobSPPoll:      "sp-poll",
+		credential.JobAccessProbe: "access-probe",
+		credential.JobAppCleanup:  "app-cleanup",
+	}
+	for _, kind := range message.Kinds() {
+		q, err := message.QueueName(kind)
+		if err != nil || names[kind] == "" {
+			panic(fmt.Sprintf("handlers: job kind %q has no queue function", kind))
+		}
+		fn := QueueFunction{Name: names[kind], Binding: queueBinding, Queue: q, Kind: kind}
+		iv.functions = append(iv.functions, fn)
+		iv.byPath["/"+fn.Name] = fn
+	}
+	return iv
+}
+
+// Functions lists the queue functions the Invoker serves.
+func (iv *Invoker) Functions() []QueueFunction { return append([]QueueFunction(nil), iv.functions...) }
+
+// ServeHTTP answers GET / (the host's start-up probe) and the functions' invocations.
+func (iv *Invoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if fn, ok := iv.byPath[r.URL.Path]; ok {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, "", fail(http.StatusMethodNotAllowed, codeMethod, "method %s is not allowed here; allowed: POST", r.Method))
+			return
+		}
+		iv.invoke(w, r, fn)
+		return
+	}
+	if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	writeError(w, "", fail(http.StatusNotFound, codeNotFound, "no such endpoint"))
+}
+
+// owns says whether path is one of the functions' invocation paths.
+func (iv *Invoker) owns(path string) bool {
+	_, ok := iv.byPath[path]
+	return ok
+}
+
+// Compose is the handler for the Functions host's port: the queue functions' invocation
+// paths (POST /<function>, any method answered) go to inv, everything else to api, which
+// answers the host's GET / probe itself. TestFunctionsMatchRoutes keeps the API off the
+// invocation paths. Standalone, serve the API alone: nothing but the host may invoke.
+func Compose(api http.Handler, inv *Invoker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inv.owns(r.URL.Path) {
+			inv.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// invocationResponse is the custom handler's answer to the host. Logs go to the host's
+// function log: short, and never a secret.
+type invocationResponse struct {
+	Outputs     map[string]any `json:"Outputs"`
+	Logs        []string       `json:"Logs"`
+	ReturnValue any            `json:"ReturnValue"`
+}
+
+// invocation is what one delivery is known by, for the log line.
+type invocation struct {
+	messageID    string
+	dequeueCount int64
+	job          credential.Job
+	decoded      bool
+}
+
+// malformed is the error of a delivery that no retry can fix; it matches message.ErrMalformed.
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", message.ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// invoke runs one delivery and maps its outcome: done or malformed 200, failed 500.
+func (iv *Invoker) invoke(w http.ResponseWriter, r *http.Request, fn QueueFunction) {
+	start := time.Now()
+	id := uuid.NewString()
+	w.Header().Set("X-Request-Id", id)
+	ctx := context.WithValue(r.Context(), requestIDKey, id)
+	var inv invocation
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		return iv.deliver(ctx, w, r, fn, &inv)
+	}()
+	attrs := []any{"request_id", id, "function", fn.Name, "queue", fn.Queue, "message_id", inv.messageID,
+		"dequeue_count", inv.dequeueCount, "duration_ms", time.Since(start).Milliseconds()}
+	if inv.decoded {
+		attrs = append(attrs, "kind", inv.job.Kind, "org", inv.job.OrgID, "credential", inv.job.CredentialID,
+			"generation", inv.job.Generation, "attempt", inv.job.Attempt)
+	}
+	resp := invocationResponse{Outputs: map[string]any{}, Logs: []string{}}
+	status := http.StatusOK
+	switch {
+	case err == nil:
+		iv.log.InfoContext(ctx, "queue job done", attrs...)
+		resp.Logs = append(resp.Logs, fmt.Sprintf("%s job for credential %s done (dequeue count %d)",
+			inv.job.Kind, inv.job.CredentialID, inv.dequeueCount))
+	case errors.Is(err, message.ErrMalformed):
+		iv.log.ErrorContext(ctx, "dropping a malformed queue message: no retry can fix it", append(attrs, "err", err)...)
+		resp.Logs = append(resp.Logs, fmt.Sprintf("dropped a malformed message on %s: %v (request id %s)", fn.Queue, err, id))
+	default:
+		status = http.StatusInternalServerError
+		iv.log.ErrorContext(ctx, "queue job failed; the host delivers the message again", append(attrs, "err", err)...)
+		resp.Logs = append(resp.Logs, fmt.Sprintf("%s job failed (%s); the host retries it (request id %s)",
+			fn.Kind, failureClass(err), id))
+	}
+	writeJSON(w, status, resp)
+}
+
+// failureClass names a failure for the host's log without its details, which may carry
+// provider text; the details are in our own log under the request id.
+func failureClass(err error) string {
+	switch {
+	case errors.Is(err, credential.ErrUnavailable):
+		return "an Azure service was unavailable"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timed out or cancelled"
+	}
+	return "internal error"
+}
+
+// deliver reads the host's invocation, decodes the message and runs its job.
+func (iv *Invoker) deliver(ctx context.Context, w http.ResponseWriter, r *http.Request, fn QueueFunction, inv *invocation) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return malformed("invocation body is larger than %d bytes", MaxBodyBytes)
+		}
+		return fmt.Errorf("read the invocation body: %w", err)
+	}
+	var req struct {
+		Data     map[string]json.RawMessage `json:"Data"`
+		Metadata map[string]json.RawMessage `json:"Metadata"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil {
+		return malformed("invocation body is not the host's JSON object: %s", describeJSONError(err))
+	}
+	inv.messageID, inv.dequeueCount = invocationMetadata(req.Metadata)
+	raw, ok := req.Data[fn.Binding]
+	if !ok {
+		return malformed("invocation has no Data.%s (the trigger binding's name)", fn.Binding)
+	}
+	job, err := decodePayload(raw)
+	if err != nil {
+		return err
+	}
+	inv.job, inv.decoded = job, true
+	if job.Kind != fn.Kind {
+		return malformed("a %s job arrived on the %s queue (function %s)", job.Kind, fn.Queue, fn.Name)
+	}
+	if err := iv.jobs.Run(ctx, job); err != nil {
+		return fmt.Errorf("run %s job for credential %s: %w", job.Kind, job.CredentialID, err)
+	}
+	return nil
+}
+
+// invocationMetadata reads the message id and dequeue count from the trigger metadata,
+// leniently: they only label the log line. The host writes DequeueCount as a number;
+// a string is taken too.
+func invocationMetadata(md map[string]json.RawMessage) (id string, dequeueCount int64) {
+	_ = json.Unmarshal(md["Id"], &id)
+	raw := bytes.TrimSpace(md["DequeueCount"])
+	if err := json.Unmarshal(raw, &dequeueCount); err != nil {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			dequeueCount, _ = strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		}
+	}
+	return id, dequeueCount
+}
+
+// decodePayload reads a job from the trigger's payload, which the host may hand over as
+// the message's JSON object, as a JSON string holding that JSON (quoted once or more), or
+// as a string of base64 of the JSON (a host with messageEncoding none passes the stored
+// body through). It peels at most maxPayloadNesting layers.
+func decodePayload(raw []byte) (credential.Job, error) {
+	b := bytes.TrimSpace(raw)
+	for range maxPayloadNesting {
+		switch {
+		case len(b) == 0:
+			return credential.Job{}, malformed("empty payload")
+		case b[0] == '{':
+			return message.DecodeJSON(b)
+		case b[0] == '"':
+			var s string
+			if err := json.Unmarshal(b, &s); err != nil {
+				return credential.Job{}, malformed("payload is not a valid JSON string: %s", describeJSONError(err))
+			}
+			s = strings.TrimSpace(s)
+			if strings.HasPrefix(s, "{") || strings.HasPrefix(s, `"`) {
+				b = []byte(s)
+				continue
+			}
+			dec, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return credential.Job{}, malformed("payload string is neither JSON nor base64")
+			}
+			b = bytes.TrimSpace(dec)
+		default:
+			return credential.Job{}, malformed("payload is neither a JSON object nor a string")
+		}
+	}
+	return credential.Job{}, malformed("payload is nested more than %d levels deep", maxPayloadNesting)
+}
