@@ -30,11 +30,15 @@ import (
 
 	"github.com/activeloopai/azcreds/handlers"
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/azure/blob"
 	"github.com/activeloopai/azcreds/internal/azure/graph"
+	tokenchain "github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/localdial"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/worker"
 )
 
 const settingsFile = "local.settings.json"
@@ -79,13 +83,13 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
 	}
-	api, err := build(ctx, cfg, log)
+	handler, jobs, err := build(ctx, cfg, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      90 * time.Second,
@@ -94,53 +98,94 @@ func serve(args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "functions_host", cfg.FunctionsHost)
+	// Standalone, the queue worker runs beside the server. Its queues are open (build).
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker()
+	workerDone := make(chan error, 1)
+	if jobs != nil {
+		go func() { workerDone <- jobs.Run(workerCtx) }()
+	} else {
+		workerDone <- nil
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "functions_host", cfg.FunctionsHost, "queue_worker", jobs != nil)
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
+	// Stop taking work on both sides at once, then let both drain: the worker dequeues
+	// nothing more and finishes its jobs in flight (each bounded by its visibility
+	// timeout) while the server finishes its requests. Neither hands work to the other in
+	// memory, so no order loses anything; a kill before the end loses nothing either
+	// (an undeleted message comes back after its visibility timeout).
+	stop() // a second signal ends the process at once (even then nothing is lost)
+	stopWorker()
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	var shutdownErr error
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		shutdownErr = fmt.Errorf("shutdown: %w", err)
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if serveErr == nil {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
 	}
-	return nil
+	workerErr := <-workerDone
+	return errors.Join(serveErr, shutdownErr, workerErr)
 }
 
-// build wires config -> clients -> services -> handlers.
-func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, error) {
+// build wires config -> clients -> services -> handlers. Under the Functions host the
+// handler also serves the host's queue-trigger invocations; standalone, the returned
+// worker consumes the queues instead (nil under the host).
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, *worker.Worker, error) {
 	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
 	if cfg.ManagedIdentityClientID != "" {
 		miOpts.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
 	}
 	identity, err := azidentity.NewManagedIdentityCredential(miOpts)
 	if err != nil {
-		return nil, fmt.Errorf("managed identity: %w", err)
+		return nil, nil, fmt.Errorf("managed identity: %w", err)
 	}
 	tables, queues, err := storageClients(cfg.Storage)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := store.Open(ctx, tables, cfg.TableName)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sched, err := queue.Open(ctx, queues, queue.Options{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dir, err := graph.New(identity, graph.Options{BaseURL: cfg.GraphBaseURL})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	chain, err := tokenchain.New(identity, tokenchain.Options{AuthorityHost: cfg.AuthorityHost})
+	if err != nil {
+		return nil, nil, err
+	}
+	finder := graph.NewFinder(dir, chain)
+	blobOpts := blob.Options{EndpointTemplate: cfg.BlobEndpointTemplate, Logger: log.With("component", "access_probe")}
+	if cfg.LocalBlobAddr != "" {
+		// Local stack: <account>.blob.localhost reaches the stand-in's storage front; other
+		// account names fail to resolve, as a missing account's do in Azure.
+		dial, err := localdial.New(cfg.LocalBlobAddr, cfg.LocalBlobAccounts)
+		if err != nil {
+			return nil, nil, err
+		}
+		blobOpts.Transport = dial.Client(nil)
+	}
+	prober, err := blob.NewProber(chain, blobOpts)
+	if err != nil {
+		return nil, nil, err
 	}
 	verifier, err := verifier(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svc, err := credential.NewService(credential.Config{
 		HomeTenantID:            cfg.HomeTenantID,
@@ -148,11 +193,25 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		SPPollWindow:            cfg.SPPollWindow,
 		AccessProbeWindow:       cfg.AccessProbeWindow,
 		PropagationGrace:        cfg.PropagationGrace,
-	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched}, log)
+		SPPollInterval:          cfg.SPPollInterval,
+		AccessProbeInterval:     cfg.AccessProbeInterval,
+	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober}, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return handlers.New(svc, verifier, log), nil
+	api := handlers.New(svc, verifier, log)
+	if cfg.FunctionsHost {
+		return handlers.Compose(api, handlers.NewInvoker(svc, log)), nil, nil
+	}
+	consumed, err := worker.Open(ctx, queues, sched)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := worker.New(consumed, svc, worker.Options{Log: log.With("component", "worker")})
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, jobs, nil
 }
 
 // storageClients reaches the backend's own tables and queues: by connection string

@@ -26,6 +26,7 @@ for port in "$AZURITE_BLOB_PORT" "$AZURITE_QUEUE_PORT" "$AZURITE_TABLE_PORT"; do
 	require_free_port "$port" "Azurite"
 done
 require_free_port "${AZCREDS_LOCALAZURE_ADDR##*:}" "Entra/Graph stand-in"
+require_free_port "${AZCREDS_STORAGE_FRONT_ADDR##*:}" "storage front"
 $stack_only || require_free_port "${AZCREDS_HANDLER_ADDR##*:}" "handler"
 [[ -d cmd/localazure ]] || die "cmd/localazure does not exist yet: the local Entra/Graph stand-in is needed"
 
@@ -54,7 +55,8 @@ start_group localazure "$localazure_log" bin/localazure \
 	-home-tenant "$AZCREDS_LOCAL_HOME_TENANT_ID" \
 	-mi-client-id "$AZCREDS_LOCAL_MI_CLIENT_ID" -mi-object-id "$AZCREDS_LOCAL_MI_OBJECT_ID" \
 	-tenants "$AZCREDS_LOCAL_TENANTS" \
-	-azurite-blob "$AZURITE_BLOB_URL" -accounts "$AZURITE_ACCOUNTS"
+	-azurite-blob "$AZURITE_BLOB_URL" -accounts "$AZURITE_ACCOUNTS" \
+	-storage-addr "$AZCREDS_STORAGE_FRONT_ADDR"
 wait_until "the Entra/Graph stand-in" "$STARTED_PID" "$localazure_log" 30 \
 	http_answers "$AZCREDS_LOCALAZURE_URL/" "$AZCREDS_CERT_FILE"
 
@@ -75,6 +77,7 @@ The local stack is up; Ctrl-C stops everything.
                    accounts $AZCREDS_DEV_ACCOUNT (platform), $AZCREDS_CUSTOMER_ACCOUNT_1 and $AZCREDS_CUSTOMER_ACCOUNT_2 (customers); log $(rel "$AZCREDS_LOG_DIR/azurite.log")
   Entra/Graph      $AZCREDS_LOCALAZURE_URL  home tenant $AZCREDS_LOCAL_HOME_TENANT_ID; log $(rel "$localazure_log")
   control          $AZCREDS_LOCALAZURE_CONTROL_URL  (plays the customer: install an SP, grant a role)
+  storage front    https://<account>.blob.localhost:${AZCREDS_STORAGE_FRONT_ADDR##*:} -> $AZCREDS_STORAGE_FRONT_ADDR  (RBAC in front of Azurite's customer accounts)
   customer tenants $AZCREDS_LOCAL_CUSTOMER_TENANT_1  $AZCREDS_LOCAL_CUSTOMER_TENANT_2
   TLS              curl --cacert $(rel "$AZCREDS_CERT_FILE")
 INFO

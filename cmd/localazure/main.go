@@ -1,7 +1,8 @@
 // Command localazure serves the local stand-in for Microsoft Entra ID and Microsoft Graph
 // (package internal/localazure) over HTTPS, for the local stack and for people trying the
-// onboarding by hand. It only parses flags, wires the server and stops cleanly on SIGINT
-// or SIGTERM.
+// onboarding by hand, and, with -azurite-blob, the stand-in's RBAC front for customer blob
+// storage (<account>.blob.localhost) on its own listener (-storage-addr). It only parses
+// flags, wires the servers and stops cleanly on SIGINT or SIGTERM.
 package main
 
 import (
@@ -38,7 +39,7 @@ func main() {
 }
 
 type options struct {
-	addr, cert, key                       string
+	addr, storageAddr, cert, key          string
 	homeTenant, miClientID, miObjectID    string
 	tenants                               string
 	propagation, ficPropagation           time.Duration
@@ -61,6 +62,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.identityHeader, "identity-header", localazure.DefaultIdentityHeader, "X-IDENTITY-HEADER value the managed identity endpoint expects (IDENTITY_HEADER)")
 	fs.StringVar(&o.azuriteBlob, "azurite-blob", "", "Azurite blob endpoint without account, e.g. https://127.0.0.1:10000, for container creation")
 	fs.StringVar(&o.accounts, "accounts", "", "storage accounts and keys, in AZURITE_ACCOUNTS' format name:key;name2:key2 (with -azurite-blob)")
+	fs.StringVar(&o.storageAddr, "storage-addr", "127.0.0.1:10443", "listen address (HTTPS) of the RBAC front for <account>.blob.localhost, served with -azurite-blob; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -102,8 +104,12 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 		IdentityHeader:      o.identityHeader,
 		Logger:              log,
 	}
+	var azurite *http.Transport
 	if o.azuriteBlob != "" {
-		blob, err := newBlobCreator(o)
+		if azurite, err = azuriteTransport(o.cert); err != nil {
+			return err
+		}
+		blob, err := newBlobCreator(o, azurite)
 		if err != nil {
 			return err
 		}
@@ -113,61 +119,104 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 	if err != nil {
 		return fmt.Errorf("configure stand-in: %w", err)
 	}
+	handlers := []listener{{name: "localazure", addr: o.addr, handler: standIn.Handler()}}
+	if o.azuriteBlob != "" && o.storageAddr != "" {
+		front, err := standIn.StorageFront(localazure.StorageFrontConfig{Azurite: o.azuriteBlob, Transport: azurite})
+		if err != nil {
+			return fmt.Errorf("configure storage front: %w", err)
+		}
+		handlers = append(handlers, listener{name: "storage front", addr: o.storageAddr, handler: front})
+	}
 
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	// Listen on every address before serving any, so that a taken port fails the start.
+	servers := make([]*http.Server, 0, len(handlers))
+	listeners := make([]net.Listener, 0, len(handlers))
+	for _, l := range handlers {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, prev := range listeners {
+				prev.Close()
+			}
+			return fmt.Errorf("listen (%s): %w", l.name, err)
+		}
+		listeners = append(listeners, ln)
+		servers = append(servers, &http.Server{
+			Handler:           l.handler,
+			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		})
 	}
-	srv := &http.Server{
-		Handler:           standIn.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	served := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { served <- srv.ServeTLS(listeners[i], "", "") }()
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	log.Info("localazure listening", "url", "https://"+ln.Addr().String(), "home_tenant", o.homeTenant,
+	addr := listeners[0].Addr().String()
+	log.Info("localazure listening", "url", "https://"+addr, "home_tenant", o.homeTenant,
 		"tenants", tenants, "propagation", o.propagation.String(), "azurite_blob", o.azuriteBlob)
+	if len(listeners) > 1 {
+		log.Info("storage front listening", "url", "https://"+listeners[1].Addr().String(),
+			"hosts", "<account>.blob.localhost", "azurite_blob", o.azuriteBlob)
+	}
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(addr)
 	}
 
+	var serveErr error
 	select {
 	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("localazure shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {
+			serveErr = fmt.Errorf("shut down: %w", err)
+		}
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	if serveErr != nil {
+		return serveErr
+	}
+	for range servers {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	return nil
 }
 
-// newBlobCreator creates containers on Azurite with SharedKey. Its client trusts the
-// system roots (SSL_CERT_FILE included) and the stand-in's own certificate, which the
-// local stack also gives Azurite.
-func newBlobCreator(o options) (*localazure.SharedKeyBlob, error) {
-	keys, err := localazure.ParseAccounts(o.accounts)
-	if err != nil {
-		return nil, fmt.Errorf("parse -accounts: %w", err)
-	}
+// listener is one HTTPS surface of the command: the stand-in, and the storage front.
+type listener struct {
+	name    string
+	addr    string
+	handler http.Handler
+}
+
+// azuriteTransport reaches Azurite. It trusts the system roots (SSL_CERT_FILE included)
+// and the stand-in's own certificate, which the local stack also gives Azurite.
+func azuriteTransport(certFile string) (*http.Transport, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
-	pem, err := os.ReadFile(o.cert)
+	pem, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("read certificate: %w", err)
 	}
 	roots.AppendCertsFromPEM(pem)
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return transport, nil
+}
+
+// newBlobCreator creates containers on Azurite with SharedKey.
+func newBlobCreator(o options, transport *http.Transport) (*localazure.SharedKeyBlob, error) {
+	keys, err := localazure.ParseAccounts(o.accounts)
+	if err != nil {
+		return nil, fmt.Errorf("parse -accounts: %w", err)
+	}
 	return &localazure.SharedKeyBlob{
 		Endpoint: o.azuriteBlob,
 		Keys:     keys,

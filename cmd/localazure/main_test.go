@@ -168,3 +168,79 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestRunServesStorageFront: with -azurite-blob the command also serves the RBAC front for
+// <account>.blob.localhost on -storage-addr. The front refuses before it would reach
+// Azurite, so none is needed here.
+func TestRunServesStorageFront(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{
+			"-addr", "127.0.0.1:0", "-storage-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile,
+			"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
+			"-azurite-blob", "https://127.0.0.1:1", "-accounts", "custacct1:a2V5",
+		}, slog.New(slog.NewJSONHandler(logs, nil)), func(addr string) { addrc <- addr })
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	front := ""
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "storage front listening" {
+			front, _ = m["url"].(string)
+		}
+	}
+	if front == "" || front == "https://"+addr {
+		t.Fatalf("no storage front in the logs:\n%s", logs.String())
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+	call := func() *http.Response {
+		req, err := http.NewRequest(http.MethodGet, front+"/tables?restype=container&comp=list", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "custacct1.blob.localhost"
+		req.Header.Set("Authorization", "Bearer nonsense")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := call(); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("x-ms-error-code") != "InvalidAuthenticationInfo" {
+		t.Errorf("bad token: %d %s", resp.StatusCode, resp.Header.Get("x-ms-error-code"))
+	}
+	resp, err := client.Post("https://"+addr+"/control/storageAccounts/custacct1/firewall", "application/json", strings.NewReader(`{"enabled":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("firewall on: %d", resp.StatusCode)
+	}
+	if resp := call(); resp.StatusCode != http.StatusForbidden || resp.Header.Get("x-ms-error-code") != "AuthorizationFailure" {
+		t.Errorf("behind the firewall: %d %s", resp.StatusCode, resp.Header.Get("x-ms-error-code"))
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not stop")
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -30,6 +32,12 @@ const (
 	KeyAuthorityHost           = "AZCREDS_AUTHORITY_HOST"
 	KeyGraphBaseURL            = "AZCREDS_GRAPH_BASE_URL"
 
+	KeyBlobEndpointTemplate = "AZCREDS_BLOB_ENDPOINT_TEMPLATE"
+	// KeyLocalBlobAddr and KeyLocalBlobAccounts are for the local stack only: where
+	// <account>.blob.localhost connects, and which account names resolve.
+	KeyLocalBlobAddr     = "AZCREDS_LOCAL_BLOB_ADDR"
+	KeyLocalBlobAccounts = "AZCREDS_LOCAL_BLOB_ACCOUNTS"
+
 	KeyAuthIssuer        = "AZCREDS_AUTH_ISSUER"
 	KeyAuthAudience      = "AZCREDS_AUTH_AUDIENCE"
 	KeyAuthJWKSURL       = "AZCREDS_AUTH_JWKS_URL"
@@ -37,9 +45,11 @@ const (
 	// KeyAuthSigningKeyFile is read only by `handler token`, which mints local tokens.
 	KeyAuthSigningKeyFile = "AZCREDS_AUTH_SIGNING_KEY_FILE"
 
-	KeySPPollWindow      = "AZCREDS_SP_POLL_WINDOW"
-	KeyAccessProbeWindow = "AZCREDS_ACCESS_PROBE_WINDOW"
-	KeyPropagationGrace  = "AZCREDS_PROPAGATION_GRACE"
+	KeySPPollWindow        = "AZCREDS_SP_POLL_WINDOW"
+	KeyAccessProbeWindow   = "AZCREDS_ACCESS_PROBE_WINDOW"
+	KeyPropagationGrace    = "AZCREDS_PROPAGATION_GRACE"
+	KeySPPollInterval      = "AZCREDS_SP_POLL_INTERVAL"
+	KeyAccessProbeInterval = "AZCREDS_ACCESS_PROBE_INTERVAL"
 )
 
 // Defaults for the settings that have one.
@@ -48,6 +58,9 @@ const (
 	DefaultTableName     = "credentials"
 	DefaultAuthorityHost = "https://login.microsoftonline.com/"
 	DefaultGraphBaseURL  = "https://graph.microsoft.com/v1.0"
+	// DefaultBlobEndpointTemplate is a customer account's blob endpoint in Azure's public
+	// cloud; %s is the account name.
+	DefaultBlobEndpointTemplate = "https://%s.blob.core.windows.net/"
 )
 
 // Storage says how to reach the backend's own Table and Queue storage: a connection string
@@ -75,6 +88,14 @@ type Config struct {
 	AuthorityHost           string
 	GraphBaseURL            string
 
+	// BlobEndpointTemplate is a customer account's blob endpoint, %s the account name.
+	BlobEndpointTemplate string
+	// LocalBlobAddr, when set, is where <account>.blob.localhost connects (the local
+	// stack's storage front), and LocalBlobAccounts the account names that resolve there;
+	// every other name fails as a missing account's does.
+	LocalBlobAddr     string
+	LocalBlobAccounts []string
+
 	AuthIssuer        string
 	AuthAudience      string
 	AuthJWKSURL       string
@@ -83,6 +104,9 @@ type Config struct {
 	SPPollWindow      time.Duration
 	AccessProbeWindow time.Duration
 	PropagationGrace  time.Duration
+	// SPPollInterval and AccessProbeInterval space the attempts of the two windows.
+	SPPollInterval      time.Duration
+	AccessProbeInterval time.Duration
 }
 
 // Source looks settings up by name.
@@ -133,6 +157,9 @@ func Parse(get Source) (Config, error) {
 		ManagedIdentityObjectID: p.required(KeyManagedIdentityObjectID),
 		AuthorityHost:           p.url(KeyAuthorityHost, DefaultAuthorityHost),
 		GraphBaseURL:            p.url(KeyGraphBaseURL, DefaultGraphBaseURL),
+		BlobEndpointTemplate:    p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
+		LocalBlobAddr:           p.hostPort(KeyLocalBlobAddr),
+		LocalBlobAccounts:       p.accounts(KeyLocalBlobAccounts),
 		AuthIssuer:              p.required(KeyAuthIssuer),
 		AuthAudience:            p.required(KeyAuthAudience),
 		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
@@ -140,6 +167,8 @@ func Parse(get Source) (Config, error) {
 		SPPollWindow:            p.duration(KeySPPollWindow, 10*time.Minute),
 		AccessProbeWindow:       p.duration(KeyAccessProbeWindow, 5*time.Minute),
 		PropagationGrace:        p.duration(KeyPropagationGrace, 2*time.Minute),
+		SPPollInterval:          p.duration(KeySPPollInterval, 5*time.Second),
+		AccessProbeInterval:     p.duration(KeyAccessProbeInterval, 5*time.Second),
 		Storage: Storage{
 			ConnectionString: p.str(KeyStorage, ""),
 			TableServiceURI:  p.str(KeyStorageTableServiceURI, ""),
@@ -161,6 +190,9 @@ func Parse(get Source) (Config, error) {
 	if s.ConnectionString == "" && (s.TableServiceURI == "" || s.QueueServiceURI == "") {
 		p.errs = append(p.errs, fmt.Errorf("set %s (a connection string) or both %s and %s",
 			KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI))
+	}
+	if (c.LocalBlobAddr == "") != (len(c.LocalBlobAccounts) == 0) {
+		p.errs = append(p.errs, fmt.Errorf("set both %s and %s (local stack), or neither", KeyLocalBlobAddr, KeyLocalBlobAccounts))
 	}
 	if c.AccessProbeWindow > 0 && c.PropagationGrace > c.AccessProbeWindow {
 		p.errs = append(p.errs, fmt.Errorf("%s (%s) must not be longer than %s (%s)",
@@ -201,6 +233,46 @@ func (p *parser) url(key, def string) string {
 	return v
 }
 
+// endpointTemplate reads an https URL with exactly one %s, for a storage account's name.
+func (p *parser) endpointTemplate(key, def string) string {
+	v := p.str(key, def)
+	u, err := url.Parse(strings.Replace(v, "%s", "account", 1))
+	if strings.Count(v, "%s") != 1 || strings.Count(v, "%") != 1 || err != nil || u.Scheme != "https" || u.Host == "" {
+		p.errs = append(p.errs, fmt.Errorf("%s must be an https URL with one %%s for the account name, like %s, got %q", key, DefaultBlobEndpointTemplate, v))
+	}
+	return v
+}
+
+// hostPort reads an optional host:port.
+func (p *parser) hostPort(key string) string {
+	v := p.str(key, "")
+	if v == "" {
+		return ""
+	}
+	if host, port, err := net.SplitHostPort(v); err != nil || host == "" || port == "" {
+		p.errs = append(p.errs, fmt.Errorf("%s must be host:port, got %q", key, v))
+	}
+	return v
+}
+
+var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
+
+// accounts reads an optional comma-separated list of storage account names.
+func (p *parser) accounts(key string) []string {
+	var out []string
+	for _, a := range strings.Split(p.str(key, ""), ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if !accountName.MatchString(a) {
+			p.errs = append(p.errs, fmt.Errorf("%s: %q is not a storage account name (3-24 lowercase letters and digits)", key, a))
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 func (p *parser) duration(key string, def time.Duration) time.Duration {
 	v := p.str(key, "")
 	if v == "" {
@@ -220,7 +292,8 @@ func Keys() []string {
 		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel,
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
+		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
-		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace,
+		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 	}
 }

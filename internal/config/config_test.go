@@ -125,3 +125,55 @@ func TestExampleListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestBlobSettings(t *testing.T) {
+	c, err := Parse(source(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BlobEndpointTemplate != DefaultBlobEndpointTemplate || c.LocalBlobAddr != "" || c.LocalBlobAccounts != nil {
+		t.Errorf("defaults: template %q, local %q %v", c.BlobEndpointTemplate, c.LocalBlobAddr, c.LocalBlobAccounts)
+	}
+
+	m := valid()
+	m[KeyBlobEndpointTemplate] = "https://%s.blob.localhost:10443/"
+	m[KeyLocalBlobAddr] = "127.0.0.1:10443"
+	m[KeyLocalBlobAccounts] = " custacct1, custacct2 ,"
+	c, err = Parse(source(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BlobEndpointTemplate != "https://%s.blob.localhost:10443/" || c.LocalBlobAddr != "127.0.0.1:10443" ||
+		strings.Join(c.LocalBlobAccounts, ",") != "custacct1,custacct2" {
+		t.Errorf("local stack: %+v", c)
+	}
+
+	bad := map[string]map[string]string{
+		"template without the account":  {KeyBlobEndpointTemplate: "https://blob.core.windows.net/"},
+		"template over http":            {KeyBlobEndpointTemplate: "http://%s.blob.localhost/"},
+		"template with two verbs":       {KeyBlobEndpointTemplate: "https://%s.blob.localhost/%d"},
+		"address without accounts":      {KeyLocalBlobAddr: "127.0.0.1:10443"},
+		"accounts without address":      {KeyLocalBlobAccounts: "custacct1"},
+		"address without port":          {KeyLocalBlobAddr: "127.0.0.1", KeyLocalBlobAccounts: "custacct1"},
+		"account name with a capital":   {KeyLocalBlobAddr: "127.0.0.1:10443", KeyLocalBlobAccounts: "CustAcct1"},
+		"account name that is too long": {KeyLocalBlobAddr: "127.0.0.1:10443", KeyLocalBlobAccounts: strings.Repeat("a", 25)},
+	}
+	for name, settings := range bad {
+		m := valid()
+		for k, v := range settings {
+			m[k] = v
+		}
+		_, err := Parse(source(m))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		mentioned := false
+		for k := range settings {
+			mentioned = mentioned || strings.Contains(err.Error(), k)
+		}
+		if !mentioned {
+			t.Errorf("%s: error does not name the setting: %v", name, err)
+		}
+	}
+}

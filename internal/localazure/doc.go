@@ -17,6 +17,12 @@
 // also available as Go methods on Server. See README.md in this directory for the
 // control endpoints.
 //
+// Azurite checks no permissions, so StorageFront returns a handler that stands in front of
+// it for customer storage accounts (<account>.blob.localhost) and answers the stand-in's
+// principals as Azure Storage would: bearer tokens verified, effective roles (with their
+// propagation delay) per operation, a firewall switch per account, SAS and shared key
+// requests passed through.
+//
 // State lives in memory behind one mutex: the server stands in for a directory, not for
 // storage. The package imports no Azure SDK so that it stays cheap to build.
 package localazure

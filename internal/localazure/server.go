@@ -85,6 +85,7 @@ type Server struct {
 	accounts    map[string]StorageAccount // by account name
 	assignments []*RoleAssignment         // in creation order
 	faults      map[Operation][]*Fault    // FIFO per operation
+	firewalled  map[string]bool           // accounts whose network rules refuse every request
 }
 
 type tenant struct {
@@ -218,6 +219,8 @@ func (s *Server) routes() http.Handler {
 	control.HandleFunc("GET /control/storageAccounts", s.handleListStorageAccounts)
 	control.HandleFunc("POST /control/storageAccounts", s.handleRegisterStorageAccount)
 	control.HandleFunc("POST /control/storageAccounts/{account}/containers", s.handleCreateContainer)
+	control.HandleFunc("GET /control/storageAccounts/{account}/firewall", s.handleGetFirewall)
+	control.HandleFunc("POST /control/storageAccounts/{account}/firewall", s.handleSetFirewall)
 	control.HandleFunc("GET /control/roleAssignments", s.handleListRoleAssignments)
 	control.HandleFunc("POST /control/roleAssignments", s.handleGrantRole)
 	control.HandleFunc("DELETE /control/roleAssignments", s.handleRevokeRoleByQuery)

@@ -1,0 +1,666 @@
+package blob
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/google/uuid"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/localdial"
+	"github.com/activeloopai/azcreds/internal/testenv"
+)
+
+// The prober's tests run the real azblob client against the stand-in's storage front
+// (RBAC) over the test Azurite, with tokens from the stand-in's token endpoint: every row
+// of SPEC.md's outcome table as the storage data plane produces it.
+
+const (
+	homeTenant   = "11111111-1111-1111-1111-111111111111"
+	custTenant   = "22222222-2222-2222-2222-222222222222"
+	miObjectID   = "55555555-5555-5555-5555-555555555555"
+	subscription = "66666666-6666-6666-6666-666666666666"
+	resourceRG   = "rg-data"
+	propagation  = 10 * time.Second
+)
+
+// offsetClock runs at real time plus an offset the test can advance: Azurite checks the
+// lifetime of the tokens against its own clock, so the stand-in's must stay close to it.
+type offsetClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *offsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *offsetClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// stack is the local Entra stand-in, its storage front on a TLS listener whose certificate
+// covers *.blob.localhost, and the Azurite behind it.
+type stack struct {
+	t        *testing.T
+	env      testenv.Env
+	s        *localazure.Server
+	clock    *offsetClock
+	entra    *httptest.Server
+	front    *httptest.Server
+	roots    *x509.CertPool
+	template string
+	mi       string // the managed identity's client id
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	env := testenv.Azurite(t)
+	clock := &offsetClock{}
+	mi := uuid.NewString()
+	s, err := localazure.New(localazure.Config{
+		HomeTenantID:     homeTenant,
+		ManagedIdentity:  localazure.ManagedIdentity{ClientID: mi, ObjectID: miObjectID},
+		Tenants:          []string{custTenant},
+		PropagationDelay: propagation,
+		Now:              clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, account := range []string{"custacct1", "custacct2"} {
+		if _, _, err := s.RegisterStorageAccount(localazure.StorageAccount{Name: account, SubscriptionID: subscription, ResourceGroup: resourceRG, TenantID: custTenant}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entra := httptest.NewTLSServer(s.Handler())
+	t.Cleanup(entra.Close)
+
+	h, err := s.StorageFront(localazure.StorageFrontConfig{Azurite: env.BlobEndpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, roots := blobLocalhostCert(t)
+	front := httptest.NewUnstartedServer(h)
+	front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	_, port, _ := net.SplitHostPort(front.Listener.Addr().String())
+	return &stack{t: t, env: env, s: s, clock: clock, entra: entra, front: front, roots: roots, mi: mi,
+		template: "https://%s.blob.localhost:" + port + "/"}
+}
+
+// blobLocalhostCert is a self-signed certificate for *.blob.localhost, like the local
+// stack's.
+func blobLocalhostCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "blob.localhost test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		DNSNames:     []string{"*.blob.localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// countingTransport counts the requests that leave the azblob pipeline.
+type countingTransport struct {
+	next policy.Transporter
+	mu   sync.Mutex
+	sent []string
+}
+
+func (c *countingTransport) Do(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.sent = append(c.sent, req.Method+" "+req.URL.Host+req.URL.Path+"?"+req.URL.RawQuery)
+	c.mu.Unlock()
+	return c.next.Do(req)
+}
+
+func (c *countingTransport) requests() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.sent...)
+}
+
+// prober is a Prober for the stack whose dialer resolves custacct1 and custacct2 only.
+func (st *stack) prober(creds CredentialSource) (*Prober, *countingTransport) {
+	st.t.Helper()
+	d, err := localdial.New(st.front.Listener.Addr().String(), []string{"custacct1", "custacct2"})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	transport := &countingTransport{next: d.Client(&tls.Config{RootCAs: st.roots})}
+	p, err := NewProber(creds, Options{EndpointTemplate: st.template, Transport: transport})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return p, transport
+}
+
+// do calls the stand-in's Entra, Graph or control endpoints.
+func (st *stack) do(method, path string, header map[string]string, body any) map[string]any {
+	st.t.Helper()
+	var rd *bytes.Reader
+	contentType := "application/json"
+	switch b := body.(type) {
+	case nil:
+		rd = bytes.NewReader(nil)
+	case url.Values:
+		rd = bytes.NewReader([]byte(b.Encode()))
+		contentType = "application/x-www-form-urlencoded"
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			st.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, st.entra.URL+path, rd)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := st.entra.Client().Do(req)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode >= 300 {
+		st.t.Fatalf("%s %s: %d %v %v", method, path, resp.StatusCode, m, err)
+	}
+	return m
+}
+
+func (st *stack) miToken(resource string) string {
+	st.t.Helper()
+	m := st.do(http.MethodGet, "/msi/token?"+url.Values{"api-version": {"2019-08-01"}, "resource": {resource}, "client_id": {st.mi}}.Encode(),
+		map[string]string{"X-IDENTITY-HEADER": localazure.DefaultIdentityHeader}, nil)
+	return m["access_token"].(string)
+}
+
+// app is a credential's app registration with its service principal in the customer tenant.
+type app struct {
+	appID, spObjectID string
+}
+
+// newApp registers a multi-tenant app with a federated credential that trusts the managed
+// identity, and installs its service principal in the customer tenant.
+func (st *stack) newApp() app {
+	st.t.Helper()
+	graph := map[string]string{"Authorization": "Bearer " + st.miToken(localazure.GraphAudience)}
+	a := st.do(http.MethodPost, "/v1.0/applications", graph, map[string]any{"displayName": "probe-" + uuid.NewString()[:8], "signInAudience": "AzureADMultipleOrgs"})
+	st.do(http.MethodPost, "/v1.0/applications/"+a["id"].(string)+"/federatedIdentityCredentials", graph, map[string]any{
+		"name": "backend", "issuer": localazure.V2Issuer(homeTenant), "subject": miObjectID, "audiences": []string{localazure.TokenExchangeAudience}})
+	sp, _, err := st.s.InstallServicePrincipal(custTenant, a["appId"].(string))
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return app{appID: a["appId"].(string), spObjectID: sp.ID}
+}
+
+func (st *stack) scope(account, container string) string {
+	s := "/subscriptions/" + subscription + "/resourceGroups/" + resourceRG + "/providers/Microsoft.Storage/storageAccounts/" + account
+	if container != "" {
+		s += "/blobServices/default/containers/" + container
+	}
+	return s
+}
+
+// grant gives a the role at scope and lets it propagate.
+func (st *stack) grant(a app, role localazure.Role, scope string) {
+	st.t.Helper()
+	if _, err := st.s.GrantRole(a.spObjectID, string(role), scope); err != nil {
+		st.t.Fatal(err)
+	}
+	st.clock.Advance(propagation + time.Second)
+}
+
+// sharedKeyClient reaches account on Azurite directly (path-style, shared key): the
+// customer's own view of the account, to set up and inspect.
+func (st *stack) sharedKeyClient(account string) *azblob.Client {
+	st.t.Helper()
+	c, err := azblob.NewClientFromConnectionString(st.env.ConnectionString(account), nil)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return c
+}
+
+// container creates a container in account, removed after the test.
+func (st *stack) container(account string) string {
+	st.t.Helper()
+	name := testenv.UniqueName(st.t, "probe")
+	c := st.sharedKeyClient(account)
+	if _, err := c.CreateContainer(context.Background(), name, nil); err != nil {
+		st.t.Fatal(err)
+	}
+	st.t.Cleanup(func() { _, _ = c.DeleteContainer(context.Background(), name, nil) })
+	return name
+}
+
+// blobs lists every blob name in a container of account.
+func (st *stack) blobs(account, container string) []string {
+	st.t.Helper()
+	var names []string
+	pager := st.sharedKeyClient(account).NewListBlobsFlatPager(container, nil)
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			st.t.Fatal(err)
+		}
+		for _, b := range page.Segment.BlobItems {
+			names = append(names, *b.Name)
+		}
+	}
+	return names
+}
+
+// tokenSource is a CredentialSource over the stand-in's token endpoint: the managed
+// identity's token as the client assertion, exchanged for a storage token in the tenant.
+// A credential caches its token until fresh is asked for, as the identity chain does.
+type tokenSource struct {
+	st *stack
+
+	mu     sync.Mutex
+	cached map[string]*standInCredential
+	calls  []bool // fresh of each For call
+}
+
+func (ts *tokenSource) For(tenantID, appID string, fresh bool) (azcore.TokenCredential, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.calls = append(ts.calls, fresh)
+	key := tenantID + "/" + appID
+	if c, ok := ts.cached[key]; ok && !fresh {
+		return c, nil
+	}
+	if ts.cached == nil {
+		ts.cached = map[string]*standInCredential{}
+	}
+	c := &standInCredential{st: ts.st, tenantID: tenantID, appID: appID}
+	ts.cached[key] = c
+	return c, nil
+}
+
+type standInCredential struct {
+	st              *stack
+	tenantID, appID string
+
+	mu    sync.Mutex
+	token azcore.AccessToken
+}
+
+func (c *standInCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token.Token != "" && time.Until(c.token.ExpiresOn) > 5*time.Minute {
+		return c.token, nil
+	}
+	if len(opts.Scopes) != 1 || opts.Scopes[0] != localazure.StorageAudience+"/.default" {
+		return azcore.AccessToken{}, fmt.Errorf("unexpected scopes %v", opts.Scopes)
+	}
+	form := url.Values{
+		"grant_type":            {"client_credentials"},
+		"client_id":             {c.appID},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion":      {c.st.miToken(localazure.TokenExchangeAudience)},
+		"scope":                 {opts.Scopes[0]},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.st.entra.URL+"/"+c.tenantID+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.st.entra.Client().Do(req)
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+		Error       string `json:"error_description"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return azcore.AccessToken{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return azcore.AccessToken{}, errors.New("token endpoint: " + strconv.Itoa(resp.StatusCode) + " " + body.Error)
+	}
+	c.token = azcore.AccessToken{Token: body.AccessToken, ExpiresOn: time.Now().Add(time.Duration(body.ExpiresIn) * time.Second)}
+	return c.token, nil
+}
+
+// check is a CheckResult without the request id, which the tests check separately.
+func pass(name string) credential.CheckResult {
+	return credential.CheckResult{Name: name, Result: credential.ResultPass}
+}
+
+func skip(name string) credential.CheckResult {
+	return credential.CheckResult{Name: name, Result: credential.ResultSkip}
+}
+
+func fail(name string, status int, code bloberror.Code) credential.CheckResult {
+	return credential.CheckResult{Name: name, Result: credential.ResultFail, Status: status, Code: string(code)}
+}
+
+const (
+	udk   = credential.CheckUserDelegationKey
+	write = credential.CheckWrite
+	list  = credential.CheckListRead
+	del   = credential.CheckDelete
+)
+
+func TestProbeOutcomes(t *testing.T) {
+	st := newStack(t)
+	creds := &tokenSource{st: st}
+	p, transport := st.prober(creds)
+
+	denied := func(name string) credential.CheckResult {
+		return fail(name, http.StatusForbidden, bloberror.AuthorizationPermissionMismatch)
+	}
+	blocked := func(name string) credential.CheckResult {
+		return fail(name, http.StatusForbidden, bloberror.AuthorizationFailure)
+	}
+	type row struct {
+		name   string
+		setup  func(a app) credential.ProbeTarget
+		want   credential.ProbeReport
+		status credential.Status // after the grace
+		hint   string
+	}
+	target := func(a app, account, container, prefix string) credential.ProbeTarget {
+		return credential.ProbeTarget{TenantID: custTenant, AppID: a.appID, Account: account, Container: container, Prefix: prefix}
+	}
+	rows := []row{
+		{
+			name: "contributor at the account: all pass",
+			setup: func(a app) credential.ProbeTarget {
+				c := st.container("custacct1")
+				st.grant(a, localazure.RoleBlobDataContributor, st.scope("custacct1", ""))
+				return target(a, "custacct1", c, "/tables/prod/")
+			},
+			want:   credential.ProbeReport{Checks: []credential.CheckResult{pass(udk), pass(write), pass(list), pass(del)}},
+			status: credential.StatusConnected,
+		},
+		{
+			name: "no role: every check 403",
+			setup: func(a app) credential.ProbeTarget {
+				return target(a, "custacct1", st.container("custacct1"), "")
+			},
+			want:   credential.ProbeReport{Checks: []credential.CheckResult{denied(udk), denied(write), denied(list), skip(del)}},
+			status: credential.StatusRoleNotSufficient, hint: credential.HintNoRole,
+		},
+		{
+			name: "reader: read ok, write denied",
+			setup: func(a app) credential.ProbeTarget {
+				c := st.container("custacct1")
+				st.grant(a, localazure.RoleBlobDataReader, st.scope("custacct1", ""))
+				return target(a, "custacct1", c, "data")
+			},
+			want:   credential.ProbeReport{Checks: []credential.CheckResult{pass(udk), denied(write), pass(list), skip(del)}},
+			status: credential.StatusRoleNotSufficient, hint: credential.HintReaderRole,
+		},
+		{
+			name: "contributor at container scope: data ok, user delegation key denied",
+			setup: func(a app) credential.ProbeTarget {
+				c := st.container("custacct1")
+				st.grant(a, localazure.RoleBlobDataContributor, st.scope("custacct1", c))
+				return target(a, "custacct1", c, "data")
+			},
+			want:   credential.ProbeReport{Checks: []credential.CheckResult{denied(udk), pass(write), pass(list), pass(del)}},
+			status: credential.StatusRoleNotSufficient, hint: credential.HintContainerScope,
+		},
+		{
+			name: "container missing",
+			setup: func(a app) credential.ProbeTarget {
+				st.grant(a, localazure.RoleBlobDataContributor, st.scope("custacct1", ""))
+				return target(a, "custacct1", testenv.UniqueName(t, "missing"), "")
+			},
+			want: credential.ProbeReport{Checks: []credential.CheckResult{pass(udk),
+				fail(write, http.StatusNotFound, bloberror.ContainerNotFound), fail(list, http.StatusNotFound, bloberror.ContainerNotFound), skip(del)}},
+			status: credential.StatusContainerNotFound,
+		},
+		{
+			name: "account unknown: the name does not resolve",
+			setup: func(a app) credential.ProbeTarget {
+				return target(a, "nosuchacct", "tables", "")
+			},
+			want: credential.ProbeReport{AccountNotFound: true, Checks: []credential.CheckResult{
+				{Name: udk, Result: credential.ResultFail}, skip(write), skip(list), skip(del)}},
+			status: credential.StatusStorageAccountNotFound,
+		},
+		{
+			name: "firewall",
+			setup: func(a app) credential.ProbeTarget {
+				c := st.container("custacct2")
+				st.grant(a, localazure.RoleBlobDataContributor, st.scope("custacct2", ""))
+				if err := st.s.SetFirewall("custacct2", true); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = st.s.SetFirewall("custacct2", false) })
+				return target(a, "custacct2", c, "")
+			},
+			want:   credential.ProbeReport{Checks: []credential.CheckResult{blocked(udk), blocked(write), blocked(list), skip(del)}},
+			status: credential.StatusNetworkBlocked, hint: credential.HintAllowNetwork,
+		},
+	}
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			st.t = t
+			a := st.newApp()
+			tgt := r.setup(a)
+			before := len(transport.requests())
+			start := time.Now()
+			got := p.Probe(context.Background(), tgt)
+			elapsed := time.Since(start)
+			sent := transport.requests()[before:]
+			t.Logf("%d requests in %s: %v", len(sent), elapsed.Round(time.Millisecond), sent)
+
+			if diff := cmp.Diff(r.want, got, cmpopts.IgnoreFields(credential.CheckResult{}, "RequestID")); diff != "" {
+				t.Errorf("report (-want +got):\n%s", diff)
+			}
+			for _, c := range got.Checks {
+				if c.Result == credential.ResultFail && c.Status != 0 && c.RequestID == "" {
+					t.Errorf("check %s failed without the x-ms-request-id", c.Name)
+				}
+			}
+			v := credential.ClassifyProbe(got, tgt, a.spObjectID, true)
+			if v.Status != r.status || v.Problem.Hint != r.hint {
+				t.Errorf("classified as %s (hint %q), want %s (hint %q): %s", v.Status, v.Problem.Hint, r.status, r.hint, v.Problem.Message)
+			}
+			// No check is retried: one request per check that ran (two for list_read
+			// when it reads the blob back), none for an account that does not resolve
+			// beyond the first attempt.
+			want := 0
+			for _, c := range got.Checks {
+				if c.Result != credential.ResultSkip {
+					want++
+				}
+				if c.Name == list && c.Result == credential.ResultPass && got.Checks[1].Result == credential.ResultPass {
+					want++
+				}
+			}
+			if len(sent) != want {
+				t.Errorf("%d requests, want %d (no retries)", len(sent), want)
+			}
+			if elapsed > 5*time.Second {
+				t.Errorf("probe took %s", elapsed)
+			}
+			// Nothing is left behind.
+			if tgt.Account != "nosuchacct" && !strings.HasPrefix(tgt.Container, "missing") && !got.AccountNotFound && r.status != credential.StatusNetworkBlocked {
+				if left := st.blobs(tgt.Account, tgt.Container); len(left) != 0 {
+					t.Errorf("probe left blobs behind: %v", left)
+				}
+			}
+		})
+	}
+	st.t = t
+}
+
+// TestProbeWritesUnderThePrefix: the probe blob goes to <prefix>/.azcreds-probe/, where
+// the platform will write, and is gone afterwards.
+func TestProbeWritesUnderThePrefix(t *testing.T) {
+	st := newStack(t)
+	a := st.newApp()
+	c := st.container("custacct1")
+	st.grant(a, localazure.RoleBlobDataContributor, st.scope("custacct1", ""))
+	p, transport := st.prober(&tokenSource{st: st})
+	got := p.Probe(context.Background(), credential.ProbeTarget{TenantID: custTenant, AppID: a.appID, Account: "custacct1", Container: c, Prefix: "/lake/prod/"})
+	if credential.ClassifyProbe(got, credential.ProbeTarget{}, "", true).Status != credential.StatusConnected {
+		t.Fatalf("report %+v", got)
+	}
+	var put string
+	for _, r := range transport.requests() {
+		if strings.HasPrefix(r, "PUT ") {
+			put = r
+		}
+	}
+	if !strings.Contains(put, "/"+c+"/lake/prod/.azcreds-probe/") {
+		t.Errorf("probe blob written at %q, want under /%s/lake/prod/.azcreds-probe/", put, c)
+	}
+	if !strings.HasPrefix(put, "PUT custacct1.blob.localhost:") {
+		t.Errorf("request went to %q, want the product-style host", put)
+	}
+}
+
+// TestProbeWaitsForPropagation: before the grant propagates every check is denied (the
+// domain waits); the next attempt, with a fresh token, passes.
+func TestProbeWaitsForPropagation(t *testing.T) {
+	st := newStack(t)
+	a := st.newApp()
+	c := st.container("custacct1")
+	creds := &tokenSource{st: st}
+	p, _ := st.prober(creds)
+	if _, err := st.s.GrantRole(a.spObjectID, string(localazure.RoleBlobDataContributor), st.scope("custacct1", "")); err != nil {
+		t.Fatal(err)
+	}
+	tgt := credential.ProbeTarget{TenantID: custTenant, AppID: a.appID, Account: "custacct1", Container: c}
+	got := p.Probe(context.Background(), tgt)
+	if v := credential.ClassifyProbe(got, tgt, a.spObjectID, false); v.Status != credential.StatusWaitingForRolePropagation || !v.Again {
+		t.Fatalf("before propagation: %s %+v", v.Status, got)
+	}
+	st.clock.Advance(propagation + time.Second)
+	tgt.FreshToken = true
+	got = p.Probe(context.Background(), tgt)
+	if v := credential.ClassifyProbe(got, tgt, a.spObjectID, false); v.Status != credential.StatusConnected {
+		t.Fatalf("after propagation: %s %+v", v.Status, got)
+	}
+	if diff := cmp.Diff([]bool{false, true}, creds.calls); diff != "" {
+		t.Errorf("fresh of the For calls (-want +got):\n%s", diff)
+	}
+}
+
+// failingSource fails to give a credential, as the identity chain does when Entra refuses.
+type failingSource struct{ err error }
+
+func (f failingSource) For(string, string, bool) (azcore.TokenCredential, error) { return nil, f.err }
+
+func TestProbeWithoutCredential(t *testing.T) {
+	pe := &credential.ProviderError{Kind: credential.ErrSPNotFound, Code: "AADSTS700016", Status: 400, RequestID: "trace-1"}
+	p, err := NewProber(failingSource{err: fmt.Errorf("app credential: %w", pe)}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Probe(context.Background(), credential.ProbeTarget{Account: "custacct1", Container: "tables"})
+	want := credential.ProbeReport{Checks: []credential.CheckResult{
+		{Name: udk, Result: credential.ResultFail, Status: 400, Code: "AADSTS700016", RequestID: "trace-1"}, skip(write), skip(list), skip(del)}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+	if v := credential.ClassifyProbe(got, credential.ProbeTarget{}, "", true); v.Status != credential.StatusUnexpectedError || !v.Again {
+		t.Errorf("classified %s, want unexpected_error, again", v.Status)
+	}
+}
+
+func TestValidateEndpointTemplate(t *testing.T) {
+	for _, ok := range []string{DefaultEndpointTemplate, "https://%s.blob.localhost:10443/", "https://%s.blob.core.chinacloudapi.cn/"} {
+		if err := ValidateEndpointTemplate(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "https://blob.core.windows.net/", "http://%s.blob.localhost/", "https://%s.%s/", "https://%s.blob/%d", "%s"} {
+		if err := ValidateEndpointTemplate(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := NewProber(&tokenSource{}, Options{EndpointTemplate: "https://blob.local/"}); err == nil {
+		t.Error("NewProber accepted a template without the account placeholder")
+	}
+}
+
+func TestShouldRetry(t *testing.T) {
+	resp := func(code int) *http.Response { return &http.Response{StatusCode: code} }
+	for code, want := range map[int]bool{403: false, 404: false, 409: false, 408: true, 429: true, 500: true, 503: true} {
+		if got := shouldRetry(resp(code), nil); got != want {
+			t.Errorf("status %d: retry %v, want %v", code, got, want)
+		}
+	}
+	notFound := &url.Error{Op: "Get", URL: "https://x.blob.localhost/", Err: &net.OpError{Op: "dial", Err: &net.DNSError{Name: "x.blob.localhost", IsNotFound: true}}}
+	if shouldRetry(nil, notFound) {
+		t.Error("a name that does not resolve is retried")
+	}
+	if !shouldRetry(nil, &net.OpError{Op: "dial", Err: errors.New("connection refused")}) {
+		t.Error("a refused connection is not retried")
+	}
+}
+
+func TestProbeBlobName(t *testing.T) {
+	for prefix, want := range map[string]string{"": ".azcreds-probe/", "/": ".azcreds-probe/", "a/b": "a/b/.azcreds-probe/", "/a/b/": "a/b/.azcreds-probe/"} {
+		if got := probeBlobName(prefix); !strings.HasPrefix(got, want) || uuid.Validate(strings.TrimPrefix(got, want)) != nil {
+			t.Errorf("probeBlobName(%q) = %q, want %s<uuid>", prefix, got, want)
+		}
+	}
+}

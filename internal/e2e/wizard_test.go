@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/wizard"
+)
+
+// TestWizard runs every onboarding path of SPEC.md through one handler and one stand-in,
+// the paths in parallel, each with its own organization, credential and container.
+func TestWizard(t *testing.T) {
+	env := testenv.Azurite(t)
+	si := startStandIn(t, env, 2*time.Second)
+	h := startHandler(t, env, si, defaultSettings())
+
+	t.Run("happy path", func(t *testing.T) {
+		t.Parallel()
+		container := testenv.UniqueName(t, "walk")
+		var out bytes.Buffer
+		api := h.api(t)
+		timings, err := wizard.Walkthrough(context.Background(), api, si.customer, wizard.Plan{
+			Name: "walk-" + container, TenantID: tenantA, SubscriptionID: subscriptionID, ResourceGroup: resourceGroup,
+			Account: "custacct1", Container: container, Prefix: "lake", Poll: 200 * time.Millisecond}, &out)
+		t.Logf("walkthrough:\n%s", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if timings.SPFound > 3*time.Second {
+			t.Errorf("service principal found %s after the install; the poll interval is 1 s", timings.SPFound)
+		}
+		for _, want := range []string{"waiting_for_role_propagation", "verified"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("the walkthrough never showed %s", want)
+			}
+		}
+	})
+
+	t.Run("service principal installed late", func(t *testing.T) {
+		t.Parallel()
+		o := newOnboarding(t, h, si, "custacct1", true)
+		o.submitTenant(tenantA)
+		c := o.wait(10*time.Second, func(c wizard.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 3 })
+		if c.State != "sp_pending" || c.Status() != "polling" {
+			t.Fatalf("before the install: %s %s", c.State, c.Status())
+		}
+		o.install(tenantA)
+		installed := time.Now()
+		c = o.wait(10*time.Second, wizard.InState("sp_verified"))
+		if took := time.Since(installed); took > 3*time.Second {
+			t.Errorf("found %s after the install; want within one poll interval (1 s) and slack", took)
+		}
+		if c.Azure.SPObjectID != o.spID {
+			t.Fatalf("sp_object_id %s, installed %s", c.Azure.SPObjectID, o.spID)
+		}
+	})
+
+	t.Run("wrong tenant times out to draft", func(t *testing.T) {
+		t.Parallel()
+		o := newOnboarding(t, h, si, "custacct1", true)
+		o.install(tenantA)
+		o.submitTenant(tenantB)
+		c := o.wait(40*time.Second, wizard.InState("draft"))
+		if c.LastError != "Couldn't find the service principal in your tenant" || c.LastErrorProviderError != "AADSTS700016" {
+			t.Fatalf("last error %q (%s)", c.LastError, c.LastErrorProviderError)
+		}
+	})
+
+	t.Run("unknown tenant", func(t *testing.T) {
+		t.Parallel()
+		o := newOnboarding(t, h, si, "custacct1", true)
+		o.submitTenant("00000000-0000-4000-8000-000000000000")
+		c := o.wait(10*time.Second, wizard.InState("draft"))
+		if c.LastErrorProviderError != "AADSTS90002" || c.LastErrorCode != "tenant_not_found" {
+			t.Fatalf("last error %q code %s provider %s", c.LastError, c.LastErrorCode, c.LastErrorProviderError)
+		}
+	})
+
+	probeCases := []struct {
+		name, account string
+		container     bool
+		setup         func(o *onboarding)
+		status, hint  string
+		provider      string
+	}{
+		{name: "Reader only", account: "custacct1", container: true,
+			setup:  func(o *onboarding) { o.grant(wizard.RoleReader, o.accountScope()) },
+			status: "role_not_sufficient", hint: "reader_role", provider: "AuthorizationPermissionMismatch"},
+		{name: "container scope only", account: "custacct1", container: true,
+			setup: func(o *onboarding) {
+				o.grant(wizard.RoleContributor, wizard.ContainerScope(subscriptionID, resourceGroup, o.account, o.container))
+			},
+			status: "role_not_sufficient", hint: "container_scope", provider: "AuthorizationPermissionMismatch"},
+		{name: "no role at all", account: "custacct1", container: true, setup: func(o *onboarding) {},
+			status: "role_not_sufficient", hint: "no_role", provider: "AuthorizationPermissionMismatch"},
+		{name: "container missing", account: "custacct1", container: false,
+			setup:  func(o *onboarding) { o.grant(wizard.RoleContributor, o.accountScope()) },
+			status: "container_not_found", provider: "ContainerNotFound"},
+		{name: "firewall", account: "custacct2", container: true,
+			setup: func(o *onboarding) {
+				o.grant(wizard.RoleContributor, o.accountScope())
+				if err := o.customer.SetFirewall(context.Background(), o.account, true); err != nil {
+					o.t.Fatal(err)
+				}
+			},
+			status: "network_blocked", hint: "allow_platform_network", provider: "AuthorizationFailure"},
+	}
+	for _, pc := range probeCases {
+		t.Run(pc.name, func(t *testing.T) {
+			t.Parallel()
+			o := newOnboarding(t, h, si, pc.account, pc.container)
+			o.toSPVerified()
+			pc.setup(o)
+			o.submitStorage()
+			started := time.Now()
+			c := o.wait(30*time.Second, wizard.InState("sp_verified", "verified"))
+			if c.State != "sp_verified" || c.Status() != pc.status || c.LastErrorHint != pc.hint || c.LastErrorProviderError != pc.provider {
+				t.Fatalf("got %s/%s hint %q provider %q: %s", c.State, c.Status(), c.LastErrorHint, c.LastErrorProviderError, c.LastError)
+			}
+			if c.LastErrorRequestID == "" || c.LastError == "" {
+				t.Fatalf("no message or request id: %+v", c)
+			}
+			if time.Since(started) < 5*time.Second {
+				t.Fatalf("a terminal outcome before the 6 s propagation grace ended")
+			}
+		})
+	}
+
+	t.Run("account unknown", func(t *testing.T) {
+		t.Parallel()
+		o := newOnboarding(t, h, si, "nosuchacct", false)
+		o.toSPVerified()
+		o.submitStorage()
+		c := o.wait(10*time.Second, wizard.InState("sp_verified", "verified"))
+		if c.Status() != "storage_account_not_found" || !strings.Contains(c.LastError, "nosuchacct") {
+			t.Fatalf("got %s/%s: %s", c.State, c.Status(), c.LastError)
+		}
+	})
+
+	t.Run("resubmit during a running window", func(t *testing.T) {
+		t.Parallel()
+		o := newOnboarding(t, h, si, "custacct1", true)
+		o.submitTenant(tenantA)
+		o.wait(10*time.Second, func(c wizard.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 2 })
+		o.submitTenant(tenantA)
+		if o.cred.Generation != 2 {
+			t.Fatalf("generation %d after the resubmit", o.cred.Generation)
+		}
+		time.Sleep(3 * time.Second) // let both chains' messages come due
+		o.install(tenantA)
+		o.wait(10*time.Second, wizard.InState("sp_verified"))
+		time.Sleep(2 * time.Second) // any surviving old-chain message would arrive now
+		want := []string{">draft:created", "draft>sp_pending:submit_tenant", "sp_pending>sp_pending:submit_tenant", "sp_pending>sp_verified:sp_found"}
+		if diff := cmp.Diff(want, o.causes()); diff != "" {
+			t.Fatalf("events (-want +got):\n%s", diff)
+		}
+	})
+}
