@@ -11,7 +11,7 @@ GOTEST_FLAGS ?= -race -count=1
 PKGS ?= ./...
 export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE
 
-.PHONY: help deps test test-short run stack build clean
+.PHONY: help deps test test-short run stack build clean walkthrough
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,3 +36,6 @@ build: ## bin/handler
 
 clean: ## remove bin/, dist/ and .local/ (certificates, keys, Azurite data, logs)
 	rm -rf bin dist .local
+
+walkthrough: ## with `make run` up: one whole onboarding, the customer's steps played through the stand-in
+	@scripts/walkthrough.sh

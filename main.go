@@ -4,6 +4,7 @@
 //
 //	handler [serve]                 serve the API (FUNCTIONS_CUSTOMHANDLER_PORT or AZCREDS_LISTEN_ADDR)
 //	handler token --org ORG [...]   mint a local API token (local stack only)
+//	handler walkthrough [...]       play one whole onboarding against `make run`, timing each step
 //
 // Settings come from local.settings.json (Values) and the environment; see
 // local.settings.json.example.
@@ -55,8 +56,10 @@ func main() {
 		err = serve(args)
 	case "token":
 		err = mintToken(args)
+	case "walkthrough":
+		err = walkthrough(args)
 	default:
-		err = fmt.Errorf("unknown command %q (want serve or token)", cmd)
+		err = fmt.Errorf("unknown command %q (want serve, token or walkthrough)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "handler:", err)
@@ -258,47 +261,4 @@ func verifier(cfg config.Config) (*auth.Verifier, error) {
 		ac.PublicKeyPEM = pem
 	}
 	return auth.NewVerifier(ac)
-}
-
-// mintToken prints an API token for the local stack, signed with the local key.
-func mintToken(args []string) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	org := fs.String("org", "", "organization id the token is good for (repeat with commas for several)")
-	sub := fs.String("sub", "local-user", "subject of the token")
-	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime")
-	settings := fs.String("settings", settingsFile, "local.settings.json to read Values from")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *org == "" {
-		return errors.New("token: --org is required")
-	}
-	values, err := config.ReadLocalSettings(*settings)
-	if err != nil {
-		return err
-	}
-	get := func(key string) string {
-		if v, ok := os.LookupEnv(key); ok {
-			return v
-		}
-		return values[key]
-	}
-	keyFile := get(config.KeyAuthSigningKeyFile)
-	if keyFile == "" {
-		return fmt.Errorf("token: %s is not set", config.KeyAuthSigningKeyFile)
-	}
-	pem, err := os.ReadFile(keyFile)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	m, err := auth.NewMinter(pem, get(config.KeyAuthIssuer), get(config.KeyAuthAudience), time.Now)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	tok, err := m.Mint(*sub, strings.Split(*org, ","), *ttl)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	fmt.Println(tok)
-	return nil
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/google/go-cmp/cmp"
@@ -71,7 +75,16 @@ type fixture struct {
 	store  *store.Store
 	queues *queue.Queues
 	fake   *scripted
+	calls  *callCounter
 	now    time.Time
+}
+
+// callCounter is an azcore pipeline policy that counts storage calls.
+type callCounter struct{ n atomic.Int64 }
+
+func (c *callCounter) Do(req *policy.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return req.Next()
 }
 
 func (f *fixture) clock() time.Time { return f.now }
@@ -80,7 +93,9 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
-	tables, err := aztables.NewServiceClientFromConnectionString(env.ConnString, nil)
+	calls := &callCounter{}
+	opts := azcore.ClientOptions{PerCallPolicies: []policy.Policy{calls}}
+	tables, err := aztables.NewServiceClientFromConnectionString(env.ConnString, &aztables.ClientOptions{ClientOptions: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +105,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = tables.DeleteTable(context.Background(), name, nil) })
-	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnString, nil)
+	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnString, &azqueue.ClientOptions{ClientOptions: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: st, fake: &scripted{}, now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	f := &fixture{t: t, store: st, fake: &scripted{}, calls: calls, now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	qs, err := queue.Open(ctx, qsvc, queue.Options{NamePrefix: testenv.UniqueName(t, "v"), Now: f.clock})
 	if err != nil {
 		t.Fatal(err)
@@ -445,4 +460,52 @@ func TestCleanUpApp(t *testing.T) {
 	if len(f.fake.deleted) != 1 || f.fake.deleted[0] != c.App.ObjectID {
 		t.Fatalf("deleted %v", f.fake.deleted)
 	}
+}
+
+// TestStorageCallsPerStep pins the Table and Queue calls of each onboarding step on the
+// service's side (a worker adds a dequeue, shared by up to 32 messages, and a delete per
+// job).
+func TestStorageCallsPerStep(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	count := func(name string, want int64, step func()) {
+		t.Helper()
+		before := f.calls.n.Load()
+		step()
+		got := f.calls.n.Load() - before
+		t.Logf("%s: %d storage calls", name, got)
+		if got != want {
+			t.Errorf("%s: %d storage calls, want %d", name, got, want)
+		}
+	}
+	var id string
+	var job credential.Job
+	f.fake.finds = []findResult{{err: provider(credential.ErrSPNotFound, "AADSTS700016")}, {objectID: "sp"}}
+	count("create", 3, func() {
+		c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "c1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id = c.ID
+	})
+	count("submit tenant", 4, func() {
+		if _, err := f.svc.SubmitTenant(ctx, "org", id, credential.TenantInput{TenantID: tenant}, "r"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	job = f.single(credential.JobSPPoll)
+	count("sp poll, not yet", 3, func() { f.run(job) })
+	job = f.single(credential.JobSPPoll)
+	count("sp poll, found", 2, func() { f.run(job) })
+	count("submit storage", 4, func() {
+		if _, err := f.svc.SubmitStorage(ctx, "org", id, credential.StorageInput{SubscriptionID: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+			ResourceGroup: "rg", StorageAccount: "bloblake", ContainerName: "lakedata"}, "r"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f.fake.reports = []credential.ProbeReport{report("403", "403", "403", "skip"), report("pass", "pass", "pass", "pass")}
+	job = f.single(credential.JobAccessProbe)
+	count("access probe, waiting", 3, func() { f.run(job) })
+	job = f.single(credential.JobAccessProbe)
+	count("access probe, connected", 2, func() { f.run(job) })
 }

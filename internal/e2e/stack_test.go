@@ -64,7 +64,7 @@ const (
 	audience       = "azcreds-api"
 )
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -76,13 +76,13 @@ func freeAddr(t *testing.T) string {
 
 // process is a binary run for one test, stopped (SIGTERM) when the test ends.
 type process struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-func start(t *testing.T, name string, env []string, args ...string) *process {
+func start(t testing.TB, name string, env []string, args ...string) *process {
 	t.Helper()
 	p := &process{t: t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
@@ -137,7 +137,7 @@ func (p *process) kill() {
 }
 
 // waitHTTP waits until url answers (any status).
-func waitHTTP(t *testing.T, url string, p *process) {
+func waitHTTP(t testing.TB, url string, p *process) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -164,7 +164,7 @@ type standIn struct {
 	proc      *process
 }
 
-func startStandIn(t *testing.T, env testenv.Env, propagation time.Duration) *standIn {
+func startStandIn(t testing.TB, env testenv.Env, propagation time.Duration) *standIn {
 	t.Helper()
 	addr, front := freeAddr(t), freeAddr(t)
 	var accounts []string
@@ -208,7 +208,7 @@ type handler struct {
 	signing *auth.Minter
 }
 
-func keyPair(t *testing.T) (*auth.Minter, string) {
+func keyPair(t testing.TB) (*auth.Minter, string) {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -227,7 +227,7 @@ func keyPair(t *testing.T) (*auth.Minter, string) {
 	return m, pubFile
 }
 
-func startHandler(t *testing.T, env testenv.Env, si *standIn, s settings) *handler {
+func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handler {
 	t.Helper()
 	minter, pubFile := keyPair(t)
 	addr := freeAddr(t)
@@ -266,7 +266,7 @@ func startHandler(t *testing.T, env testenv.Env, si *standIn, s settings) *handl
 }
 
 // restart starts the same handler again (same storage, settings and key).
-func (h *handler) restart(t *testing.T) {
+func (h *handler) restart(t testing.TB) {
 	t.Helper()
 	h.proc = start(t, "handler", h.env, "serve", "-settings", filepath.Join(t.TempDir(), "none.json"))
 	waitHTTP(t, h.url+"/", h.proc)
@@ -278,7 +278,7 @@ func portOf(addr string) string {
 }
 
 // api is a wizard client of a fresh organization.
-func (h *handler) api(t *testing.T) *wizard.API {
+func (h *handler) api(t testing.TB) *wizard.API {
 	t.Helper()
 	org := "org-" + uuid.NewString()[:8]
 	tok, err := h.signing.Mint("e2e", []string{org}, time.Hour)
