@@ -149,7 +149,10 @@ func (s *Service) ProbeAccess(ctx context.Context, job Job) error {
 		Container: c.Storage.Container, Prefix: c.BasePath.Prefix, FreshToken: deniedBefore(c.Progress.Checks)}
 	report := s.prober.Probe(ctx, target)
 	now := s.now()
-	v := ClassifyProbe(report, target, c.SPObjectID, !now.Before(c.Progress.GraceUntil))
+	// A grace as long as the window never ends: 403 and 404 then mean "not yet" until the
+	// deadline, and the probe times out instead of failing early.
+	afterGrace := !now.Before(c.Progress.GraceUntil) && c.Progress.GraceUntil.Before(c.Progress.Deadline)
+	v := ClassifyProbe(report, target, c.SPObjectID, afterGrace)
 	checks := make([]Check, 0, len(report.Checks))
 	for _, r := range report.Checks {
 		checks = append(checks, Check{Name: r.Name, Result: r.Result, ProviderCode: r.Code})

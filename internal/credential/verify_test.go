@@ -509,3 +509,20 @@ func TestStorageCallsPerStep(t *testing.T) {
 	job = f.single(credential.JobAccessProbe)
 	count("access probe, connected", 2, func() { f.run(job) })
 }
+
+// TestGraceAsLongAsWindowTimesOut: when the grace spans the whole window, a 403 at the
+// deadline is a time-out, not a terminal "role not sufficient".
+func TestGraceAsLongAsWindowTimesOut(t *testing.T) {
+	f := newFixture(t)
+	f.svc, _ = credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
+		AccessProbeWindow: time.Minute, PropagationGrace: time.Minute, SPPollInterval: time.Second, AccessProbeInterval: time.Second},
+		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: f.queues, Finder: f.fake, Prober: f.fake},
+		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
+	id, job := f.atStorage()
+	f.fake.reports = []credential.ProbeReport{report("403", "403", "403", "skip")}
+	f.now = f.now.Add(time.Minute)
+	f.run(job)
+	if c := f.get(id); c.State != credential.StateAccessPending || c.Progress.Status != credential.StatusTimedOut {
+		t.Fatalf("got %s %s", c.State, c.Progress.Status)
+	}
+}
