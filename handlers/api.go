@@ -22,6 +22,10 @@ type Credentials interface {
 	SaveUnverified(ctx context.Context, orgID, id, requestID string) (*credential.Credential, error)
 	SetOrgDefault(ctx context.Context, orgID, id string) (*credential.Credential, error)
 	Delete(ctx context.Context, orgID, id string) error
+	RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
+	Workspace(ctx context.Context, orgID, wsID string) (*credential.Resolution, error)
+	LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
+	IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*credential.Issued, error)
 }
 
 // Authenticator verifies API bearer tokens.
@@ -64,6 +68,11 @@ func New(creds Credentials, authn Authenticator, log *slog.Logger) *API {
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/storage", handler: a.submitStorage},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/save-unverified", handler: a.saveUnverified},
 		{Method: http.MethodPut, Pattern: "/organizations/{org}/credential", handler: a.setOrgDefault},
+		{Method: http.MethodPost, Pattern: "/organizations/{org}/workspaces", handler: a.registerWorkspace},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/workspaces/{ws}", handler: a.getWorkspace},
+		{Method: http.MethodPut, Pattern: "/organizations/{org}/workspaces/{ws}/credential", handler: a.linkWorkspace},
+		{Method: http.MethodDelete, Pattern: "/organizations/{org}/workspaces/{ws}/credential", handler: a.unlinkWorkspace},
+		{Method: http.MethodPost, Pattern: "/api/org/{ws}/ds/{table}/creds", handler: a.issueSAS},
 	}
 	for _, rt := range a.routes {
 		h := rt.handler
@@ -112,7 +121,13 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type principalKey struct{}
+type orgKey struct{}
+
+// orgOf is the organization an authorized request acts for.
+func orgOf(r *http.Request) string {
+	org, _ := r.Context().Value(orgKey{}).(string)
+	return org
+}
 
 // orgPattern bounds organization ids to what is safe as a Table partition key and in logs.
 var orgPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -137,6 +152,9 @@ func (a *API) authorized(h handlerFunc) handlerFunc {
 		if header == "" {
 			return fail(http.StatusForbidden, codeForbidden, "the %s header is required and must name the organization in the path", OrgHeader)
 		}
+		if org == "" {
+			org = header // the SDK's /api routes name the organization only in the header
+		}
 		if header != org {
 			return fail(http.StatusForbidden, codeForbidden, "the %s header does not match the organization in the path", OrgHeader)
 		}
@@ -146,6 +164,6 @@ func (a *API) authorized(h handlerFunc) handlerFunc {
 		if !orgPattern.MatchString(org) {
 			return fail(http.StatusBadRequest, codeInvalidRequest, "invalid organization id")
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		return h(w, r.WithContext(context.WithValue(r.Context(), orgKey{}, org)))
 	}
 }

@@ -8,10 +8,16 @@ import (
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
+// isUUID reports whether id is a credential id in its canonical form.
+func isUUID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
 // credentialID reads the {id} path value. Ids are UUIDs; anything else cannot exist.
 func credentialID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+	if !isUUID(id) {
 		return "", credential.ErrNotFound
 	}
 	return id, nil
@@ -28,7 +34,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	c, err := a.creds.Create(r.Context(), r.PathValue("org"), credential.CreateInput{
+	c, err := a.creds.Create(r.Context(), orgOf(r), credential.CreateInput{
 		Name: req.Name, StorageType: req.StorageType, BasePath: req.BasePath}, RequestID(r.Context()))
 	if err != nil {
 		return err
@@ -39,7 +45,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) error {
-	cs, err := a.creds.List(r.Context(), r.PathValue("org"))
+	cs, err := a.creds.List(r.Context(), orgOf(r))
 	if err != nil {
 		return err
 	}
@@ -56,7 +62,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.creds.Get(r.Context(), r.PathValue("org"), id)
+	c, err := a.creds.Get(r.Context(), orgOf(r), id)
 	if err != nil {
 		return err
 	}
@@ -69,7 +75,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	evs, err := a.creds.Events(r.Context(), r.PathValue("org"), id)
+	evs, err := a.creds.Events(r.Context(), orgOf(r), id)
 	if err != nil {
 		return err
 	}
@@ -94,7 +100,7 @@ func (a *API) submitTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	c, err := a.creds.SubmitTenant(r.Context(), r.PathValue("org"), id, credential.TenantInput{TenantID: req.TenantID}, RequestID(r.Context()))
+	c, err := a.creds.SubmitTenant(r.Context(), orgOf(r), id, credential.TenantInput{TenantID: req.TenantID}, RequestID(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -118,7 +124,7 @@ func (a *API) submitStorage(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	c, err := a.creds.SubmitStorage(r.Context(), r.PathValue("org"), id, credential.StorageInput{
+	c, err := a.creds.SubmitStorage(r.Context(), orgOf(r), id, credential.StorageInput{
 		SubscriptionID: req.SubscriptionID, ResourceGroup: req.ResourceGroup,
 		StorageAccount: req.StorageAccount, ContainerName: req.ContainerName}, RequestID(r.Context()))
 	if err != nil {
@@ -138,7 +144,7 @@ func (a *API) saveUnverified(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &emptyRequest{}, true); err != nil {
 		return err
 	}
-	c, err := a.creds.SaveUnverified(r.Context(), r.PathValue("org"), id, RequestID(r.Context()))
+	c, err := a.creds.SaveUnverified(r.Context(), orgOf(r), id, RequestID(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -158,10 +164,10 @@ func (a *API) setOrgDefault(w http.ResponseWriter, r *http.Request) error {
 	if req.CredentialID == "" {
 		return &credential.ValidationError{Field: "credential_id", Message: "credential_id is required"}
 	}
-	if u, err := uuid.Parse(req.CredentialID); err != nil || u.String() != req.CredentialID {
+	if !isUUID(req.CredentialID) {
 		return credential.ErrNotFound
 	}
-	c, err := a.creds.SetOrgDefault(r.Context(), r.PathValue("org"), req.CredentialID)
+	c, err := a.creds.SetOrgDefault(r.Context(), orgOf(r), req.CredentialID)
 	if err != nil {
 		return err
 	}
@@ -174,7 +180,7 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.creds.Delete(r.Context(), r.PathValue("org"), id); err != nil {
+	if err := a.creds.Delete(r.Context(), orgOf(r), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

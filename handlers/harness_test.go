@@ -120,6 +120,31 @@ type harness struct {
 	minter *auth.Minter
 	other  *auth.Minter // signs with a key the API does not trust
 	calls  *callCounter // storage transactions (table and queue calls)
+	signer *fakeSigner
+}
+
+// fakeSigner stands in for user delegation SAS signing (tested against Azurite in
+// internal/azure/blob): it records what it was asked and can be made to fail.
+type fakeSigner struct {
+	mu       sync.Mutex
+	requests []credential.SASRequest
+	fail     error
+}
+
+func (f *fakeSigner) ContainerSAS(ctx context.Context, r credential.SASRequest) (credential.SAS, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, r)
+	if f.fail != nil {
+		return credential.SAS{}, f.fail
+	}
+	return credential.SAS{AccountURL: "https://" + r.Account + ".blob.core.windows.net", Token: credential.Secret("sv=2025-01-05&sig=fake")}, nil
+}
+
+func (f *fakeSigner) last() credential.SASRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[len(f.requests)-1]
 }
 
 // callCounter is an azcore pipeline policy that counts the storage calls made.
@@ -164,8 +189,10 @@ func newHarness(t *testing.T) *harness {
 	})
 	dir := newFakeDirectory()
 	log := slog.New(slog.DiscardHandler)
-	svc, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID},
-		credential.Deps{Store: st, Directory: dir, Scheduler: qs}, log, credential.WithClock(clk.Now))
+	signer := &fakeSigner{}
+	svc, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID,
+		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", Container: "platform", Prefix: "lake"}},
+		credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer}, log, credential.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +212,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	srv := httptest.NewServer(New(svc, verifier, log))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls}
+	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer}
 }
 
 func testKey(t *testing.T) (private, public []byte) {

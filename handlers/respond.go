@@ -33,6 +33,8 @@ const (
 	codeTooLarge        = "body_too_large"
 	codeMediaType       = "unsupported_media_type"
 	codeUnavailable     = "upstream_unavailable"
+	codeLocked          = "workspace_locked"
+	codeSASFailed       = "sas_issuance_failed"
 	codeInternal        = "internal_error"
 )
 
@@ -79,6 +81,26 @@ func toPublic(err error) *publicError {
 	var te *credential.TransitionError
 	if errors.As(err, &te) {
 		return &publicError{status: http.StatusConflict, code: codeInvalidState, msg: te.Error()}
+	}
+	var nf *credential.NotFoundError
+	if errors.As(err, &nf) {
+		return &publicError{status: http.StatusNotFound, code: codeNotFound, msg: nf.Error()}
+	}
+	var le *credential.LockedError
+	if errors.As(err, &le) {
+		return &publicError{status: http.StatusBadRequest, code: codeLocked, msg: le.Error()}
+	}
+	var se *credential.SASError
+	if errors.As(err, &se) {
+		pe := &publicError{status: http.StatusBadGateway, code: codeSASFailed, msg: se.Error()}
+		if errors.Is(err, credential.ErrUnavailable) {
+			pe.status, pe.header = http.StatusServiceUnavailable, http.Header{"Retry-After": {retryAfterSeconds}}
+		}
+		return pe
+	}
+	var cand *credential.CandidatesError
+	if errors.As(err, &cand) {
+		return &publicError{status: http.StatusConflict, code: codeConflict, msg: cand.Error(), field: "credential_id"}
 	}
 	var ce *credential.ConflictError
 	if errors.As(err, &ce) {

@@ -35,6 +35,14 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 	count("storage", 4, func() {
 		h.want(h.call("POST", org, base+"/"+d.ID+"/storage", storageBody("bloblake", "lakedata")), http.StatusAccepted)
 	})
-	// read the row, clean-up job, delete (read the default, transaction)
-	count("delete", 4, func() { h.want(h.call("DELETE", org, base+"/"+d.ID, nil), http.StatusNoContent) })
+	h.advance(org, d.ID, credential.EventAccessConfirmed, nil)
+	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": d.ID}), http.StatusCreated)
+	// workspace, its credential, the lock (first table only)
+	count("creds, first table", 3, func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) })
+	count("creds", 2, func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) })
+	// an unregistered workspace: its (missing) row, the org default pointer, recording it
+	count("creds, environment default, first table", 3, func() { _, r := h.creds(org, "ws-other", "t"); h.want(r, http.StatusOK) })
+	count("creds, environment default", 2, func() { _, r := h.creds(org, "ws-other", "t"); h.want(r, http.StatusOK) })
+	// read the row, clean-up job, delete (linked workspaces, the default, transaction)
+	count("delete", 5, func() { h.want(h.call("DELETE", org, base+"/"+d.ID, nil), http.StatusNoContent) })
 }

@@ -56,3 +56,12 @@ func (e *TransitionError) Error() string {
 
 // Is makes every TransitionError match ErrConflict (HTTP 409).
 func (e *TransitionError) Is(target error) bool { return target == ErrConflict }
+
+// NotFoundError names what was not found; it matches ErrNotFound.
+type NotFoundError struct {
+	What string // "workspace", "credential"
+	ID   string
+}
+
+func (e *NotFoundError) Error() string        { return fmt.Sprintf("%s %q not found", e.What, e.ID) }
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }

@@ -35,6 +35,8 @@ type Config struct {
 	// SPPollInterval and AccessProbeInterval space the attempts of the two windows.
 	SPPollInterval      time.Duration
 	AccessProbeInterval time.Duration
+	// EnvironmentDefault is the platform's own storage for workspaces with no credential.
+	EnvironmentDefault EnvironmentDefault
 }
 
 // DefaultPollInterval spaces poll attempts: Entra and RBAC usually settle within seconds
@@ -73,19 +75,24 @@ type Deps struct {
 	Scheduler Scheduler
 	Finder    Finder
 	Prober    Prober
+	// Workspaces and Signer serve workspace links and SAS issuance.
+	Workspaces WorkspaceStore
+	Signer     Signer
 }
 
 // Service is the credential API's domain logic.
 type Service struct {
-	cfg       Config
-	store     Store
-	directory Directory
-	scheduler Scheduler
-	finder    Finder
-	prober    Prober
-	log       *slog.Logger
-	now       func() time.Time
-	newID     func() string
+	cfg        Config
+	store      Store
+	directory  Directory
+	scheduler  Scheduler
+	finder     Finder
+	prober     Prober
+	workspaces WorkspaceStore
+	signer     Signer
+	log        *slog.Logger
+	now        func() time.Time
+	newID      func() string
 }
 
 // Option adjusts a Service; tests use it to inject a clock.
@@ -104,7 +111,7 @@ func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Servi
 	}
 	cfg.withDefaults()
 	s := &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, scheduler: deps.Scheduler,
-		finder: deps.Finder, prober: deps.Prober, log: log,
+		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer, log: log,
 		now: time.Now, newID: func() string { return uuid.NewString() }}
 	for _, o := range opts {
 		o(s)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -192,7 +193,12 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 	return nil
 }
 
-// Delete removes c, its name reservation and the org default when it points at c.
+// maxLinksPerDelete keeps a delete within one entity group transaction (100 entities):
+// the credential, its name, the org default and the linked workspaces.
+const maxLinksPerDelete = 97
+
+// Delete removes c, its name reservation, the org default when it points at c, and the
+// links of the workspaces that point at it.
 func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
 	if c.ETag == "" {
 		return fmt.Errorf("delete credential %s: no ETag; read it first", c.ID)
@@ -207,6 +213,26 @@ func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
 		return err
 	}
 	actions := []aztables.TransactionAction{row, name}
+	// Workspaces linked to c fall back to the org default: unlink them in the same
+	// transaction, each conditional on the version read, so a link set meanwhile fails
+	// the delete instead of dangling.
+	linked, err := s.linkedWorkspaces(ctx, c.OrgID, c.ID)
+	if err != nil {
+		return err
+	}
+	if len(linked) > maxLinksPerDelete {
+		return fmt.Errorf("delete credential %s: %d workspaces link to it, more than one transaction holds (%d); relink some first",
+			c.ID, len(linked), maxLinksPerDelete)
+	}
+	for _, w := range linked {
+		w.CredentialID = ""
+		w.UpdatedAt = time.Now().UTC()
+		a, err := action(aztables.TransactionTypeUpdateReplace, toWorkspaceEntity(w), w.ETag)
+		if err != nil {
+			return err
+		}
+		actions = append(actions, a)
+	}
 	def, etag, err := s.orgDefault(ctx, c.OrgID)
 	if err != nil {
 		return err

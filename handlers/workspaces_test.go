@@ -1,0 +1,258 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// verified makes a credential and moves it to verified as the pollers would.
+func (h *harness) verified(org, name, basePath string) detailView {
+	h.t.Helper()
+	d := h.create(org, name, basePath)
+	h.want(h.call("POST", org, "/organizations/"+org+"/credentials/"+d.ID+"/tenant", map[string]string{"tenant_id": tenantID}), http.StatusAccepted)
+	h.advance(org, d.ID, credential.EventSPFound, func(c *credential.Credential) { c.SPObjectID = "sp-" + name })
+	h.want(h.call("POST", org, "/organizations/"+org+"/credentials/"+d.ID+"/storage", storageBody(strings.Split(strings.TrimPrefix(basePath, "az://"), "/")[0], strings.Split(strings.TrimPrefix(basePath, "az://"), "/")[1])), http.StatusAccepted)
+	h.advance(org, d.ID, credential.EventAccessConfirmed, nil)
+	return d
+}
+
+func (h *harness) workspace(org, ws string) workspaceView {
+	h.t.Helper()
+	r := h.call("GET", org, "/organizations/"+org+"/workspaces/"+ws, nil)
+	h.want(r, http.StatusOK)
+	var v workspaceView
+	r.decode(h.t, &v)
+	return v
+}
+
+func (h *harness) creds(org, ws, table string) (credsView, response) {
+	h.t.Helper()
+	r := h.call("POST", org, "/api/org/"+ws+"/ds/"+table+"/creds", nil)
+	var v credsView
+	if r.status == http.StatusOK {
+		r.decode(h.t, &v)
+	}
+	return v, r
+}
+
+func TestRegisterWorkspaceLinking(t *testing.T) {
+	h := newHarness(t)
+	ws := "/organizations/" + org + "/workspaces"
+
+	// No credential: no link, the environment default serves.
+	r := h.call("POST", org, ws, map[string]string{"workspace_id": "ws-none"})
+	h.want(r, http.StatusCreated)
+	var v workspaceView
+	r.decode(t, &v)
+	if v.CredentialID != nil || v.Effective.Source != "environment_default" || v.Effective.StorageAccount != "platformacct" {
+		t.Fatalf("no credential: %+v", v)
+	}
+
+	// A draft credential is not a candidate; one verified credential links automatically.
+	h.create(org, "draft-one", "az://draftacct/box")
+	one := h.verified(org, "one", "az://acctone/lake/tables")
+	r = h.call("POST", org, ws, map[string]string{"workspace_id": "ws-one"})
+	h.want(r, http.StatusCreated)
+	r.decode(t, &v)
+	if v.CredentialID == nil || *v.CredentialID != one.ID || v.Effective.Source != "workspace" || v.Effective.Prefix != "tables" {
+		t.Fatalf("one verified: %+v", v)
+	}
+
+	// Several: the caller must name one; the 409 lists them.
+	two := h.verified(org, "two", "az://accttwo/lake")
+	r = h.call("POST", org, ws, map[string]string{"workspace_id": "ws-two"})
+	h.want(r, http.StatusConflict)
+	if e := r.errorBody(t); !strings.Contains(e.Message, one.ID) || !strings.Contains(e.Message, two.ID) || e.Field != "credential_id" {
+		t.Fatalf("candidates error %+v", e)
+	}
+	r = h.call("POST", org, ws, map[string]string{"workspace_id": "ws-two", "credential_id": two.ID})
+	h.want(r, http.StatusCreated)
+	r.decode(t, &v)
+	if *v.CredentialID != two.ID {
+		t.Fatalf("named link %+v", v)
+	}
+	// Naming a credential that cannot serve is refused; registering twice is a conflict.
+	draft := h.create(org, "draft-two", "az://draftacct/box")
+	h.want(h.call("POST", org, ws, map[string]string{"workspace_id": "ws-three", "credential_id": draft.ID}), http.StatusConflict)
+	h.want(h.call("POST", org, ws, map[string]string{"workspace_id": "ws-two", "credential_id": two.ID}), http.StatusConflict)
+	h.want(h.call("POST", org, ws, map[string]string{"workspace_id": "bad/id"}), http.StatusBadRequest)
+	h.want(h.call("GET", org, ws+"/never-registered", nil), http.StatusNotFound)
+}
+
+// TestCredsResolutionOrder: workspace link, then org default, then environment default;
+// the SAS request and the answer follow the resolved storage.
+func TestCredsResolutionOrder(t *testing.T) {
+	h := newHarness(t)
+	linked := h.verified(org, "linked", "az://acctlinked/data/base")
+	def := h.verified(org, "default", "az://acctdefault/lake")
+	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws-a", "credential_id": linked.ID}), http.StatusCreated)
+
+	v, r := h.creds(org, "ws-a", "events")
+	h.want(r, http.StatusOK)
+	if v.Source != "workspace" || *v.CredentialID != linked.ID || v.Container != "data" || v.PathPrefix != "base/"+org+"/ws-a/events/" ||
+		v.AccountURL != "https://acctlinked.blob.core.windows.net" || v.SASToken == "" || v.ContainerURL != v.AccountURL+"/data" {
+		t.Fatalf("workspace link: %+v", v)
+	}
+	if r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control %q", r.header.Get("Cache-Control"))
+	}
+	req := h.signer.last()
+	now := h.clock.Now()
+	if !req.Expiry.Equal(now.Add(time.Hour)) || !req.Start.Equal(now.Add(-5*time.Minute)) || !v.ExpiresAt.Equal(req.Expiry) ||
+		req.Identity.AppID != linked.Azure.AppID || req.Identity.TenantID != tenantID || req.Identity.Platform {
+		t.Fatalf("SAS request %+v", req)
+	}
+
+	// No link: the org default, once there is one; before, the environment default.
+	v, r = h.creds(org, "ws-b", "t1")
+	h.want(r, http.StatusOK)
+	if v.Source != "environment_default" || v.CredentialID != nil || v.PathPrefix != "lake/"+org+"/ws-b/t1/" || !h.signer.last().Identity.Platform {
+		t.Fatalf("environment default: %+v", v)
+	}
+	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": def.ID}), http.StatusOK)
+	v, r = h.creds(org, "ws-b", "t2")
+	h.want(r, http.StatusOK)
+	if v.Source != "org_default" || *v.CredentialID != def.ID || v.PathPrefix != org+"/ws-b/t2/" {
+		t.Fatalf("org default: %+v", v)
+	}
+}
+
+// TestLinkLockedAfterFirstTable: a link changes freely until the first /creds call, then
+// the API answers 400 saying the link is locked and why.
+func TestLinkLockedAfterFirstTable(t *testing.T) {
+	h := newHarness(t)
+	a := h.verified(org, "a", "az://accta/box")
+	b := h.verified(org, "b", "az://acctb/box")
+	path := "/organizations/" + org + "/workspaces/ws"
+	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": a.ID}), http.StatusCreated)
+	h.want(h.call("PUT", org, path+"/credential", map[string]string{"credential_id": b.ID}), http.StatusOK)
+	h.want(h.call("DELETE", org, path+"/credential", nil), http.StatusOK)
+	if v := h.workspace(org, "ws"); v.CredentialID != nil || v.Locked {
+		t.Fatalf("after unlink: %+v", v)
+	}
+	h.want(h.call("PUT", org, path+"/credential", map[string]string{"credential_id": a.ID}), http.StatusOK)
+
+	_, r := h.creds(org, "ws", "first_table")
+	h.want(r, http.StatusOK)
+	v := h.workspace(org, "ws")
+	if !v.Locked || v.FirstTable != "first_table" || v.LockedAt == nil {
+		t.Fatalf("after the first table: %+v", v)
+	}
+	for _, c := range []struct {
+		method string
+		body   any
+	}{{"PUT", map[string]string{"credential_id": b.ID}}, {"DELETE", nil}} {
+		r := h.call(c.method, org, path+"/credential", c.body)
+		h.want(r, http.StatusBadRequest)
+		e := r.errorBody(t)
+		if e.Code != "workspace_locked" || !strings.Contains(e.Message, "locked") || !strings.Contains(e.Message, "first_table") || !strings.Contains(e.Message, "unreachable") {
+			t.Fatalf("%s: %+v", c.method, e)
+		}
+	}
+	if v := h.workspace(org, "ws"); *v.CredentialID != a.ID {
+		t.Fatalf("the locked link moved: %+v", v)
+	}
+	// An unregistered workspace is recorded, unlinked and locked, by its first table.
+	_, r = h.creds(org, "ws-new", "t")
+	h.want(r, http.StatusOK)
+	if v := h.workspace(org, "ws-new"); !v.Locked || v.CredentialID != nil {
+		t.Fatalf("unregistered workspace after /creds: %+v", v)
+	}
+}
+
+// TestDeleteCredentialFallsBack: deleting a credential removes its links and the org
+// default pointing at it; those workspaces fall back.
+func TestDeleteCredentialFallsBack(t *testing.T) {
+	h := newHarness(t)
+	a := h.verified(org, "a", "az://accta/box")
+	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws1"}), http.StatusCreated)
+	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws2", "credential_id": a.ID}), http.StatusCreated)
+	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": a.ID}), http.StatusOK)
+	_, r := h.creds(org, "ws1", "t") // locks ws1 on a
+	h.want(r, http.StatusOK)
+	h.want(h.call("DELETE", org, "/organizations/"+org+"/credentials/"+a.ID, nil), http.StatusNoContent)
+	for _, ws := range []string{"ws1", "ws2"} {
+		v := h.workspace(org, ws)
+		if v.CredentialID != nil || v.Effective.Source != "environment_default" {
+			t.Fatalf("%s after the delete: %+v", ws, v)
+		}
+		cv, r := h.creds(org, ws, "t2")
+		h.want(r, http.StatusOK)
+		if cv.Source != "environment_default" {
+			t.Fatalf("%s /creds after the delete: %+v", ws, cv)
+		}
+	}
+}
+
+// TestUnverifiedSavedPromotion: a SAS from an unverified_saved credential promotes it to
+// verified; a failure is a clear error with the provider's code and the state stays.
+func TestUnverifiedSavedPromotion(t *testing.T) {
+	h := newHarness(t)
+	d := h.create(org, "saved", "az://acctsaved/box")
+	base := "/organizations/" + org + "/credentials/" + d.ID
+	h.want(h.call("POST", org, base+"/tenant", map[string]string{"tenant_id": tenantID}), http.StatusAccepted)
+	h.advance(org, d.ID, credential.EventSPFound, nil)
+	h.want(h.call("POST", org, base+"/storage", storageBody("acctsaved", "box")), http.StatusAccepted)
+	h.clock.Advance(6 * time.Minute)
+	h.want(h.call("POST", org, base+"/save-unverified", nil), http.StatusOK)
+	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": d.ID}), http.StatusOK)
+
+	h.signer.fail = &credential.ProviderError{Code: "AuthorizationPermissionMismatch", Status: 403, RequestID: "storage-req-1"}
+	_, r := h.creds(org, "ws", "t")
+	h.want(r, http.StatusBadGateway)
+	if e := r.errorBody(t); e.Code != "sas_issuance_failed" || !strings.Contains(e.Message, "AuthorizationPermissionMismatch") || !strings.Contains(e.Message, "unverified_saved") {
+		t.Fatalf("failure: %+v", e)
+	}
+	var got detailView
+	h.call("GET", org, base, nil).decode(t, &got)
+	if got.State != "unverified_saved" {
+		t.Fatalf("state after a failed SAS: %s", got.State)
+	}
+
+	h.signer.fail = nil
+	_, r = h.creds(org, "ws", "t")
+	h.want(r, http.StatusOK)
+	h.call("GET", org, base, nil).decode(t, &got)
+	if got.State != "verified" || got.VerifiedAt == nil {
+		t.Fatalf("state after the first SAS: %s", got.State)
+	}
+	var evs eventsView
+	h.call("GET", org, base+"/events", nil).decode(t, &evs)
+	if last := evs.Events[len(evs.Events)-1]; last.Cause != "sas_issued" || last.From != "unverified_saved" || last.To != "verified" {
+		t.Fatalf("last event %+v", last)
+	}
+
+	// A linked credential that went back to probing serves no SAS: a clear 409.
+	p := h.create(org, "pending", "az://acctpending/box")
+	pbase := "/organizations/" + org + "/credentials/" + p.ID
+	h.want(h.call("POST", org, pbase+"/tenant", map[string]string{"tenant_id": tenantID}), http.StatusAccepted)
+	h.advance(org, p.ID, credential.EventSPFound, nil)
+	h.want(h.call("POST", org, pbase+"/storage", storageBody("acctpending", "box")), http.StatusAccepted)
+	h.clock.Advance(6 * time.Minute)
+	h.want(h.call("POST", org, pbase+"/save-unverified", nil), http.StatusOK)
+	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws-p", "credential_id": p.ID}), http.StatusCreated)
+	h.want(h.call("POST", org, pbase+"/storage", storageBody("acctpending", "box")), http.StatusAccepted)
+	_, r = h.creds(org, "ws-p", "t")
+	h.want(r, http.StatusConflict)
+	if e := r.errorBody(t); e.Code != "invalid_state" || !strings.Contains(e.Message, `"access_pending"`) {
+		t.Fatalf("other state: %+v", e)
+	}
+}
+
+func TestCredsInputValidation(t *testing.T) {
+	h := newHarness(t)
+	for _, path := range []string{"/api/org/ws/ds/bad..name/creds", "/api/org/.hidden/ds/t/creds", "/api/org/ws/ds/" + strings.Repeat("t", 129) + "/creds"} {
+		if r := h.call("POST", org, path, nil); r.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d", path, r.status)
+		}
+	}
+	// The org comes from the header, which the token must cover.
+	r := h.do("POST", "/api/org/ws/ds/t/creds", nil, map[string]string{"Authorization": "Bearer " + h.token(org), OrgHeader: "org-b"})
+	h.want(r, http.StatusForbidden)
+	r = h.do("POST", "/api/org/ws/ds/t/creds", nil, map[string]string{"Authorization": "Bearer " + h.token(org)})
+	h.want(r, http.StatusForbidden)
+}

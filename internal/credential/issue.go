@@ -1,0 +1,283 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// EnvironmentDefault is the platform's own storage, used when neither the workspace nor
+// the organization names a credential. It is signed with the backend's managed identity.
+type EnvironmentDefault struct {
+	Account   string
+	Container string
+	Prefix    string
+}
+
+// Configured reports whether an environment default exists.
+func (e EnvironmentDefault) Configured() bool { return e.Account != "" && e.Container != "" }
+
+// Resolution is where a workspace's storage comes from.
+type Resolution struct {
+	Workspace  *Workspace // nil for a workspace never registered nor used
+	Source     Source
+	Credential *Credential // nil for the environment default
+	Account    string
+	Container  string
+	Prefix     string // the base path's prefix, without slashes
+}
+
+// Issued is an issued SAS and where it may write.
+type Issued struct {
+	Resolution
+	AccountURL string
+	PathPrefix string // <prefix>/<org>/<workspace>/<table>/
+	SAS        Secret
+	ExpiresAt  time.Time
+}
+
+// SASError is a SAS that could not be issued because Azure refused the key or the token;
+// it carries the provider's code for support.
+type SASError struct {
+	CredentialID string
+	State        State
+	Provider     *ProviderError
+	Err          error
+}
+
+func (e *SASError) Error() string {
+	code := "unknown"
+	if e.Provider != nil && e.Provider.Code != "" {
+		code = e.Provider.Code
+	}
+	if e.CredentialID == "" {
+		return fmt.Sprintf("could not issue a SAS for the environment default storage (Azure said %s)", code)
+	}
+	return fmt.Sprintf("could not issue a SAS with credential %s in state %s (Azure said %s); the credential keeps its state", e.CredentialID, e.State, code)
+}
+
+func (e *SASError) Unwrap() error { return e.Err }
+
+// RegisterWorkspace records a workspace and links it: to credentialID when given; else to
+// the organization's one verified credential; with several, the caller must name one
+// (a *CandidatesError lists them); with none, the workspace falls back to the org default.
+func (s *Service) RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*Resolution, error) {
+	if err := ValidateWorkspaceID(wsID); err != nil {
+		return nil, err
+	}
+	var link *Credential
+	if credentialID != "" {
+		c, err := s.usable(ctx, orgID, credentialID, "link a workspace to it")
+		if err != nil {
+			return nil, err
+		}
+		link = c
+	} else {
+		cs, err := s.store.List(ctx, orgID)
+		if err != nil {
+			return nil, err
+		}
+		var verified []*Credential
+		for _, c := range cs {
+			if c.State == StateVerified {
+				verified = append(verified, c)
+			}
+		}
+		switch len(verified) {
+		case 0:
+		case 1:
+			link = verified[0]
+		default:
+			return nil, &CandidatesError{Candidates: verified}
+		}
+	}
+	now := s.now().UTC()
+	w := &Workspace{OrgID: orgID, ID: wsID, CreatedAt: now, UpdatedAt: now}
+	if link != nil {
+		w.CredentialID = link.ID
+	}
+	if err := s.workspaces.InsertWorkspace(ctx, w, link); err != nil {
+		if errors.Is(err, ErrConflict) {
+			if _, gerr := s.workspaces.GetWorkspace(ctx, orgID, wsID); gerr == nil {
+				return nil, &ConflictError{Message: fmt.Sprintf("workspace %q is already registered; change its link with PUT .../workspaces/%s/credential", wsID, wsID)}
+			}
+		}
+		return nil, fmt.Errorf("register workspace %s: %w", wsID, err)
+	}
+	return s.resolve(ctx, orgID, w)
+}
+
+// usable reads a credential that can serve SAS requests (verified or unverified_saved).
+func (s *Service) usable(ctx context.Context, orgID, id, action string) (*Credential, error) {
+	c, err := s.store.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.State.Usable() {
+		return nil, &TransitionError{Action: action, State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
+	}
+	return c, nil
+}
+
+// Workspace reads a workspace and where its storage comes from.
+func (s *Service) Workspace(ctx context.Context, orgID, wsID string) (*Resolution, error) {
+	if err := ValidateWorkspaceID(wsID); err != nil {
+		return nil, err
+	}
+	w, err := s.getWorkspace(ctx, orgID, wsID)
+	if err != nil {
+		return nil, err
+	}
+	return s.resolve(ctx, orgID, w)
+}
+
+// getWorkspace reads a workspace; a missing one is a *NotFoundError naming it.
+func (s *Service) getWorkspace(ctx context.Context, orgID, wsID string) (*Workspace, error) {
+	w, err := s.workspaces.GetWorkspace(ctx, orgID, wsID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &NotFoundError{What: "workspace", ID: wsID}
+	}
+	return w, err
+}
+
+// LinkWorkspace points a workspace at a credential, or at none ("" falls back to the org
+// default). Once the workspace has a table the link is locked (*LockedError).
+func (s *Service) LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*Resolution, error) {
+	if err := ValidateWorkspaceID(wsID); err != nil {
+		return nil, err
+	}
+	w, err := s.getWorkspace(ctx, orgID, wsID)
+	if err != nil {
+		return nil, err
+	}
+	if w.Locked() {
+		return nil, &LockedError{Workspace: wsID, FirstTable: w.FirstTable}
+	}
+	var c *Credential
+	if credentialID != "" {
+		if c, err = s.usable(ctx, orgID, credentialID, "link a workspace to it"); err != nil {
+			return nil, err
+		}
+	}
+	w.CredentialID = credentialID
+	w.UpdatedAt = s.now().UTC()
+	if err := s.workspaces.UpdateWorkspace(ctx, w, c); err != nil {
+		return nil, fmt.Errorf("link workspace %s: %w", wsID, err)
+	}
+	return s.resolve(ctx, orgID, w)
+}
+
+// resolve finds a workspace's storage: its link, else the org default, else the
+// environment default.
+func (s *Service) resolve(ctx context.Context, orgID string, w *Workspace) (*Resolution, error) {
+	r := &Resolution{Workspace: w}
+	id := ""
+	if w != nil && w.CredentialID != "" {
+		id, r.Source = w.CredentialID, SourceWorkspace
+	} else {
+		def, err := s.store.OrgDefault(ctx, orgID)
+		if err != nil {
+			return nil, fmt.Errorf("read org default: %w", err)
+		}
+		id, r.Source = def, SourceOrgDefault
+	}
+	if id == "" {
+		if !s.cfg.EnvironmentDefault.Configured() {
+			return nil, &ConflictError{Message: "no storage for this workspace: it has no credential link, the organization has no default credential, and no environment default is configured"}
+		}
+		e := s.cfg.EnvironmentDefault
+		r.Source, r.Account, r.Container, r.Prefix = SourceEnvironmentDefault, e.Account, e.Container, strings.Trim(e.Prefix, "/")
+		return r, nil
+	}
+	c, err := s.store.Get(ctx, orgID, id)
+	if err != nil {
+		return nil, fmt.Errorf("read %s credential %s: %w", r.Source, id, err)
+	}
+	r.Credential = c
+	r.Account, r.Container, r.Prefix = c.BasePath.Account, c.BasePath.Container, c.BasePath.Prefix
+	return r, nil
+}
+
+// IssueSAS answers the SDK's request for a table's storage: it resolves the workspace's
+// storage, records the table (which locks the workspace's link), and signs a one-hour
+// user delegation SAS for the container. A credential in unverified_saved that signs
+// successfully becomes verified.
+func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*Issued, error) {
+	if err := ValidateWorkspaceID(wsID); err != nil {
+		return nil, err
+	}
+	if err := ValidateTableName(table); err != nil {
+		return nil, err
+	}
+	w, err := s.workspaces.GetWorkspace(ctx, orgID, wsID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if errors.Is(err, ErrNotFound) {
+		w = nil
+	}
+	r, err := s.resolve(ctx, orgID, w)
+	if err != nil {
+		return nil, err
+	}
+	if c := r.Credential; c != nil && !c.State.Usable() {
+		return nil, &TransitionError{Action: "issue a SAS with credential " + c.Name, State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
+	}
+	if err := s.lockOnFirstTable(ctx, orgID, wsID, w, table); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	req := SASRequest{Account: r.Account, Container: r.Container, Start: now.Add(-SASClockSkew), Expiry: now.Add(SASLifetime)}
+	if c := r.Credential; c != nil {
+		req.Identity = SignerIdentity{TenantID: c.TenantID, AppID: c.App.AppID}
+	} else {
+		req.Identity = SignerIdentity{Platform: true}
+	}
+	sas, err := s.signer.ContainerSAS(ctx, req)
+	if err != nil {
+		se := &SASError{Err: err}
+		errors.As(err, &se.Provider)
+		if c := r.Credential; c != nil {
+			se.CredentialID, se.State = c.ID, c.State
+		}
+		return nil, se
+	}
+	if c := r.Credential; c != nil && c.State == StateUnverifiedSaved {
+		if err := s.transition(ctx, c, EventSASIssued, requestID, nil); err != nil && !errors.Is(err, ErrConflict) {
+			s.log.WarnContext(ctx, "SAS issued but the promotion to verified failed", "org", orgID, "credential", c.ID, "err", err)
+		}
+	}
+	prefix := orgID + "/" + wsID + "/" + table + "/"
+	if r.Prefix != "" {
+		prefix = r.Prefix + "/" + prefix
+	}
+	return &Issued{Resolution: *r, AccountURL: sas.AccountURL, PathPrefix: prefix, SAS: sas.Token, ExpiresAt: req.Expiry}, nil
+}
+
+// lockOnFirstTable records a workspace's first table, which fixes its link. A workspace
+// never registered is recorded now, unlinked. Conditional writes make the lock safe
+// against a concurrent link change: whichever lands first wins, the other sees it.
+func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *Workspace, table string) error {
+	if w != nil && w.Locked() {
+		return nil
+	}
+	now := s.now().UTC()
+	if w == nil {
+		nw := &Workspace{OrgID: orgID, ID: wsID, FirstTable: table, LockedAt: now, CreatedAt: now, UpdatedAt: now}
+		err := s.workspaces.InsertWorkspace(ctx, nw, nil)
+		if err == nil || errors.Is(err, ErrConflict) {
+			return nil // registered (and maybe linked) meanwhile: the caller's next request sees it
+		}
+		return fmt.Errorf("record workspace %s: %w", wsID, err)
+	}
+	w.FirstTable, w.LockedAt, w.UpdatedAt = table, now, now
+	if err := s.workspaces.UpdateWorkspace(ctx, w, nil); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return &ConflictError{Message: fmt.Sprintf("workspace %q changed while its first table was being recorded; retry", wsID)}
+		}
+		return fmt.Errorf("lock workspace %s: %w", wsID, err)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+var _ credential.WorkspaceStore = (*Store)(nil)
+
+const workspacePrefix = "w:"
+
+func workspaceKey(id string) string { return workspacePrefix + id }
+
+// workspaceEntity is the stored shape of a workspace.
+type workspaceEntity struct {
+	PartitionKey string
+	RowKey       string
+	ID           string
+	CredentialID string
+	FirstTable   string
+	LockedAt     string
+	CreatedAt    string
+	UpdatedAt    string
+}
+
+func toWorkspaceEntity(w *credential.Workspace) workspaceEntity {
+	return workspaceEntity{PartitionKey: w.OrgID, RowKey: workspaceKey(w.ID), ID: w.ID, CredentialID: w.CredentialID,
+		FirstTable: w.FirstTable, LockedAt: formatTime(w.LockedAt), CreatedAt: formatTime(w.CreatedAt), UpdatedAt: formatTime(w.UpdatedAt)}
+}
+
+func fromWorkspaceEntity(e workspaceEntity, etag string) (*credential.Workspace, error) {
+	w := &credential.Workspace{OrgID: e.PartitionKey, ID: e.ID, CredentialID: e.CredentialID, FirstTable: e.FirstTable, ETag: etag}
+	for _, t := range []struct {
+		dst *time.Time
+		src string
+	}{{&w.LockedAt, e.LockedAt}, {&w.CreatedAt, e.CreatedAt}, {&w.UpdatedAt, e.UpdatedAt}} {
+		v, err := parseTime(t.src)
+		if err != nil {
+			return nil, fmt.Errorf("stored workspace %s: %w", e.ID, err)
+		}
+		*t.dst = v
+	}
+	return w, nil
+}
+
+// touch is a transaction action that changes nothing of c but fails unless c is unchanged
+// since it was read: it ties a workspace write to the credential it links to.
+func touch(c *credential.Credential) (aztables.TransactionAction, error) {
+	if c.ETag == "" {
+		return aztables.TransactionAction{}, fmt.Errorf("credential %s: no ETag; read it first", c.ID)
+	}
+	return action(aztables.TransactionTypeUpdateMerge, map[string]string{"PartitionKey": c.OrgID, "RowKey": credentialKey(c.ID)}, c.ETag)
+}
+
+func (s *Store) writeWorkspace(ctx context.Context, kind aztables.TransactionType, w *credential.Workspace, etag string, c *credential.Credential) error {
+	row, err := action(kind, toWorkspaceEntity(w), etag)
+	if err != nil {
+		return err
+	}
+	actions := []aztables.TransactionAction{row}
+	if c != nil {
+		t, err := touch(c)
+		if err != nil {
+			return err
+		}
+		actions = append(actions, t)
+	}
+	if err := s.submit(ctx, "write workspace "+w.ID, actions...); err != nil {
+		if errors.Is(err, errAlreadyExists) {
+			return &credential.ConflictError{Message: fmt.Sprintf("workspace %q already exists", w.ID)}
+		}
+		if c != nil && errors.Is(err, credential.ErrNotFound) {
+			return &credential.ConflictError{Message: fmt.Sprintf("credential %s was deleted meanwhile", c.ID)}
+		}
+		return err
+	}
+	if c != nil {
+		c.ETag = ""
+	}
+	w.ETag = ""
+	return nil
+}
+
+// InsertWorkspace writes a new workspace, checking c (when not nil) in the same transaction.
+func (s *Store) InsertWorkspace(ctx context.Context, w *credential.Workspace, c *credential.Credential) error {
+	return s.writeWorkspace(ctx, aztables.TransactionTypeAdd, w, "", c)
+}
+
+// UpdateWorkspace writes w if unchanged since read, checking c (when not nil) as well.
+func (s *Store) UpdateWorkspace(ctx context.Context, w *credential.Workspace, c *credential.Credential) error {
+	if w.ETag == "" {
+		return fmt.Errorf("update workspace %s: no ETag; read it first", w.ID)
+	}
+	return s.writeWorkspace(ctx, aztables.TransactionTypeUpdateReplace, w, w.ETag, c)
+}
+
+// GetWorkspace reads one workspace.
+func (s *Store) GetWorkspace(ctx context.Context, orgID, id string) (*credential.Workspace, error) {
+	resp, err := s.table.GetEntity(ctx, orgID, workspaceKey(id), nil)
+	if err != nil {
+		return nil, translate(err, "get workspace "+id)
+	}
+	var ent workspaceEntity
+	if err := json.Unmarshal(resp.Value, &ent); err != nil {
+		return nil, fmt.Errorf("decode workspace %s: %w", id, err)
+	}
+	return fromWorkspaceEntity(ent, string(resp.ETag))
+}
+
+// linkedWorkspaces lists the workspaces linked to credential id, for its deletion.
+func (s *Store) linkedWorkspaces(ctx context.Context, orgID, id string) ([]*credential.Workspace, error) {
+	filter := rangeFilter(orgID, workspacePrefix) + fmt.Sprintf(" and CredentialID eq '%s'", odataQuote(id))
+	var out []*credential.Workspace
+	err := s.query(ctx, filter, func(raw []byte) error {
+		var ent struct {
+			workspaceEntity
+			ETag string `json:"odata.etag"`
+		}
+		if err := json.Unmarshal(raw, &ent); err != nil {
+			return fmt.Errorf("decode workspace: %w", err)
+		}
+		w, err := fromWorkspaceEntity(ent.workspaceEntity, ent.ETag)
+		if err != nil {
+			return err
+		}
+		out = append(out, w)
+		return nil
+	})
+	return out, err
+}
