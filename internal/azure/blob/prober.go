@@ -6,7 +6,9 @@
 // EndpointTemplate's URL, https://<account>.blob.core.windows.net/ in Azure. Storage errors
 // are reported by their HTTP status, storage error code and request id, taken from
 // *azcore.ResponseError; a name that does not resolve (*net.DNSError) means the account
-// does not exist. The domain (internal/credential) turns the report into an outcome.
+// does not exist; a storage token Entra refused is reported by its AADSTS code, status and
+// trace id (identity.ProviderError). The domain (internal/credential) turns the report into
+// an outcome.
 package blob
 
 import (
@@ -29,6 +31,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"github.com/google/uuid"
 
+	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
@@ -185,7 +188,9 @@ func listPrefix(prefix string) string {
 // Each check is pass, fail (with the HTTP status, storage error code and request id) or
 // skip. A failure that is no storage answer (the account's name does not resolve, no
 // token, a timeout) ends the attempt: the remaining checks are skipped, and a name that
-// does not resolve sets AccountNotFound.
+// does not resolve sets AccountNotFound. A refused token fails its check with Entra's
+// status, code ("AADSTS700016" once the customer removed the service principal) and trace
+// id.
 func (p *Prober) Probe(ctx context.Context, t credential.ProbeTarget) credential.ProbeReport {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -285,7 +290,7 @@ func (r *run) check(name string, err error) bool {
 	}
 	c.Result = credential.ResultFail
 	var re *azcore.ResponseError
-	var pe *credential.ProviderError
+	pe, refused := providerError(err)
 	switch {
 	case errors.As(err, &re):
 		c.Status, c.Code = re.StatusCode, re.ErrorCode
@@ -295,8 +300,9 @@ func (r *run) check(name string, err error) bool {
 	case isAccountNotFound(err):
 		r.report.AccountNotFound = true
 		r.stopped = true
-	case errors.As(err, &pe):
-		// The identity chain's own classification (an Entra code, say).
+	case refused:
+		// No credential or no storage token: the provider's code, status and request id
+		// (Entra's trace id).
 		c.Status, c.Code, c.RequestID = pe.Status, pe.Code, pe.RequestID
 		r.stopped = true
 	default:
@@ -306,6 +312,17 @@ func (r *run) check(name string, err error) bool {
 	r.log.Info("access probe check failed", "check", name, "status", c.Status, "code", c.Code,
 		"request_id", c.RequestID, "error", err.Error())
 	return false
+}
+
+// providerError is what the provider said when the credential could not sign in: the
+// credential source's own classification, or Entra's refusal of the storage token, which
+// azcore's bearer token policy passes on as azidentity reported it.
+func providerError(err error) (*credential.ProviderError, bool) {
+	var pe *credential.ProviderError
+	if errors.As(err, &pe) {
+		return pe, true
+	}
+	return identity.ProviderError(err)
 }
 
 func (r *run) skip(name string) {

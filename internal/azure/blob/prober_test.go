@@ -25,12 +25,14 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 
+	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localazure"
 	"github.com/activeloopai/azcreds/internal/localdial"
@@ -600,6 +602,53 @@ func TestProbeWaitsForPropagation(t *testing.T) {
 	}
 	if diff := cmp.Diff([]bool{false, true}, creds.calls); diff != "" {
 		t.Errorf("fresh of the For calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestProbeServicePrincipalRemoved: the customer deleted the service principal after it was
+// verified. Through the real token chain, Entra refuses the storage token with
+// AADSTS700016: the attempt ends at its first check, which carries Entra's code, status and
+// trace id, and nothing reaches storage.
+func TestProbeServicePrincipalRemoved(t *testing.T) {
+	st := newStack(t)
+	a := st.newApp()
+	c := st.container("custacct1")
+	st.grant(a, localazure.RoleBlobDataContributor, st.scope("custacct1", ""))
+	if err := st.s.RemoveServicePrincipal(custTenant, a.spObjectID); err != nil {
+		t.Fatal(err)
+	}
+
+	// The backend's managed identity as in Functions (App Service source), the assertion
+	// of the identity chain.
+	t.Setenv("IDENTITY_ENDPOINT", st.entra.URL+"/msi/token")
+	t.Setenv("IDENTITY_HEADER", localazure.DefaultIdentityHeader)
+	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ID: azidentity.ClientID(st.mi), ClientOptions: azcore.ClientOptions{Transport: st.entra.Client()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: st.entra.URL, Transport: st.entra.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, transport := st.prober(chain)
+	tgt := credential.ProbeTarget{TenantID: custTenant, AppID: a.appID, Account: "custacct1", Container: c}
+	got := p.Probe(context.Background(), tgt)
+
+	want := credential.ProbeReport{Checks: []credential.CheckResult{
+		{Name: udk, Result: credential.ResultFail, Status: http.StatusBadRequest, Code: "AADSTS700016"}, skip(write), skip(list), skip(del)}}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(credential.CheckResult{}, "RequestID")); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+	if id := got.Checks[0].RequestID; uuid.Validate(id) != nil {
+		t.Errorf("request id %q, want Entra's trace id", id)
+	}
+	if sent := transport.requests(); len(sent) != 0 {
+		t.Errorf("requests to storage without a token: %v", sent)
+	}
+	v := credential.ClassifyProbe(got, tgt, a.spObjectID, true)
+	if v.Status != credential.StatusUnexpectedError || !v.Again || v.Problem.ProviderError != "AADSTS700016" || v.Problem.RequestID != got.Checks[0].RequestID {
+		t.Errorf("classified %s (again %v), problem %+v; want unexpected_error, again, with AADSTS700016 and the trace id", v.Status, v.Again, v.Problem)
 	}
 }
 

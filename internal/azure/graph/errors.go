@@ -2,18 +2,16 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 
+	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
@@ -32,19 +30,6 @@ var (
 	ErrFederationMismatch = errors.New("no federated identity credential matches the assertion")
 	// ErrAppNotFound: the app registration does not exist (Graph 404).
 	ErrAppNotFound = errors.New("application not found")
-)
-
-// AADSTS codes that change what the caller does. See
-// https://learn.microsoft.com/entra/identity-platform/reference-error-codes.
-const (
-	aadstsTenantNotFound      = 90002  // tenant does not exist
-	aadstsAppNotFound         = 700016 // no such app, or its service principal is not in the tenant
-	aadstsFICNotFound         = 70021  // no matching federated credential yet: a new FIC propagating
-	aadstsNoFICs              = 70025  // the app has no federated credentials
-	aadstsFICIssuerMismatch   = 700211 // no federated credential with the assertion's issuer
-	aadstsFICAudienceMismatch = 700212 // ... with its audience
-	aadstsFICSubjectMismatch  = 700213 // ... with its subject
-	aadstsTransient           = 90033  // "a transient error has occurred"
 )
 
 // OData error codes of Graph that the predicates read, besides the HTTP status.
@@ -129,18 +114,14 @@ func wrap(op string, err error, on404 ...error) error {
 		a := asAPIError(err)
 		e.StatusCode = a.GetStatusCode()
 		e.RequestID = header(a.GetResponseHeaders(), "request-id")
-	case entraResponse(err) != nil:
-		resp := entraResponse(err)
-		e.StatusCode = resp.StatusCode
-		if body, ok := entraBody(resp); ok {
-			if len(body.ErrorCodes) > 0 {
-				e.Code = fmt.Sprintf("AADSTS%d", body.ErrorCodes[0])
+	default:
+		// Entra refused the token (identity reads its answer).
+		if pe, ok := identity.ProviderError(err); ok {
+			e.StatusCode, e.Code, e.RequestID = pe.Status, pe.Code, pe.RequestID
+			var te *identity.TokenError
+			if errors.As(pe, &te) {
+				e.Message = te.Description
 			}
-			// For display only: the description without the code it repeats and the
-			// trace trailer (the trace id is kept in RequestID).
-			desc, _, _ := strings.Cut(body.Description, " Trace ID:")
-			e.Message = strings.TrimPrefix(desc, e.Code+": ")
-			e.RequestID = body.TraceID
 		}
 	}
 	e.kinds = kindsOf(err, e.StatusCode)
@@ -150,19 +131,21 @@ func wrap(op string, err error, on404 ...error) error {
 	return e
 }
 
-// kindsOf maps a failure to the sentinels it matches.
+// kindsOf maps a failure to the sentinels it matches: a refused token as
+// identity.ProviderError classifies it, anything else by Graph's status and code.
 func kindsOf(err error, status int) []error {
-	if code, ok := entraCode(err); ok {
-		switch code {
-		case aadstsAppNotFound:
+	if pe, ok := identity.ProviderError(err); ok {
+		switch pe.Kind {
+		case credential.ErrSPNotFound:
 			return []error{ErrServicePrincipalNotFound}
-		case aadstsTenantNotFound:
+		case credential.ErrTenantNotFound:
 			return []error{ErrTenantNotFound}
-		case aadstsFICNotFound, aadstsTransient:
-			return []error{credential.ErrUnavailable}
-		case aadstsNoFICs, aadstsFICIssuerMismatch, aadstsFICAudienceMismatch, aadstsFICSubjectMismatch:
+		case credential.ErrFederation:
 			return []error{ErrFederationMismatch}
+		case credential.ErrUnavailable:
+			return []error{credential.ErrUnavailable}
 		}
+		return nil
 	}
 	if isTransient(err) || status == http.StatusTooManyRequests || status >= 500 {
 		return []error{credential.ErrUnavailable}
@@ -207,12 +190,8 @@ func isTransient(err error) bool {
 		s := a.GetStatusCode()
 		return s == http.StatusTooManyRequests || s >= 500
 	}
-	if resp := entraResponse(err); resp != nil {
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return true
-		}
-		code, ok := entraCode(err)
-		return ok && (code == aadstsFICNotFound || code == aadstsTransient)
+	if pe, ok := identity.ProviderError(err); ok {
+		return pe.Kind == credential.ErrUnavailable
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
@@ -223,44 +202,6 @@ func isTransient(err error) bool {
 	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr)
-}
-
-// entraCode is the AADSTS number of a token failure, from error_codes in Entra's body.
-func entraCode(err error) (int, bool) {
-	resp := entraResponse(err)
-	if resp == nil {
-		return 0, false
-	}
-	body, ok := entraBody(resp)
-	if !ok || len(body.ErrorCodes) == 0 {
-		return 0, false
-	}
-	return body.ErrorCodes[0], true
-}
-
-type entraErrorBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
-	ErrorCodes  []int  `json:"error_codes"`
-	TraceID     string `json:"trace_id"`
-}
-
-func entraBody(resp *http.Response) (entraErrorBody, bool) {
-	var body entraErrorBody
-	raw, err := runtime.Payload(resp) // buffered: readable again by the caller
-	if err != nil || json.Unmarshal(raw, &body) != nil {
-		return entraErrorBody{}, false
-	}
-	return body, true
-}
-
-// entraResponse is the token endpoint's response behind an azidentity failure, if any.
-func entraResponse(err error) *http.Response {
-	var af *azidentity.AuthenticationFailedError
-	if errors.As(err, &af) {
-		return af.RawResponse
-	}
-	return nil
 }
 
 func asOData(err error) *odataerrors.ODataError {

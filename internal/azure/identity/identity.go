@@ -9,6 +9,10 @@
 // so that its token cache serves every poll of that credential; the cache is bounded (least
 // recently used out), since thousands of credentials may be polling at once. See
 // https://learn.microsoft.com/entra/workload-id/workload-identity-federation.
+//
+// ProviderError reads a refused token request (Entra's AADSTS code, status and trace id)
+// into the domain's *credential.ProviderError, for every adapter that signs in through the
+// chain.
 package identity
 
 import (
