@@ -119,6 +119,18 @@ func TestCredsResolutionOrder(t *testing.T) {
 	if v.Source != "org_default" || *v.CredentialID != def.ID || v.PathPrefix != org+"/ws-b/t2/" {
 		t.Fatalf("org default: %+v", v)
 	}
+
+	// A workspace that locks while following the org default keeps that credential: a
+	// later change of the default does not move where its new tables land.
+	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": linked.ID}), http.StatusOK)
+	v, r = h.creds(org, "ws-c", "t1") // locks ws-c on the default of the moment
+	h.want(r, http.StatusOK)
+	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": def.ID}), http.StatusOK)
+	v, r = h.creds(org, "ws-c", "t2")
+	h.want(r, http.StatusOK)
+	if v.Source != "workspace" || *v.CredentialID != linked.ID {
+		t.Fatalf("after the default moved: %+v", v)
+	}
 }
 
 // TestLinkLockedAfterFirstTable: a link changes freely until the first /creds call, then

@@ -44,6 +44,7 @@ type options struct {
 	tenants                               string
 	propagation, ficPropagation           time.Duration
 	identityHeader, azuriteBlob, accounts string
+	platformStorage                       string
 }
 
 func parseFlags(args []string, output io.Writer) (options, error) {
@@ -62,6 +63,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.identityHeader, "identity-header", localazure.DefaultIdentityHeader, "X-IDENTITY-HEADER value the managed identity endpoint expects (IDENTITY_HEADER)")
 	fs.StringVar(&o.azuriteBlob, "azurite-blob", "", "Azurite blob endpoint without account, e.g. https://127.0.0.1:10000, for container creation")
 	fs.StringVar(&o.accounts, "accounts", "", "storage accounts and keys, in AZURITE_ACCOUNTS' format name:key;name2:key2 (with -azurite-blob)")
+	fs.StringVar(&o.platformStorage, "platform-storage", "", "ACCOUNT/CONTAINER: the platform's own storage (the environment default), registered in the home tenant with the container created and the managed identity granted Storage Blob Data Contributor, as the deployment does in Azure")
 	fs.StringVar(&o.storageAddr, "storage-addr", "127.0.0.1:10443", "listen address (HTTPS) of the RBAC front for <account>.blob.localhost, served with -azurite-blob; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -118,6 +120,11 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 	standIn, err := localazure.New(cfg)
 	if err != nil {
 		return fmt.Errorf("configure stand-in: %w", err)
+	}
+	if o.platformStorage != "" {
+		if err := setUpPlatformStorage(ctx, standIn, cfg, o.platformStorage); err != nil {
+			return err
+		}
 	}
 	handlers := []listener{{name: "localazure", addr: o.addr, handler: standIn.Handler()}}
 	if o.azuriteBlob != "" && o.storageAddr != "" {
@@ -222,4 +229,35 @@ func newBlobCreator(o options, transport *http.Transport) (*localazure.SharedKey
 		Keys:     keys,
 		Client:   &http.Client{Transport: transport, Timeout: 30 * time.Second},
 	}, nil
+}
+
+// platformSubscription and platformResourceGroup hold the platform's own storage account
+// in the stand-in's ARM scopes.
+const (
+	platformSubscription  = "8f1c7a52-3b0e-4d59-9f6a-2c41d07e9b10"
+	platformResourceGroup = "platform-rg"
+)
+
+// setUpPlatformStorage does locally what the deployment does in Azure for the environment
+// default: the account in the home tenant, its container, and the managed identity's role.
+func setUpPlatformStorage(ctx context.Context, s *localazure.Server, cfg localazure.Config, spec string) error {
+	account, container, ok := strings.Cut(spec, "/")
+	if !ok || account == "" || container == "" {
+		return fmt.Errorf("-platform-storage %q: want ACCOUNT/CONTAINER", spec)
+	}
+	if cfg.Containers == nil {
+		return errors.New("-platform-storage needs -azurite-blob and -accounts")
+	}
+	if _, _, err := s.RegisterStorageAccount(localazure.StorageAccount{Name: account, SubscriptionID: platformSubscription,
+		ResourceGroup: platformResourceGroup, TenantID: cfg.HomeTenantID}); err != nil {
+		return fmt.Errorf("register platform storage: %w", err)
+	}
+	if _, err := cfg.Containers.CreateContainer(ctx, account, container); err != nil {
+		return fmt.Errorf("create platform container: %w", err)
+	}
+	scope := localazure.Scope{SubscriptionID: platformSubscription, ResourceGroup: platformResourceGroup, Account: account}
+	if _, err := s.GrantRole(cfg.ManagedIdentity.ObjectID, string(localazure.RoleBlobDataContributor), scope.String()); err != nil {
+		return fmt.Errorf("grant the managed identity its role on platform storage: %w", err)
+	}
+	return nil
 }

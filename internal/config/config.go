@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,15 @@ const (
 	// <account>.blob.localhost connects, and which account names resolve.
 	KeyLocalBlobAddr     = "AZCREDS_LOCAL_BLOB_ADDR"
 	KeyLocalBlobAccounts = "AZCREDS_LOCAL_BLOB_ACCOUNTS"
+
+	// The environment default: the platform's own storage for workspaces without a
+	// credential, signed with the backend's managed identity.
+	KeyDefaultStorageAccount = "AZCREDS_DEFAULT_STORAGE_ACCOUNT"
+	KeyDefaultContainer      = "AZCREDS_DEFAULT_CONTAINER"
+	KeyDefaultPrefix         = "AZCREDS_DEFAULT_PREFIX"
+	// KeyDelegationKeyCache switches the user delegation key cache (on by default); off
+	// only to measure what it saves.
+	KeyDelegationKeyCache = "AZCREDS_DELEGATION_KEY_CACHE"
 
 	KeyAuthIssuer        = "AZCREDS_AUTH_ISSUER"
 	KeyAuthAudience      = "AZCREDS_AUTH_AUDIENCE"
@@ -95,6 +105,11 @@ type Config struct {
 	// every other name fails as a missing account's does.
 	LocalBlobAddr     string
 	LocalBlobAccounts []string
+
+	DefaultStorageAccount string
+	DefaultContainer      string
+	DefaultPrefix         string
+	DelegationKeyCache    bool
 
 	AuthIssuer        string
 	AuthAudience      string
@@ -160,6 +175,10 @@ func Parse(get Source) (Config, error) {
 		BlobEndpointTemplate:    p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
 		LocalBlobAddr:           p.hostPort(KeyLocalBlobAddr),
 		LocalBlobAccounts:       p.accounts(KeyLocalBlobAccounts),
+		DefaultStorageAccount:   p.str(KeyDefaultStorageAccount, ""),
+		DefaultContainer:        p.str(KeyDefaultContainer, ""),
+		DefaultPrefix:           strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
+		DelegationKeyCache:      p.boolean(KeyDelegationKeyCache, true),
 		AuthIssuer:              p.required(KeyAuthIssuer),
 		AuthAudience:            p.required(KeyAuthAudience),
 		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
@@ -190,6 +209,9 @@ func Parse(get Source) (Config, error) {
 	if s.ConnectionString == "" && (s.TableServiceURI == "" || s.QueueServiceURI == "") {
 		p.errs = append(p.errs, fmt.Errorf("set %s (a connection string) or both %s and %s",
 			KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI))
+	}
+	if (c.DefaultStorageAccount == "") != (c.DefaultContainer == "") {
+		p.errs = append(p.errs, fmt.Errorf("set both %s and %s, or neither", KeyDefaultStorageAccount, KeyDefaultContainer))
 	}
 	if (c.LocalBlobAddr == "") != (len(c.LocalBlobAccounts) == 0) {
 		p.errs = append(p.errs, fmt.Errorf("set both %s and %s (local stack), or neither", KeyLocalBlobAddr, KeyLocalBlobAccounts))
@@ -273,6 +295,19 @@ func (p *parser) accounts(key string) []string {
 	return out
 }
 
+func (p *parser) boolean(key string, def bool) bool {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s must be true or false, got %q", key, v))
+		return def
+	}
+	return b
+}
+
 func (p *parser) duration(key string, def time.Duration) time.Duration {
 	v := p.str(key, "")
 	if v == "" {
@@ -293,6 +328,7 @@ func Keys() []string {
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
+		KeyDefaultStorageAccount, KeyDefaultContainer, KeyDefaultPrefix, KeyDelegationKeyCache,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 	}

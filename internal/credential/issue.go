@@ -185,7 +185,8 @@ func (s *Service) resolve(ctx context.Context, orgID string, w *Workspace) (*Res
 	}
 	if id == "" {
 		if !s.cfg.EnvironmentDefault.Configured() {
-			return nil, &ConflictError{Message: "no storage for this workspace: it has no credential link, the organization has no default credential, and no environment default is configured"}
+			r.Source = SourceNone
+			return r, nil
 		}
 		e := s.cfg.EnvironmentDefault
 		r.Source, r.Account, r.Container, r.Prefix = SourceEnvironmentDefault, e.Account, e.Container, strings.Trim(e.Prefix, "/")
@@ -222,10 +223,13 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 	if err != nil {
 		return nil, err
 	}
+	if r.Source == SourceNone {
+		return nil, &ConflictError{Message: "no storage for this workspace: it has no credential link, the organization has no default credential, and no environment default is configured"}
+	}
 	if c := r.Credential; c != nil && !c.State.Usable() {
 		return nil, &TransitionError{Action: "issue a SAS with credential " + c.Name, State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
 	}
-	if err := s.lockOnFirstTable(ctx, orgID, wsID, w, table); err != nil {
+	if err := s.lockOnFirstTable(ctx, orgID, wsID, w, r, table); err != nil {
 		return nil, err
 	}
 	now := s.now().UTC()
@@ -245,9 +249,7 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 		return nil, se
 	}
 	if c := r.Credential; c != nil && c.State == StateUnverifiedSaved {
-		if err := s.transition(ctx, c, EventSASIssued, requestID, nil); err != nil && !errors.Is(err, ErrConflict) {
-			s.log.WarnContext(ctx, "SAS issued but the promotion to verified failed", "org", orgID, "credential", c.ID, "err", err)
-		}
+		s.promote(ctx, c.OrgID, c.ID, requestID)
 	}
 	prefix := orgID + "/" + wsID + "/" + table + "/"
 	if r.Prefix != "" {
@@ -257,27 +259,56 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 }
 
 // lockOnFirstTable records a workspace's first table, which fixes its link. A workspace
-// never registered is recorded now, unlinked. Conditional writes make the lock safe
-// against a concurrent link change: whichever lands first wins, the other sees it.
-func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *Workspace, table string) error {
+// that was following the org default is linked to that credential now, so that a later
+// change of the default cannot move where its new tables land. A workspace never
+// registered is recorded now. Conditional writes make the lock safe against a concurrent
+// link change: whichever lands first wins, the other sees it.
+func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *Workspace, r *Resolution, table string) error {
 	if w != nil && w.Locked() {
 		return nil
 	}
 	now := s.now().UTC()
+	var pin *Credential
+	if r.Source == SourceOrgDefault {
+		pin = r.Credential
+	}
 	if w == nil {
 		nw := &Workspace{OrgID: orgID, ID: wsID, FirstTable: table, LockedAt: now, CreatedAt: now, UpdatedAt: now}
-		err := s.workspaces.InsertWorkspace(ctx, nw, nil)
-		if err == nil || errors.Is(err, ErrConflict) {
-			return nil // registered (and maybe linked) meanwhile: the caller's next request sees it
+		if pin != nil {
+			nw.CredentialID = pin.ID
+		}
+		err := s.workspaces.InsertWorkspace(ctx, nw, pin)
+		if err == nil {
+			r.Workspace = nw
+			return nil
+		}
+		if errors.Is(err, ErrConflict) {
+			return &ConflictError{Message: fmt.Sprintf("workspace %q changed while its first table was being recorded; retry", wsID)}
 		}
 		return fmt.Errorf("record workspace %s: %w", wsID, err)
 	}
 	w.FirstTable, w.LockedAt, w.UpdatedAt = table, now, now
-	if err := s.workspaces.UpdateWorkspace(ctx, w, nil); err != nil {
+	if pin != nil {
+		w.CredentialID = pin.ID
+	}
+	if err := s.workspaces.UpdateWorkspace(ctx, w, pin); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return &ConflictError{Message: fmt.Sprintf("workspace %q changed while its first table was being recorded; retry", wsID)}
 		}
 		return fmt.Errorf("lock workspace %s: %w", wsID, err)
 	}
 	return nil
+}
+
+// promote moves an unverified_saved credential to verified after its first SAS. It reads
+// the row again (the lock may have written it) and leaves it alone when another request
+// promoted it or its state moved on.
+func (s *Service) promote(ctx context.Context, orgID, id, requestID string) {
+	c, err := s.store.Get(ctx, orgID, id)
+	if err == nil && c.State == StateUnverifiedSaved {
+		err = s.transition(ctx, c, EventSASIssued, requestID, nil)
+	}
+	if err != nil && !errors.Is(err, ErrConflict) {
+		s.log.WarnContext(ctx, "SAS issued but the promotion to verified failed", "org", orgID, "credential", id, "err", err)
+	}
 }

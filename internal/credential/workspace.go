@@ -33,6 +33,8 @@ const (
 	SourceWorkspace          Source = "workspace"
 	SourceOrgDefault         Source = "org_default"
 	SourceEnvironmentDefault Source = "environment_default"
+	// SourceNone: nothing resolves (no link, no org default, no environment default).
+	SourceNone Source = "none"
 )
 
 // WorkspaceStore keeps workspaces beside the credentials of their organization.

@@ -61,7 +61,9 @@ const (
 	subscriptionID = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
 	resourceGroup  = "lake-rg"
 	issuer         = "azcreds-e2e"
-	audience       = "azcreds-api"
+	// platformContainer is the environment default's container, in the platform account.
+	platformContainer = "platform"
+	audience          = "azcreds-api"
 )
 
 func freeAddr(t testing.TB) string {
@@ -176,7 +178,8 @@ func startStandIn(t testing.TB, env testenv.Env, propagation time.Duration) *sta
 		"-cert", env.CertFile, "-key", filepath.Join(filepath.Dir(env.CertFile), "key.pem"),
 		"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
 		"-tenants", tenantA+","+tenantB, "-propagation", propagation.String(),
-		"-azurite-blob", env.BlobEndpoint, "-accounts", strings.Join(accounts, ";"))
+		"-azurite-blob", env.BlobEndpoint, "-accounts", strings.Join(accounts, ";"),
+		"-platform-storage", testenv.DevAccount+"/"+platformContainer)
 	s := &standIn{url: "https://" + addr, frontAddr: front, proc: p,
 		customer: &wizard.Customer{ControlURL: "https://" + addr + "/control"}}
 	waitHTTP(t, s.url+"/control/tenants", p)
@@ -251,7 +254,9 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		"AZCREDS_PROPAGATION_GRACE=" + s.grace.String(),
 		"AZCREDS_BLOB_ENDPOINT_TEMPLATE=https://%s.blob.localhost:" + portOf(si.frontAddr) + "/",
 		"AZCREDS_LOCAL_BLOB_ADDR=" + si.frontAddr,
-		"AZCREDS_LOCAL_BLOB_ACCOUNTS=custacct1,custacct2",
+		"AZCREDS_LOCAL_BLOB_ACCOUNTS=" + testenv.DevAccount + ",custacct1,custacct2",
+		"AZCREDS_DEFAULT_STORAGE_ACCOUNT=" + testenv.DevAccount,
+		"AZCREDS_DEFAULT_CONTAINER=" + platformContainer,
 		"AZCREDS_LOG_LEVEL=debug",
 	}
 	if s.functionsHost {

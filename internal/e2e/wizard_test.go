@@ -19,6 +19,7 @@ func TestWizard(t *testing.T) {
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, 2*time.Second)
 	h := startHandler(t, env, si, defaultSettings())
+	sasScenarios(t, h, si)
 
 	t.Run("happy path", func(t *testing.T) {
 		t.Parallel()

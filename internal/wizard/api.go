@@ -231,3 +231,33 @@ func InState(states ...string) func(Credential) bool {
 		return false
 	}
 }
+
+// Creds is the SDK's answer for a table: where it writes and the SAS to do it.
+type Creds struct {
+	AccountURL   string    `json:"account_url"`
+	Container    string    `json:"container"`
+	PathPrefix   string    `json:"path_prefix"`
+	SASToken     string    `json:"sas_token"`
+	ContainerURL string    `json:"container_url"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	CredentialID *string   `json:"credential_id"`
+	Source       string    `json:"source"`
+}
+
+// RegisterWorkspace records a workspace, linked to credentialID ("" lets the backend
+// choose: the one verified credential, or none).
+func (a *API) RegisterWorkspace(ctx context.Context, workspaceID, credentialID string) error {
+	body := map[string]string{"workspace_id": workspaceID}
+	if credentialID != "" {
+		body["credential_id"] = credentialID
+	}
+	return a.call(ctx, http.MethodPost, "/workspaces", body, nil)
+}
+
+// Creds asks for a table's storage, as the SDK does when it opens the table.
+func (a *API) Creds(ctx context.Context, workspaceID, table string) (Creds, error) {
+	var c Creds
+	h := http.Header{"Authorization": {"Bearer " + a.Token}, "X-Activeloop-Org-Id": {a.Org}}
+	err := do(ctx, a.HTTP, http.MethodPost, a.BaseURL+"/api/org/"+workspaceID+"/ds/"+table+"/creds", h, nil, &c)
+	return c, err
+}
