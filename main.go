@@ -33,7 +33,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/azure/blob"
 	"github.com/activeloopai/azcreds/internal/azure/graph"
-	tokenchain "github.com/activeloopai/azcreds/internal/azure/identity"
+	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localdial"
@@ -147,7 +147,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if cfg.ManagedIdentityClientID != "" {
 		miOpts.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
 	}
-	identity, err := azidentity.NewManagedIdentityCredential(miOpts)
+	mi, err := azidentity.NewManagedIdentityCredential(miOpts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("managed identity: %w", err)
 	}
@@ -163,11 +163,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, err := graph.New(identity, graph.Options{BaseURL: cfg.GraphBaseURL})
+	dir, err := graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL})
 	if err != nil {
 		return nil, nil, err
 	}
-	chain, err := tokenchain.New(identity, tokenchain.Options{AuthorityHost: cfg.AuthorityHost})
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -186,6 +186,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
+	signer, err := blob.NewSigner(chain, mi, blob.SignerOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: blobOpts.Transport, NoCache: !cfg.DelegationKeyCache})
+	if err != nil {
+		return nil, nil, err
+	}
 	verifier, err := verifier(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -198,7 +203,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		PropagationGrace:        cfg.PropagationGrace,
 		SPPollInterval:          cfg.SPPollInterval,
 		AccessProbeInterval:     cfg.AccessProbeInterval,
-	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober}, log)
+		EnvironmentDefault: credential.EnvironmentDefault{Account: cfg.DefaultStorageAccount,
+			Container: cfg.DefaultContainer, Prefix: cfg.DefaultPrefix},
+	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober,
+		Workspaces: st, Signer: signer}, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -232,7 +232,8 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 	if err := s.lockOnFirstTable(ctx, orgID, wsID, w, r, table); err != nil {
 		return nil, err
 	}
-	now := s.now().UTC()
+	// A SAS carries its times in whole seconds; so does the answer's expiry.
+	now := s.now().UTC().Truncate(time.Second)
 	req := SASRequest{Account: r.Account, Container: r.Container, Start: now.Add(-SASClockSkew), Expiry: now.Add(SASLifetime)}
 	if c := r.Credential; c != nil {
 		req.Identity = SignerIdentity{TenantID: c.TenantID, AppID: c.App.AppID}

@@ -54,3 +54,10 @@ func (s Secret) Reveal() string { return string(s) }
 
 // LogValue hides the secret from log/slog.
 func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// MarshalJSON hides the secret from encoding/json (slog's JSON handler uses it for
+// nested values, not LogValue).
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"REDACTED"`), nil }
+
+// MarshalText hides the secret from text encoders.
+func (Secret) MarshalText() ([]byte, error) { return []byte("REDACTED"), nil }

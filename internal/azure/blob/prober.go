@@ -1,5 +1,7 @@
 // Package blob reaches a customer's Azure Blob Storage as a credential's service principal
-// (azblob): the access probe that tells whether the customer's role grant works.
+// (azblob): the access probe that tells whether the customer's role grant works, and the
+// Signer that issues one-hour user delegation SAS tokens from cached delegation keys
+// (sas.go), for customer accounts and for the platform's own (the environment default).
 //
 // Every call signs in through a CredentialSource (the identity chain: managed identity ->
 // federated assertion -> the customer's tenant) and reaches the account at
