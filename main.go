@@ -205,6 +205,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		AccessProbeInterval:     cfg.AccessProbeInterval,
 		EnvironmentDefault: credential.EnvironmentDefault{Account: cfg.DefaultStorageAccount,
 			Container: cfg.DefaultContainer, Prefix: cfg.DefaultPrefix},
+		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober,
 		Workspaces: st, Signer: signer}, log)
 	if err != nil {

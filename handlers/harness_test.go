@@ -155,7 +155,7 @@ func (c *callCounter) Do(req *policy.Request) (*http.Response, error) {
 	return req.Next()
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
@@ -190,8 +190,12 @@ func newHarness(t *testing.T) *harness {
 	dir := newFakeDirectory()
 	log := slog.New(slog.DiscardHandler)
 	signer := &fakeSigner{}
-	svc, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID,
-		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", Container: "platform", Prefix: "lake"}},
+	cfg := credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID,
+		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", Container: "platform", Prefix: "lake"}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := credential.NewService(cfg,
 		credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer}, log, credential.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)

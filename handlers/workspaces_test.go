@@ -268,3 +268,27 @@ func TestCredsInputValidation(t *testing.T) {
 	r = h.do("POST", "/api/org/ws/ds/t/creds", nil, map[string]string{"Authorization": "Bearer " + h.token(org)})
 	h.want(r, http.StatusForbidden)
 }
+
+// TestResolutionCache: a locked workspace's /creds needs no storage call while its
+// resolution is cached; a delete on this instance drops it at once; it expires.
+func TestResolutionCache(t *testing.T) {
+	h := newHarness(t, func(c *credential.Config) { c.ResolutionCacheTTL = time.Minute })
+	a := h.verified(org, "a", "az://accta/box")
+	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": a.ID}), http.StatusCreated)
+	_, r := h.creds(org, "ws", "t") // locks and caches
+	h.want(r, http.StatusOK)
+	calls := func(f func()) int64 { before := h.calls.n.Load(); f(); return h.calls.n.Load() - before }
+	if n := calls(func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) }); n != 0 {
+		t.Fatalf("cached /creds made %d storage calls", n)
+	}
+	h.clock.Advance(time.Minute)
+	if n := calls(func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) }); n != 2 {
+		t.Fatalf("expired entry: %d storage calls, want 2", n)
+	}
+	h.want(h.call("DELETE", org, "/organizations/"+org+"/credentials/"+a.ID, nil), http.StatusNoContent)
+	v, r := h.creds(org, "ws", "t")
+	h.want(r, http.StatusOK)
+	if v.Source != "environment_default" || v.CredentialID != nil {
+		t.Fatalf("after the delete the cache still served %+v", v)
+	}
+}

@@ -47,6 +47,8 @@ const (
 	// KeyDelegationKeyCache switches the user delegation key cache (on by default); off
 	// only to measure what it saves.
 	KeyDelegationKeyCache = "AZCREDS_DELEGATION_KEY_CACHE"
+	// KeyResolutionCacheTTL keeps a locked workspace's storage resolution this long (0s: off).
+	KeyResolutionCacheTTL = "AZCREDS_RESOLUTION_CACHE_TTL"
 
 	KeyAuthIssuer        = "AZCREDS_AUTH_ISSUER"
 	KeyAuthAudience      = "AZCREDS_AUTH_AUDIENCE"
@@ -110,6 +112,7 @@ type Config struct {
 	DefaultContainer      string
 	DefaultPrefix         string
 	DelegationKeyCache    bool
+	ResolutionCacheTTL    time.Duration
 
 	AuthIssuer        string
 	AuthAudience      string
@@ -179,6 +182,7 @@ func Parse(get Source) (Config, error) {
 		DefaultContainer:        p.str(KeyDefaultContainer, ""),
 		DefaultPrefix:           strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
 		DelegationKeyCache:      p.boolean(KeyDelegationKeyCache, true),
+		ResolutionCacheTTL:      p.durationOrZero(KeyResolutionCacheTTL, 5*time.Second),
 		AuthIssuer:              p.required(KeyAuthIssuer),
 		AuthAudience:            p.required(KeyAuthAudience),
 		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
@@ -308,6 +312,20 @@ func (p *parser) boolean(key string, def bool) bool {
 	return b
 }
 
+// durationOrZero is duration with 0 allowed (a switch-off).
+func (p *parser) durationOrZero(key string, def time.Duration) time.Duration {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > time.Minute {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a duration from 0s (off) to 1m, got %q", key, v))
+		return def
+	}
+	return d
+}
+
 func (p *parser) duration(key string, def time.Duration) time.Duration {
 	v := p.str(key, "")
 	if v == "" {
@@ -328,7 +346,7 @@ func Keys() []string {
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
-		KeyDefaultStorageAccount, KeyDefaultContainer, KeyDefaultPrefix, KeyDelegationKeyCache,
+		KeyDefaultStorageAccount, KeyDefaultContainer, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 	}

@@ -163,6 +163,7 @@ func (s *Service) LinkWorkspace(ctx context.Context, orgID, wsID, credentialID s
 	}
 	w.CredentialID = credentialID
 	w.UpdatedAt = s.now().UTC()
+	s.resolutions.forget(orgID)
 	if err := s.workspaces.UpdateWorkspace(ctx, w, c); err != nil {
 		return nil, fmt.Errorf("link workspace %s: %w", wsID, err)
 	}
@@ -212,24 +213,8 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 	if err := ValidateTableName(table); err != nil {
 		return nil, err
 	}
-	w, err := s.workspaces.GetWorkspace(ctx, orgID, wsID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	if errors.Is(err, ErrNotFound) {
-		w = nil
-	}
-	r, err := s.resolve(ctx, orgID, w)
+	r, err := s.resolveForTable(ctx, orgID, wsID, table)
 	if err != nil {
-		return nil, err
-	}
-	if r.Source == SourceNone {
-		return nil, &ConflictError{Message: "no storage for this workspace: it has no credential link, the organization has no default credential, and no environment default is configured"}
-	}
-	if c := r.Credential; c != nil && !c.State.Usable() {
-		return nil, &TransitionError{Action: "issue a SAS with credential " + c.Name, State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
-	}
-	if err := s.lockOnFirstTable(ctx, orgID, wsID, w, r, table); err != nil {
 		return nil, err
 	}
 	// A SAS carries its times in whole seconds; so does the answer's expiry.
@@ -259,6 +244,37 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 	return &Issued{Resolution: *r, AccountURL: sas.AccountURL, PathPrefix: prefix, SAS: sas.Token, ExpiresAt: req.Expiry}, nil
 }
 
+// resolveForTable resolves a workspace's storage for one of its tables and records the
+// table (which locks the link). A busy locked workspace's resolution comes from the
+// short cache.
+func (s *Service) resolveForTable(ctx context.Context, orgID, wsID, table string) (*Resolution, error) {
+	if r, ok := s.resolutions.get(orgID, wsID, s.now()); ok {
+		return &r, nil
+	}
+	w, err := s.workspaces.GetWorkspace(ctx, orgID, wsID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if errors.Is(err, ErrNotFound) {
+		w = nil
+	}
+	r, err := s.resolve(ctx, orgID, w)
+	if err != nil {
+		return nil, err
+	}
+	if r.Source == SourceNone {
+		return nil, &ConflictError{Message: "no storage for this workspace: it has no credential link, the organization has no default credential, and no environment default is configured"}
+	}
+	if c := r.Credential; c != nil && !c.State.Usable() {
+		return nil, &TransitionError{Action: "issue a SAS with credential " + c.Name, State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
+	}
+	if err := s.lockOnFirstTable(ctx, orgID, wsID, w, r, table); err != nil {
+		return nil, err
+	}
+	s.resolutions.put(orgID, wsID, r, s.now())
+	return r, nil
+}
+
 // lockOnFirstTable records a workspace's first table, which fixes its link. A workspace
 // that was following the org default is linked to that credential now, so that a later
 // change of the default cannot move where its new tables land. A workspace never
@@ -268,6 +284,7 @@ func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *W
 	if w != nil && w.Locked() {
 		return nil
 	}
+	s.resolutions.forget(orgID)
 	now := s.now().UTC()
 	var pin *Credential
 	if r.Source == SourceOrgDefault {

@@ -37,6 +37,8 @@ type Config struct {
 	AccessProbeInterval time.Duration
 	// EnvironmentDefault is the platform's own storage for workspaces with no credential.
 	EnvironmentDefault EnvironmentDefault
+	// ResolutionCacheTTL keeps a locked workspace's storage resolution this long (0: off).
+	ResolutionCacheTTL time.Duration
 }
 
 // DefaultPollInterval spaces poll attempts: Entra and RBAC usually settle within seconds
@@ -82,17 +84,18 @@ type Deps struct {
 
 // Service is the credential API's domain logic.
 type Service struct {
-	cfg        Config
-	store      Store
-	directory  Directory
-	scheduler  Scheduler
-	finder     Finder
-	prober     Prober
-	workspaces WorkspaceStore
-	signer     Signer
-	log        *slog.Logger
-	now        func() time.Time
-	newID      func() string
+	cfg         Config
+	store       Store
+	directory   Directory
+	scheduler   Scheduler
+	finder      Finder
+	prober      Prober
+	workspaces  WorkspaceStore
+	signer      Signer
+	resolutions *resolutionCache
+	log         *slog.Logger
+	now         func() time.Time
+	newID       func() string
 }
 
 // Option adjusts a Service; tests use it to inject a clock.
@@ -112,7 +115,8 @@ func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Servi
 	cfg.withDefaults()
 	s := &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, scheduler: deps.Scheduler,
 		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer, log: log,
-		now: time.Now, newID: func() string { return uuid.NewString() }}
+		resolutions: newResolutionCache(cfg.ResolutionCacheTTL),
+		now:         time.Now, newID: func() string { return uuid.NewString() }}
 	for _, o := range opts {
 		o(s)
 	}
@@ -353,6 +357,7 @@ func (s *Service) SetOrgDefault(ctx context.Context, orgID, id string) (*Credent
 	if !c.State.Usable() {
 		return nil, &TransitionError{Action: "set the org default", State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
 	}
+	s.resolutions.forget(orgID)
 	if err := s.store.SetOrgDefault(ctx, c); err != nil {
 		return nil, fmt.Errorf("set org default %s: %w", id, err)
 	}
@@ -378,6 +383,7 @@ func (s *Service) Delete(ctx context.Context, orgID, id string) error {
 	if err := s.store.Delete(ctx, c); err != nil {
 		return fmt.Errorf("delete credential %s: %w", id, err)
 	}
+	s.resolutions.forget(orgID)
 	return nil
 }
 
