@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
 )
 
 const (
@@ -34,40 +31,18 @@ const (
 // selfSigned writes a certificate for 127.0.0.1 and its key into dir.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localazure test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	cert, pool := localazuretest.Certificate(t, "127.0.0.1")
+	keyDER, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
 
@@ -89,22 +64,18 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func TestRunServesAndStops(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t, t.TempDir())
-	logs := &syncBuffer{}
+// serve runs the command with args and JSON logs until stop, which cancels it and
+// checks that run returns nil in time. addr is the address run reported.
+func serve(t *testing.T, args ...string) (addr string, logs *syncBuffer, stop func()) {
+	t.Helper()
+	logs = &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{
-			"-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile,
-			"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
-			"-tenants", custTenant + ", ", "-propagation", "5s",
-		}, slog.New(slog.NewJSONHandler(logs, nil)), func(addr string) { addrc <- addr })
+		done <- run(ctx, args, slog.New(slog.NewJSONHandler(logs, nil)), func(addr string) { addrc <- addr })
 	}()
-
-	var addr string
 	select {
 	case addr = <-addrc:
 	case err := <-done:
@@ -112,6 +83,28 @@ func TestRunServesAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not start")
 	}
+	stop = func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run after cancel: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("server did not stop")
+		}
+	}
+	return addr, logs, stop
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	addr, logs, stop := serve(t,
+		"-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile,
+		"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
+		"-tenants", custTenant+", ", "-propagation", "5s",
+	)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
 	resp, err := client.Get("https://" + addr + "/" + custTenant + "/v2.0/.well-known/openid-configuration")
 	if err != nil {
@@ -123,15 +116,7 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Fatalf("openid-configuration: %d %s", resp.StatusCode, body)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after cancel: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not stop")
-	}
+	stop()
 
 	// Every log line is JSON; the start line names the URL.
 	started := false
@@ -174,26 +159,11 @@ func TestRunRejectsBadFlags(t *testing.T) {
 // Azurite, so none is needed here.
 func TestRunServesStorageFront(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t, t.TempDir())
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{
-			"-addr", "127.0.0.1:0", "-storage-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile,
-			"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
-			"-azurite-blob", "https://127.0.0.1:1", "-accounts", "custacct1:a2V5",
-		}, slog.New(slog.NewJSONHandler(logs, nil)), func(addr string) { addrc <- addr })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start")
-	}
+	addr, logs, stop := serve(t,
+		"-addr", "127.0.0.1:0", "-storage-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile,
+		"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
+		"-azurite-blob", "https://127.0.0.1:1", "-accounts", "custacct1:a2V5",
+	)
 	front := ""
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var m map[string]any
@@ -234,13 +204,5 @@ func TestRunServesStorageFront(t *testing.T) {
 		t.Errorf("behind the firewall: %d %s", resp.StatusCode, resp.Header.Get("x-ms-error-code"))
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after cancel: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not stop")
-	}
+	stop()
 }

@@ -1,21 +1,12 @@
 package blob
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -35,7 +26,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/localdial"
+	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
@@ -74,82 +65,32 @@ func (c *offsetClock) Advance(d time.Duration) {
 // stack is the local Entra stand-in, its storage front on a TLS listener whose certificate
 // covers *.blob.localhost, and the Azurite behind it.
 type stack struct {
-	t        *testing.T
-	env      testenv.Env
-	s        *localazure.Server
-	clock    *offsetClock
-	entra    *httptest.Server
-	front    *httptest.Server
-	roots    *x509.CertPool
-	template string
-	mi       string // the managed identity's client id
+	t     *testing.T
+	env   testenv.Env
+	s     *localazure.Server
+	clock *offsetClock
+	local *localazuretest.StandIn
+	front *localazuretest.StorageFront
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	env := testenv.Azurite(t)
 	clock := &offsetClock{}
-	mi := uuid.NewString()
-	s, err := localazure.New(localazure.Config{
+	local := localazuretest.Start(t, localazure.Config{
 		HomeTenantID:     homeTenant,
-		ManagedIdentity:  localazure.ManagedIdentity{ClientID: mi, ObjectID: miObjectID},
+		ManagedIdentity:  localazure.ManagedIdentity{ObjectID: miObjectID},
 		Tenants:          []string{custTenant},
 		PropagationDelay: propagation,
 		Now:              clock.Now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, nil)
 	for _, account := range []string{"custacct1", "custacct2"} {
-		if _, _, err := s.RegisterStorageAccount(localazure.StorageAccount{Name: account, SubscriptionID: subscription, ResourceGroup: resourceRG, TenantID: custTenant}); err != nil {
+		if _, _, err := local.Server.RegisterStorageAccount(localazure.StorageAccount{Name: account, SubscriptionID: subscription, ResourceGroup: resourceRG, TenantID: custTenant}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	entra := httptest.NewTLSServer(s.Handler())
-	t.Cleanup(entra.Close)
-
-	h, err := s.StorageFront(localazure.StorageFrontConfig{Azurite: env.BlobEndpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, roots := blobLocalhostCert(t)
-	front := httptest.NewUnstartedServer(h)
-	front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	front.StartTLS()
-	t.Cleanup(front.Close)
-	_, port, _ := net.SplitHostPort(front.Listener.Addr().String())
-	return &stack{t: t, env: env, s: s, clock: clock, entra: entra, front: front, roots: roots, mi: mi,
-		template: "https://%s.blob.localhost:" + port + "/"}
-}
-
-// blobLocalhostCert is a self-signed certificate for *.blob.localhost, like the local
-// stack's.
-func blobLocalhostCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "blob.localhost test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"*.blob.localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	front := local.StartStorageFront(t, localazure.StorageFrontConfig{Azurite: env.BlobEndpoint})
+	return &stack{t: t, env: env, s: local.Server, clock: clock, local: local, front: front}
 }
 
 // countingTransport counts the requests that leave the azblob pipeline.
@@ -175,61 +116,12 @@ func (c *countingTransport) requests() []string {
 // prober is a Prober for the stack whose dialer resolves custacct1 and custacct2 only.
 func (st *stack) prober(creds CredentialSource) (*Prober, *countingTransport) {
 	st.t.Helper()
-	d, err := localdial.New(st.front.Listener.Addr().String(), []string{"custacct1", "custacct2"})
-	if err != nil {
-		st.t.Fatal(err)
-	}
-	transport := &countingTransport{next: d.Client(&tls.Config{RootCAs: st.roots})}
-	p, err := NewProber(creds, Options{EndpointTemplate: st.template, Transport: transport})
+	transport := &countingTransport{next: st.front.Transport(st.t, "custacct1", "custacct2")}
+	p, err := NewProber(creds, Options{EndpointTemplate: st.front.EndpointTemplate, Transport: transport})
 	if err != nil {
 		st.t.Fatal(err)
 	}
 	return p, transport
-}
-
-// do calls the stand-in's Entra, Graph or control endpoints.
-func (st *stack) do(method, path string, header map[string]string, body any) map[string]any {
-	st.t.Helper()
-	var rd *bytes.Reader
-	contentType := "application/json"
-	switch b := body.(type) {
-	case nil:
-		rd = bytes.NewReader(nil)
-	case url.Values:
-		rd = bytes.NewReader([]byte(b.Encode()))
-		contentType = "application/x-www-form-urlencoded"
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			st.t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, st.entra.URL+path, rd)
-	if err != nil {
-		st.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := st.entra.Client().Do(req)
-	if err != nil {
-		st.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode >= 300 {
-		st.t.Fatalf("%s %s: %d %v %v", method, path, resp.StatusCode, m, err)
-	}
-	return m
-}
-
-func (st *stack) miToken(resource string) string {
-	st.t.Helper()
-	m := st.do(http.MethodGet, "/msi/token?"+url.Values{"api-version": {"2019-08-01"}, "resource": {resource}, "client_id": {st.mi}}.Encode(),
-		map[string]string{"X-IDENTITY-HEADER": localazure.DefaultIdentityHeader}, nil)
-	return m["access_token"].(string)
 }
 
 // app is a credential's app registration with its service principal in the customer tenant.
@@ -241,15 +133,12 @@ type app struct {
 // identity, and installs its service principal in the customer tenant.
 func (st *stack) newApp() app {
 	st.t.Helper()
-	graph := map[string]string{"Authorization": "Bearer " + st.miToken(localazure.GraphAudience)}
-	a := st.do(http.MethodPost, "/v1.0/applications", graph, map[string]any{"displayName": "probe-" + uuid.NewString()[:8], "signInAudience": "AzureADMultipleOrgs"})
-	st.do(http.MethodPost, "/v1.0/applications/"+a["id"].(string)+"/federatedIdentityCredentials", graph, map[string]any{
-		"name": "backend", "issuer": localazure.V2Issuer(homeTenant), "subject": miObjectID, "audiences": []string{localazure.TokenExchangeAudience}})
-	sp, _, err := st.s.InstallServicePrincipal(custTenant, a["appId"].(string))
+	a := st.local.RegisterApp(st.t, "probe-"+uuid.NewString()[:8], miObjectID)
+	sp, _, err := st.s.InstallServicePrincipal(custTenant, a.AppID)
 	if err != nil {
 		st.t.Fatal(err)
 	}
-	return app{appID: a["appId"].(string), spObjectID: sp.ID}
+	return app{appID: a.AppID, spObjectID: sp.ID}
 }
 
 func (st *stack) scope(account, container string) string {
@@ -353,19 +242,23 @@ func (c *standInCredential) GetToken(ctx context.Context, opts policy.TokenReque
 	if len(opts.Scopes) != 1 || opts.Scopes[0] != localazure.StorageAudience+"/.default" {
 		return azcore.AccessToken{}, fmt.Errorf("unexpected scopes %v", opts.Scopes)
 	}
+	assertion, err := c.st.local.ManagedIdentity().GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{localazure.TokenExchangeAudience + "/.default"}})
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
 	form := url.Values{
 		"grant_type":            {"client_credentials"},
 		"client_id":             {c.appID},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-		"client_assertion":      {c.st.miToken(localazure.TokenExchangeAudience)},
+		"client_assertion":      {assertion.Token},
 		"scope":                 {opts.Scopes[0]},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.st.entra.URL+"/"+c.tenantID+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.st.local.HTTPS.URL+"/"+c.tenantID+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.st.entra.Client().Do(req)
+	resp, err := c.st.local.HTTPS.Client().Do(req)
 	if err != nil {
 		return azcore.AccessToken{}, err
 	}
@@ -620,14 +513,15 @@ func TestProbeServicePrincipalRemoved(t *testing.T) {
 
 	// The backend's managed identity as in Functions (App Service source), the assertion
 	// of the identity chain.
-	t.Setenv("IDENTITY_ENDPOINT", st.entra.URL+"/msi/token")
+	entra := st.local.HTTPS
+	t.Setenv("IDENTITY_ENDPOINT", entra.URL+"/msi/token")
 	t.Setenv("IDENTITY_HEADER", localazure.DefaultIdentityHeader)
 	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID: azidentity.ClientID(st.mi), ClientOptions: azcore.ClientOptions{Transport: st.entra.Client()}})
+		ID: azidentity.ClientID(st.local.Config.ManagedIdentity.ClientID), ClientOptions: azcore.ClientOptions{Transport: entra.Client()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, err := identity.New(mi, identity.Options{AuthorityHost: st.entra.URL, Transport: st.entra.Client()})
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: entra.URL, Transport: entra.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}

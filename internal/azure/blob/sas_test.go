@@ -3,21 +3,12 @@ package blob
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -40,7 +31,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/localdial"
+	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
@@ -57,12 +48,12 @@ import (
 type sasEnv struct {
 	env       testenv.Env
 	s         *localazure.Server
-	clock     *sasClock // the stand-in's clock (tokens, propagation)
-	entra     *httptest.Server
+	local     *localazuretest.StandIn
+	clock     *offsetClock // the stand-in's clock (tokens, propagation)
 	template  string
-	transport policy.Transporter // *.blob.localhost through the dialer to the front
-	mi        *msiCredential     // the platform's managed identity
-	chain     *identity.Chain    // the customer service principals' credentials
+	transport policy.Transporter                        // *.blob.localhost through the dialer to the front
+	mi        *localazuretest.ManagedIdentityCredential // the platform's managed identity
+	chain     *identity.Chain                           // the customer service principals' credentials
 }
 
 // platformRG is the resource group of the platform's own account (the environment
@@ -72,18 +63,14 @@ const platformRG = "rg-platform"
 func newSASEnv(tb testing.TB) *sasEnv {
 	tb.Helper()
 	env := testenv.Azurite(tb)
-	clock := &sasClock{}
-	miClientID := uuid.NewString()
-	s, err := localazure.New(localazure.Config{
+	clock := &offsetClock{}
+	local := localazuretest.Start(tb, localazure.Config{
 		HomeTenantID:     homeTenant,
-		ManagedIdentity:  localazure.ManagedIdentity{ClientID: miClientID, ObjectID: miObjectID},
+		ManagedIdentity:  localazure.ManagedIdentity{ObjectID: miObjectID},
 		Tenants:          []string{custTenant},
 		PropagationDelay: propagation,
 		Now:              clock.Now,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	}, nil)
 	accounts := []localazure.StorageAccount{
 		{Name: "custacct1", SubscriptionID: subscription, ResourceGroup: resourceRG, TenantID: custTenant},
 		{Name: "custacct2", SubscriptionID: subscription, ResourceGroup: resourceRG, TenantID: custTenant},
@@ -91,56 +78,21 @@ func newSASEnv(tb testing.TB) *sasEnv {
 	}
 	names := make([]string, len(accounts))
 	for i, a := range accounts {
-		if _, _, err := s.RegisterStorageAccount(a); err != nil {
+		if _, _, err := local.Server.RegisterStorageAccount(a); err != nil {
 			tb.Fatal(err)
 		}
 		names[i] = a.Name
 	}
-	entra := httptest.NewTLSServer(s.Handler())
-	tb.Cleanup(entra.Close)
+	front := local.StartStorageFront(tb, localazure.StorageFrontConfig{Azurite: env.BlobEndpoint})
 
-	h, err := s.StorageFront(localazure.StorageFrontConfig{Azurite: env.BlobEndpoint})
+	mi := local.ManagedIdentity()
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: local.HTTPS.URL + "/", Transport: local.HTTPS.Client()})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cert, roots := frontCert(tb)
-	front := httptest.NewUnstartedServer(h)
-	front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	front.StartTLS()
-	tb.Cleanup(front.Close)
-	d, err := localdial.New(front.Listener.Addr().String(), names)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(front.Listener.Addr().String())
-
-	mi := &msiCredential{endpoint: entra.URL + "/msi/token", clientID: miClientID, client: entra.Client()}
-	chain, err := identity.New(mi, identity.Options{AuthorityHost: entra.URL + "/", Transport: entra.Client()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &sasEnv{env: env, s: s, clock: clock, entra: entra, mi: mi, chain: chain,
-		template:  "https://%s.blob.localhost:" + port + "/",
-		transport: d.Client(&tls.Config{RootCAs: roots})}
-}
-
-// sasClock runs at real time plus an offset: Azurite checks token lifetimes against its
-// own clock, so the stand-in's stays close to it.
-type sasClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *sasClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *sasClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
+	return &sasEnv{env: env, s: local.Server, local: local, clock: clock, mi: mi, chain: chain,
+		template:  front.EndpointTemplate,
+		transport: front.Transport(tb, names...)}
 }
 
 // fakeClock is the signer's own clock, which the tests set; it never reaches Azurite's
@@ -162,106 +114,6 @@ func (c *fakeClock) Set(t time.Time) {
 	c.now = t
 }
 
-// frontCert is a self-signed certificate for *.blob.localhost, like the local stack's.
-func frontCert(tb testing.TB) (tls.Certificate, *x509.CertPool) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "blob.localhost test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(2 * time.Hour),
-		DNSNames:     []string{"*.blob.localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
-// msiCredential is the backend's managed identity: the stand-in's App Service endpoint,
-// called on every GetToken (no MSAL process-wide cache shared between tests).
-type msiCredential struct {
-	endpoint, clientID string
-	client             *http.Client
-}
-
-func (c *msiCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	if len(opts.Scopes) != 1 {
-		return azcore.AccessToken{}, fmt.Errorf("want one scope, got %v", opts.Scopes)
-	}
-	q := url.Values{"api-version": {"2019-08-01"}, "client_id": {c.clientID},
-		"resource": {strings.TrimSuffix(opts.Scopes[0], "/.default")}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint+"?"+q.Encode(), nil)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	req.Header.Set("X-IDENTITY-HEADER", localazure.DefaultIdentityHeader)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		return azcore.AccessToken{}, &azidentity.AuthenticationFailedError{RawResponse: resp}
-	}
-	var body struct {
-		AccessToken string `json:"access_token"`
-		ExpiresOn   string `json:"expires_on"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return azcore.AccessToken{}, err
-	}
-	exp, err := strconv.ParseInt(body.ExpiresOn, 10, 64)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	return azcore.AccessToken{Token: body.AccessToken, ExpiresOn: time.Unix(exp, 0)}, nil
-}
-
-// graph calls the stand-in's Microsoft Graph as the managed identity.
-func (e *sasEnv) graph(tb testing.TB, path string, body any) map[string]any {
-	tb.Helper()
-	tok, err := e.mi.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{localazure.GraphAudience + "/.default"}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	raw, err := json.Marshal(body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, e.entra.URL+path, bytes.NewReader(raw))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok.Token)
-	resp, err := e.entra.Client().Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode >= 300 {
-		tb.Fatalf("POST %s: %d %v %v", path, resp.StatusCode, m, err)
-	}
-	return m
-}
-
 // spApp is a credential's app registration, with its service principal in the customer
 // tenant when installed.
 type spApp struct {
@@ -272,10 +124,7 @@ type spApp struct {
 // identity; install puts its service principal in the customer tenant.
 func (e *sasEnv) newApp(tb testing.TB, install bool) spApp {
 	tb.Helper()
-	a := e.graph(tb, "/v1.0/applications", map[string]any{"displayName": "sas-" + uuid.NewString()[:8], "signInAudience": "AzureADMultipleOrgs"})
-	e.graph(tb, "/v1.0/applications/"+a["id"].(string)+"/federatedIdentityCredentials", map[string]any{
-		"name": "backend", "issuer": localazure.V2Issuer(homeTenant), "subject": miObjectID, "audiences": []string{localazure.TokenExchangeAudience}})
-	app := spApp{appID: a["appId"].(string)}
+	app := spApp{appID: e.local.RegisterApp(tb, "sas-"+uuid.NewString()[:8], miObjectID).AppID}
 	if install {
 		sp, _, err := e.s.InstallServicePrincipal(custTenant, app.appID)
 		if err != nil {

@@ -7,21 +7,17 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
 )
 
 const (
@@ -36,81 +32,38 @@ type standIn struct {
 	s          *localazure.Server
 	srv        *httptest.Server
 	miClientID string
+	local      *localazuretest.StandIn
 
 	mu        sync.Mutex
 	encodings []string // Content-Encoding of each Graph POST
 }
 
-// newStandIn starts a stand-in. The managed identity's client id is fresh for every test:
-// MSAL keeps one managed identity token cache per process, and a token cached for another
-// test's server would not verify here.
+// newStandIn starts a stand-in whose managed identity's client id is fresh for every test
+// (see localazuretest.Start).
 func newStandIn(t *testing.T) *standIn {
 	t.Helper()
-	mi := uuid.NewString()
-	s, err := localazure.New(localazure.Config{
+	si := &standIn{t: t}
+	si.local = localazuretest.Start(t, localazure.Config{
 		HomeTenantID:    homeTenant,
-		ManagedIdentity: localazure.ManagedIdentity{ClientID: mi, ObjectID: miObjectID},
+		ManagedIdentity: localazure.ManagedIdentity{ObjectID: miObjectID},
 		Tenants:         []string{custTenant},
+	}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1.0/") {
+				si.mu.Lock()
+				si.encodings = append(si.encodings, r.Header.Get("Content-Encoding"))
+				si.mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	si := &standIn{t: t, s: s, miClientID: mi}
-	si.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1.0/") {
-			si.mu.Lock()
-			si.encodings = append(si.encodings, r.Header.Get("Content-Encoding"))
-			si.mu.Unlock()
-		}
-		s.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(si.srv.Close)
+	si.s, si.srv, si.miClientID = si.local.Server, si.local.HTTPS, si.local.Config.ManagedIdentity.ClientID
 	return si
 }
 
-// miCredential is the backend's managed identity as a TokenCredential that calls the
-// stand-in's App Service endpoint, the way ManagedIdentityCredential does in Functions,
-// without MSAL's process-wide cache.
-type miCredential struct {
-	endpoint, clientID string
-	client             *http.Client
-}
-
-func (c *miCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	if len(opts.Scopes) != 1 {
-		return azcore.AccessToken{}, fmt.Errorf("want one scope, got %v", opts.Scopes)
-	}
-	q := url.Values{"api-version": {"2019-08-01"}, "client_id": {c.clientID},
-		"resource": {strings.TrimSuffix(opts.Scopes[0], "/.default")}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint+"?"+q.Encode(), nil)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	req.Header.Set("X-IDENTITY-HEADER", localazure.DefaultIdentityHeader)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return azcore.AccessToken{}, fmt.Errorf("managed identity endpoint answered %s", resp.Status)
-	}
-	var body struct {
-		AccessToken string `json:"access_token"`
-		ExpiresOn   string `json:"expires_on"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return azcore.AccessToken{}, err
-	}
-	exp, err := strconv.ParseInt(body.ExpiresOn, 10, 64)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	return azcore.AccessToken{Token: body.AccessToken, ExpiresOn: time.Unix(exp, 0)}, nil
-}
-
-func (si *standIn) mi() *miCredential {
-	return &miCredential{endpoint: si.srv.URL + "/msi/token", clientID: si.miClientID, client: si.srv.Client()}
+// mi is the backend's managed identity, calling the stand-in's App Service endpoint.
+func (si *standIn) mi() *localazuretest.ManagedIdentityCredential {
+	return si.local.ManagedIdentity()
 }
 
 // directory is the home-tenant client, as the backend's managed identity.
@@ -127,28 +80,10 @@ func (si *standIn) options() Options {
 	return Options{BaseURL: si.srv.URL + "/v1.0", HTTPClient: si.srv.Client()}
 }
 
-// appCredential is the app's credential in tenantID: the managed identity's token for the
-// token exchange audience as the client assertion, as the identity chain does it. azcore's
-// retries are off so that injected failures surface at once.
+// appCredential is the app's credential in tenantID (see localazuretest's AppCredential).
 func (si *standIn) appCredential(tenantID, appID string) azcore.TokenCredential {
 	si.t.Helper()
-	mi := si.mi()
-	assertion := func(ctx context.Context) (string, error) {
-		tok, err := mi.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{localazure.TokenExchangeAudience + "/.default"}})
-		return tok.Token, err
-	}
-	cred, err := azidentity.NewClientAssertionCredential(tenantID, appID, assertion, &azidentity.ClientAssertionCredentialOptions{
-		ClientOptions: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: si.srv.URL + "/"},
-			Transport: si.srv.Client(),
-			Retry:     policy.RetryOptions{MaxRetries: -1},
-		},
-		DisableInstanceDiscovery: true,
-	})
-	if err != nil {
-		si.t.Fatal(err)
-	}
-	return cred
+	return si.local.AppCredential(si.t, tenantID, appID)
 }
 
 // backendFIC is the federated credential that trusts the backend's managed identity.

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/google/uuid"
 
@@ -23,14 +22,7 @@ import (
 // entraIDs are the trace and correlation ids in a token failure's body, as Entra sent them.
 func entraIDs(t *testing.T, err error) (traceID, correlationID string) {
 	t.Helper()
-	var af *azidentity.AuthenticationFailedError
-	if !errors.As(err, &af) || af.RawResponse == nil {
-		t.Fatalf("err = %v, want an AuthenticationFailedError with a response", err)
-	}
-	raw, perr := runtime.Payload(af.RawResponse)
-	if perr != nil {
-		t.Fatal(perr)
-	}
+	_, raw := entraResponse(t, err)
 	var body struct {
 		TraceID       string `json:"trace_id"`
 		CorrelationID string `json:"correlation_id"`

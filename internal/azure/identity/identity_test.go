@@ -1,16 +1,11 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
 )
 
 const (
@@ -37,10 +33,9 @@ const (
 // standIn is the local Entra ID stand-in over TLS for one test, counting the requests the
 // token chain makes.
 type standIn struct {
-	t          *testing.T
-	s          *localazure.Server
-	srv        *httptest.Server
-	miClientID string
+	t     *testing.T
+	s     *localazure.Server
+	local *localazuretest.StandIn
 
 	mu         sync.Mutex
 	n          counts
@@ -61,34 +56,31 @@ func (c counts) minus(o counts) counts {
 
 func newStandIn(t *testing.T) *standIn {
 	t.Helper()
-	mi := uuid.NewString()
-	s, err := localazure.New(localazure.Config{
+	si := &standIn{t: t}
+	si.local = localazuretest.Start(t, localazure.Config{
 		HomeTenantID:    homeTenant,
-		ManagedIdentity: localazure.ManagedIdentity{ClientID: mi, ObjectID: miObjectID},
+		ManagedIdentity: localazure.ManagedIdentity{ObjectID: miObjectID},
 		Tenants:         []string{custTenant},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	si := &standIn{t: t, s: s, miClientID: mi}
-	si.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		si.mu.Lock()
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
-			si.n.token++
-			if si.retryAfter != "" {
-				w.Header().Set("Retry-After", si.retryAfter)
+	}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			si.mu.Lock()
+			switch {
+			case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
+				si.n.token++
+				if si.retryAfter != "" {
+					w.Header().Set("Retry-After", si.retryAfter)
+				}
+			case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+				si.n.openID++
+			case r.URL.Path == "/msi/token":
+				si.n.mi++
+				si.miResource = append(si.miResource, r.URL.Query().Get("resource"))
 			}
-		case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
-			si.n.openID++
-		case r.URL.Path == "/msi/token":
-			si.n.mi++
-			si.miResource = append(si.miResource, r.URL.Query().Get("resource"))
-		}
-		si.mu.Unlock()
-		s.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(si.srv.Close)
+			si.mu.Unlock()
+			next.ServeHTTP(w, r)
+		})
+	})
+	si.s = si.local.Server
 	return si
 }
 
@@ -107,111 +99,31 @@ func (si *standIn) setRetryAfter(v string) {
 // chain is a Chain against the stand-in, with the managed identity of mi.
 func (si *standIn) chain(max int) *Chain {
 	si.t.Helper()
-	c, err := New(si.mi(), Options{AuthorityHost: si.srv.URL, Transport: si.srv.Client(), MaxCredentials: max})
+	c, err := New(si.mi(), Options{AuthorityHost: si.local.HTTPS.URL, Transport: si.local.HTTPS.Client(), MaxCredentials: max})
 	if err != nil {
 		si.t.Fatal(err)
 	}
 	return c
 }
 
-// miCredential is the backend's managed identity as a TokenCredential that calls the
-// stand-in's App Service endpoint every time, the way ManagedIdentityCredential does in
-// Functions but without MSAL's process-wide cache, so requests can be counted.
-type miCredential struct {
-	endpoint, clientID string
-	client             *http.Client
+// mi is the backend's managed identity: it calls the stand-in's App Service endpoint every
+// time, so requests can be counted.
+func (si *standIn) mi() *localazuretest.ManagedIdentityCredential {
+	return si.local.ManagedIdentity()
 }
 
-func (c *miCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	if len(opts.Scopes) != 1 {
-		return azcore.AccessToken{}, fmt.Errorf("want one scope, got %v", opts.Scopes)
-	}
-	q := url.Values{"api-version": {"2019-08-01"}, "client_id": {c.clientID},
-		"resource": {strings.TrimSuffix(opts.Scopes[0], "/.default")}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint+"?"+q.Encode(), nil)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	req.Header.Set("X-IDENTITY-HEADER", localazure.DefaultIdentityHeader)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		// As ManagedIdentityCredential reports a refusal: the response in an
-		// AuthenticationFailedError.
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		return azcore.AccessToken{}, &azidentity.AuthenticationFailedError{RawResponse: resp}
-	}
-	var body struct {
-		AccessToken string `json:"access_token"`
-		ExpiresOn   string `json:"expires_on"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return azcore.AccessToken{}, err
-	}
-	exp, err := strconv.ParseInt(body.ExpiresOn, 10, 64)
-	if err != nil {
-		return azcore.AccessToken{}, err
-	}
-	return azcore.AccessToken{Token: body.AccessToken, ExpiresOn: time.Unix(exp, 0)}, nil
-}
-
-func (si *standIn) mi() *miCredential {
-	return &miCredential{endpoint: si.srv.URL + "/msi/token", clientID: si.miClientID, client: si.srv.Client()}
-}
-
-// createApp registers a multi-tenant app in the home tenant through the stand-in's Graph
-// endpoints, as the managed identity, with one federated credential for subject (the
-// managed identity's object id unless told otherwise; none when subject is "-"). Plain
-// HTTP, not msgraph-sdk-go: only internal/azure/graph may link that.
+// createApp registers a multi-tenant app in the home tenant, as the managed identity, with
+// one federated credential for subject (the managed identity's object id unless told
+// otherwise; none when subject is "-").
 func (si *standIn) createApp(subject string) (appID string) {
 	si.t.Helper()
-	ctx := context.Background()
-	tok, err := si.mi().GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{graphScope}})
-	if err != nil {
-		si.t.Fatal(err)
-	}
-	post := func(path string, body, out any) {
-		si.t.Helper()
-		raw, err := json.Marshal(body)
-		if err != nil {
-			si.t.Fatal(err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, si.srv.URL+path, bytes.NewReader(raw))
-		if err != nil {
-			si.t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok.Token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := si.srv.Client().Do(req)
-		if err != nil {
-			si.t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			si.t.Fatalf("POST %s: %s", path, resp.Status)
-		}
-		if out != nil {
-			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-				si.t.Fatal(err)
-			}
-		}
-	}
-	var app struct{ ID, AppID string }
-	post("/v1.0/applications", map[string]any{"displayName": "chain-test", "signInAudience": "AzureADMultipleOrgs"}, &app)
-	if subject == "" {
+	switch subject {
+	case "":
 		subject = miObjectID
+	case "-":
+		subject = ""
 	}
-	if subject != "-" {
-		post("/v1.0/applications/"+app.ID+"/federatedIdentityCredentials", map[string]any{
-			"name": "backend", "issuer": localazure.V2Issuer(homeTenant), "subject": subject,
-			"audiences": []string{localazure.TokenExchangeAudience},
-		}, nil)
-	}
-	return app.AppID
+	return si.local.RegisterApp(si.t, "chain-test", subject).AppID
 }
 
 // install is the customer's `az ad sp create --id appID`; it returns the SP's object id.
@@ -245,8 +157,8 @@ func mustFor(t *testing.T, c *Chain, tenantID, appID string, fresh bool) azcore.
 	return cred
 }
 
-// entraCode is the AADSTS number in a token failure's body.
-func entraCode(t *testing.T, err error) (status, code int) {
+// entraResponse is the response a token failure carries, and its body.
+func entraResponse(t *testing.T, err error) (*http.Response, []byte) {
 	t.Helper()
 	var af *azidentity.AuthenticationFailedError
 	if !errors.As(err, &af) || af.RawResponse == nil {
@@ -256,13 +168,20 @@ func entraCode(t *testing.T, err error) (status, code int) {
 	if perr != nil {
 		t.Fatal(perr)
 	}
+	return af.RawResponse, raw
+}
+
+// entraCode is the AADSTS number in a token failure's body.
+func entraCode(t *testing.T, err error) (status, code int) {
+	t.Helper()
+	resp, raw := entraResponse(t, err)
 	var body struct {
 		Codes []int `json:"error_codes"`
 	}
 	if json.Unmarshal(raw, &body) == nil && len(body.Codes) > 0 {
 		code = body.Codes[0]
 	}
-	return af.RawResponse.StatusCode, code
+	return resp.StatusCode, code
 }
 
 func TestChainSignsInAsTheApp(t *testing.T) {
