@@ -142,7 +142,7 @@ func sasScenarios(t *testing.T, h *handler, si *standIn) {
 
 	t.Run("SAS from the environment default", func(t *testing.T) {
 		t.Parallel()
-		api := h.api(t) // an organization with no credential at all
+		api := h.api(t)                     // an organization with no credential at all
 		time.Sleep(2500 * time.Millisecond) // the managed identity's role on platform storage propagates
 		creds, err := api.Creds(context.Background(), "ws", "t")
 		if err != nil {
