@@ -39,3 +39,28 @@ clean: ## remove bin/, dist/ and .local/ (certificates, keys, Azurite data, logs
 
 walkthrough: ## with `make run` up: one whole onboarding, the customer's steps played through the stand-in
 	@scripts/walkthrough.sh
+
+# Deployment to Azure (README, "Deploy to Azure"). `make package` needs only Go; `make deploy`
+# needs the Azure CLI, signed in, and RESOURCE_GROUP, AUTH_ISSUER, AUTH_AUDIENCE and
+# AUTH_JWKS_URL (LOCATION to create the group); scripts/deploy.sh explains every variable.
+RESOURCE_GROUP ?=
+LOCATION ?=
+APP_NAME ?= azcreds
+AUTH_ISSUER ?=
+AUTH_AUDIENCE ?=
+AUTH_JWKS_URL ?=
+GRANT_GRAPH_PERMISSION ?= true
+ZIP ?= dist/azcreds.zip
+SKIP_INFRA ?=
+WHAT_IF ?=
+
+.PHONY: package deploy
+
+package: ## dist/azcreds.zip for Azure: linux/amd64 handler (mode 0755), host.json, functions/* at its root
+	go run ./cmd/package -out dist
+
+deploy: ## az: Bicep (infra/bicep) into RESOURCE_GROUP, then dist/azcreds.zip onto the function app
+	@RESOURCE_GROUP='$(RESOURCE_GROUP)' LOCATION='$(LOCATION)' APP_NAME='$(APP_NAME)' \
+		AUTH_ISSUER='$(AUTH_ISSUER)' AUTH_AUDIENCE='$(AUTH_AUDIENCE)' AUTH_JWKS_URL='$(AUTH_JWKS_URL)' \
+		GRANT_GRAPH_PERMISSION='$(GRANT_GRAPH_PERMISSION)' ZIP='$(ZIP)' SKIP_INFRA='$(SKIP_INFRA)' \
+		WHAT_IF='$(WHAT_IF)' scripts/deploy.sh

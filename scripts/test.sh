@@ -14,6 +14,10 @@ cd "$AZCREDS_ROOT"
 install_traps
 
 GOTEST_FLAGS=${GOTEST_FLAGS:--race -count=1}
+# -trimpath everywhere, as `make package` builds: vet, the end-to-end tests' builds of the
+# binaries and the package test then share one compilation of every dependency
+# (msgraph-sdk-go takes minutes), and no build path of this machine lands in a binary.
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
 PKGS=${PKGS:-./...}
 
 run_step deps "$AZCREDS_ROOT/scripts/deps.sh"

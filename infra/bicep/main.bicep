@@ -1,0 +1,216 @@
+// main.bicep deploys azcreds into one resource group, with identities and no secrets:
+//
+//   - a user-assigned managed identity: the backend's only identity. It signs in to the
+//     backend's storage and Application Insights, it is the subject every credential's
+//     federated identity credential trusts, and it creates and deletes the credentials'
+//     app registrations in Microsoft Graph (Application.ReadWrite.OwnedBy);
+//   - the app's storage account (shared key access disabled): the deployment package
+//     container, the job queues and their -poison queues, and the credentials table;
+//   - the platform's own storage account and container: the environment default, where
+//     workspaces without a credential keep their tables (user delegation SAS signed by the
+//     identity);
+//   - Application Insights on a Log Analytics workspace, Entra ID ingestion only;
+//   - a Flex Consumption function app running the custom handler (runtime `custom`).
+//
+// Deploy with `make deploy` (README, "Deploy to Azure"); main.bicepparam holds the values.
+// The Graph permission needs an administrator: see modules/graph-permission.bicep.
+
+targetScope = 'resourceGroup'
+
+@description('Short name of the deployment; resource names derive from it and the resource group.')
+@minLength(2)
+@maxLength(20)
+param appName string = 'azcreds'
+
+@description('Region of every resource; Flex Consumption must be available there.')
+param location string = resourceGroup().location
+
+@description('Tags for every resource.')
+param tags object = {}
+
+// API bearer tokens (the platform identity provider's RS256 JWTs).
+@description('Required iss of API bearer tokens.')
+@minLength(1)
+param authIssuer string
+
+@description('Required aud of API bearer tokens.')
+@minLength(1)
+param authAudience string
+
+@description('https URL of the JWKS that verifies API bearer tokens. The local key file settings are never used in Azure.')
+@minLength(9)
+param authJwksUrl string
+
+@description('Log level of the handler.')
+@allowed([
+  'debug'
+  'info'
+  'warn'
+  'error'
+])
+param logLevel string = 'info'
+
+@description('Microsoft Graph base URL (ARM\'s environment() has no Microsoft Graph endpoint, so it is a parameter for sovereign clouds).')
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('Container of the environment default in the platform storage account.')
+@minLength(3)
+@maxLength(63)
+param defaultContainerName string = 'platform'
+
+@description('Optional path prefix in the environment default container.')
+param defaultPrefix string = ''
+
+@description('Table that holds credentials, name reservations, org defaults and events.')
+param tableName string = 'credentials'
+
+// The windows of the background work (SPEC.md, "Background work"); Go durations.
+param spPollWindow string = '10m'
+param spPollInterval string = '5s'
+param accessProbeWindow string = '5m'
+param accessProbeInterval string = '5s'
+param propagationGrace string = '2m'
+
+@description('How long one instance reuses a locked workspace\'s storage resolution (0s: off).')
+param resolutionCacheTtl string = '5s'
+
+@description('Reuse user delegation keys until shortly before they expire.')
+param delegationKeyCache bool = true
+
+@description('Most instances the app scales out to. The pollers call Entra ID and Graph; keep it modest.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory of one instance.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Grant the identity Microsoft Graph Application.ReadWrite.OwnedBy here. Needs a deploying principal with Privileged Role Administrator (or AppRoleAssignment.ReadWrite.All); set false when an administrator grants it separately (README, "Deploy to Azure").')
+param grantGraphPermission bool = true
+
+var token = toLower(uniqueString(subscription().id, resourceGroup().id, appName))
+
+// The job queues the queue-triggered functions read (functions/*/function.json), each with
+// the -poison queue the host moves a message to after maxDequeueCount. The binary creates
+// them too when missing; declaring them keeps them part of the deployment.
+var queueNames = [
+  'sppoll'
+  'sppoll-poison'
+  'accessprobe'
+  'accessprobe-poison'
+  'appcleanup'
+  'appcleanup-poison'
+]
+
+var deploymentContainerName = 'app-package'
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${appName}-${token}'
+  location: location
+  tags: tags
+}
+
+module appStorage 'modules/app-storage.bicep' = {
+  name: 'app-storage'
+  params: {
+    name: 'st${take(token, 13)}'
+    location: location
+    tags: tags
+    principalId: identity.properties.principalId
+    deploymentContainerName: deploymentContainerName
+    queueNames: queueNames
+    tableName: tableName
+  }
+}
+
+module platformStorage 'modules/platform-storage.bicep' = {
+  name: 'platform-storage'
+  params: {
+    name: 'stdata${take(token, 13)}'
+    location: location
+    tags: tags
+    principalId: identity.properties.principalId
+    containerName: defaultContainerName
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    workspaceName: 'log-${appName}-${token}'
+    appInsightsName: 'appi-${appName}-${token}'
+    location: location
+    tags: tags
+    principalId: identity.properties.principalId
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  params: {
+    name: 'func-${appName}-${token}'
+    planName: 'plan-${appName}-${token}'
+    location: location
+    tags: tags
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    identityPrincipalId: identity.properties.principalId
+    homeTenantId: tenant().tenantId
+    blobEndpoint: appStorage.outputs.blobEndpoint
+    queueEndpoint: appStorage.outputs.queueEndpoint
+    tableEndpoint: appStorage.outputs.tableEndpoint
+    deploymentContainerName: deploymentContainerName
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    tableName: tableName
+    authIssuer: authIssuer
+    authAudience: authAudience
+    authJwksUrl: authJwksUrl
+    logLevel: logLevel
+    graphBaseUrl: graphBaseUrl
+    defaultStorageAccount: platformStorage.outputs.name
+    defaultContainerName: platformStorage.outputs.containerName
+    defaultPrefix: defaultPrefix
+    delegationKeyCache: delegationKeyCache
+    resolutionCacheTtl: resolutionCacheTtl
+    spPollWindow: spPollWindow
+    spPollInterval: spPollInterval
+    accessProbeWindow: accessProbeWindow
+    accessProbeInterval: accessProbeInterval
+    propagationGrace: propagationGrace
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+module graphPermission 'modules/graph-permission.bicep' = if (grantGraphPermission) {
+  name: 'graph-permission'
+  params: {
+    principalId: identity.properties.principalId
+  }
+}
+
+@description('Name of the function app (the target of `az functionapp deployment source config-zip`).')
+output functionAppName string = functionApp.outputs.name
+
+@description('The API\'s base URL: point the wizard and the SDK here.')
+output endpoint string = functionApp.outputs.endpoint
+
+@description('Client id of the managed identity (AZCREDS_MANAGED_IDENTITY_CLIENT_ID).')
+output managedIdentityClientId string = identity.properties.clientId
+
+@description('Object (principal) id of the managed identity (AZCREDS_MANAGED_IDENTITY_OBJECT_ID): the subject of every federated identity credential, and the service principal that needs the Graph permission.')
+output managedIdentityObjectId string = identity.properties.principalId
+
+@description('Tenant of the deployment (AZCREDS_HOME_TENANT_ID): where app registrations are created.')
+output homeTenantId string = tenant().tenantId
+
+@description('The environment default\'s storage account.')
+output defaultStorageAccount string = platformStorage.outputs.name
+
+@description('The app\'s own storage account (queues, table, deployment package).')
+output appStorageAccount string = appStorage.outputs.name
