@@ -45,11 +45,32 @@ say "go vet $PKGS"
 run_step "go vet" go vet $PKGS || vet_rc=$?
 say "go vet: $((SECONDS - start)) s"
 
+# go vet ran above: the test runs skip their own vet pass. Under -race, the package that
+# links msgraph-sdk-go (internal/azure/graph, a thin adapter with no concurrency of its own)
+# runs without the race detector: instrumenting msgraph-sdk-go would compile it a second
+# time, minutes on 2 cores, for code the race detector cannot improve. Every other package,
+# the end-to-end tests of the real binaries included, runs with -race.
+graph_pkg=github.com/activeloopai/azcreds/internal/azure/graph
+# shellcheck disable=SC2086
+all_pkgs=$(go list $PKGS)
+race_pkgs=$all_pkgs
+plain_pkgs=
+if [[ " $GOTEST_FLAGS " == *" -race "* ]] && grep -qx "$graph_pkg" <<<"$all_pkgs"; then
+	race_pkgs=$(grep -vx "$graph_pkg" <<<"$all_pkgs" || true)
+	plain_pkgs=$graph_pkg
+fi
 test_rc=0
 start=$SECONDS
-say "go test $GOTEST_FLAGS $PKGS"
-# shellcheck disable=SC2086
-run_step "go test" go test $GOTEST_FLAGS $PKGS || test_rc=$?
+if [[ -n "$race_pkgs" ]]; then
+	say "go test -vet=off $GOTEST_FLAGS $PKGS${plain_pkgs:+, except $plain_pkgs}"
+	# shellcheck disable=SC2086
+	run_step "go test" go test -vet=off $GOTEST_FLAGS $race_pkgs || test_rc=$?
+fi
+if [[ -n "$plain_pkgs" ]]; then
+	say "go test -vet=off ${GOTEST_FLAGS//-race/} $plain_pkgs"
+	# shellcheck disable=SC2086
+	run_step "go test" go test -vet=off ${GOTEST_FLAGS//-race/} $plain_pkgs || test_rc=$?
+fi
 say "go test: $((SECONDS - start)) s"
 
 if ((test_rc != 0)); then
