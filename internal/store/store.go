@@ -293,18 +293,15 @@ func (s *Store) orgDefault(ctx context.Context, orgID string) (id, etag string, 
 // SetOrgDefault points the org default at c, in one transaction with a check that c is
 // unchanged (a delete racing with it makes one of the two fail, never a dangling default).
 func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) error {
-	if c.ETag == "" {
-		return fmt.Errorf("set org default %s: no ETag; read it first", c.ID)
-	}
-	touch, err := action(aztables.TransactionTypeUpdateMerge, map[string]string{"PartitionKey": c.OrgID, "RowKey": credentialKey(c.ID)}, c.ETag)
+	unchanged, err := touch(c)
 	if err != nil {
-		return err
+		return fmt.Errorf("set org default: %w", err)
 	}
 	def, err := action(aztables.TransactionTypeInsertReplace, defaultEntity{PartitionKey: c.OrgID, RowKey: defaultKey, CredentialID: c.ID}, "")
 	if err != nil {
 		return err
 	}
-	if err := s.submit(ctx, "set org default", touch, def); err != nil {
+	if err := s.submit(ctx, "set org default", unchanged, def); err != nil {
 		return err
 	}
 	c.ETag = ""

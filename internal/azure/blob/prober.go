@@ -111,18 +111,24 @@ func NewProber(creds CredentialSource, opts Options) (*Prober, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	p.client = service.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: opts.Transport,
+	// Few and short: an attempt is bounded, and the queue does the waiting.
+	p.client = clientOptions(opts.Transport, 8*time.Second)
+	return p, nil
+}
+
+// clientOptions are the storage client options of the prober and the signer: at most two
+// quick retries, only of what a retry can fix (shouldRetry), each try bounded by tryTimeout.
+func clientOptions(transport policy.Transporter, tryTimeout time.Duration) service.ClientOptions {
+	return service.ClientOptions{ClientOptions: azcore.ClientOptions{
+		Transport: transport,
 		Retry: policy.RetryOptions{
-			// Few and short: an attempt is bounded, and the queue does the waiting.
 			MaxRetries:    2,
-			TryTimeout:    8 * time.Second,
+			TryTimeout:    tryTimeout,
 			RetryDelay:    200 * time.Millisecond,
 			MaxRetryDelay: 2 * time.Second,
 			ShouldRetry:   shouldRetry,
 		},
 	}}
-	return p, nil
 }
 
 // ValidateEndpointTemplate checks that template is an https URL with one %s for the

@@ -140,18 +140,9 @@ func NewSigner(creds CredentialSource, platform azcore.TokenCredential, opts Sig
 		maxKeys = DefaultMaxKeys
 	}
 	s.cache = newKeyCache(maxKeys)
-	s.client = service.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: opts.Transport,
-		Retry: policy.RetryOptions{
-			// A request for a SAS is waiting: ride out a blip, then say Storage is
-			// unavailable and let the caller come back.
-			MaxRetries:    2,
-			TryTimeout:    5 * time.Second,
-			RetryDelay:    200 * time.Millisecond,
-			MaxRetryDelay: 2 * time.Second,
-			ShouldRetry:   shouldRetry,
-		},
-	}}
+	// A request for a SAS is waiting: ride out a blip, then say Storage is unavailable and
+	// let the caller come back.
+	s.client = clientOptions(opts.Transport, 5*time.Second)
 	return s, nil
 }
 
