@@ -11,7 +11,7 @@ GOTEST_FLAGS ?= -race -count=1
 PKGS ?= ./...
 export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE
 
-.PHONY: help deps test test-short run stack build clean walkthrough
+.PHONY: help deps test test-short soak fuzz load run stack build clean walkthrough
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,15 @@ test: ## go vet + go test -race against a throw-away Azurite on 10100-10102
 
 test-short: ## like test, with -short
 	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/test.sh
+
+soak: ## the TestSoak* end-to-end tests at the counts docs/RELIABILITY.md reports (faults, restarts, kills); up to an hour
+	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -run ^TestSoak' PKGS=./internal/e2e scripts/test.sh
+
+fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs them for a few seconds
+	@scripts/fuzz.sh
+
+load: ## load figures of docs/PERFORMANCE.md against a fresh local stack (1,000 onboardings, 64 connections for 60 s)
+	@scripts/load.sh
 
 run: ## Azurite + Entra/Graph stand-in + bin/handler serve on 127.0.0.1:7071; Ctrl-C stops all
 	@scripts/run.sh
