@@ -60,6 +60,7 @@ func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Reques
 // second hop of the token chain (managed identity token -> app token in a tenant).
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if f := s.takeFault(OpToken); f != nil {
+		setRetryAfter(w, f)
 		s.writeEntraError(w, r, f.entraError())
 		return
 	}
@@ -260,6 +261,7 @@ func (s *Server) handleManagedIdentityToken(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	if f := s.takeFault(OpManagedIdentityToken); f != nil {
+		setRetryAfter(w, f)
 		miError(f.Status, "Injected fault.")
 		return
 	}

@@ -84,8 +84,17 @@ func (s *Server) ClearFaults() {
 	clear(s.faults)
 }
 
-// takeFault consumes one firing of the first pending fault for op, if any.
+// takeFault consumes one firing of the first pending fault for op, if any; without one,
+// random faults (SetChaos) may fail the call.
 func (s *Server) takeFault(op Operation) *Fault {
+	if f := s.takeCountedFault(op); f != nil {
+		return f
+	}
+	return s.chaos.roll(op)
+}
+
+// takeCountedFault consumes one firing of the first pending fault for op, if any.
+func (s *Server) takeCountedFault(op Operation) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.faults[op]
@@ -194,4 +203,11 @@ func (s *Server) handleListFaults(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleClearFaults(w http.ResponseWriter, r *http.Request) {
 	s.ClearFaults()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// setRetryAfter sends a fault's Retry-After header, if it has one.
+func setRetryAfter(w http.ResponseWriter, f *Fault) {
+	if f.RetryAfter != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(*f.RetryAfter))
+	}
 }

@@ -85,6 +85,7 @@ type Server struct {
 	accounts    map[string]StorageAccount // by account name
 	assignments []*RoleAssignment         // in creation order
 	faults      map[Operation][]*Fault    // FIFO per operation
+	chaos       chaosState                // random faults, own lock
 	firewalled  map[string]bool           // accounts whose network rules refuse every request
 }
 
@@ -109,6 +110,7 @@ type servicePrincipal struct {
 type application struct {
 	objectID       string
 	appID          string
+	uniqueName     string // alternate key, immutable once set; "" when none
 	displayName    string
 	signInAudience string
 	createdAt      time.Time
@@ -206,6 +208,7 @@ func (s *Server) routes() http.Handler {
 	graph.HandleFunc("POST /v1.0/applications/{id}/federatedIdentityCredentials", s.graph(s.handleCreateFederatedCredential))
 	graph.HandleFunc("GET /v1.0/applications/{id}/federatedIdentityCredentials", s.graph(s.handleListFederatedCredentials))
 	graph.HandleFunc("GET /v1.0/{segment}", s.graph(s.handleGraphSegment))
+	graph.HandleFunc("PATCH /v1.0/{segment}", s.graph(s.handleUpsertApplication))
 	graph.HandleFunc("/v1.0/", s.graph(s.handleGraphUnknown))
 
 	// Control endpoints: the customer's side.
@@ -228,6 +231,9 @@ func (s *Server) routes() http.Handler {
 	control.HandleFunc("GET /control/faults", s.handleListFaults)
 	control.HandleFunc("POST /control/faults", s.handleInjectFault)
 	control.HandleFunc("DELETE /control/faults", s.handleClearFaults)
+	control.HandleFunc("GET /control/chaos", s.handleGetChaos)
+	control.HandleFunc("POST /control/chaos", s.handleSetChaos)
+	control.HandleFunc("DELETE /control/chaos", s.handleStopChaos)
 	control.HandleFunc("/control/", func(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, &Error{Status: http.StatusNotFound, Code: "NotFound", Message: fmt.Sprintf("no control endpoint %s %s", r.Method, r.URL.Path)})
 	})
