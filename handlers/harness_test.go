@@ -45,6 +45,7 @@ const (
 type fakeDirectory struct {
 	mu         sync.Mutex
 	apps       map[string]credential.App // by object id
+	unique     map[string]string         // object id by unique name
 	fics       map[string][]credential.FederatedCredential
 	failCreate error
 	failFIC    error
@@ -52,18 +53,35 @@ type fakeDirectory struct {
 }
 
 func newFakeDirectory() *fakeDirectory {
-	return &fakeDirectory{apps: map[string]credential.App{}, fics: map[string][]credential.FederatedCredential{}}
+	return &fakeDirectory{apps: map[string]credential.App{}, unique: map[string]string{}, fics: map[string][]credential.FederatedCredential{}}
 }
 
-func (d *fakeDirectory) CreateApp(ctx context.Context, name string) (credential.App, error) {
+// CreateApp is an upsert by unique name, as Graph's is.
+func (d *fakeDirectory) CreateApp(ctx context.Context, name, uniqueName string) (credential.App, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.failCreate != nil {
 		return credential.App{}, d.failCreate
 	}
+	if app, ok := d.byUniqueName(uniqueName); ok {
+		return app, nil
+	}
 	app := credential.App{ObjectID: uuid.NewString(), AppID: uuid.NewString()}
 	d.apps[app.ObjectID] = app
+	d.unique[uniqueName] = app.ObjectID
 	return app, nil
+}
+
+func (d *fakeDirectory) FindApp(ctx context.Context, uniqueName string) (credential.App, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	app, ok := d.byUniqueName(uniqueName)
+	return app, ok, nil
+}
+
+func (d *fakeDirectory) byUniqueName(name string) (credential.App, bool) {
+	app, ok := d.apps[d.unique[name]]
+	return app, ok
 }
 
 func (d *fakeDirectory) AddFederatedCredential(ctx context.Context, objectID string, fc credential.FederatedCredential) error {
@@ -121,6 +139,8 @@ type harness struct {
 	other  *auth.Minter // signs with a key the API does not trust
 	calls  *callCounter // storage transactions (table and queue calls)
 	signer *fakeSigner
+	// signingKey and publicKey are the PEM key pair the API trusts, for hand-made tokens.
+	signingKey, publicKey []byte
 }
 
 // fakeSigner stands in for user delegation SAS signing (tested against Azurite in
@@ -216,7 +236,8 @@ func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	}
 	srv := httptest.NewServer(New(svc, verifier, log))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer}
+	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer,
+		signingKey: key, publicKey: pub}
 }
 
 func testKey(t *testing.T) (private, public []byte) {
