@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,8 @@ type options struct {
 	propagation, ficPropagation           time.Duration
 	identityHeader, azuriteBlob, accounts string
 	platformStorage                       string
+	chaos                                 localazure.Chaos
+	chaosStatuses                         string
 }
 
 func parseFlags(args []string, output io.Writer) (options, error) {
@@ -65,8 +68,22 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.accounts, "accounts", "", "storage accounts and keys, in AZURITE_ACCOUNTS' format name:key;name2:key2 (with -azurite-blob)")
 	fs.StringVar(&o.platformStorage, "platform-storage", "", "ACCOUNT/CONTAINER: the platform's own storage (the environment default), registered in the home tenant with the container created and the managed identity granted Storage Blob Data Contributor, as the deployment does in Azure")
 	fs.StringVar(&o.storageAddr, "storage-addr", "127.0.0.1:10443", "listen address (HTTPS) of the RBAC front for <account>.blob.localhost, served with -azurite-blob; empty: none")
+	fs.Float64Var(&o.chaos.Probability, "chaos-probability", 0, "chance (0-1) that a Graph, Entra token or managed identity token call fails at random; 0: off")
+	fs.StringVar(&o.chaosStatuses, "chaos-statuses", "429,503", "comma-separated statuses random faults answer with (429 carries Retry-After)")
+	fs.IntVar(&o.chaos.RetryAfter, "chaos-retry-after", 1, "Retry-After seconds of a random 429 or 503")
+	fs.Uint64Var(&o.chaos.Seed, "chaos-seed", 1, "seed of the random faults, for a reproducible run")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
+	}
+	for _, st := range strings.Split(o.chaosStatuses, ",") {
+		if st = strings.TrimSpace(st); st == "" {
+			continue
+		}
+		n, err := strconv.Atoi(st)
+		if err != nil {
+			return options{}, fmt.Errorf("-chaos-statuses: %q is not a status", st)
+		}
+		o.chaos.Statuses = append(o.chaos.Statuses, n)
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -120,6 +137,11 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 	standIn, err := localazure.New(cfg)
 	if err != nil {
 		return fmt.Errorf("configure stand-in: %w", err)
+	}
+	if o.chaos.Probability != 0 {
+		if err := standIn.SetChaos(o.chaos); err != nil {
+			return fmt.Errorf("random faults: %w", err)
+		}
 	}
 	if o.platformStorage != "" {
 		if err := setUpPlatformStorage(ctx, standIn, cfg, o.platformStorage); err != nil {
