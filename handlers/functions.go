@@ -228,6 +228,7 @@ func (iv *Invoker) deliver(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
+	job.Delivery = int(inv.dequeueCount)
 	inv.job, inv.decoded = job, true
 	if job.Kind != fn.Kind {
 		return malformed("a %s job arrived on the %s queue (function %s)", job.Kind, fn.Queue, fn.Name)

@@ -78,6 +78,10 @@ type Job struct {
 	Deadline     time.Time
 	Attempt      int    // the window's attempt this job makes; a replayed job is dropped
 	AppObjectID  string // app_cleanup only
+	// Delivery is how often the queue has delivered this message, counting this delivery
+	// (its dequeue count; 0 when unknown). It is not part of the message: a delivery
+	// after the first may follow one that died before it scheduled the window's next attempt.
+	Delivery int
 }
 
 // Scheduler hands jobs to the background workers, visible after delay.

@@ -37,7 +37,17 @@ func (s *Service) current(ctx context.Context, job Job, state State, window Wind
 	if err != nil {
 		return nil, false, fmt.Errorf("read credential %s for %s: %w", job.CredentialID, job.Kind, err)
 	}
-	ok := c.Generation == job.Generation && c.State == state && c.Progress.Kind == window && c.Progress.Attempts == job.Attempt
+	inWindow := c.Generation == job.Generation && c.State == state && c.Progress.Kind == window
+	ok := inWindow && c.Progress.Attempts == job.Attempt
+	if !ok && inWindow && job.Delivery > 1 && c.Progress.Attempts == job.Attempt+1 && c.Progress.Status != StatusTimedOut {
+		// A redelivery of the attempt the row last counted: the delivery before saved the
+		// attempt but may have died (or lost storage) before it scheduled the follow-up.
+		// Scheduling it again keeps the window alive; a duplicate it may make is dropped
+		// like any replay, and only redeliveries do this, so duplicates do not multiply.
+		s.log.InfoContext(ctx, "redelivered job: scheduling its window's next attempt again", "kind", job.Kind, "org", job.OrgID,
+			"credential", job.CredentialID, "generation", job.Generation, "job_attempt", job.Attempt, "delivery", job.Delivery)
+		return c, false, s.next(ctx, c, job.Kind, s.interval(job.Kind))
+	}
 	if !ok {
 		s.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
 			"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts, "state", c.State)
@@ -45,9 +55,18 @@ func (s *Service) current(ctx context.Context, job Job, state State, window Wind
 	return c, ok, nil
 }
 
+// interval spaces the attempts of a windowed job kind.
+func (s *Service) interval(kind JobKind) time.Duration {
+	if kind == JobAccessProbe {
+		return s.cfg.AccessProbeInterval
+	}
+	return s.cfg.SPPollInterval
+}
+
 // save writes the outcome of an attempt: a transition with its event when ev is set,
 // else the progress alone. A conflict means another delivery or a new window got there
-// first; the job then ends without a follow-up.
+// first, not found that the credential was deleted meanwhile; the job then ends without a
+// follow-up.
 func (s *Service) save(ctx context.Context, c *Credential, ev Event, change func(*Credential)) (bool, error) {
 	var err error
 	if ev != "" {
@@ -57,8 +76,10 @@ func (s *Service) save(ctx context.Context, c *Credential, ev Event, change func
 		change(c)
 		err = s.store.Update(ctx, c, nil)
 	}
-	if errors.Is(err, ErrConflict) {
-		s.log.InfoContext(ctx, "job lost a race; another writer moved the credential on", "org", c.OrgID, "credential", c.ID, "err", err)
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		// A conflict: another delivery or a new window got there first. Not found: the
+		// credential was deleted while the attempt ran. Either way the job is done.
+		s.log.InfoContext(ctx, "job lost a race; another writer moved the credential on or deleted it", "org", c.OrgID, "credential", c.ID, "err", err)
 		return false, nil
 	}
 	return err == nil, err

@@ -321,6 +321,7 @@ func (w *Worker) handle(parent context.Context, c consumer, m *azqueue.DequeuedM
 		w.malformed.Add(1)
 		return
 	}
+	job.Delivery = int(d.count)
 	d.log = d.log.With("kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
 		"generation", job.Generation, "attempt", job.Attempt)
 	if d.count > int64(w.opts.MaxDequeueCount) {

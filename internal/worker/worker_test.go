@@ -209,6 +209,10 @@ func TestJobsRunAndAreDeleted(t *testing.T) {
 		}
 		got[j.CredentialID] = j
 	}
+	for id, j := range want {
+		j.Delivery = 1 // the worker hands on the message's dequeue count
+		want[id] = j
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("jobs run (-want +got):\n%s", diff)
 	}
