@@ -1,0 +1,317 @@
+package faultproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Service is one of the three storage services the proxy stands in front of.
+type Service string
+
+// The storage services, named as in their endpoints.
+const (
+	ServiceBlob  Service = "blob"
+	ServiceQueue Service = "queue"
+	ServiceTable Service = "table"
+)
+
+// Services lists every service, in a stable order.
+var Services = []Service{ServiceBlob, ServiceQueue, ServiceTable}
+
+// Rates are the chances, each in [0, 1] and together at most 1, that a request meets
+// each kind of fault. The zero value injects nothing.
+type Rates struct {
+	// Busy answers 503 ServerBusy before the request reaches Azurite.
+	Busy float64 `json:"busy"`
+	// Lost forwards the request and then loses Azurite's answer (503 or a dropped
+	// connection): the work is done, the client does not know it.
+	Lost float64 `json:"lost"`
+	// Timeout holds the request without forwarding it, then drops the connection.
+	Timeout float64 `json:"timeout"`
+}
+
+func (r Rates) validate() error {
+	for name, v := range map[string]float64{"busy": r.Busy, "lost": r.Lost, "timeout": r.Timeout} {
+		if v < 0 || v > 1 {
+			return fmt.Errorf("rate %s %v is not within [0, 1]", name, v)
+		}
+	}
+	if sum := r.Busy + r.Lost + r.Timeout; sum > 1 {
+		return fmt.Errorf("rates add up to %v, more than 1", sum)
+	}
+	return nil
+}
+
+// DefaultHold is how long a timeout fault holds a request when Config.Hold is zero.
+const DefaultHold = 5 * time.Second
+
+// Config is the proxy's configuration, validated once by New.
+type Config struct {
+	// Targets are Azurite's service roots without an account, per service, e.g.
+	// ServiceTable: "https://127.0.0.1:10002". Only services named here have a Handler.
+	Targets map[Service]string
+	// Transport reaches Azurite; a clone of http.DefaultTransport (which trusts
+	// SSL_CERT_FILE) when nil.
+	Transport http.RoundTripper
+	// Rates apply to every service from the start; SetRates changes them.
+	Rates Rates
+	// Hold is how long a timeout fault holds the request before dropping the connection
+	// (a client that gives up earlier ends it earlier). DefaultHold when zero.
+	Hold time.Duration
+	// Seed seeds the fault decisions. Concurrent requests interleave, so a seed repeats a
+	// run exactly only when the requests arrive in the same order.
+	Seed uint64
+	// Logger receives one line per injected fault. Discarded when nil.
+	Logger *slog.Logger
+}
+
+// Proxy is the fault proxy. Create it with New; it is safe for concurrent use.
+type Proxy struct {
+	hold     time.Duration
+	log      *slog.Logger
+	handlers map[Service]http.Handler
+
+	mu    sync.Mutex
+	rng   *rand.Rand
+	rates map[Service]Rates
+	stats map[Service]*ServiceStats
+}
+
+// New validates cfg and returns a proxy for the services it names.
+func New(cfg Config) (*Proxy, error) {
+	if len(cfg.Targets) == 0 {
+		return nil, errors.New("faultproxy: no target service")
+	}
+	if err := cfg.Rates.validate(); err != nil {
+		return nil, fmt.Errorf("faultproxy: %w", err)
+	}
+	if cfg.Hold < 0 {
+		return nil, errors.New("faultproxy: hold must not be negative")
+	}
+	p := &Proxy{
+		hold:     cfg.Hold,
+		log:      cfg.Logger,
+		handlers: map[Service]http.Handler{},
+		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		rates:    map[Service]Rates{},
+		stats:    map[Service]*ServiceStats{},
+	}
+	if p.hold == 0 {
+		p.hold = DefaultHold
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	for svc, target := range cfg.Targets {
+		if !slices.Contains(Services, svc) {
+			return nil, fmt.Errorf("faultproxy: unknown service %q; one of %v", svc, Services)
+		}
+		u, err := url.Parse(target)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("faultproxy: %s target %q: want a service root such as https://127.0.0.1:10002", svc, target)
+		}
+		p.rates[svc] = cfg.Rates
+		p.stats[svc] = newServiceStats()
+		p.handlers[svc] = p.newHandler(svc, u, transport)
+	}
+	return p, nil
+}
+
+// Handler serves svc: the control path under /_faultproxy/ and everything else proxied
+// to svc's target. It panics for a service New was not given a target for, a wiring
+// mistake.
+func (p *Proxy) Handler(svc Service) http.Handler {
+	h, ok := p.handlers[svc]
+	if !ok {
+		panic(fmt.Sprintf("faultproxy: no target for service %q", svc))
+	}
+	return h
+}
+
+// SetRates sets the rates of the named services, of every service when none is named.
+func (p *Proxy) SetRates(r Rates, services ...Service) error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(services) == 0 {
+		for svc := range p.rates {
+			services = append(services, svc)
+		}
+	}
+	for _, svc := range services {
+		if _, ok := p.rates[svc]; !ok {
+			return fmt.Errorf("no target for service %q", svc)
+		}
+	}
+	for _, svc := range services {
+		p.rates[svc] = r
+	}
+	return nil
+}
+
+// Rates returns the rates in force per service.
+func (p *Proxy) Rates() map[Service]Rates {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[Service]Rates, len(p.rates))
+	for svc, r := range p.rates {
+		out[svc] = r
+	}
+	return out
+}
+
+// fault is the decision for one request.
+type fault int
+
+const (
+	faultNone fault = iota
+	faultBusy
+	faultLostBusy
+	faultLostDrop
+	faultTimeout
+)
+
+func (f fault) String() string {
+	return [...]string{"none", "busy", "lost_busy", "lost_dropped", "timeout"}[f]
+}
+
+// decide counts a request of op and draws its fault.
+func (p *Proxy) decide(svc Service, op string) fault {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stats[svc]
+	st.Requests++
+	st.Operations[op]++
+	r := p.rates[svc]
+	if r == (Rates{}) {
+		return faultNone
+	}
+	x := p.rng.Float64()
+	f := faultNone
+	switch {
+	case x < r.Busy:
+		f = faultBusy
+		st.Faults.Busy++
+	case x < r.Busy+r.Lost:
+		if p.rng.IntN(2) == 0 {
+			f = faultLostBusy
+			st.Faults.LostBusy++
+		} else {
+			f = faultLostDrop
+			st.Faults.LostDropped++
+		}
+	case x < r.Busy+r.Lost+r.Timeout:
+		f = faultTimeout
+		st.Faults.Timeout++
+	}
+	if f != faultNone {
+		st.OperationFaults[op]++
+	}
+	return f
+}
+
+func (p *Proxy) countForwarded(svc Service) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats[svc].Forwarded++
+}
+
+type faultKey struct{}
+
+// lostResponse is the error the transport returns for a response it threw away.
+type lostResponse struct{ drop bool }
+
+func (e *lostResponse) Error() string { return "response lost on purpose" }
+
+// forwarder reaches Azurite, counts what it forwards and, for a lost-response fault,
+// reads Azurite's whole answer (so the work is done) and throws it away.
+type forwarder struct {
+	p     *Proxy
+	svc   Service
+	inner http.RoundTripper
+}
+
+func (t *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.p.countForwarded(t.svc)
+	resp, err := t.inner.RoundTrip(req)
+	f, _ := req.Context().Value(faultKey{}).(fault)
+	if err != nil || (f != faultLostBusy && f != faultLostDrop) {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, &lostResponse{drop: f == faultLostDrop}
+}
+
+func (p *Proxy) newHandler(svc Service, target *url.URL, transport http.RoundTripper) http.Handler {
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// Out is a copy of In: only where it connects changes. Out.Host stays the
+			// client's, so Azurite resolves the account and the signature holds.
+			pr.Out.URL.Scheme = target.Scheme
+			pr.Out.URL.Host = target.Host
+		},
+		Transport: &forwarder{p: p, svc: svc, inner: transport},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			var lost *lostResponse
+			switch {
+			case errors.As(err, &lost) && lost.drop:
+				panic(http.ErrAbortHandler)
+			case errors.As(err, &lost):
+				writeServerBusy(w, r, svc)
+			case r.Context().Err() != nil:
+				// The client went away; nobody reads an answer.
+			default:
+				p.log.Error("faultproxy: Azurite unreachable", "service", string(svc), "error", err.Error())
+				w.WriteHeader(http.StatusBadGateway)
+			}
+		},
+	}
+	control := p.controlHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isControlPath(r.URL.Path) {
+			control.ServeHTTP(w, r)
+			return
+		}
+		op := Operation(svc, r)
+		f := p.decide(svc, op)
+		if f != faultNone {
+			p.log.Info("faultproxy: fault", "service", string(svc), "operation", op, "fault", f.String())
+		}
+		switch f {
+		case faultBusy:
+			writeServerBusy(w, r, svc)
+			return
+		case faultTimeout:
+			hold(r.Context(), p.hold)
+			panic(http.ErrAbortHandler)
+		}
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), faultKey{}, f)))
+	})
+}
+
+// hold waits for d or until the client gives up.
+func hold(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
