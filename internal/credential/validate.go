@@ -29,8 +29,31 @@ func (b BasePath) String() string {
 	return s
 }
 
+// invalid builds a ValidationError. A string argument longer than maxShown bytes is cut
+// short in the message: enough to recognise the value, never a whole 64 KiB body echoed
+// back to the caller and into the logs.
 func invalid(field, format string, args ...any) *ValidationError {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = shown(s)
+		}
+	}
 	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// maxShown bounds how much of a refused value a validation message repeats.
+const maxShown = 100
+
+// shown is s cut after maxShown bytes, at a character boundary, with "…" appended.
+func shown(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // ValidateName checks a credential name: letters, digits, hyphens and underscores.
@@ -116,11 +139,16 @@ func ParseBasePath(raw string) (BasePath, error) {
 	if err := ValidateContainer(field, container); err != nil {
 		return BasePath{}, err
 	}
-	prefix = strings.TrimSuffix(prefix, "/")
-	if err := validatePrefix(prefix); err != nil {
+	// One trailing slash is allowed (az://a/c/p/); a prefix of only a slash is an empty
+	// segment (az://a/c//), as it is anywhere else in the prefix.
+	trimmed := strings.TrimSuffix(prefix, "/")
+	if trimmed == "" && prefix != "" {
+		return BasePath{}, invalid(field, "base_path prefix %q has an empty path segment", prefix)
+	}
+	if err := validatePrefix(trimmed); err != nil {
 		return BasePath{}, err
 	}
-	return BasePath{Account: account, Container: container, Prefix: prefix}, nil
+	return BasePath{Account: account, Container: container, Prefix: trimmed}, nil
 }
 
 func validatePrefix(prefix string) error {
@@ -142,7 +170,11 @@ func validatePrefix(prefix string) error {
 			return invalid(field, "base_path prefix %q must not contain %q segments", prefix, seg)
 		}
 	}
-	if r, ok := firstRuneNotIn(prefix, func(r rune) bool { return r != '\\' && !unicode.IsControl(r) }); ok {
+	// U+FFFD is what JSON decoding makes of invalid UTF-8 and lone surrogates: a prefix
+	// holding it is a damaged value, and blobs would land under a path nobody typed.
+	if r, ok := firstRuneNotIn(prefix, func(r rune) bool {
+		return r != '\\' && r != utf8.RuneError && !unicode.IsControl(r)
+	}); ok {
 		return invalid(field, "base_path prefix %q contains invalid character %q", prefix, string(r))
 	}
 	return nil

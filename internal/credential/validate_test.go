@@ -105,6 +105,9 @@ func TestParseBasePath(t *testing.T) {
 		{"az://bloblake/lakedata//x", `base_path prefix "/x" has an empty path segment`},
 		{"az://bloblake/lakedata/a/../b", `base_path prefix "a/../b" must not contain ".." segments`},
 		{"az://bloblake/lakedata/a\\b", `base_path prefix "a\\b" contains invalid character "\\"`},
+		{"az://bloblake/lakedata//", `base_path prefix "/" has an empty path segment`},
+		{"az://bloblake/lakedata/a\uFFFDb", "base_path prefix \"a\uFFFDb\" contains invalid character \"\uFFFD\""},
+		{"az://bloblake/lakedata/" + strings.Repeat("\xff", 200), `base_path prefix is not valid UTF-8`},
 		{"az://bloblake/lakedata/" + strings.Repeat("p", 513), "base_path prefix must be at most 512 characters"},
 	}
 	for _, b := range bad {
@@ -148,6 +151,8 @@ func TestValidateResourceGroup(t *testing.T) {
 		{"rg/x", `resource group "rg/x" contains invalid character "/"`},
 		{"rg.", `resource group "rg." must not end with a period`},
 		{strings.Repeat("r", 91), `resource group "` + strings.Repeat("r", 91) + `" must be 1 to 90 characters long`},
+		// A long value is cut short in the message, at a character boundary.
+		{strings.Repeat("ü", 91), `resource group "` + strings.Repeat("ü", 50) + `…" must be 1 to 90 characters long`},
 	}
 	for _, c := range cases {
 		wantValidation(t, ValidateResourceGroup("resource_group", c.in), "resource_group", c.msg)
