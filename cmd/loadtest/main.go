@@ -5,6 +5,9 @@
 //	loadtest -url http://127.0.0.1:7071/api/health -c 1,16,64 -d 10s
 //	loadtest -url http://localhost:7071/api/credentials -H 'Authorization: Bearer ...' -json > out.json
 //
+// `loadtest onboard` runs the scenarios of `make load` against a local stack: many
+// onboardings at once, then /creds and GET credential under steady load (onboard.go).
+//
 // It only parses flags, runs the levels in turn and prints; Ctrl-C stops the run.
 package main
 
@@ -52,6 +55,7 @@ type options struct {
 
 const usage = `usage: loadtest -url URL [-method GET] [-H 'Name: value' ...] [-body JSON]
                 [-c 1,16,64] [-d 10s] [-n 1000000] [-warmup 2s] [-timeout 10s] [-cacert PEM] [-json]
+       loadtest onboard ...   (the scenarios of make load; loadtest onboard -h)
 
 Sends closed-loop requests to URL, which must be loopback (127.0.0.0/8, ::1, localhost),
 at each concurrency level in turn and prints one line per level: c, requests, rps,
@@ -153,6 +157,9 @@ func parseHeaders(lines []string) (http.Header, error) {
 
 // run measures every level in turn and prints a row as each finishes.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "onboard" {
+		return runOnboard(ctx, args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
