@@ -91,8 +91,15 @@ func New(creds Credentials, authn Authenticator, log *slog.Logger) *API {
 // Routes lists the registered endpoints.
 func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
-// ServeHTTP routes a request; unknown paths and methods get JSON errors too.
+// ServeHTTP routes a request; unknown paths and methods get JSON errors too, and so does
+// a path that ServeMux would redirect to its cleaned form.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !canonicalPath(r.URL.EscapedPath()) {
+		serve(a.log, func(w http.ResponseWriter, r *http.Request) error {
+			return fail(http.StatusBadRequest, codeInvalidRequest, `the path must not have empty, "." or ".." segments`)
+		}).ServeHTTP(w, r)
+		return
+	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		serve(a.log, func(w http.ResponseWriter, r *http.Request) error { return a.unrouted(w, r) }).ServeHTTP(w, r)
 		return

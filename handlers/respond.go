@@ -208,7 +208,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON object body into v: at most MaxBodyBytes, unknown fields refused,
-// nothing after the object. An empty body decodes as {} when allowEmpty is set.
+// nothing after the object, and none of what checkStrict refuses. An empty body decodes as {} when allowEmpty is set.
 func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -239,7 +239,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) erro
 	if dec.More() {
 		return fail(http.StatusBadRequest, codeInvalidRequest, "invalid JSON body: unexpected data after the JSON object")
 	}
-	return nil
+	return checkStrict(data, v)
 }
 
 // describeJSONError turns a decoding error into a message that names the field and never
