@@ -208,7 +208,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON object body into v: at most MaxBodyBytes, unknown fields refused,
-// nothing after the object, and none of what checkStrict refuses. An empty body decodes as {} when allowEmpty is set.
+// nothing after the object, and none of what checkStrict refuses. An empty body decodes
+// as {} when allowEmpty is set.
 func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -236,7 +237,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) erro
 	if err := dec.Decode(v); err != nil {
 		return fail(http.StatusBadRequest, codeInvalidRequest, "invalid JSON body: %s", describeJSONError(err))
 	}
-	if dec.More() {
+	// Only white space may follow. (dec.More is no test for that: it is false before a
+	// stray '}' or ']', so {}} would pass.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fail(http.StatusBadRequest, codeInvalidRequest, "invalid JSON body: unexpected data after the JSON object")
 	}
 	return checkStrict(data, v)
