@@ -40,6 +40,33 @@ type QueueFunction struct {
 // message under the invocation's Data.
 const queueBinding = "job"
 
+// HealthSweeper schedules a health re-probe of every verified credential; credential.Service
+// is one.
+type HealthSweeper interface {
+	SweepHealth(ctx context.Context) (int, error)
+}
+
+// TimerFunction is one timer-triggered function of the Functions host: the folder
+// functions/<Name>/function.json, whose timerTrigger binding named Binding runs on the
+// NCRONTAB schedule in the app setting ScheduleSetting. The host invokes it as POST /<Name>.
+type TimerFunction struct {
+	Name            string
+	Binding         string
+	ScheduleSetting string
+}
+
+// HealthSweepFunction is the timer function that sweeps the verified credentials' health.
+var HealthSweepFunction = TimerFunction{Name: "health-sweep", Binding: "timer", ScheduleSetting: "AZCREDS_HEALTH_SCHEDULE"}
+
+// InvokerOption adjusts an Invoker.
+type InvokerOption func(*Invoker)
+
+// WithHealthSweep has the health-sweep timer function run sweeper. Without it the
+// function's invocations fail (500), which the host logs.
+func WithHealthSweep(sweeper HealthSweeper) InvokerOption {
+	return func(iv *Invoker) { iv.sweeper = sweeper }
+}
+
 // maxPayloadNesting bounds how many layers of JSON-string quoting and base64 the payload
 // decoder peels off before it gives up.
 const maxPayloadNesting = 8
@@ -60,18 +87,26 @@ const maxPayloadNesting = 8
 // (FUNCTIONS_CUSTOMHANDLER_PORT on 127.0.0.1), never on a public listener.
 type Invoker struct {
 	jobs      JobRunner
+	sweeper   HealthSweeper
 	log       *slog.Logger
 	functions []QueueFunction
 	byPath    map[string]QueueFunction
+	timers    map[string]TimerFunction
 }
 
-// NewInvoker returns the adapter that runs the queue functions' jobs with jobs.
-func NewInvoker(jobs JobRunner, log *slog.Logger) *Invoker {
-	iv := &Invoker{jobs: jobs, log: log, byPath: map[string]QueueFunction{}}
+// NewInvoker returns the adapter that runs the queue functions' jobs with jobs and the
+// timer functions with what the options give it.
+func NewInvoker(jobs JobRunner, log *slog.Logger, opts ...InvokerOption) *Invoker {
+	iv := &Invoker{jobs: jobs, log: log, byPath: map[string]QueueFunction{},
+		timers: map[string]TimerFunction{"/" + HealthSweepFunction.Name: HealthSweepFunction}}
+	for _, o := range opts {
+		o(iv)
+	}
 	names := map[credential.JobKind]string{
 		credential.JobSPPoll:      "sp-poll",
 		credential.JobAccessProbe: "access-probe",
 		credential.JobAppCleanup:  "app-cleanup",
+		credential.JobHealthProbe: "health-probe",
 	}
 	for _, kind := range message.Kinds() {
 		q, err := message.QueueName(kind)
@@ -88,6 +123,9 @@ func NewInvoker(jobs JobRunner, log *slog.Logger) *Invoker {
 // Functions lists the queue functions the Invoker serves.
 func (iv *Invoker) Functions() []QueueFunction { return append([]QueueFunction(nil), iv.functions...) }
 
+// Timers lists the timer functions the Invoker serves.
+func (iv *Invoker) Timers() []TimerFunction { return []TimerFunction{HealthSweepFunction} }
+
 // ServeHTTP answers GET / (the host's start-up probe) and the functions' invocations.
 func (iv *Invoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fn, ok := iv.byPath[r.URL.Path]; ok {
@@ -99,6 +137,15 @@ func (iv *Invoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		iv.invoke(w, r, fn)
 		return
 	}
+	if fn, ok := iv.timers[r.URL.Path]; ok {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, "", fail(http.StatusMethodNotAllowed, codeMethod, "method %s is not allowed here; allowed: POST", r.Method))
+			return
+		}
+		iv.tick(w, r, fn)
+		return
+	}
 	if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
@@ -108,12 +155,13 @@ func (iv *Invoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // owns says whether path is one of the functions' invocation paths.
 func (iv *Invoker) owns(path string) bool {
-	_, ok := iv.byPath[path]
-	return ok
+	_, queue := iv.byPath[path]
+	_, timer := iv.timers[path]
+	return queue || timer
 }
 
-// Compose is the handler for the Functions host's port: the queue functions' invocation
-// paths (POST /<function>, any method answered) go to inv, everything else to api, which
+// Compose is the handler for the Functions host's port: the queue and timer functions'
+// invocation paths (POST /<function>, any method answered) go to inv, everything else to api, which
 // answers the host's GET / probe itself. TestFunctionsMatchRoutes keeps the API off the
 // invocation paths. Standalone, serve the API alone: nothing but the host may invoke.
 func Compose(api http.Handler, inv *Invoker) http.Handler {
@@ -286,4 +334,68 @@ func decodePayload(raw []byte) (credential.Job, error) {
 		}
 	}
 	return credential.Job{}, malformed("payload is nested more than %d levels deep", maxPayloadNesting)
+}
+
+// tick runs one invocation of a timer function: the host's payload
+// ({"Data":{"<binding>":{"Schedule":{...},"ScheduleStatus":{...},"IsPastDue":false}},
+// "Metadata":{...}}) only labels the log line, and the sweep runs whatever it holds. A
+// failed sweep is answered 500 so the host records the failure; the host does not retry a
+// timer, and the next tick sweeps again.
+func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn TimerFunction) {
+	start := time.Now()
+	id := uuid.NewString()
+	w.Header().Set("X-Request-Id", id)
+	ctx := context.WithValue(r.Context(), requestIDKey, id)
+	pastDue := timerPastDue(w, r, fn.Binding)
+	attrs := []any{"request_id", id, "function", fn.Name, "past_due", pastDue}
+	resp := invocationResponse{Outputs: map[string]any{}, Logs: []string{}}
+	n, err := func() (n int, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		if iv.sweeper == nil {
+			return 0, errors.New("no health sweeper is wired to this function")
+		}
+		return iv.sweeper.SweepHealth(ctx)
+	}()
+	attrs = append(attrs, "probes", n, "duration_ms", time.Since(start).Milliseconds())
+	if err != nil {
+		iv.log.ErrorContext(ctx, "health sweep failed; the next tick sweeps again", append(attrs, "err", err)...)
+		resp.Logs = append(resp.Logs, fmt.Sprintf("health sweep failed after scheduling %d probes (%s; request id %s)", n, failureClass(err), id))
+		writeJSON(w, http.StatusInternalServerError, resp)
+		return
+	}
+	iv.log.InfoContext(ctx, "health sweep done", attrs...)
+	resp.Logs = append(resp.Logs, fmt.Sprintf("health sweep scheduled %d probes", n))
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// timerPastDue reads IsPastDue from a timer invocation, leniently: the payload may be
+// missing, malformed, or the timer info quoted as a JSON string.
+func timerPastDue(w http.ResponseWriter, r *http.Request, binding string) bool {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return false
+	}
+	var req struct {
+		Data map[string]json.RawMessage `json:"Data"`
+	}
+	if json.Unmarshal(data, &req) != nil {
+		return false
+	}
+	raw := bytes.TrimSpace(req.Data[binding])
+	var quoted string
+	if json.Unmarshal(raw, &quoted) == nil {
+		raw = []byte(quoted)
+	}
+	var info struct {
+		IsPastDue bool `json:"IsPastDue"`
+	}
+	_ = json.Unmarshal(raw, &info)
+	return info.IsPastDue
 }

@@ -150,6 +150,8 @@ func testJobs() map[credential.JobKind]credential.Job {
 		credential.JobSPPoll:      {Kind: credential.JobSPPoll, OrgID: "org-a", CredentialID: "c1", Generation: 3, Deadline: deadline, Attempt: 2},
 		credential.JobAccessProbe: {Kind: credential.JobAccessProbe, OrgID: "org-a", CredentialID: "c2", Generation: 5, Deadline: deadline, Attempt: 1},
 		credential.JobAppCleanup:  {Kind: credential.JobAppCleanup, OrgID: "org-a", CredentialID: "c3", AppObjectID: "0c6f2b1e-obj"},
+		credential.JobHealthProbe: {Kind: credential.JobHealthProbe, OrgID: "org-a", CredentialID: "c4", Generation: 2,
+			IssuedAt: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), Deadline: time.Date(2026, 11, 23, 12, 1, 30, 0, time.UTC)},
 	}
 }
 
@@ -180,8 +182,8 @@ func jsonString(s string) string {
 func TestInvokerPayloadShapes(t *testing.T) {
 	inv, _ := newTestInvoker(nil)
 	functions := inv.Functions()
-	if len(functions) != 3 {
-		t.Fatalf("Functions() = %+v, want the three queue functions", functions)
+	if len(functions) != 4 {
+		t.Fatalf("Functions() = %+v, want the four queue functions", functions)
 	}
 	for _, fn := range functions {
 		job := testJobs()[fn.Kind]
@@ -381,8 +383,8 @@ func TestCompose(t *testing.T) {
 			t.Errorf("POST /%s: %d %s, want the Invoker's 200", fn.Name, status, body)
 		}
 	}
-	if got := runner.ran(); len(got) != 3 {
-		t.Errorf("runner ran %d jobs, want 3", len(got))
+	if got := runner.ran(); len(got) != 4 {
+		t.Errorf("runner ran %d jobs, want 4", len(got))
 	}
 	if status, body := do(http.MethodGet, "/", ""); status != http.StatusOK || !bytes.Contains(body, []byte(`"ok"`)) {
 		t.Errorf("GET /: %d %s, want 200", status, body)

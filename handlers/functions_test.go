@@ -19,6 +19,8 @@ var (
 	// Azure's queue naming rule: 3-63 lowercase letters, digits and single hyphens, starting
 	// and ending with a letter or digit.
 	queueNamePattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
+	// A binding property written %NAME% is the app setting NAME.
+	appSettingRef = regexp.MustCompile(`^%([A-Za-z0-9_]+)%$`)
 )
 
 const (
@@ -39,6 +41,9 @@ type functionBinding struct {
 	Route      string   `json:"route"`
 	QueueName  string   `json:"queueName"`
 	Connection string   `json:"connection"`
+	Schedule   string   `json:"schedule"`
+	// RunOnStartup would sweep at every start and scale-out of the app, not on schedule.
+	RunOnStartup bool `json:"runOnStartup"`
 }
 
 type hostFunction struct {
@@ -141,8 +146,18 @@ func TestFunctionDefinitions(t *testing.T) {
 				if len(f.Bindings) != 1 {
 					t.Errorf("%d bindings; a queue function has its trigger alone (it answers with no outputs)", len(f.Bindings))
 				}
+			case "timerTrigger":
+				if !appSettingRef.MatchString(trig.Schedule) {
+					t.Errorf("schedule %q: want an app setting reference like %%AZCREDS_HEALTH_SCHEDULE%%, so each deployment sets its own", trig.Schedule)
+				}
+				if trig.RunOnStartup {
+					t.Error("runOnStartup is set: the host would sweep at every start and scale-out")
+				}
+				if len(f.Bindings) != 1 {
+					t.Errorf("%d bindings; a timer function has its trigger alone (it answers with no outputs)", len(f.Bindings))
+				}
 			default:
-				t.Errorf("trigger type %q: this test knows httpTrigger and queueTrigger; teach it the new one", trig.Type)
+				t.Errorf("trigger type %q: this test knows httpTrigger, queueTrigger and timerTrigger; teach it the new one", trig.Type)
 			}
 		})
 	}
@@ -199,12 +214,37 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 			t.Errorf("the API registers POST /%s, the invocation path of queue function %s", fn.Name, fn.Name)
 		}
 	}
+	timers := map[string]TimerFunction{}
+	for _, fn := range NewInvoker(nil, slog.New(slog.DiscardHandler)).Timers() {
+		timers[fn.Name] = fn
+		if _, clash := registered[routeKey(http.MethodPost, fn.Name)]; clash {
+			t.Errorf("the API registers POST /%s, the invocation path of timer function %s", fn.Name, fn.Name)
+		}
+		if _, clash := invoked[fn.Name]; clash {
+			t.Errorf("%s is both a queue and a timer function", fn.Name)
+		}
+	}
 	served := map[string]string{} // route key -> function
 	queueFunctions := map[string]bool{}
+	timerFunctions := map[string]bool{}
 	var templates []hostTemplate
 	for _, f := range loadFunctions(t) {
 		trig, ok := f.trigger(t)
 		if !ok {
+			continue
+		}
+		if trig.Type == "timerTrigger" {
+			served[routeKey(http.MethodPost, f.name)] = f.name
+			timerFunctions[f.name] = true
+			fn, ok := timers[f.name]
+			switch {
+			case !ok:
+				t.Errorf("timer function %s: the Invoker serves no POST /%s", f.name, f.name)
+			case trig.Name != fn.Binding:
+				t.Errorf("timer function %s: binding %q; the Invoker reads Data.%s", f.name, trig.Name, fn.Binding)
+			case trig.Schedule != "%"+fn.ScheduleSetting+"%":
+				t.Errorf("timer function %s: schedule %q, want the app setting %%%s%%", f.name, trig.Schedule, fn.ScheduleSetting)
+			}
 			continue
 		}
 		if trig.Type != "httpTrigger" {
@@ -247,9 +287,17 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 			t.Errorf("the Invoker serves POST /%s, but %s/%s has no queueTrigger function", name, functionsDir, name)
 		}
 	}
+	for name := range timers {
+		if !timerFunctions[name] {
+			t.Errorf("the Invoker serves POST /%s, but %s/%s has no timerTrigger function", name, functionsDir, name)
+		}
+	}
 	for _, tmpl := range templates {
 		if _, ok := invoked[strings.ToLower(tmpl.route)]; ok && tmpl.method == http.MethodPost {
 			t.Errorf("HTTP function %s takes route %s, the invocation path of a queue function", tmpl.function, tmpl.route)
+		}
+		if _, ok := timers[strings.ToLower(tmpl.route)]; ok && tmpl.method == http.MethodPost {
+			t.Errorf("HTTP function %s takes route %s, the invocation path of a timer function", tmpl.function, tmpl.route)
 		}
 	}
 	checkUnambiguous(t, templates)

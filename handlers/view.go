@@ -30,6 +30,25 @@ type detailView struct {
 	LastErrorHint          string        `json:"last_error_hint,omitempty"`
 	LastErrorProviderError string        `json:"last_error_provider_error"`
 	LastErrorRequestID     string        `json:"last_error_request_id"`
+	Health                 *healthView   `json:"health"`
+}
+
+// healthView is the last health re-probe of a verified credential; null before the first.
+type healthView struct {
+	Status    string       `json:"status"`
+	CheckedAt time.Time    `json:"checked_at"`
+	Since     *time.Time   `json:"since"`
+	Checks    []checkView  `json:"checks"`
+	Problem   *problemView `json:"problem"`
+}
+
+// problemView is what is wrong with a degraded credential, classified like last_error.
+type problemView struct {
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	Hint          string `json:"hint,omitempty"`
+	ProviderError string `json:"provider_error"`
+	RequestID     string `json:"request_id"`
 }
 
 type azureView struct {
@@ -89,6 +108,16 @@ func detailOf(c *credential.Credential) detailView {
 			pv.Checks = append(pv.Checks, checkView(ch))
 		}
 		v.Progress = pv
+	}
+	if h := c.Health; h.Status != "" {
+		hv := &healthView{Status: string(h.Status), CheckedAt: h.CheckedAt, Since: optionalTime(h.Since), Checks: []checkView{}}
+		for _, ch := range h.Checks {
+			hv.Checks = append(hv.Checks, checkView(ch))
+		}
+		if p := h.Problem; p != (credential.Problem{}) {
+			hv.Problem = &problemView{Code: p.Code, Message: p.Message, Hint: p.Hint, ProviderError: p.ProviderError, RequestID: p.RequestID}
+		}
+		v.Health = hv
 	}
 	return v
 }

@@ -29,6 +29,9 @@ type Credential struct {
 	Generation int64
 	Progress   Progress
 	LastError  Problem
+	// Health is the last re-probe of a verified credential's access (health.go); zero
+	// before the first. It is apart from State: a degraded credential stays verified.
+	Health Health
 
 	// IsOrgDefault is not stored on the row; the service fills it in from the org default.
 	IsOrgDefault bool

@@ -66,6 +66,8 @@ const (
 	JobSPPoll      JobKind = "sp_poll"
 	JobAccessProbe JobKind = "access_probe"
 	JobAppCleanup  JobKind = "app_cleanup"
+	// JobHealthProbe re-probes a verified credential's access (health.go).
+	JobHealthProbe JobKind = "health_probe"
 )
 
 // Job is one message of background work. Jobs are idempotent: a job whose generation is no
@@ -78,6 +80,9 @@ type Job struct {
 	Deadline     time.Time
 	Attempt      int    // the window's attempt this job makes; a replayed job is dropped
 	AppObjectID  string // app_cleanup only
+	// IssuedAt is when a health sweep scheduled the job (health_probe only): a credential
+	// checked since then is not probed again, so a duplicate delivery changes nothing.
+	IssuedAt time.Time
 	// Delivery is how often the queue has delivered this message, counting this delivery
 	// (its dequeue count; 0 when unknown). It is not part of the message: a delivery
 	// after the first may follow one that died before it scheduled the window's next attempt.

@@ -39,6 +39,8 @@ type Config struct {
 	EnvironmentDefault EnvironmentDefault
 	// ResolutionCacheTTL keeps a locked workspace's storage resolution this long (0: off).
 	ResolutionCacheTTL time.Duration
+	// HealthSpread spreads a health sweep's probes over this long (0: all at once).
+	HealthSpread time.Duration
 }
 
 // DefaultPollInterval spaces poll attempts: Entra and RBAC usually settle within seconds
@@ -80,6 +82,8 @@ type Deps struct {
 	// Workspaces and Signer serve workspace links and SAS issuance.
 	Workspaces WorkspaceStore
 	Signer     Signer
+	// Health keeps the health re-probe's results; needed only by the health sweep and probe.
+	Health HealthStore
 }
 
 // Service is the credential API's domain logic.
@@ -92,6 +96,7 @@ type Service struct {
 	prober      Prober
 	workspaces  WorkspaceStore
 	signer      Signer
+	health      HealthStore
 	resolutions *resolutionCache
 	log         *slog.Logger
 	now         func() time.Time
@@ -114,7 +119,7 @@ func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Servi
 	}
 	cfg.withDefaults()
 	s := &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, scheduler: deps.Scheduler,
-		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer, log: log,
+		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer, health: deps.Health, log: log,
 		resolutions: newResolutionCache(cfg.ResolutionCacheTTL),
 		now:         time.Now, newID: func() string { return uuid.NewString() }}
 	for _, o := range opts {

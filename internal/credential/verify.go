@@ -21,6 +21,8 @@ func (s *Service) Run(ctx context.Context, job Job) error {
 		return s.ProbeAccess(ctx, job)
 	case JobAppCleanup:
 		return s.CleanUpApp(ctx, job)
+	case JobHealthProbe:
+		return s.ProbeHealth(ctx, job)
 	}
 	s.log.ErrorContext(ctx, "dropping a job of unknown kind", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID)
 	return nil

@@ -18,11 +18,12 @@ const (
 	NameSPPoll      = "sppoll"
 	NameAccessProbe = "accessprobe"
 	NameAppCleanup  = "appcleanup"
+	NameHealthProbe = "healthprobe"
 )
 
 // Kinds lists the job kinds, one queue each.
 func Kinds() []credential.JobKind {
-	return []credential.JobKind{credential.JobSPPoll, credential.JobAccessProbe, credential.JobAppCleanup}
+	return []credential.JobKind{credential.JobSPPoll, credential.JobAccessProbe, credential.JobAppCleanup, credential.JobHealthProbe}
 }
 
 // QueueName returns the queue of a job kind.
@@ -34,6 +35,8 @@ func QueueName(kind credential.JobKind) (string, error) {
 		return NameAccessProbe, nil
 	case credential.JobAppCleanup:
 		return NameAppCleanup, nil
+	case credential.JobHealthProbe:
+		return NameHealthProbe, nil
 	}
 	return "", fmt.Errorf("no queue for job kind %q", kind)
 }
@@ -47,12 +50,14 @@ type message struct {
 	Deadline     time.Time `json:"deadline,omitzero"`
 	Attempt      int       `json:"attempt,omitempty"`
 	AppObjectID  string    `json:"app_object_id,omitempty"`
+	IssuedAt     time.Time `json:"issued_at,omitzero"`
 }
 
 // Encode renders a job as a queue message body: base64 of its JSON.
 func Encode(job credential.Job) (string, error) {
 	b, err := json.Marshal(message{Kind: string(job.Kind), OrgID: job.OrgID, CredentialID: job.CredentialID,
-		Generation: job.Generation, Deadline: job.Deadline.UTC(), Attempt: job.Attempt, AppObjectID: job.AppObjectID})
+		Generation: job.Generation, Deadline: job.Deadline.UTC(), Attempt: job.Attempt, AppObjectID: job.AppObjectID,
+		IssuedAt: job.IssuedAt.UTC()})
 	if err != nil {
 		return "", err
 	}
@@ -69,12 +74,13 @@ func DecodeJSON(b []byte) (credential.Job, error) {
 		return credential.Job{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	job := credential.Job{Kind: credential.JobKind(m.Kind), OrgID: m.OrgID, CredentialID: m.CredentialID,
-		Generation: m.Generation, Deadline: m.Deadline, Attempt: m.Attempt, AppObjectID: m.AppObjectID}
+		Generation: m.Generation, Deadline: m.Deadline, Attempt: m.Attempt, AppObjectID: m.AppObjectID,
+		IssuedAt: m.IssuedAt}
 	if _, err := QueueName(job.Kind); err != nil || job.OrgID == "" || job.CredentialID == "" {
 		return credential.Job{}, fmt.Errorf("%w: missing kind, org or credential", ErrMalformed)
 	}
-	if job.Kind == credential.JobAppCleanup && job.AppObjectID == "" {
-		return credential.Job{}, fmt.Errorf("%w: app clean-up without app object id", ErrMalformed)
+	if job.Kind == credential.JobHealthProbe && job.IssuedAt.IsZero() {
+		return credential.Job{}, fmt.Errorf("%w: health probe without issued_at", ErrMalformed)
 	}
 	return job, nil
 }

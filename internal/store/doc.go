@@ -7,6 +7,11 @@
 //	n:<lower-cased name>         the name reservation (unique names per org)
 //	d                            the org default (its CredentialID)
 //	e:<credential id>:<revision> one event per state transition, append-only
+//	h:<credential id>:<revision> one event per health status change, append-only
+//
+// Health events have their own key range so the transition log never holds anything but
+// transitions. The health sweep's walk over every verified credential is the one query
+// across partitions.
 //
 // Every update is conditional on the ETag the credential was read with; a stale write
 // fails with an error matching credential.ErrConflict.

@@ -13,6 +13,7 @@ const (
 	credentialPrefix = "c:"
 	namePrefix       = "n:"
 	eventPrefix      = "e:"
+	healthPrefix     = "h:"
 	defaultKey       = "d"
 )
 
@@ -55,6 +56,18 @@ type credentialEntity struct {
 	LastErrorHint          string `json:",omitempty"`
 	LastErrorProviderError string
 	LastErrorRequestID     string
+
+	// The health re-probe of a verified credential; absent before the first check.
+	// HealthStatus is a column of its own so that queries can filter on it.
+	HealthStatus             string `json:",omitempty"`
+	HealthCheckedAt          string `json:",omitempty"`
+	HealthSince              string `json:",omitempty"`
+	HealthChecks             string `json:",omitempty"` // JSON of []checkJSON
+	HealthError              string `json:",omitempty"`
+	HealthErrorCode          string `json:",omitempty"`
+	HealthErrorHint          string `json:",omitempty"`
+	HealthErrorProviderError string `json:",omitempty"`
+	HealthErrorRequestID     string `json:",omitempty"`
 }
 
 type checkJSON struct {
@@ -122,7 +135,7 @@ func toEntity(c *credential.Credential) (credentialEntity, error) {
 	if err != nil {
 		return credentialEntity{}, fmt.Errorf("encode progress: %w", err)
 	}
-	return credentialEntity{
+	ent := credentialEntity{
 		PartitionKey: c.OrgID, RowKey: credentialKey(c.ID), ID: c.ID,
 		Name: c.Name, StorageType: c.StorageType, BasePath: c.BasePath.String(), State: string(c.State),
 		CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt), VerifiedAt: formatTime(c.VerifiedAt),
@@ -132,7 +145,11 @@ func toEntity(c *credential.Credential) (credentialEntity, error) {
 		Generation: c.Generation, Revision: c.Revision, Progress: string(progress),
 		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
 		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
-	}, nil
+	}
+	if err := putHealth(&ent, c.Health); err != nil {
+		return credentialEntity{}, err
+	}
+	return ent, nil
 }
 
 func fromEntity(e credentialEntity, etag string) (*credential.Credential, error) {
@@ -174,6 +191,9 @@ func fromEntity(e credentialEntity, etag string) (*credential.Credential, error)
 			dst *time.Time
 			src string
 		}{{&c.Progress.StartedAt, pj.StartedAt}, {&c.Progress.Deadline, pj.Deadline}, {&c.Progress.GraceUntil, pj.GraceUntil}}...)
+	}
+	if err := getHealth(e, &c.Health); err != nil {
+		return nil, fmt.Errorf("stored health of %s: %w", e.ID, err)
 	}
 	for _, t := range times {
 		v, err := parseTime(t.src)

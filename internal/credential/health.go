@@ -1,0 +1,234 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+)
+
+// HealthStatus says whether a verified credential still has the access it was verified
+// with. It is not a State: a degraded credential stays verified, and only the re-probe
+// sets it.
+type HealthStatus string
+
+// The health statuses.
+const (
+	HealthOK       HealthStatus = "ok"
+	HealthDegraded HealthStatus = "degraded"
+)
+
+// Health is the result of the last health re-probe of a verified credential: the same
+// checks as the access probe, when they ran, and what is wrong when one failed. A zero
+// Health means the credential was never re-probed.
+type Health struct {
+	Status    HealthStatus
+	Checks    []Check
+	CheckedAt time.Time
+	// Since is when the status took its current value.
+	Since time.Time
+	// Problem says what is wrong while degraded, classified like the access probe's.
+	Problem Problem
+}
+
+// HealthEvent is one change of a credential's health status. Health events have a log of
+// their own, apart from the transition log, so they can never be read as a transition.
+type HealthEvent struct {
+	Time          time.Time
+	From          HealthStatus // ok for a credential's first check
+	To            HealthStatus
+	Code          string // the problem's classification when To is degraded
+	ProviderError string
+	RequestID     string
+	Generation    int64
+}
+
+// HealthStore keeps the health re-probe's results beside the credentials.
+type HealthStore interface {
+	// EachVerified calls fn with every verified credential of every organization, a page
+	// at a time; an error from fn stops the walk and is returned.
+	EachVerified(ctx context.Context, fn func(*Credential) error) error
+	// UpdateHealth writes c if it is unchanged since it was read, appending ev to its
+	// health log in the same transaction when ev is not nil. A stale write fails with an
+	// error matching ErrConflict.
+	UpdateHealth(ctx context.Context, c *Credential, ev *HealthEvent) error
+	// HealthEvents reads a credential's health log, oldest first.
+	HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error)
+}
+
+// maxHealthWrites bounds the writes of one health result that lose a race to unrelated
+// writes of the same row.
+const maxHealthWrites = 3
+
+// SweepHealth schedules one health probe for every verified credential, each after a
+// delay within the configured spread (the same for a credential at every sweep), so a
+// large fleet does not probe at once. It returns how many it scheduled; it stops at the
+// first error, and a later sweep covers whatever this one missed.
+func (s *Service) SweepHealth(ctx context.Context) (int, error) {
+	if s.health == nil {
+		return 0, errors.New("health sweep: the service has no health store")
+	}
+	now := s.now().UTC()
+	n := 0
+	err := s.health.EachVerified(ctx, func(c *Credential) error {
+		delay := spreadDelay(c.OrgID, c.ID, s.cfg.HealthSpread)
+		job := Job{Kind: JobHealthProbe, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation,
+			IssuedAt: now, Deadline: now.Add(delay)}
+		if err := s.scheduler.Schedule(ctx, job, delay); err != nil {
+			return fmt.Errorf("schedule the health probe of credential %s: %w", c.ID, err)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("health sweep after %d probes: %w", n, err)
+	}
+	s.log.InfoContext(ctx, "health sweep scheduled its probes", "probes", n, "spread", s.cfg.HealthSpread.String())
+	return n, nil
+}
+
+// spreadDelay places a credential at a fixed point within spread, by a hash of its key.
+func spreadDelay(orgID, id string, spread time.Duration) time.Duration {
+	if spread <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(orgID + "/" + id))
+	return time.Duration(h.Sum64() % uint64(spread))
+}
+
+// ProbeHealth re-runs the access probe of a verified credential and records its health.
+// The state never changes. A job for a credential that is no longer verified, of another
+// generation, deleted, or already checked since the sweep issued the job changes nothing,
+// so a duplicate or late delivery is harmless.
+func (s *Service) ProbeHealth(ctx context.Context, job Job) error {
+	if s.health == nil || s.prober == nil {
+		return errors.New("health probe: the service has no health store or prober")
+	}
+	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read credential %s for its health probe: %w", job.CredentialID, err)
+	}
+	if !healthDue(c, job) {
+		s.log.DebugContext(ctx, "health probe dropped: not verified, another generation, or checked since the sweep",
+			"org", job.OrgID, "credential", job.CredentialID, "state", c.State, "generation", c.Generation,
+			"job_generation", job.Generation, "checked_at", c.Health.CheckedAt, "issued_at", job.IssuedAt)
+		return nil
+	}
+	target := probeTarget(c)
+	target.FreshToken = deniedBefore(c.Health.Checks)
+	started := s.now().UTC()
+	report := s.prober.Probe(ctx, target)
+	result := healthOf(ClassifyProbe(report, target, c.SPObjectID, true), report, s.now().UTC())
+
+	for writes := 1; ; writes++ {
+		err := s.recordHealth(ctx, c, result)
+		if errors.Is(err, ErrNotFound) {
+			return nil // deleted meanwhile
+		}
+		if err == nil || !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if writes == maxHealthWrites {
+			s.log.InfoContext(ctx, "health result dropped: the credential kept changing under it", "org", c.OrgID, "credential", c.ID)
+			return nil
+		}
+		// Someone else wrote the row. Retry on what it is now, if the result still applies.
+		c, err = s.store.Get(ctx, job.OrgID, job.CredentialID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read credential %s again for its health result: %w", job.CredentialID, err)
+		}
+		if !healthApplies(c, job, target, started) {
+			s.log.InfoContext(ctx, "health result dropped: the credential changed or was checked meanwhile", "org", c.OrgID, "credential", c.ID)
+			return nil
+		}
+	}
+}
+
+// healthDue says whether a health job is still to run on c.
+func healthDue(c *Credential, job Job) bool {
+	return c.State == StateVerified && c.Generation == job.Generation && c.Health.CheckedAt.Before(job.IssuedAt)
+}
+
+// healthApplies says whether a result probed from started against target may still be
+// written on c as it is now.
+func healthApplies(c *Credential, job Job, target ProbeTarget, started time.Time) bool {
+	now := probeTarget(c)
+	return c.State == StateVerified && c.Generation == job.Generation && c.Health.CheckedAt.Before(started) &&
+		now.TenantID == target.TenantID && now.AppID == target.AppID && now.Account == target.Account &&
+		now.Container == target.Container && now.Prefix == target.Prefix
+}
+
+func probeTarget(c *Credential) ProbeTarget {
+	return ProbeTarget{TenantID: c.TenantID, AppID: c.App.AppID, Account: c.Storage.Account,
+		Container: c.Storage.Container, Prefix: c.BasePath.Prefix}
+}
+
+// healthOf turns a probe verdict into a health result. Every outcome but connected is
+// degraded: the access the credential was verified with is no longer confirmed.
+func healthOf(v Verdict, r ProbeReport, at time.Time) Health {
+	h := Health{Status: HealthOK, CheckedAt: at, Checks: make([]Check, 0, len(r.Checks))}
+	for _, c := range r.Checks {
+		h.Checks = append(h.Checks, Check{Name: c.Name, Result: c.Result, ProviderCode: c.Code})
+	}
+	if v.Status != StatusConnected {
+		h.Status = HealthDegraded
+		h.Problem = v.Problem
+	}
+	return h
+}
+
+// recordHealth writes result on c, with a health event when the status changes. A
+// credential never checked counts as ok: it was verified.
+func (s *Service) recordHealth(ctx context.Context, c *Credential, result Health) error {
+	prev := c.Health
+	from := prev.Status
+	if from == "" {
+		from = HealthOK
+	}
+	switch {
+	case prev.Status == result.Status:
+		result.Since = prev.Since
+	case prev.Status == "" && result.Status == HealthOK && !c.VerifiedAt.IsZero():
+		result.Since = c.VerifiedAt
+	default:
+		result.Since = result.CheckedAt
+	}
+	var ev *HealthEvent
+	if from != result.Status {
+		ev = &HealthEvent{Time: result.CheckedAt, From: from, To: result.Status, Code: result.Problem.Code,
+			ProviderError: result.Problem.ProviderError, RequestID: result.Problem.RequestID, Generation: c.Generation}
+	}
+	c.Health = result
+	if err := s.health.UpdateHealth(ctx, c, ev); err != nil {
+		c.Health = prev
+		return fmt.Errorf("record health of credential %s: %w", c.ID, err)
+	}
+	switch {
+	case ev != nil && result.Status == HealthDegraded:
+		s.log.WarnContext(ctx, "credential access degraded", "org", c.OrgID, "credential", c.ID,
+			"code", result.Problem.Code, "hint", result.Problem.Hint, "provider_error", result.Problem.ProviderError,
+			"provider_request_id", result.Problem.RequestID)
+	case ev != nil:
+		s.log.InfoContext(ctx, "credential access recovered", "org", c.OrgID, "credential", c.ID)
+	}
+	return nil
+}
+
+// HealthEvents reads a credential's health log.
+func (s *Service) HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error) {
+	if s.health == nil {
+		return nil, errors.New("health events: the service has no health store")
+	}
+	if _, err := s.store.Get(ctx, orgID, id); err != nil {
+		return nil, err
+	}
+	return s.health.HealthEvents(ctx, orgID, id)
+}

@@ -1,0 +1,424 @@
+package credential_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// hookProber answers the access probe from a script, one report per call, repeating the
+// last, records what it was asked, and runs during (when set) inside each probe: a write
+// racing the probe.
+type hookProber struct {
+	mu      sync.Mutex
+	reports []credential.ProbeReport
+	targets []credential.ProbeTarget
+	during  func()
+}
+
+func (p *hookProber) Probe(ctx context.Context, t credential.ProbeTarget) credential.ProbeReport {
+	p.mu.Lock()
+	r := p.reports[min(len(p.targets), len(p.reports)-1)]
+	p.targets = append(p.targets, t)
+	during := p.during
+	p.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	return r
+}
+
+func (p *hookProber) script(reports ...credential.ProbeReport) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reports, p.targets = reports, nil
+}
+
+func (p *hookProber) calls() []credential.ProbeTarget {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]credential.ProbeTarget(nil), p.targets...)
+}
+
+// recordingScheduler hands jobs to the real queues and remembers each with its delay.
+type recordingScheduler struct {
+	credential.Scheduler
+	mu     sync.Mutex
+	jobs   []credential.Job
+	delays []time.Duration
+}
+
+func (r *recordingScheduler) Schedule(ctx context.Context, job credential.Job, delay time.Duration) error {
+	r.mu.Lock()
+	if job.Kind == credential.JobHealthProbe {
+		r.jobs = append(r.jobs, job)
+		r.delays = append(r.delays, delay)
+	}
+	r.mu.Unlock()
+	return r.Scheduler.Schedule(ctx, job, delay)
+}
+
+type healthFixture struct {
+	*fixture
+	prober *hookProber
+	sched  *recordingScheduler
+}
+
+// newHealthFixture is the verify fixture whose service also keeps health, probes with a
+// hookProber and spreads a sweep over spread.
+func newHealthFixture(t *testing.T, spread time.Duration) *healthFixture {
+	t.Helper()
+	f := newFixture(t)
+	h := &healthFixture{fixture: f, prober: &hookProber{}, sched: &recordingScheduler{Scheduler: f.queues}}
+	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
+		SPPollInterval: time.Second, AccessProbeInterval: time.Second, HealthSpread: spread},
+		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: h.sched, Finder: f.fake, Prober: h.prober, Health: f.store},
+		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	return h
+}
+
+// verified onboards a credential to verified and returns it.
+func (h *healthFixture) verified() *credential.Credential {
+	h.t.Helper()
+	id, job := h.atStorage()
+	h.prober.script(report("pass", "pass", "pass", "pass"))
+	h.run(job)
+	c := h.get(id)
+	if c.State != credential.StateVerified {
+		h.t.Fatalf("onboarding ended in %s", c.State)
+	}
+	return c
+}
+
+// probe runs a health job for c issued a second from now, another second before it runs.
+func (h *healthFixture) probe(c *credential.Credential, reports ...credential.ProbeReport) *credential.Credential {
+	h.t.Helper()
+	h.prober.script(reports...)
+	h.now = h.now.Add(time.Second)
+	job := credential.Job{Kind: credential.JobHealthProbe, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.now}
+	h.now = h.now.Add(time.Second)
+	h.run(job)
+	return h.get(c.ID)
+}
+
+func (h *healthFixture) healthEvents(id string) []string {
+	h.t.Helper()
+	evs, err := h.svc.HealthEvents(context.Background(), "org", id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, string(e.From)+">"+string(e.To)+":"+e.Code)
+	}
+	return out
+}
+
+var onboarded = []credential.Event{credential.EventCreated, credential.EventSubmitTenant, credential.EventSPFound,
+	credential.EventSubmitStorage, credential.EventAccessConfirmed}
+
+// stillVerified fails unless c is verified with the transition log of its onboarding.
+func (h *healthFixture) stillVerified(c *credential.Credential) {
+	h.t.Helper()
+	if c.State != credential.StateVerified {
+		h.t.Errorf("state %s, want verified: health never moves a credential", c.State)
+	}
+	if diff := cmp.Diff(onboarded, h.causes(c.ID)); diff != "" {
+		h.t.Errorf("transition log (-want +got):\n%s", diff)
+	}
+}
+
+func TestHealthOK(t *testing.T) {
+	h := newHealthFixture(t, 0)
+	c := h.verified()
+	n, err := h.svc.SweepHealth(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("sweep scheduled %d, %v; want 1", n, err)
+	}
+	job := h.single(credential.JobHealthProbe)
+	if job.CredentialID != c.ID || job.Generation != c.Generation || !job.IssuedAt.Equal(h.now) {
+		t.Fatalf("health job %+v", job)
+	}
+	h.prober.script(report("pass", "pass", "pass", "pass"))
+	h.now = h.now.Add(time.Second)
+	h.run(job)
+	got := h.get(c.ID)
+	want := credential.Health{Status: credential.HealthOK, CheckedAt: h.now, Since: c.VerifiedAt,
+		Checks: []credential.Check{{Name: "user_delegation_key", Result: "pass"}, {Name: "write", Result: "pass"},
+			{Name: "list_read", Result: "pass"}, {Name: "delete", Result: "pass"}}}
+	if diff := cmp.Diff(want, got.Health); diff != "" {
+		t.Fatalf("health (-want +got):\n%s", diff)
+	}
+	if calls := h.prober.calls(); len(calls) != 1 || calls[0].Account != "bloblake" || calls[0].Prefix != "p" || calls[0].FreshToken {
+		t.Fatalf("probe targets %+v", calls)
+	}
+	h.stillVerified(got)
+	if evs := h.healthEvents(c.ID); len(evs) != 0 {
+		t.Fatalf("health events %v: a first check that is ok changes nothing", evs)
+	}
+	if got.LastError != c.LastError || got.Progress.Status != credential.StatusConnected {
+		t.Fatalf("the onboarding's progress or last error changed: %+v %+v", got.Progress, got.LastError)
+	}
+}
+
+// TestHealthDegradedOutcomes: every failing probe outcome is degraded with the access
+// probe's classification, after no grace, and the credential stays verified.
+func TestHealthDegradedOutcomes(t *testing.T) {
+	h := newHealthFixture(t, 0)
+	fail := func(name string, status int, code string) credential.CheckResult {
+		return credential.CheckResult{Name: name, Result: credential.ResultFail, Status: status, Code: code, RequestID: "st-req"}
+	}
+	pass := func(name string) credential.CheckResult {
+		return credential.CheckResult{Name: name, Result: credential.ResultPass}
+	}
+	skip := func(name string) credential.CheckResult {
+		return credential.CheckResult{Name: name, Result: credential.ResultSkip}
+	}
+	for _, tc := range []struct {
+		name           string
+		report         credential.ProbeReport
+		code, hint, pe string
+	}{
+		{"role revoked", report("403", "403", "403", "skip"), "role_not_sufficient", credential.HintNoRole, "AuthorizationPermissionMismatch"},
+		{"reader only", report("pass", "403", "pass", "skip"), "role_not_sufficient", credential.HintReaderRole, "AuthorizationPermissionMismatch"},
+		{"container scope", report("403", "pass", "pass", "pass"), "role_not_sufficient", credential.HintContainerScope, "AuthorizationPermissionMismatch"},
+		{"container deleted", credential.ProbeReport{Checks: []credential.CheckResult{pass("user_delegation_key"),
+			fail("write", 404, "ContainerNotFound"), skip("list_read"), skip("delete")}}, "container_not_found", "", "ContainerNotFound"},
+		{"account gone", credential.ProbeReport{AccountNotFound: true}, "storage_account_not_found", "", ""},
+		{"firewall", credential.ProbeReport{Checks: []credential.CheckResult{fail("user_delegation_key", 403, "AuthorizationFailure"),
+			skip("write"), skip("list_read"), skip("delete")}}, "network_blocked", credential.HintAllowNetwork, "AuthorizationFailure"},
+		{"storage unavailable", credential.ProbeReport{Checks: []credential.CheckResult{fail("user_delegation_key", 503, "ServerBusy"),
+			skip("write"), skip("list_read"), skip("delete")}}, "unexpected_error", "", "ServerBusy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.verified()
+			got := h.probe(c, tc.report)
+			hl := got.Health
+			if hl.Status != credential.HealthDegraded || hl.Problem.Code != tc.code || hl.Problem.Hint != tc.hint ||
+				hl.Problem.ProviderError != tc.pe || hl.Problem.Message == "" || !hl.CheckedAt.Equal(h.now) || !hl.Since.Equal(h.now) {
+				t.Fatalf("health %+v, want degraded %s/%s/%s", hl, tc.code, tc.hint, tc.pe)
+			}
+			if len(hl.Checks) != len(tc.report.Checks) {
+				t.Fatalf("checks %+v, want the probe's %d", hl.Checks, len(tc.report.Checks))
+			}
+			h.stillVerified(got)
+			if got.LastError != (credential.Problem{}) {
+				t.Errorf("last error %+v: health has its own problem", got.LastError)
+			}
+			if diff := cmp.Diff([]string{"ok>degraded:" + tc.code}, h.healthEvents(c.ID)); diff != "" {
+				t.Errorf("health events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestHealthRecoversAndOnlyChangesMakeEvents: ok, ok, degraded, degraded, ok, ok makes two
+// health events, takes a fresh token after a 403, and keeps the transition log as it was.
+func TestHealthRecoversAndOnlyChangesMakeEvents(t *testing.T) {
+	h := newHealthFixture(t, 0)
+	c := h.verified()
+	ok, revoked := report("pass", "pass", "pass", "pass"), report("403", "403", "403", "skip")
+	var tokens []bool
+	var degradedSince time.Time
+	for i, r := range []credential.ProbeReport{ok, ok, revoked, revoked, ok, ok} {
+		got := h.probe(c, r)
+		tokens = append(tokens, h.prober.calls()[0].FreshToken)
+		want := credential.HealthOK
+		if i == 2 || i == 3 {
+			want = credential.HealthDegraded
+		}
+		if got.Health.Status != want {
+			t.Fatalf("check %d: %s, want %s", i, got.Health.Status, want)
+		}
+		switch i {
+		case 2:
+			degradedSince = got.Health.Since
+		case 3:
+			if !got.Health.Since.Equal(degradedSince) {
+				t.Errorf("since moved while still degraded: %v, want %v", got.Health.Since, degradedSince)
+			}
+		case 4:
+			if got.Health.Problem != (credential.Problem{}) || !got.Health.Since.Equal(got.Health.CheckedAt) {
+				t.Errorf("recovered health %+v: want no problem, ok since this check", got.Health)
+			}
+		}
+		h.stillVerified(got)
+	}
+	if diff := cmp.Diff([]bool{false, false, false, true, true, false}, tokens); diff != "" {
+		t.Errorf("fresh token per check (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"ok>degraded:role_not_sufficient", "degraded>ok:"}, h.healthEvents(c.ID)); diff != "" {
+		t.Errorf("health events (-want +got):\n%s", diff)
+	}
+}
+
+// TestHealthStaleAndDuplicateJobs: a job delivered twice, a job issued before the last
+// check, a job of another generation, and duplicates delivered at once each check at most
+// once.
+func TestHealthStaleAndDuplicateJobs(t *testing.T) {
+	h := newHealthFixture(t, 0)
+	c := h.verified()
+	h.prober.script(report("403", "403", "403", "skip"))
+	job := credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.now}
+	h.now = h.now.Add(time.Second)
+	h.run(job)
+	first := h.get(c.ID)
+	h.now = h.now.Add(time.Second)
+	h.run(job) // delivered again
+	stale := job
+	stale.IssuedAt = job.IssuedAt.Add(-time.Minute)
+	h.run(stale) // issued by an older sweep
+	other := job
+	other.Generation++
+	other.IssuedAt = h.now
+	h.run(other) // another generation
+	if n := len(h.prober.calls()); n != 1 {
+		t.Fatalf("probed %d times, want once", n)
+	}
+	if got := h.get(c.ID); !got.Health.CheckedAt.Equal(first.Health.CheckedAt) || got.Revision != first.Revision {
+		t.Fatalf("a dropped job wrote: checked %v revision %d, want %v %d", got.Health.CheckedAt, got.Revision, first.Health.CheckedAt, first.Revision)
+	}
+
+	// Six deliveries of one job at once: each may probe, one result lands, one event.
+	h.prober.script(report("pass", "pass", "pass", "pass"))
+	dup := credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.now}
+	h.now = h.now.Add(time.Second)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() { h.run(dup) })
+	}
+	wg.Wait()
+	got := h.get(c.ID)
+	if got.Health.Status != credential.HealthOK || got.Revision != first.Revision+1 {
+		t.Fatalf("after duplicates: %s at revision %d, want ok written once (revision %d)", got.Health.Status, got.Revision, first.Revision+1)
+	}
+	if diff := cmp.Diff([]string{"ok>degraded:role_not_sufficient", "degraded>ok:"}, h.healthEvents(c.ID)); diff != "" {
+		t.Errorf("health events (-want +got):\n%s", diff)
+	}
+	h.stillVerified(got)
+}
+
+// TestHealthWriteRaces: an unrelated write during the probe makes the result's write
+// conflict; it is written again on the fresh row. A delete during the probe ends the job
+// quietly.
+func TestHealthWriteRaces(t *testing.T) {
+	h := newHealthFixture(t, 0)
+	ctx := context.Background()
+	c := h.verified()
+	h.prober.during = func() {
+		if _, err := h.svc.SetOrgDefault(ctx, "org", c.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	got := h.probe(c, report("403", "403", "403", "skip"))
+	if got.Health.Status != credential.HealthDegraded {
+		t.Fatalf("health %+v after a racing write, want degraded", got.Health)
+	}
+	if def, err := h.store.OrgDefault(ctx, "org"); err != nil || def != c.ID {
+		t.Fatalf("org default %q, %v: the racing write was lost", def, err)
+	}
+	if diff := cmp.Diff([]string{"ok>degraded:role_not_sufficient"}, h.healthEvents(c.ID)); diff != "" {
+		t.Errorf("health events (-want +got):\n%s", diff)
+	}
+
+	d := h.verified()
+	h.prober.during = func() {
+		if err := h.svc.Delete(ctx, "org", d.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	h.prober.script(report("pass", "pass", "pass", "pass"))
+	h.now = h.now.Add(time.Second)
+	h.run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: d.ID, Generation: d.Generation, IssuedAt: h.now}) // fails the test on an error
+	if _, err := h.store.Get(ctx, "org", d.ID); err == nil {
+		t.Fatal("the deleted credential came back")
+	}
+	h.prober.during = nil
+	// A job for a credential deleted before it runs probes nothing.
+	before := len(h.prober.calls())
+	h.run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: d.ID, Generation: d.Generation, IssuedAt: h.now})
+	if len(h.prober.calls()) != before {
+		t.Fatal("probed a deleted credential")
+	}
+}
+
+// TestHealthSkipsUnverified: the sweep schedules nothing for credentials that are not
+// verified, and a health job that finds one not verified probes nothing.
+func TestHealthSkipsUnverified(t *testing.T) {
+	h := newHealthFixture(t, 0)
+	ctx := context.Background()
+	draft, err := h.svc.Create(ctx, "org", credential.CreateInput{Name: "draft", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pendingID, _ := h.atStorage() // access_pending; its probe job is left alone
+	n, err := h.svc.SweepHealth(ctx)
+	if err != nil || n != 0 {
+		t.Fatalf("sweep scheduled %d, %v; want none", n, err)
+	}
+	for _, id := range []string{draft.ID, pendingID} {
+		c := h.get(id)
+		h.run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: id, Generation: c.Generation, IssuedAt: h.now})
+		if after := h.get(id); after.Revision != c.Revision || after.Health.Status != "" {
+			t.Errorf("%s credential: a health job wrote it", c.State)
+		}
+	}
+	if n := len(h.prober.calls()); n != 0 {
+		t.Fatalf("probed %d times, want never", n)
+	}
+}
+
+// TestHealthSweepSpread: the probes of one sweep are spread within the configured bound,
+// each credential at the same point every sweep, and each job's deadline is when it is due.
+func TestHealthSweepSpread(t *testing.T) {
+	const spread = 2 * time.Minute
+	h := newHealthFixture(t, spread)
+	ids := map[string]bool{}
+	for range 5 {
+		ids[h.verified().ID] = true
+	}
+	ctx := context.Background()
+	sweep := func() map[string]time.Duration {
+		t.Helper()
+		h.sched.mu.Lock()
+		h.sched.jobs, h.sched.delays = nil, nil
+		h.sched.mu.Unlock()
+		n, err := h.svc.SweepHealth(ctx)
+		if err != nil || n != len(ids) {
+			t.Fatalf("sweep scheduled %d, %v; want %d", n, err, len(ids))
+		}
+		h.sched.mu.Lock()
+		defer h.sched.mu.Unlock()
+		out := map[string]time.Duration{}
+		for i, job := range h.sched.jobs {
+			d := h.sched.delays[i]
+			if !ids[job.CredentialID] || d < 0 || d >= spread || !job.Deadline.Equal(job.IssuedAt.Add(d)) {
+				t.Errorf("job %+v with delay %v: want a verified credential due within %v", job, d, spread)
+			}
+			out[job.CredentialID] = d
+		}
+		return out
+	}
+	first := sweep()
+	h.now = h.now.Add(15 * time.Minute)
+	if diff := cmp.Diff(first, sweep()); diff != "" {
+		t.Errorf("a credential's point in the spread moved between sweeps (-first +second):\n%s", diff)
+	}
+	distinct := map[time.Duration]bool{}
+	for _, d := range first {
+		distinct[d] = true
+	}
+	if len(distinct) < 2 {
+		t.Errorf("delays %v: the sweep did not spread its probes", first)
+	}
+}
