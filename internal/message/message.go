@@ -82,6 +82,9 @@ func DecodeJSON(b []byte) (credential.Job, error) {
 	if job.Kind == credential.JobHealthProbe && job.IssuedAt.IsZero() {
 		return credential.Job{}, fmt.Errorf("%w: health probe without issued_at", ErrMalformed)
 	}
+	if err := checkFields(job); err != nil {
+		return credential.Job{}, err
+	}
 	return job, nil
 }
 
