@@ -6,6 +6,7 @@
 #
 #   GOTEST_FLAGS  flags for go test (default: -race -count=1)
 #   PKGS          packages (default: ./...)
+#   FUZZTIME      per fuzz target after the tests (default: 2s; 0 skips them)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -79,6 +80,11 @@ say "go test: $((SECONDS - start)) s"
 if ((test_rc != 0)); then
 	say "go test failed (status $test_rc)"
 	exit "$test_rc"
+fi
+# Every fuzz target of PKGS for a few seconds (scripts/fuzz.sh; `make fuzz` for longer);
+# their seeds and corpora ran above as tests. A targeted run (-run) or FUZZTIME=0 skips it.
+if [[ " $GOTEST_FLAGS " != *" -run"* && "${FUZZTIME:-2s}" != 0 ]]; then
+	PKGS="$PKGS" FUZZTIME=${FUZZTIME:-2s} run_step fuzz "$AZCREDS_ROOT/scripts/fuzz.sh" || exit 1
 fi
 if ((vet_rc != 0)); then
 	say "go vet failed (status $vet_rc)"
