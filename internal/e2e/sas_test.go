@@ -80,6 +80,14 @@ func checkSASShape(t *testing.T, c wizard.Creds) {
 	if !c.ExpiresAt.Equal(expiry) {
 		t.Errorf("expires_at %s, the SAS says %s", c.ExpiresAt, expiry)
 	}
+	// It starts five minutes back for clock skew (SPEC.md), from the same instant.
+	start, err := time.Parse(time.RFC3339, q.Get("st"))
+	if err != nil {
+		t.Fatalf("st %q: %v", q.Get("st"), err)
+	}
+	if d := expiry.Sub(start); d != time.Hour+5*time.Minute {
+		t.Errorf("the SAS runs from %s to %s (%s), want five minutes back and one hour ahead", start, expiry, d)
+	}
 	if q.Get("sp") != "racwdl" || q.Get("spr") != "https" || q.Get("sr") != "c" || q.Get("skoid") == "" {
 		t.Errorf("SAS fields sp=%s spr=%s sr=%s skoid=%s: want a user delegation container SAS racwdl over https",
 			q.Get("sp"), q.Get("spr"), q.Get("sr"), q.Get("skoid"))

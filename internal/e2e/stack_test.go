@@ -84,6 +84,7 @@ type process struct {
 	name string
 	cmd  *exec.Cmd
 	done chan struct{}
+	log  string // the file its stdout and stderr go to
 }
 
 func start(t testing.TB, name string, env []string, args ...string) *process {
@@ -96,6 +97,7 @@ func start(t testing.TB, name string, env []string, args ...string) *process {
 		t.Fatal(err)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.log = logFile.Name()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +256,8 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		"AZCREDS_ACCESS_PROBE_WINDOW=" + s.probeWindow.String(),
 		"AZCREDS_ACCESS_PROBE_INTERVAL=" + s.probeInterval.String(),
 		"AZCREDS_PROPAGATION_GRACE=" + s.grace.String(),
+		// Short, so a test sees the guards of its creates run.
+		"AZCREDS_CREATE_GUARD_DELAY=10s",
 		"AZCREDS_BLOB_ENDPOINT_TEMPLATE=https://%s.blob.localhost:" + portOf(si.frontAddr) + "/",
 		"AZCREDS_LOCAL_BLOB_ADDR=" + si.frontAddr,
 		"AZCREDS_LOCAL_BLOB_ACCOUNTS=" + testenv.DevAccount + ",custacct1,custacct2",
