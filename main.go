@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/localdial"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/sweep"
 	"github.com/activeloopai/azcreds/internal/worker"
 )
 
@@ -140,9 +142,10 @@ func serve(args []string) error {
 }
 
 // build wires config -> clients -> services -> handlers. Under the Functions host the
-// handler also serves the host's queue-trigger invocations; standalone, the returned
-// worker consumes the queues instead (nil under the host).
-func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, *worker.Worker, error) {
+// handler also serves the host's queue- and timer-trigger invocations; standalone, the
+// returned background work consumes the queues and sweeps health on AZCREDS_HEALTH_INTERVAL
+// instead (nil under the host).
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, background, error) {
 	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
 	if cfg.ManagedIdentityClientID != "" {
 		miOpts.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
@@ -206,14 +209,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		EnvironmentDefault: credential.EnvironmentDefault{Account: cfg.DefaultStorageAccount,
 			Container: cfg.DefaultContainer, Prefix: cfg.DefaultPrefix},
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
+		HealthSpread:       cfg.HealthSpread,
 	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober,
-		Workspaces: st, Signer: signer}, log)
+		Workspaces: st, Signer: signer, Health: st}, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	api := handlers.New(svc, verifier, log)
 	if cfg.FunctionsHost {
-		return handlers.Compose(api, handlers.NewInvoker(svc, log)), nil, nil
+		return handlers.Compose(api, handlers.NewInvoker(svc, log, handlers.WithHealthSweep(svc))), nil, nil
 	}
 	consumed, err := worker.Open(ctx, queues, sched)
 	if err != nil {
@@ -223,7 +227,30 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	return api, jobs, nil
+	work := together{jobs}
+	if cfg.HealthInterval > 0 {
+		work = append(work, &sweep.Ticker{Sweeper: svc, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
+	}
+	return api, work, nil
+}
+
+// background is work serve runs beside the server when no Functions host does; it stops
+// taking work when ctx ends and returns once its work in flight is done.
+type background interface {
+	Run(ctx context.Context) error
+}
+
+// together runs its parts side by side until each has returned.
+type together []background
+
+func (t together) Run(ctx context.Context) error {
+	errs := make([]error, len(t))
+	var wg sync.WaitGroup
+	for i, b := range t {
+		wg.Go(func() { errs[i] = b.Run(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // storageClients reaches the backend's own tables and queues: by connection string

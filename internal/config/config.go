@@ -64,6 +64,18 @@ const (
 	KeyAccessProbeInterval = "AZCREDS_ACCESS_PROBE_INTERVAL"
 )
 
+// The health sweep's settings (internal/credential, health.go).
+const (
+	// KeyHealthSchedule is the health-sweep timer function's NCRONTAB schedule, which the
+	// Functions host reads (functions/health-sweep); the binary checks its shape at start.
+	KeyHealthSchedule = "AZCREDS_HEALTH_SCHEDULE"
+	// KeyHealthInterval is the standalone twin of that schedule: how often `serve` without
+	// the host sweeps (0 or off: never).
+	KeyHealthInterval = "AZCREDS_HEALTH_INTERVAL"
+	// KeyHealthSpread spreads one sweep's probes over this long (0s: all at once).
+	KeyHealthSpread = "AZCREDS_HEALTH_SPREAD"
+)
+
 // Defaults for the settings that have one.
 const (
 	DefaultListenAddr    = "127.0.0.1:7071"
@@ -73,6 +85,10 @@ const (
 	// DefaultBlobEndpointTemplate is a customer account's blob endpoint in Azure's public
 	// cloud; %s is the account name.
 	DefaultBlobEndpointTemplate = "https://%s.blob.core.windows.net/"
+	// DefaultHealthSchedule sweeps every 15 minutes, on the quarter hour.
+	DefaultHealthSchedule = "0 */15 * * * *"
+	DefaultHealthInterval = 15 * time.Minute
+	DefaultHealthSpread   = 5 * time.Minute
 )
 
 // Storage says how to reach the backend's own Table and Queue storage: a connection string
@@ -125,6 +141,12 @@ type Config struct {
 	// SPPollInterval and AccessProbeInterval space the attempts of the two windows.
 	SPPollInterval      time.Duration
 	AccessProbeInterval time.Duration
+
+	// HealthSchedule is the host's NCRONTAB schedule of the health sweep; HealthInterval
+	// its standalone twin (0: off); HealthSpread spreads one sweep's probes.
+	HealthSchedule string
+	HealthInterval time.Duration
+	HealthSpread   time.Duration
 }
 
 // Source looks settings up by name.
@@ -192,6 +214,9 @@ func Parse(get Source) (Config, error) {
 		PropagationGrace:        p.duration(KeyPropagationGrace, 2*time.Minute),
 		SPPollInterval:          p.duration(KeySPPollInterval, 5*time.Second),
 		AccessProbeInterval:     p.duration(KeyAccessProbeInterval, 5*time.Second),
+		HealthSchedule:          p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
+		HealthInterval:          p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
+		HealthSpread:            p.spread(KeyHealthSpread, DefaultHealthSpread),
 		Storage: Storage{
 			ConnectionString: p.str(KeyStorage, ""),
 			TableServiceURI:  p.str(KeyStorageTableServiceURI, ""),
@@ -223,6 +248,10 @@ func Parse(get Source) (Config, error) {
 	if c.AccessProbeWindow > 0 && c.PropagationGrace > c.AccessProbeWindow {
 		p.errs = append(p.errs, fmt.Errorf("%s (%s) must not be longer than %s (%s)",
 			KeyPropagationGrace, c.PropagationGrace, KeyAccessProbeWindow, c.AccessProbeWindow))
+	}
+	if c.HealthInterval > 0 && c.HealthSpread > c.HealthInterval {
+		p.errs = append(p.errs, fmt.Errorf("%s (%s) must not be longer than %s (%s): one sweep's probes would overlap the next's",
+			KeyHealthSpread, c.HealthSpread, KeyHealthInterval, c.HealthInterval))
 	}
 	if len(p.errs) > 0 {
 		return Config{}, fmt.Errorf("invalid settings: %w", errors.Join(p.errs...))
@@ -326,6 +355,59 @@ func (p *parser) durationOrZero(key string, def time.Duration) time.Duration {
 	return d
 }
 
+// intervalOrOff reads a positive duration, or 0 / "off" for none.
+func (p *parser) intervalOrOff(key string, def time.Duration) time.Duration {
+	v := p.str(key, "")
+	switch {
+	case v == "":
+		return def
+	case strings.EqualFold(v, "off") || v == "0":
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a positive duration like 15m, or 0 or off, got %q", key, v))
+		return def
+	}
+	return d
+}
+
+// spread reads a duration from 0s to a day.
+func (p *parser) spread(key string, def time.Duration) time.Duration {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > 24*time.Hour {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a duration from 0s to 24h, got %q", key, v))
+		return def
+	}
+	return d
+}
+
+// ncrontabField is one field of an NCRONTAB expression: *, a number, a range, a list or a
+// step of those; numbers of one or two digits, names of three letters (MON, JAN).
+var ncrontabField = regexp.MustCompile(`^(\*|(?:[0-9]{1,2}|[A-Za-z]{3})(?:-(?:[0-9]{1,2}|[A-Za-z]{3}))?)(/[0-9]{1,2})?(,(\*|(?:[0-9]{1,2}|[A-Za-z]{3})(?:-(?:[0-9]{1,2}|[A-Za-z]{3}))?)(/[0-9]{1,2})?)*$`)
+
+// ncrontab reads the Functions timer's six-field schedule ({second} {minute} {hour} {day}
+// {month} {day-of-week}). The host reads the setting itself; checking it here makes a
+// typo fail at start instead of leaving the timer function unindexed.
+// https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#ncrontab-expressions
+func (p *parser) ncrontab(key, def string) string {
+	v := p.str(key, def)
+	fields := strings.Fields(v)
+	ok := len(fields) == 6
+	for _, f := range fields {
+		ok = ok && ncrontabField.MatchString(f)
+	}
+	if !ok {
+		p.errs = append(p.errs, fmt.Errorf("%s must be an NCRONTAB expression of six fields ({second} {minute} {hour} {day} {month} {day-of-week}) like %q, got %q",
+			key, DefaultHealthSchedule, v))
+	}
+	return v
+}
+
 func (p *parser) duration(key string, def time.Duration) time.Duration {
 	v := p.str(key, "")
 	if v == "" {
@@ -349,5 +431,6 @@ func Keys() []string {
 		KeyDefaultStorageAccount, KeyDefaultContainer, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
+		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,
 	}
 }

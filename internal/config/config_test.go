@@ -177,3 +177,65 @@ func TestBlobSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthSettings(t *testing.T) {
+	c, err := Parse(source(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HealthSchedule != DefaultHealthSchedule || c.HealthInterval != 15*time.Minute || c.HealthSpread != 5*time.Minute {
+		t.Errorf("defaults: schedule %q, interval %v, spread %v", c.HealthSchedule, c.HealthInterval, c.HealthSpread)
+	}
+	good := map[string]struct {
+		settings         map[string]string
+		interval, spread time.Duration
+	}{
+		"off":                  {map[string]string{KeyHealthInterval: "off"}, 0, 5 * time.Minute},
+		"OFF":                  {map[string]string{KeyHealthInterval: "OFF"}, 0, 5 * time.Minute},
+		"zero":                 {map[string]string{KeyHealthInterval: "0"}, 0, 5 * time.Minute},
+		"short, no spread":     {map[string]string{KeyHealthInterval: "2s", KeyHealthSpread: "0s"}, 2 * time.Second, 0},
+		"spread when off":      {map[string]string{KeyHealthInterval: "off", KeyHealthSpread: "2h"}, 0, 2 * time.Hour},
+		"schedule with a list": {map[string]string{KeyHealthSchedule: "0 0,30 9-17 * * MON-FRI"}, 15 * time.Minute, 5 * time.Minute},
+	}
+	for name, tc := range good {
+		m := valid()
+		for k, v := range tc.settings {
+			m[k] = v
+		}
+		c, err := Parse(source(m))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if c.HealthInterval != tc.interval || c.HealthSpread != tc.spread {
+			t.Errorf("%s: interval %v spread %v, want %v %v", name, c.HealthInterval, c.HealthSpread, tc.interval, tc.spread)
+		}
+	}
+	bad := map[string]map[string]string{
+		"five-field cron":        {KeyHealthSchedule: "*/15 * * * *"},
+		"schedule of words":      {KeyHealthSchedule: "every fifteen minutes of the day"},
+		"interval not duration":  {KeyHealthInterval: "sometimes"},
+		"negative interval":      {KeyHealthInterval: "-1m"},
+		"negative spread":        {KeyHealthSpread: "-1s"},
+		"spread over a day":      {KeyHealthSpread: "25h"},
+		"spread beyond interval": {KeyHealthInterval: "1m", KeyHealthSpread: "2m"},
+	}
+	for name, settings := range bad {
+		m := valid()
+		for k, v := range settings {
+			m[k] = v
+		}
+		_, err := Parse(source(m))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		mentioned := false
+		for k := range settings {
+			mentioned = mentioned || strings.Contains(err.Error(), k)
+		}
+		if !mentioned {
+			t.Errorf("%s: error does not name the setting: %v", name, err)
+		}
+	}
+}
