@@ -30,6 +30,8 @@
 //	... one onboarding ...
 //	n := p.Stats().Sub(before).Services[faultproxy.ServiceTable].Requests
 //
+// Inject forces the next requests of one operation to meet a given fault, whatever the
+// rates: a test loses exactly the first answer of an insert and watches the SDK's retry.
 // Rates change at run time with SetRates. The same counters and settings are served over
 // HTTP on every listener under /_faultproxy/ (GET stats, GET and POST config, POST
 // reset), a path that no storage request can take: account names cannot contain '_'.

@@ -81,10 +81,11 @@ type Proxy struct {
 	log      *slog.Logger
 	handlers map[Service]http.Handler
 
-	mu    sync.Mutex
-	rng   *rand.Rand
-	rates map[Service]Rates
-	stats map[Service]*ServiceStats
+	mu       sync.Mutex
+	rng      *rand.Rand
+	rates    map[Service]Rates
+	stats    map[Service]*ServiceStats
+	injected map[Service][]*injection
 }
 
 // New validates cfg and returns a proxy for the services it names.
@@ -105,6 +106,7 @@ func New(cfg Config) (*Proxy, error) {
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		rates:    map[Service]Rates{},
 		stats:    map[Service]*ServiceStats{},
+		injected: map[Service][]*injection{},
 	}
 	if p.hold == 0 {
 		p.hold = DefaultHold
@@ -176,53 +178,100 @@ func (p *Proxy) Rates() map[Service]Rates {
 	return out
 }
 
-// fault is the decision for one request.
-type fault int
+// Fault is what happens to one request.
+type Fault int
 
+// The faults, as the counters name them.
 const (
-	faultNone fault = iota
-	faultBusy
-	faultLostBusy
-	faultLostDrop
-	faultTimeout
+	FaultNone     Fault = iota
+	FaultBusy           // 503 ServerBusy, not forwarded
+	FaultLostBusy       // forwarded, the answer replaced by 503 ServerBusy
+	FaultLostDrop       // forwarded, the connection dropped instead of the answer
+	FaultTimeout        // held, then the connection dropped; not forwarded
 )
 
-func (f fault) String() string {
+func (f Fault) String() string {
 	return [...]string{"none", "busy", "lost_busy", "lost_dropped", "timeout"}[f]
 }
 
+// injection is a pending Inject.
+type injection struct {
+	op    string
+	fault Fault
+	count int
+}
+
+// Inject makes the next count requests of svc whose operation is op (any operation when
+// op is empty; see Operation for the names) meet fault f, whatever the rates say. Tests
+// use it to lose exactly one answer, such as the first "POST batch" of an insert, and
+// watch what the client's retry does. Injections for one service fire in order.
+func (p *Proxy) Inject(svc Service, op string, f Fault, count int) error {
+	if f <= FaultNone || f > FaultTimeout {
+		return fmt.Errorf("unknown fault %d", f)
+	}
+	if count <= 0 {
+		return errors.New("count must be positive")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.rates[svc]; !ok {
+		return fmt.Errorf("no target for service %q", svc)
+	}
+	p.injected[svc] = append(p.injected[svc], &injection{op: op, fault: f, count: count})
+	return nil
+}
+
+// takeInjected consumes one firing of the first injection of svc that matches op.
+func (p *Proxy) takeInjected(svc Service, op string) Fault {
+	q := p.injected[svc]
+	for i, in := range q {
+		if in.op != "" && in.op != op {
+			continue
+		}
+		in.count--
+		if in.count == 0 {
+			p.injected[svc] = slices.Delete(q, i, i+1)
+		}
+		return in.fault
+	}
+	return FaultNone
+}
+
 // decide counts a request of op and draws its fault.
-func (p *Proxy) decide(svc Service, op string) fault {
+func (p *Proxy) decide(svc Service, op string) Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.stats[svc]
 	st.Requests++
 	st.Operations[op]++
-	r := p.rates[svc]
-	if r == (Rates{}) {
-		return faultNone
-	}
-	x := p.rng.Float64()
-	f := faultNone
-	switch {
-	case x < r.Busy:
-		f = faultBusy
-		st.Faults.Busy++
-	case x < r.Busy+r.Lost:
-		if p.rng.IntN(2) == 0 {
-			f = faultLostBusy
-			st.Faults.LostBusy++
-		} else {
-			f = faultLostDrop
-			st.Faults.LostDropped++
+	f := p.takeInjected(svc, op)
+	if r := p.rates[svc]; f == FaultNone && r != (Rates{}) {
+		x := p.rng.Float64()
+		switch {
+		case x < r.Busy:
+			f = FaultBusy
+		case x < r.Busy+r.Lost:
+			f = FaultLostBusy
+			if p.rng.IntN(2) == 1 {
+				f = FaultLostDrop
+			}
+		case x < r.Busy+r.Lost+r.Timeout:
+			f = FaultTimeout
 		}
-	case x < r.Busy+r.Lost+r.Timeout:
-		f = faultTimeout
+	}
+	switch f {
+	case FaultNone:
+		return f
+	case FaultBusy:
+		st.Faults.Busy++
+	case FaultLostBusy:
+		st.Faults.LostBusy++
+	case FaultLostDrop:
+		st.Faults.LostDropped++
+	case FaultTimeout:
 		st.Faults.Timeout++
 	}
-	if f != faultNone {
-		st.OperationFaults[op]++
-	}
+	st.OperationFaults[op]++
 	return f
 }
 
@@ -250,13 +299,13 @@ type forwarder struct {
 func (t *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.p.countForwarded(t.svc)
 	resp, err := t.inner.RoundTrip(req)
-	f, _ := req.Context().Value(faultKey{}).(fault)
-	if err != nil || (f != faultLostBusy && f != faultLostDrop) {
+	f, _ := req.Context().Value(faultKey{}).(Fault)
+	if err != nil || (f != FaultLostBusy && f != FaultLostDrop) {
 		return resp, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return nil, &lostResponse{drop: f == faultLostDrop}
+	return nil, &lostResponse{drop: f == FaultLostDrop}
 }
 
 func (p *Proxy) newHandler(svc Service, target *url.URL, transport http.RoundTripper) http.Handler {
@@ -291,14 +340,14 @@ func (p *Proxy) newHandler(svc Service, target *url.URL, transport http.RoundTri
 		}
 		op := Operation(svc, r)
 		f := p.decide(svc, op)
-		if f != faultNone {
+		if f != FaultNone {
 			p.log.Info("faultproxy: fault", "service", string(svc), "operation", op, "fault", f.String())
 		}
 		switch f {
-		case faultBusy:
+		case FaultBusy:
 			writeServerBusy(w, r, svc)
 			return
-		case faultTimeout:
+		case FaultTimeout:
 			hold(r.Context(), p.hold)
 			panic(http.ErrAbortHandler)
 		}

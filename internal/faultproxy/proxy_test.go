@@ -500,3 +500,34 @@ func TestOperation(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectLosesExactlyOne: an injected fault fires for the operation named, the number
+// of times asked, and the SDK's own retry of an entity group transaction then meets the
+// work of its first attempt.
+func TestInjectLosesExactlyOne(t *testing.T) {
+	s := newStack(t, faultproxy.Config{})
+	ctx := context.Background()
+	table, _ := s.newTable(t)
+	if err := s.proxy.Inject(faultproxy.ServiceTable, "POST batch", faultproxy.FaultLostBusy, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.proxy.Inject(faultproxy.ServiceTable, "", faultproxy.FaultNone, 1); err == nil {
+		t.Error("Inject accepted FaultNone")
+	}
+	// Other operations pass untouched.
+	if _, err := table.AddEntity(ctx, entity("p", "plain"), nil); err != nil {
+		t.Fatal(err)
+	}
+	actions := []aztables.TransactionAction{{ActionType: aztables.TransactionTypeAdd, Entity: entity("p", "batched")}}
+	_, err := table.SubmitTransaction(ctx, actions, nil)
+	if err == nil {
+		t.Fatal("the retried transaction succeeded; its first attempt should have taken the row")
+	}
+	if _, err := table.GetEntity(ctx, "p", "batched", nil); err != nil {
+		t.Errorf("the first attempt did not land: %v", err)
+	}
+	st := s.proxy.Stats().Services[faultproxy.ServiceTable]
+	if st.Faults.LostBusy != 1 || st.OperationFaults["POST batch"] != 1 || st.Operations["POST batch"] != 2 {
+		t.Errorf("stats %+v: want one lost batch answer and its retry", st)
+	}
+}
