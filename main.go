@@ -206,6 +206,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		PropagationGrace:        cfg.PropagationGrace,
 		SPPollInterval:          cfg.SPPollInterval,
 		AccessProbeInterval:     cfg.AccessProbeInterval,
+		CreateGuardDelay:        cfg.CreateGuardDelay,
 		EnvironmentDefault: credential.EnvironmentDefault{Account: cfg.DefaultStorageAccount,
 			Container: cfg.DefaultContainer, Prefix: cfg.DefaultPrefix},
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,

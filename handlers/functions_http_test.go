@@ -287,7 +287,6 @@ func TestInvokerDropsMalformed(t *testing.T) {
 		{"payload broken JSON in a string", "sp-poll", hostInvocation(jsonString(`{"kind":"sp_poll",`), 1)},
 		{"payload missing credential", "sp-poll", hostInvocation(`{"kind":"sp_poll","org_id":"o","generation":1}`, 1)},
 		{"payload unknown kind", "sp-poll", hostInvocation(`{"kind":"bogus","org_id":"o","credential_id":"c"}`, 1)},
-		{"clean-up without app", "app-cleanup", hostInvocation(`{"kind":"app_cleanup","org_id":"o","credential_id":"c"}`, 1)},
 		{"payload nested too deep", "sp-poll", hostInvocation(nested, 1)},
 		{"body over 64 KiB", "sp-poll", hostInvocation(jsonString(strings.Repeat("A", MaxBodyBytes)), 1)},
 	}

@@ -22,8 +22,8 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 		t.Logf("%s: %d storage calls", name, h.calls.n.Load()-before)
 	}
 	var d detailView
-	// insert (transaction), read back its ETag, record the app
-	count("create", 3, func() { d = h.create(org, "c1", "az://bloblake/lakedata") })
+	// insert (transaction), read back its ETag, the create's guard message, record the app
+	count("create", 4, func() { d = h.create(org, "c1", "az://bloblake/lakedata") })
 	// the row and the org default
 	count("get", 2, func() { h.want(h.call("GET", org, base+"/"+d.ID, nil), http.StatusOK) })
 	count("list", 2, func() { h.want(h.call("GET", org, base, nil), http.StatusOK) })

@@ -62,6 +62,7 @@ const (
 	KeyPropagationGrace    = "AZCREDS_PROPAGATION_GRACE"
 	KeySPPollInterval      = "AZCREDS_SP_POLL_INTERVAL"
 	KeyAccessProbeInterval = "AZCREDS_ACCESS_PROBE_INTERVAL"
+	KeyCreateGuardDelay    = "AZCREDS_CREATE_GUARD_DELAY"
 )
 
 // The health sweep's settings (internal/credential, health.go).
@@ -147,6 +148,9 @@ type Config struct {
 	HealthSchedule string
 	HealthInterval time.Duration
 	HealthSpread   time.Duration
+	// CreateGuardDelay is when a create's guard checks that no app registration of the
+	// create outlived it unrecorded.
+	CreateGuardDelay time.Duration
 }
 
 // Source looks settings up by name.
@@ -217,6 +221,7 @@ func Parse(get Source) (Config, error) {
 		HealthSchedule:          p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
 		HealthInterval:          p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
 		HealthSpread:            p.spread(KeyHealthSpread, DefaultHealthSpread),
+		CreateGuardDelay:        p.duration(KeyCreateGuardDelay, 10*time.Minute),
 		Storage: Storage{
 			ConnectionString: p.str(KeyStorage, ""),
 			TableServiceURI:  p.str(KeyStorageTableServiceURI, ""),
@@ -432,5 +437,6 @@ func Keys() []string {
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,
+		KeyCreateGuardDelay,
 	}
 }

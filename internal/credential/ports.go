@@ -29,7 +29,11 @@ type FederatedCredential struct {
 // Implementations wrap ErrUnavailable for throttling and server errors, and treat a
 // missing application on delete as success.
 type Directory interface {
-	CreateApp(ctx context.Context, displayName string) (App, error)
+	// CreateApp registers an app named displayName under the unique key uniqueName, or
+	// returns the app that already has that key: repeating it never makes a second app.
+	CreateApp(ctx context.Context, displayName, uniqueName string) (App, error)
+	// FindApp returns the app registered under uniqueName; ok is false when there is none.
+	FindApp(ctx context.Context, uniqueName string) (app App, ok bool, err error)
 	AddFederatedCredential(ctx context.Context, appObjectID string, fc FederatedCredential) error
 	DeleteApp(ctx context.Context, appObjectID string) error
 }
@@ -78,8 +82,10 @@ type Job struct {
 	CredentialID string
 	Generation   int64
 	Deadline     time.Time
-	Attempt      int    // the window's attempt this job makes; a replayed job is dropped
-	AppObjectID  string // app_cleanup only
+	Attempt      int // the window's attempt this job makes; a replayed job is dropped
+	// AppObjectID is the app an app_cleanup job deletes; empty, the job is a create's
+	// guard, which finds the credential's app by its unique name (UniqueAppName).
+	AppObjectID string
 	// IssuedAt is when a health sweep scheduled the job (health_probe only): a credential
 	// checked since then is not probed again, so a duplicate delivery changes nothing.
 	IssuedAt time.Time

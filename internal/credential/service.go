@@ -41,7 +41,19 @@ type Config struct {
 	ResolutionCacheTTL time.Duration
 	// HealthSpread spreads a health sweep's probes over this long (0: all at once).
 	HealthSpread time.Duration
+	// CreateGuardDelay is when a create's guard runs (see CleanUpApp); creating the app
+	// registration gets half of it.
+	CreateGuardDelay time.Duration
 }
+
+// DefaultCreateGuardDelay is when a create's guard looks for an app registration the
+// create left behind: far beyond any create, which gets half of it.
+const DefaultCreateGuardDelay = 10 * time.Minute
+
+// UniqueAppName is the unique name (Graph's alternate key) of credential id's app
+// registration: a create can be repeated without making a second app, and the app of a
+// create that died half-way can be found.
+func UniqueAppName(credentialID string) string { return "azcreds-" + credentialID }
 
 // DefaultPollInterval spaces poll attempts: Entra and RBAC usually settle within seconds
 // to a minute, and the wizard polls the credential every 3 to 5 seconds.
@@ -62,6 +74,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.AccessProbeInterval <= 0 {
 		c.AccessProbeInterval = DefaultPollInterval
+	}
+	if c.CreateGuardDelay <= 0 {
+		c.CreateGuardDelay = DefaultCreateGuardDelay
 	}
 }
 
@@ -171,7 +186,17 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput, requ
 	if err := s.store.Insert(ctx, c, EventRecord{Time: now, To: StateDraft, Cause: EventCreated, RequestID: requestID}); err != nil {
 		return nil, fmt.Errorf("store credential %s: %w", c.ID, err)
 	}
-	app, err := s.provision(ctx, c)
+	// The guard goes before the app: whatever becomes of this request from here on (a
+	// crash, a lost answer, a failed clean-up), a queued job finds the app by its unique
+	// name later and deletes it unless the row records it.
+	guard := Job{Kind: JobAppCleanup, OrgID: orgID, CredentialID: c.ID}
+	if err := s.scheduler.Schedule(ctx, guard, s.cfg.CreateGuardDelay); err != nil {
+		s.discard(ctx, c, App{})
+		return nil, fmt.Errorf("schedule the guard of credential %s: %w", c.ID, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.CreateGuardDelay/2)
+	defer cancel()
+	app, err := s.provision(pctx, c)
 	if err != nil {
 		s.discard(ctx, c, App{})
 		return nil, err
@@ -186,7 +211,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput, requ
 }
 
 func (s *Service) provision(ctx context.Context, c *Credential) (App, error) {
-	app, err := s.directory.CreateApp(ctx, AppNamePrefix+c.Name)
+	app, err := s.directory.CreateApp(ctx, AppNamePrefix+c.Name, UniqueAppName(c.ID))
 	if err != nil {
 		return App{}, fmt.Errorf("create app registration: %w", err)
 	}

@@ -223,8 +223,12 @@ func deniedBefore(checks []Check) bool {
 
 // CleanUpApp deletes the app registration of a deleted credential, or of a create that
 // failed half-way. While the credential still holds the app (a delete that did not go
-// through), nothing is deleted. A missing app counts as done.
+// through), nothing is deleted. A missing app counts as done. A job without an app is a
+// create's guard (see guardCreate).
 func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
+	if job.AppObjectID == "" {
+		return s.guardCreate(ctx, job)
+	}
 	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
 	switch {
 	case err == nil && c.App.ObjectID == job.AppObjectID:
@@ -237,5 +241,47 @@ func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 		return fmt.Errorf("delete app %s of credential %s: %w", job.AppObjectID, job.CredentialID, err)
 	}
 	s.log.InfoContext(ctx, "app registration deleted", "org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID)
+	return nil
+}
+
+// guardCreate runs CreateGuardDelay after a create began, when the create has long
+// finished or died. A row that records its app is done. Otherwise the app registered
+// under the credential's unique name, if any, is an orphan (the create died between
+// making it and recording it, or its clean-up failed) and is deleted, with the row the
+// create never finished: a credential without an app can never be onboarded and would
+// hold its name. A row younger than the delay (clocks differ between instances) is looked
+// at again when it is old enough.
+func (s *Service) guardCreate(ctx context.Context, job Job) error {
+	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+	switch {
+	case err == nil && c.App.ObjectID != "":
+		return nil
+	case err == nil:
+		if age := s.now().Sub(c.CreatedAt); age < s.cfg.CreateGuardDelay {
+			return s.scheduler.Schedule(ctx, job, s.cfg.CreateGuardDelay-age)
+		}
+	case errors.Is(err, ErrNotFound):
+		c = nil
+	default:
+		return fmt.Errorf("read credential %s for its create guard: %w", job.CredentialID, err)
+	}
+	name := UniqueAppName(job.CredentialID)
+	app, ok, err := s.directory.FindApp(ctx, name)
+	if err != nil {
+		return fmt.Errorf("find app %s of credential %s: %w", name, job.CredentialID, err)
+	}
+	if ok {
+		if err := s.directory.DeleteApp(ctx, app.ObjectID); err != nil {
+			return fmt.Errorf("delete app %s of credential %s: %w", app.ObjectID, job.CredentialID, err)
+		}
+		s.log.WarnContext(ctx, "app registration of an unfinished create deleted", "org", job.OrgID, "credential", job.CredentialID,
+			"app_id", app.AppID, "app_object_id", app.ObjectID)
+	}
+	if c != nil {
+		if err := s.store.Delete(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("delete the unfinished credential %s: %w", job.CredentialID, err)
+		}
+		s.log.WarnContext(ctx, "credential whose create never finished deleted", "org", job.OrgID, "credential", job.CredentialID, "name", c.Name)
+	}
 	return nil
 }

@@ -33,6 +33,7 @@ type scripted struct {
 	targets   []credential.ProbeTarget
 	findCalls int
 	deleted   []string
+	apps      map[string]credential.App // by unique name
 }
 
 type findResult struct {
@@ -56,8 +57,26 @@ func (s *scripted) Probe(ctx context.Context, t credential.ProbeTarget) credenti
 	return r
 }
 
-func (s *scripted) CreateApp(ctx context.Context, name string) (credential.App, error) {
-	return credential.App{ObjectID: uuid.NewString(), AppID: uuid.NewString()}, nil
+// CreateApp is an upsert by unique name, as Graph's is.
+func (s *scripted) CreateApp(ctx context.Context, name, uniqueName string) (credential.App, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if app, ok := s.apps[uniqueName]; ok {
+		return app, nil
+	}
+	app := credential.App{ObjectID: uuid.NewString(), AppID: uuid.NewString()}
+	if s.apps == nil {
+		s.apps = map[string]credential.App{}
+	}
+	s.apps[uniqueName] = app
+	return app, nil
+}
+
+func (s *scripted) FindApp(ctx context.Context, uniqueName string) (credential.App, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	app, ok := s.apps[uniqueName]
+	return app, ok, nil
 }
 func (s *scripted) AddFederatedCredential(context.Context, string, credential.FederatedCredential) error {
 	return nil
@@ -66,6 +85,11 @@ func (s *scripted) DeleteApp(ctx context.Context, objectID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deleted = append(s.deleted, objectID)
+	for name, app := range s.apps {
+		if app.ObjectID == objectID {
+			delete(s.apps, name)
+		}
+	}
 	return nil
 }
 
@@ -464,7 +488,7 @@ func TestCleanUpApp(t *testing.T) {
 
 // TestStorageCallsPerStep pins the Table and Queue calls of each onboarding step on the
 // service's side (a worker adds a dequeue, shared by up to 32 messages, and a delete per
-// job).
+// job). One of create's calls is its guard's message.
 func TestStorageCallsPerStep(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -481,7 +505,7 @@ func TestStorageCallsPerStep(t *testing.T) {
 	var id string
 	var job credential.Job
 	f.fake.finds = []findResult{{err: provider(credential.ErrSPNotFound, "AADSTS700016")}, {objectID: "sp"}}
-	count("create", 3, func() {
+	count("create", 4, func() {
 		c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "c1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 		if err != nil {
 			t.Fatal(err)

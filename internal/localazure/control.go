@@ -213,6 +213,7 @@ func (s *Server) handleControlListApplications(w http.ResponseWriter, r *http.Re
 	type app struct {
 		ID                   string    `json:"id"`
 		AppID                string    `json:"appId"`
+		UniqueName           string    `json:"uniqueName,omitempty"`
 		DisplayName          string    `json:"displayName"`
 		SignInAudience       string    `json:"signInAudience"`
 		OwnerID              string    `json:"owner_id"`
@@ -223,7 +224,7 @@ func (s *Server) handleControlListApplications(w http.ResponseWriter, r *http.Re
 	out := []app{}
 	for _, id := range sortedKeys(s.apps) {
 		a := s.apps[id]
-		v := app{ID: a.objectID, AppID: a.appID, DisplayName: a.displayName, SignInAudience: a.signInAudience,
+		v := app{ID: a.objectID, AppID: a.appID, UniqueName: a.uniqueName, DisplayName: a.displayName, SignInAudience: a.signInAudience,
 			OwnerID: a.ownerObjectID, CreatedAt: a.createdAt, FederatedCredentials: []fic{}}
 		for _, f := range a.fics {
 			v.FederatedCredentials = append(v.FederatedCredentials, fic{f.id, f.name, f.issuer, f.subject, f.audiences, f.createdAt})

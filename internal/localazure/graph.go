@@ -67,7 +67,7 @@ func (s *Server) graphFault(w http.ResponseWriter, r *http.Request, op Operation
 }
 
 func (a *application) json() map[string]any {
-	return map[string]any{
+	j := map[string]any{
 		"@odata.context":  graphMetadata + "#applications/$entity",
 		"id":              a.objectID,
 		"appId":           a.appID,
@@ -75,6 +75,56 @@ func (a *application) json() map[string]any {
 		"signInAudience":  a.signInAudience,
 		"createdDateTime": isoTime(a.createdAt),
 	}
+	if a.uniqueName != "" {
+		j["uniqueName"] = a.uniqueName
+	}
+	return j
+}
+
+// appBody is the part of an application's JSON the stand-in reads on create and upsert.
+type appBody struct {
+	DisplayName    string `json:"displayName"`
+	SignInAudience string `json:"signInAudience"`
+	UniqueName     string `json:"uniqueName"`
+}
+
+// validateApp checks b as Graph does; create says whether it makes a new application.
+func (s *Server) validateApp(w http.ResponseWriter, r *http.Request, b *appBody, create bool) bool {
+	if create && strings.TrimSpace(b.DisplayName) == "" {
+		s.writeGraphError(w, r, http.StatusBadRequest, "Request_BadRequest", "Property 'displayName' is required.")
+		return false
+	}
+	if create && b.SignInAudience == "" {
+		b.SignInAudience = "AzureADMyOrg"
+	}
+	if b.SignInAudience != "" && !slices.Contains(signInAudiences, b.SignInAudience) {
+		s.writeGraphError(w, r, http.StatusBadRequest, "Request_BadRequest",
+			"Invalid value specified for property 'signInAudience' of resource 'Application'.")
+		return false
+	}
+	return true
+}
+
+// addApp registers a new application for owner. Called with s.mu held.
+func (s *Server) addApp(b appBody, owner string) *application {
+	app := &application{
+		objectID: uuid.NewString(), appID: uuid.NewString(), uniqueName: b.UniqueName,
+		displayName: b.DisplayName, signInAudience: b.SignInAudience,
+		createdAt: s.now(), ownerObjectID: owner,
+	}
+	s.apps[app.objectID] = app
+	s.appsByAppID[app.appID] = app
+	return app
+}
+
+// appByUniqueName finds an application by its alternate key. Called with s.mu held.
+func (s *Server) appByUniqueName(name string) *application {
+	for _, a := range s.apps {
+		if a.uniqueName != "" && strings.EqualFold(a.uniqueName, name) {
+			return a
+		}
+	}
+	return nil
 }
 
 func (f *federatedCredential) json(appObjectID string) map[string]any {
@@ -93,33 +143,18 @@ func (s *Server) handleCreateApplication(w http.ResponseWriter, r *http.Request,
 	if !s.homeCaller(w, r, caller) || s.graphFault(w, r, OpCreateApplication) {
 		return
 	}
-	var body struct {
-		DisplayName    string `json:"displayName"`
-		SignInAudience string `json:"signInAudience"`
-	}
-	if !s.decodeGraphBody(w, r, &body) {
+	var body appBody
+	if !s.decodeGraphBody(w, r, &body) || !s.validateApp(w, r, &body, true) {
 		return
-	}
-	if strings.TrimSpace(body.DisplayName) == "" {
-		s.writeGraphError(w, r, http.StatusBadRequest, "Request_BadRequest", "Property 'displayName' is required.")
-		return
-	}
-	if body.SignInAudience == "" {
-		body.SignInAudience = "AzureADMyOrg"
-	}
-	if !slices.Contains(signInAudiences, body.SignInAudience) {
-		s.writeGraphError(w, r, http.StatusBadRequest, "Request_BadRequest",
-			"Invalid value specified for property 'signInAudience' of resource 'Application'.")
-		return
-	}
-	app := &application{
-		objectID: uuid.NewString(), appID: uuid.NewString(),
-		displayName: body.DisplayName, signInAudience: body.SignInAudience,
-		createdAt: s.now(), ownerObjectID: caller.ObjectID,
 	}
 	s.mu.Lock()
-	s.apps[app.objectID] = app
-	s.appsByAppID[app.appID] = app
+	if body.UniqueName != "" && s.appByUniqueName(body.UniqueName) != nil {
+		s.mu.Unlock()
+		s.writeGraphError(w, r, http.StatusBadRequest, "Request_MultipleObjectsWithSameKeyValue",
+			"Another object with the same value for property uniqueName already exists.")
+		return
+	}
+	app := s.addApp(body, caller.ObjectID)
 	out := app.json()
 	s.mu.Unlock()
 	s.log.Info("application created", "request_id", requestID(r), "object_id", app.objectID, "app_id", app.appID)
@@ -274,13 +309,96 @@ func (s *Server) handleListFederatedCredentials(w http.ResponseWriter, r *http.R
 	})
 }
 
-var servicePrincipalByAppID = regexp.MustCompile(`^servicePrincipals\(appId='([^']*)'\)$`)
+var (
+	servicePrincipalByAppID = regexp.MustCompile(`^servicePrincipals\(appId='([^']*)'\)$`)
+	applicationByUniqueName = regexp.MustCompile(`^applications\(uniqueName='((?:[^']|'')*)'\)$`)
+)
+
+// handleUpsertApplication serves PATCH /applications(uniqueName='...'): with the header
+// "Prefer: create-if-missing" a missing application is created (201 with the object),
+// an existing one is updated (204, no body); without it a missing one is 404. Graph's
+// upsert, which makes creating an app with a known key safe to repeat.
+func (s *Server) handleUpsertApplication(w http.ResponseWriter, r *http.Request, caller Claims) {
+	m := applicationByUniqueName.FindStringSubmatch(r.PathValue("segment"))
+	if m == nil {
+		s.handleGraphUnknown(w, r, caller)
+		return
+	}
+	if !s.homeCaller(w, r, caller) || s.graphFault(w, r, OpCreateApplication) {
+		return
+	}
+	name := strings.ReplaceAll(m[1], "''", "'")
+	var body appBody
+	if !s.decodeGraphBody(w, r, &body) {
+		return
+	}
+	if body.UniqueName != "" && !strings.EqualFold(body.UniqueName, name) {
+		s.writeGraphError(w, r, http.StatusBadRequest, "Request_BadRequest", "Property 'uniqueName' is read-only and cannot be changed.")
+		return
+	}
+	body.UniqueName = name
+	s.mu.Lock()
+	app := s.appByUniqueName(name)
+	if app == nil {
+		create := slices.ContainsFunc(strings.Split(r.Header.Get("Prefer"), ","), func(p string) bool {
+			return strings.EqualFold(strings.TrimSpace(p), "create-if-missing")
+		})
+		if !create {
+			s.mu.Unlock()
+			s.writeGraphError(w, r, http.StatusNotFound, "Request_ResourceNotFound",
+				fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", name))
+			return
+		}
+		if !s.validateApp(w, r, &body, true) {
+			s.mu.Unlock()
+			return
+		}
+		app = s.addApp(body, caller.ObjectID)
+		out := app.json()
+		s.mu.Unlock()
+		s.log.Info("application created", "request_id", requestID(r), "object_id", app.objectID, "app_id", app.appID, "unique_name", name)
+		writeJSON(w, http.StatusCreated, out)
+		return
+	}
+	if !s.validateApp(w, r, &body, false) {
+		s.mu.Unlock()
+		return
+	}
+	if body.DisplayName != "" {
+		app.displayName = body.DisplayName
+	}
+	if body.SignInAudience != "" {
+		app.signInAudience = body.SignInAudience
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleGetApplicationByUniqueName serves GET /applications(uniqueName='...').
+func (s *Server) handleGetApplicationByUniqueName(w http.ResponseWriter, r *http.Request, caller Claims, name string) {
+	if !s.homeCaller(w, r, caller) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	app := s.appByUniqueName(name)
+	if app == nil {
+		s.writeGraphError(w, r, http.StatusNotFound, "Request_ResourceNotFound",
+			fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, app.json())
+}
 
 // handleGraphSegment serves the one single-segment route Graph addresses by key:
 // servicePrincipals(appId='...') in the caller's tenant. An app may read its own service
 // principal without any Graph permission; the managed identity may read any in the home
 // tenant.
 func (s *Server) handleGraphSegment(w http.ResponseWriter, r *http.Request, caller Claims) {
+	if m := applicationByUniqueName.FindStringSubmatch(r.PathValue("segment")); m != nil {
+		s.handleGetApplicationByUniqueName(w, r, caller, strings.ReplaceAll(m[1], "''", "'"))
+		return
+	}
 	m := servicePrincipalByAppID.FindStringSubmatch(r.PathValue("segment"))
 	if m == nil {
 		s.handleGraphUnknown(w, r, caller)

@@ -193,3 +193,41 @@ func TestGraphServicePrincipalLookup(t *testing.T) {
 		t.Errorf("removed SP: code %s", code)
 	}
 }
+
+// TestGraphApplicationUpsert: PATCH /applications(uniqueName='...') creates with
+// "Prefer: create-if-missing" (201, then 204 for the same name, one app), is 404 without
+// it, and GET by unique name finds the app.
+func TestGraphApplicationUpsert(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := bearerHeader(f.miToken(GraphAudience))
+	upsert := map[string]string{"Authorization": tok["Authorization"], "Prefer": "create-if-missing"}
+	path := "/v1.0/applications(uniqueName='azcreds-c1')"
+	body := map[string]any{"displayName": "deeplake-c1", "signInAudience": "AzureADMultipleOrgs"}
+
+	f.mustStatus(f.do(http.MethodGet, path, nil, tok), http.StatusNotFound)
+	f.mustStatus(f.do(http.MethodPatch, path, body, tok), http.StatusNotFound)
+	app := f.mustStatus(f.do(http.MethodPatch, path, body, upsert), http.StatusCreated).json(t)
+	if app["uniqueName"] != "azcreds-c1" || app["displayName"] != "deeplake-c1" || !isGUID(app["id"].(string)) {
+		t.Fatalf("created %v", app)
+	}
+	again := f.mustStatus(f.do(http.MethodPatch, path, map[string]any{"displayName": "deeplake-renamed"}, upsert), http.StatusNoContent)
+	if len(again.body) != 0 {
+		t.Errorf("204 with a body: %s", again.body)
+	}
+	got := f.mustStatus(f.do(http.MethodGet, path, nil, tok), http.StatusOK).json(t)
+	if got["id"] != app["id"] || got["displayName"] != "deeplake-renamed" {
+		t.Errorf("got %v, want app %v renamed", got, app["id"])
+	}
+	list := f.mustStatus(f.do(http.MethodGet, "/v1.0/applications", nil, tok), http.StatusOK).json(t)
+	if n := len(list["value"].([]any)); n != 1 {
+		t.Errorf("%d apps after two upserts, want 1", n)
+	}
+	// The unique name is an alternate key: a plain create cannot take it again.
+	r := f.mustStatus(f.do(http.MethodPost, "/v1.0/applications", map[string]any{"displayName": "x", "uniqueName": "azcreds-c1"}, tok), http.StatusBadRequest)
+	if code := graphCode(t, r); code != "Request_MultipleObjectsWithSameKeyValue" {
+		t.Errorf("code = %s", code)
+	}
+	// Only the managed identity manages apps.
+	f.mustStatus(f.do(http.MethodPatch, "/v1.0/applications(uniqueName='other')", body,
+		map[string]string{"Prefer": "create-if-missing"}), http.StatusUnauthorized)
+}

@@ -110,6 +110,7 @@ type servicePrincipal struct {
 type application struct {
 	objectID       string
 	appID          string
+	uniqueName     string // alternate key, immutable once set; "" when none
 	displayName    string
 	signInAudience string
 	createdAt      time.Time
@@ -207,6 +208,7 @@ func (s *Server) routes() http.Handler {
 	graph.HandleFunc("POST /v1.0/applications/{id}/federatedIdentityCredentials", s.graph(s.handleCreateFederatedCredential))
 	graph.HandleFunc("GET /v1.0/applications/{id}/federatedIdentityCredentials", s.graph(s.handleListFederatedCredentials))
 	graph.HandleFunc("GET /v1.0/{segment}", s.graph(s.handleGraphSegment))
+	graph.HandleFunc("PATCH /v1.0/{segment}", s.graph(s.handleUpsertApplication))
 	graph.HandleFunc("/v1.0/", s.graph(s.handleGraphUnknown))
 
 	// Control endpoints: the customer's side.

@@ -16,8 +16,10 @@ import (
 	"net/url"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraph "github.com/microsoftgraph/msgraph-sdk-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/applicationswithuniquename"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	msauth "github.com/microsoftgraph/msgraph-sdk-go-core/authentication"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
@@ -102,19 +104,56 @@ func newServiceClient(cred azcore.TokenCredential, opts Options) (*msgraph.Graph
 	return msgraph.NewGraphServiceClient(adapter), nil
 }
 
-// CreateApp registers a multi-tenant app named displayName in the home tenant.
-func (c *Client) CreateApp(ctx context.Context, displayName string) (credential.App, error) {
+// CreateApp registers a multi-tenant app named displayName whose unique name (Graph's
+// alternate key) is uniqueName, through Graph's upsert: when an earlier attempt already
+// made it (an answer lost on the way back, a retry), the same app comes back and no second
+// one exists.
+func (c *Client) CreateApp(ctx context.Context, displayName, uniqueName string) (credential.App, error) {
 	body := models.NewApplication()
 	body.SetDisplayName(&displayName)
 	aud := signInAudience
 	body.SetSignInAudience(&aud)
-	app, err := c.gc.Applications().Post(ctx, body, nil)
+	headers := abstractions.NewRequestHeaders()
+	headers.Add("Prefer", "create-if-missing")
+	app, err := c.gc.ApplicationsWithUniqueName(&uniqueName).Patch(ctx, body,
+		&applicationswithuniquename.ApplicationsWithUniqueNameRequestBuilderPatchRequestConfiguration{Headers: headers})
 	if err != nil {
-		return credential.App{}, wrap("create application", err)
+		return credential.App{}, wrap("create application "+uniqueName, err)
+	}
+	if app == nil {
+		// 204: the app existed and was updated in place; read its ids.
+		found, ok, err := c.FindApp(ctx, uniqueName)
+		if err != nil {
+			return credential.App{}, err
+		}
+		if !ok {
+			return credential.App{}, fmt.Errorf("create application %s: graph updated it but cannot find it: %w", uniqueName, credential.ErrUnavailable)
+		}
+		return found, nil
+	}
+	return appOf("create application "+uniqueName, app)
+}
+
+// FindApp returns the app whose unique name is uniqueName; ok is false when there is none.
+func (c *Client) FindApp(ctx context.Context, uniqueName string) (app credential.App, ok bool, err error) {
+	a, err := c.gc.ApplicationsWithUniqueName(&uniqueName).Get(ctx, nil)
+	if err != nil {
+		if isNotFound(err) {
+			return credential.App{}, false, nil
+		}
+		return credential.App{}, false, wrap("find application "+uniqueName, err)
+	}
+	app, err = appOf("find application "+uniqueName, a)
+	return app, err == nil, err
+}
+
+func appOf(op string, app models.Applicationable) (credential.App, error) {
+	if app == nil {
+		return credential.App{}, fmt.Errorf("%s: graph answered without an application", op)
 	}
 	id, appID := deref(app.GetId()), deref(app.GetAppId())
 	if id == "" || appID == "" {
-		return credential.App{}, errors.New("create application: graph answered without id or appId")
+		return credential.App{}, fmt.Errorf("%s: graph answered without id or appId", op)
 	}
 	return credential.App{ObjectID: id, AppID: appID}, nil
 }

@@ -35,7 +35,7 @@ type standIn struct {
 	local      *localazuretest.StandIn
 
 	mu        sync.Mutex
-	encodings []string // Content-Encoding of each Graph POST
+	encodings []string // Content-Encoding of each Graph POST and PATCH
 }
 
 // newStandIn starts a stand-in whose managed identity's client id is fresh for every test
@@ -49,7 +49,7 @@ func newStandIn(t *testing.T) *standIn {
 		Tenants:         []string{custTenant},
 	}, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1.0/") {
+			if (r.Method == http.MethodPost || r.Method == http.MethodPatch) && strings.HasPrefix(r.URL.Path, "/v1.0/") {
 				si.mu.Lock()
 				si.encodings = append(si.encodings, r.Header.Get("Content-Encoding"))
 				si.mu.Unlock()
@@ -126,7 +126,7 @@ func TestDirectoryLifecycle(t *testing.T) {
 	dir := si.directory()
 	ctx := context.Background()
 
-	app, err := dir.CreateApp(ctx, "azcreds-org1-cred1")
+	app, err := dir.CreateApp(ctx, "azcreds-org1-cred1", "unique-azcreds-org1-cred1")
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}
@@ -154,12 +154,28 @@ func TestDirectoryLifecycle(t *testing.T) {
 	// msgraph-sdk-go compresses request bodies; the stand-in must have read them.
 	si.mu.Lock()
 	if fmt.Sprint(si.encodings) != "[gzip gzip]" {
-		t.Errorf("Graph POST encodings = %v, want both gzip", si.encodings)
+		t.Errorf("Graph POST and PATCH encodings = %v, want both gzip", si.encodings)
 	}
 	si.mu.Unlock()
 
+	// Creating again under the same unique name (a retry after a lost answer) is the same
+	// app, found by its unique name, and no second one.
+	again, err := dir.CreateApp(ctx, "azcreds-org1-cred1", "unique-azcreds-org1-cred1")
+	if err != nil || again != app {
+		t.Fatalf("second CreateApp = %+v, %v; want %+v", again, err, app)
+	}
+	if found, ok, err := dir.FindApp(ctx, "unique-azcreds-org1-cred1"); err != nil || !ok || found != app {
+		t.Fatalf("FindApp = %+v, %v, %v; want %+v", found, ok, err, app)
+	}
+	if apps := si.controlApps(); len(apps) != 1 || apps[0]["uniqueName"] != "unique-azcreds-org1-cred1" {
+		t.Fatalf("after the second create: apps = %v, want the one with its unique name", apps)
+	}
+
 	if err := dir.DeleteApp(ctx, app.ObjectID); err != nil {
 		t.Fatalf("DeleteApp: %v", err)
+	}
+	if _, ok, err := dir.FindApp(ctx, "unique-azcreds-org1-cred1"); err != nil || ok {
+		t.Fatalf("FindApp after delete = %v, %v; want not found", ok, err)
 	}
 	if apps := si.controlApps(); len(apps) != 0 {
 		t.Errorf("after delete: apps = %v", apps)
@@ -187,7 +203,7 @@ func TestDirectoryWithManagedIdentityCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	app, err := dir.CreateApp(ctx, "via-msi")
+	app, err := dir.CreateApp(ctx, "via-msi", uuid.NewString())
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}
@@ -203,7 +219,7 @@ func TestDirectoryFailures(t *testing.T) {
 	si := newStandIn(t)
 	dir := si.directory()
 	ctx := context.Background()
-	app, err := dir.CreateApp(ctx, "faulty")
+	app, err := dir.CreateApp(ctx, "faulty", uuid.NewString())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +249,7 @@ func TestDirectoryFailures(t *testing.T) {
 		{
 			name:   "throttled app creation",
 			fault:  localazure.Fault{Operation: localazure.OpCreateApplication, Status: 429, Count: 4, RetryAfter: ptr(0)},
-			call:   func() error { _, err := dir.CreateApp(ctx, "x"); return err },
+			call:   func() error { _, err := dir.CreateApp(ctx, "x", uuid.NewString()); return err },
 			status: 429, code: "TooManyRequests", unavailable: true,
 		},
 		{
@@ -284,7 +300,7 @@ func TestFindServicePrincipal(t *testing.T) {
 	dir := si.directory()
 	ctx := context.Background()
 	newApp := func(fic credential.FederatedCredential) credential.App {
-		app, err := dir.CreateApp(ctx, "lookup")
+		app, err := dir.CreateApp(ctx, "lookup", uuid.NewString())
 		if err != nil {
 			t.Fatal(err)
 		}
