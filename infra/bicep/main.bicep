@@ -71,6 +71,15 @@ param accessProbeWindow string = '5m'
 param accessProbeInterval string = '5s'
 param propagationGrace string = '2m'
 
+// The health re-probe of verified credentials (README, "Health"): the health-sweep timer
+// function's NCRONTAB schedule, how long one sweep's probes are spread over (shorter than
+// the schedule's period), and the standalone twin's interval, which the host does not use
+// (kept equal to the schedule's period).
+@description('NCRONTAB schedule of the health sweep: {second} {minute} {hour} {day} {month} {day-of-week}.')
+param healthSchedule string = '0 */15 * * * *'
+param healthSpread string = '5m'
+param healthInterval string = '15m'
+
 @description('How long one instance reuses a locked workspace\'s storage resolution (0s: off).')
 param resolutionCacheTtl string = '5s'
 
@@ -105,6 +114,8 @@ var queueNames = [
   'accessprobe-poison'
   'appcleanup'
   'appcleanup-poison'
+  'healthprobe'
+  'healthprobe-poison'
 ]
 
 var deploymentContainerName = 'app-package'
@@ -182,6 +193,9 @@ module functionApp 'modules/function-app.bicep' = {
     accessProbeWindow: accessProbeWindow
     accessProbeInterval: accessProbeInterval
     propagationGrace: propagationGrace
+    healthSchedule: healthSchedule
+    healthInterval: healthInterval
+    healthSpread: healthSpread
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
   }

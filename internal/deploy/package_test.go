@@ -202,6 +202,22 @@ func TestPackage(t *testing.T) {
 		}
 	})
 
+	t.Run("timer functions", func(t *testing.T) {
+		n := 0
+		for _, fn := range functions {
+			b := fn.trigger(t)
+			if b.Type != "timerTrigger" {
+				continue
+			}
+			n++
+			// The host's timer info; the handler runs its sweep, over no credentials here.
+			h.invoke(t, fn.Name, b.Name, `{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}`, "sweep")
+		}
+		if n == 0 {
+			t.Fatal("no timer functions")
+		}
+	})
+
 	t.Run("storage by managed identity", func(t *testing.T) {
 		if h.miTokens.Load() == 0 {
 			t.Error("the handler reached its storage without a managed identity token: the identity-based settings were not used")
@@ -209,7 +225,7 @@ func TestPackage(t *testing.T) {
 	})
 
 	for _, fn := range functions {
-		if b := fn.trigger(t); b.Type != "httpTrigger" && b.Type != "queueTrigger" {
+		if b := fn.trigger(t); b.Type != "httpTrigger" && b.Type != "queueTrigger" && b.Type != "timerTrigger" {
 			t.Errorf("function %s: trigger %s is neither checked here nor served by the handler", fn.Name, b.Type)
 		}
 	}

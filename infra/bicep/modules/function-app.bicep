@@ -49,6 +49,9 @@ param spPollInterval string
 param accessProbeWindow string
 param accessProbeInterval string
 param propagationGrace string
+param healthSchedule string
+param healthInterval string
+param healthSpread string
 
 param maximumInstanceCount int
 param instanceMemoryMB int
@@ -202,6 +205,20 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AZCREDS_PROPAGATION_GRACE'
           value: propagationGrace
+        }
+        {
+          // Read by the host's timer trigger (functions/health-sweep), checked by the binary.
+          name: 'AZCREDS_HEALTH_SCHEDULE'
+          value: healthSchedule
+        }
+        {
+          // The standalone ticker's interval; under the host the timer sweeps instead.
+          name: 'AZCREDS_HEALTH_INTERVAL'
+          value: healthInterval
+        }
+        {
+          name: 'AZCREDS_HEALTH_SPREAD'
+          value: healthSpread
         }
       ]
     }
