@@ -17,7 +17,11 @@
 #
 #   make load                      the figures as documented
 #   make load LOAD_N=100           a smaller run
+#   make load LOAD_COUNT=0         the handler reaches Azurite directly: no proxy between
+#                                  them, no storage counts (its latency without the proxy's)
 #   LOAD_JSON=file make load       also write the figures as JSON to file
+#
+# The logs of the last run stay in .local/logs/load/.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -30,6 +34,7 @@ LOAD_CONCURRENCY=${LOAD_CONCURRENCY:-16}
 LOAD_CONNS=${LOAD_CONNS:-64}
 LOAD_DURATION=${LOAD_DURATION:-60s}
 LOAD_PROPAGATION=${LOAD_PROPAGATION:-1s}
+LOAD_COUNT=${LOAD_COUNT:-1}
 base=${AZCREDS_LOAD_PORT_BASE:-10200}
 [[ "$base" =~ ^[0-9]+$ ]] && ((base >= 1024 && base <= 65000)) || die "AZCREDS_LOAD_PORT_BASE=$base: want a port from 1024 to 65000"
 
@@ -59,28 +64,36 @@ run_step deps "$AZCREDS_ROOT/scripts/deps.sh"
 mkdir -p "$AZCREDS_LOCAL"
 data=$(mktemp -d "$AZCREDS_LOCAL/load-$$-XXXXXX")
 AZCREDS_CLEANUPS+=("rm -rf '$data'")
-logs="$data/logs"
+logs="$AZCREDS_LOG_DIR/load"
 bin="$data/bin"
+rm -rf "$logs"
 mkdir -p "$logs" "$bin"
 
-# Built as `make test` builds (static, -trimpath), so the compilations are shared.
+# Built as `make test` builds (static, -trimpath), so the compilations are shared. The first
+# build of the handler compiles msgraph-sdk-go: minutes on 2 cores.
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
 for b in handler:. localazure:./cmd/localazure faultproxy:./cmd/faultproxy loadtest:./cmd/loadtest; do
 	start=$SECONDS
-	say "go build ${b#*:} (the first build of the handler compiles msgraph-sdk-go: minutes)"
+	say "go build ${b#*:}"
 	CGO_ENABLED=0 run_step "go build ${b#*:}" go build -o "$bin/${b%%:*}" "${b#*:}" || die "go build ${b#*:} failed"
 	say "go build ${b#*:}: $((SECONDS - start)) s"
 done
 
 start_azurite "$data/azurite" "$logs/azurite.log"
 
-say "starting the counting storage proxy on $proxy_blob (blob), $proxy_queue (queue), $proxy_table (table)"
-start_group faultproxy "$logs/faultproxy.log" "$bin/faultproxy" \
-	-cert "$AZCREDS_CERT_FILE" -key "$AZCREDS_CERT_KEY_FILE" \
-	-blob-addr "$proxy_blob" -queue-addr "$proxy_queue" -table-addr "$proxy_table" \
-	-azurite-blob "$AZURITE_BLOB_URL" -azurite-queue "$AZURITE_QUEUE_URL" -azurite-table "$AZURITE_TABLE_URL"
-wait_until faultproxy "$STARTED_PID" "$logs/faultproxy.log" 30 \
-	ports_open "${proxy_blob##*:}" "${proxy_queue##*:}" "${proxy_table##*:}"
+storage_blob=$AZURITE_BLOB_URL storage_queue=$AZURITE_QUEUE_URL storage_table=$AZURITE_TABLE_URL
+count_args=()
+if [[ "$LOAD_COUNT" != 0 ]]; then
+	say "starting the counting storage proxy on $proxy_blob (blob), $proxy_queue (queue), $proxy_table (table)"
+	start_group faultproxy "$logs/faultproxy.log" "$bin/faultproxy" \
+		-cert "$AZCREDS_CERT_FILE" -key "$AZCREDS_CERT_KEY_FILE" \
+		-blob-addr "$proxy_blob" -queue-addr "$proxy_queue" -table-addr "$proxy_table" \
+		-azurite-blob "$AZURITE_BLOB_URL" -azurite-queue "$AZURITE_QUEUE_URL" -azurite-table "$AZURITE_TABLE_URL"
+	wait_until faultproxy "$STARTED_PID" "$logs/faultproxy.log" 30 \
+		ports_open "${proxy_blob##*:}" "${proxy_queue##*:}" "${proxy_table##*:}"
+	storage_blob=https://$proxy_blob storage_queue=https://$proxy_queue storage_table=https://$proxy_table
+	count_args=(-storage-stats "https://$proxy_table/_faultproxy/stats")
+fi
 
 say "starting the Entra/Graph stand-in on $AZCREDS_LOCALAZURE_URL (role propagation $LOAD_PROPAGATION)"
 start_group localazure "$logs/localazure.log" "$bin/localazure" \
@@ -88,7 +101,7 @@ start_group localazure "$logs/localazure.log" "$bin/localazure" \
 	-home-tenant "$AZCREDS_LOCAL_HOME_TENANT_ID" \
 	-mi-client-id "$AZCREDS_LOCAL_MI_CLIENT_ID" -mi-object-id "$AZCREDS_LOCAL_MI_OBJECT_ID" \
 	-tenants "$AZCREDS_LOCAL_TENANTS" -propagation "$LOAD_PROPAGATION" \
-	-azurite-blob "https://$proxy_blob" -accounts "$AZURITE_ACCOUNTS" \
+	-azurite-blob "$storage_blob" -accounts "$AZURITE_ACCOUNTS" \
 	-storage-addr "$AZCREDS_STORAGE_FRONT_ADDR" -platform-storage "$AZCREDS_DEV_ACCOUNT/$AZCREDS_PLATFORM_CONTAINER"
 wait_until "the Entra/Graph stand-in" "$STARTED_PID" "$logs/localazure.log" 30 \
 	http_answers "$AZCREDS_LOCALAZURE_URL/" "$AZCREDS_CERT_FILE"
@@ -98,7 +111,7 @@ curl -sf --max-time 10 --cacert "$AZCREDS_CERT_FILE" -H 'Content-Type: applicati
 
 azcreds_handler_env
 # The handler's own storage (tables, queues) goes through the counting proxy.
-AzureWebJobsStorage="DefaultEndpointsProtocol=https;AccountName=$AZCREDS_DEV_ACCOUNT;AccountKey=$AZCREDS_DEV_ACCOUNT_KEY;BlobEndpoint=https://$proxy_blob/$AZCREDS_DEV_ACCOUNT;QueueEndpoint=https://$proxy_queue/$AZCREDS_DEV_ACCOUNT;TableEndpoint=https://$proxy_table/$AZCREDS_DEV_ACCOUNT;"
+AzureWebJobsStorage="DefaultEndpointsProtocol=https;AccountName=$AZCREDS_DEV_ACCOUNT;AccountKey=$AZCREDS_DEV_ACCOUNT_KEY;BlobEndpoint=$storage_blob/$AZCREDS_DEV_ACCOUNT;QueueEndpoint=$storage_queue/$AZCREDS_DEV_ACCOUNT;TableEndpoint=$storage_table/$AZCREDS_DEV_ACCOUNT;"
 export AzureWebJobsStorage
 say "starting bin/handler serve on $AZCREDS_HANDLER_URL (log: $logs/handler.log)"
 start_group handler "$logs/handler.log" "$bin/handler" serve -settings "$data/none.json"
@@ -115,7 +128,7 @@ args=(-api "$AZCREDS_HANDLER_URL" -org "$load_org" -control "$AZCREDS_LOCALAZURE
 	-cacert "$AZCREDS_CERT_FILE" -tenant "$AZCREDS_LOCAL_CUSTOMER_TENANT_1"
 	-subscription "$AZCREDS_LOAD_SUBSCRIPTION" -resource-group lake-rg -account "$AZCREDS_CUSTOMER_ACCOUNT_1"
 	-n "$LOAD_N" -c "$LOAD_CONCURRENCY" -pid "$handler_pid"
-	-storage-stats "https://$proxy_table/_faultproxy/stats"
+	${count_args[@]+"${count_args[@]}"}
 	-steady-c "$LOAD_CONNS" -steady-d "$LOAD_DURATION")
 rc=0
 if [[ -n "${LOAD_JSON:-}" ]]; then

@@ -111,6 +111,9 @@ type steadyRun struct {
 	Name       string          `json:"name"`
 	Result     loadtest.Result `json:"result"`
 	HandlerCPU time.Duration   `json:"handler_cpu_ns"`
+	// Storage is the storage transactions during the run, warm-up included (nil
+	// without -storage-stats).
+	Storage *faultproxy.Stats `json:"storage,omitempty"`
 }
 
 func runOnboard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -175,7 +178,11 @@ func runOnboard(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if len(res.VerifiedIDs) == 0 {
 			return errors.New("scenario 2 needs a verified credential; none was")
 		}
-		steady, err := runSteady(ctx, o, client, base, res.VerifiedIDs[0], usage, out)
+		storage := func() (faultproxy.Stats, error) { return loadtest.StorageStats(ctx, client, o.storageStats) }
+		if o.storageStats == "" {
+			storage = nil
+		}
+		steady, err := runSteady(ctx, o, client, base, res.VerifiedIDs[0], usage, storage, out)
 		rep.Steady = steady
 		if err != nil {
 			return err
@@ -194,7 +201,8 @@ func runOnboard(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // runSteady is scenario 2: /creds of a workspace linked to id, then GET id, each with
 // steadyC connections for steadyD. guarded makes the set-up calls; Run guards base itself.
-func runSteady(ctx context.Context, o onboardOptions, guarded, base *http.Client, id string, usage func() loadtest.ProcessUsage, out io.Writer) ([]steadyRun, error) {
+func runSteady(ctx context.Context, o onboardOptions, guarded, base *http.Client, id string,
+	usage func() loadtest.ProcessUsage, storage func() (faultproxy.Stats, error), out io.Writer) ([]steadyRun, error) {
 	api := &wizard.API{BaseURL: o.cfg.APIURL, Org: o.cfg.Org, Token: o.cfg.Token, HTTP: guarded}
 	ws := fmt.Sprintf("loadws%d", time.Now().UnixMilli()%1_000_000)
 	if err := api.RegisterWorkspace(ctx, ws, id); err != nil {
@@ -206,9 +214,16 @@ func runSteady(ctx context.Context, o onboardOptions, guarded, base *http.Client
 		{"GET /organizations/{org}/credentials/{id}", http.MethodGet, o.cfg.APIURL + "/organizations/" + o.cfg.Org + "/credentials/" + id},
 	}
 	fmt.Fprintf(out, "\nscenario 2: %d connections for %s each, after a 2 s warm-up\n", o.steadyC, o.steadyD)
-	fmt.Fprintf(out, "%-42s %s %12s\n", "", loadtest.TableHeader(), "handler_cpu_s")
+	fmt.Fprintf(out, "%-42s %s %12s %14s\n", "", loadtest.TableHeader(), "handler_cpu_s", "storage_per_req")
 	var done []steadyRun
 	for _, r := range runs {
+		var storageBefore faultproxy.Stats
+		var err error
+		if storage != nil {
+			if storageBefore, err = storage(); err != nil {
+				return done, err
+			}
+		}
 		before := usage()
 		res, err := loadtest.Run(ctx, loadtest.Config{Method: r.method, URL: r.url, Header: header, Client: base,
 			Concurrency: o.steadyC, Duration: o.steadyD, Warmup: 2 * time.Second})
@@ -216,11 +231,24 @@ func runSteady(ctx context.Context, o onboardOptions, guarded, base *http.Client
 		if err != nil {
 			return done, fmt.Errorf("%s: %w", r.name, err)
 		}
-		fmt.Fprintf(out, "%-42s %s %12.1f\n", r.name, res.TableRow(), cpu.Seconds())
+		run := steadyRun{Name: r.name, Result: res, HandlerCPU: cpu}
+		perRequest := "-"
+		if storage != nil {
+			now, err := storage()
+			if err != nil {
+				return done, err
+			}
+			d := now.Sub(storageBefore)
+			run.Storage = &d
+			if n := res.Requests + res.WarmupRequests; n > 0 {
+				perRequest = fmt.Sprintf("%.3f", float64(d.Requests())/float64(n))
+			}
+		}
+		fmt.Fprintf(out, "%-42s %s %12.1f %14s\n", r.name, res.TableRow(), cpu.Seconds(), perRequest)
 		if res.Errors > 0 {
 			fmt.Fprintln(out, errorDetail(res))
 		}
-		done = append(done, steadyRun{Name: r.name, Result: res, HandlerCPU: cpu})
+		done = append(done, run)
 	}
 	return done, nil
 }

@@ -381,9 +381,10 @@ func TestRunReusesConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSums(t, res)
-	// Exactly c in a quiet run; a little room for a dial that loses a race to an idle
-	// connection at start-up. Without the pool sizing it is hundreds.
-	if n := conns.Load(); n < c || n > c+c/4 {
+	// Exactly c in a quiet run; room for dials that lose a race to an idle connection at
+	// start-up, which a busy machine makes more of (28 for 16 seen at a load average of
+	// 15 on 2 cores). Without the pool sizing it is hundreds.
+	if n := conns.Load(); n < c || n > 2*c {
 		t.Errorf("server accepted %d connections for %d workers", n, c)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/wizard"
@@ -38,7 +39,8 @@ type OnboardingConfig struct {
 
 	// Credentials is how many onboardings run at once (default 100).
 	Credentials int
-	// Concurrency bounds the client's requests in flight (default 16).
+	// Concurrency bounds the client's requests in flight in each of its two pools (the
+	// creation steps, and the storage forms), so at most twice it plus a list (default 16).
 	Concurrency int
 	// TenantID is the customer tenant the service principals are installed in;
 	// SubscriptionID, ResourceGroup and Account name the customer storage account
@@ -110,6 +112,17 @@ type onboardingRun struct {
 	mu       sync.Mutex
 	errs     int
 	firstErr string
+
+	// tracks are the onboardings follow watches, added as their tenants are submitted.
+	trackMu sync.Mutex
+	tracks  map[string]*track
+}
+
+// track is where one onboarding is, as the client knows it.
+type track struct {
+	submitted bool
+	accepted  time.Time // when the storage form's 202 arrived
+	done      bool
 }
 
 func (c OnboardingConfig) normalize() (OnboardingConfig, error) {
@@ -194,7 +207,7 @@ func RunOnboarding(ctx context.Context, cfg OnboardingConfig) (OnboardingResult,
 			return OnboardingResult{}, err
 		}
 	}
-	client, err := GuardedClient(cfg.Client, cfg.Concurrency+2)
+	client, err := GuardedClient(cfg.Client, 2*cfg.Concurrency+2)
 	if err != nil {
 		return OnboardingResult{}, fmt.Errorf("onboarding config: %w", err)
 	}
@@ -209,10 +222,23 @@ func RunOnboarding(ctx context.Context, cfg OnboardingConfig) (OnboardingResult,
 		return OnboardingResult{}, fmt.Errorf("create container %s: %w", cfg.Container, err)
 	}
 
+	// Each onboarding goes on as soon as its tenant is submitted, as a wizard would: the
+	// follower runs alongside the creation of the others.
 	start := time.Now()
+	r.tracks = map[string]*track{}
+	var creating atomic.Bool
+	creating.Store(true)
+	var states map[string]summary
+	var verifiedAt map[string]time.Time
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		states, verifiedAt = r.follow(ctx, start, &creating)
+	}()
 	ids := r.startAll(ctx, start)
 	submitted := time.Since(start)
-	states, verifiedAt := r.follow(ctx, ids, start)
+	creating.Store(false)
+	<-followed
 	res := OnboardingResult{Credentials: cfg.Credentials, Submitted: submitted, FinalStates: map[string]int{}}
 	var last time.Time
 	for i, id := range ids {
@@ -307,6 +333,9 @@ func (r *onboardingRun) startAll(ctx context.Context, start time.Time) []string 
 			r.fail("submit tenant", err)
 			return
 		}
+		r.trackMu.Lock()
+		r.tracks[c.ID] = &track{}
+		r.trackMu.Unlock()
 		ids[i] = c.ID
 	})
 	return ids
@@ -348,43 +377,33 @@ func (r *onboardingRun) list(ctx context.Context) (map[string]summary, error) {
 	return m, nil
 }
 
-// follow reads the list every Poll, submits the storage form of each credential that
-// shows sp_verified, and returns when every credential is verified or has failed: back
-// in draft (no service principal found), or back in sp_verified after its storage form
-// was accepted (a terminal probe outcome). It returns the last state of each and when
-// the client first saw it verified.
-func (r *onboardingRun) follow(ctx context.Context, ids []string, start time.Time) (map[string]summary, map[string]time.Time) {
+// follow reads the list every Poll, submits the storage form of each tracked credential
+// that shows sp_verified, and returns once creating is false and every tracked credential
+// is verified or has failed: back in draft (no service principal found), or back in
+// sp_verified after its storage form was accepted (a terminal probe outcome). It returns
+// the last state of each and when the client first saw it verified.
+func (r *onboardingRun) follow(ctx context.Context, start time.Time, creating *atomic.Bool) (map[string]summary, map[string]time.Time) {
 	cfg := r.cfg
-	type track struct {
-		submitted bool
-		accepted  time.Time // when the storage form's 202 arrived
-		done      bool
-	}
-	var mu sync.Mutex
-	tracks := map[string]*track{}
-	for _, id := range ids {
-		if id != "" {
-			tracks[id] = &track{}
-		}
-	}
 	verifiedAt := map[string]time.Time{}
 	last := map[string]summary{}
 
-	submit := make(chan string, len(tracks))
+	submit := make(chan string, cfg.Credentials)
 	var wg sync.WaitGroup
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			for id := range submit {
 				_, err := r.api.SubmitStorage(ctx, id, wizard.StorageForm{SubscriptionID: cfg.SubscriptionID,
 					ResourceGroup: cfg.ResourceGroup, StorageAccount: cfg.Account, ContainerName: cfg.Container})
-				mu.Lock()
 				if err != nil {
 					r.fail("submit storage", err)
-					tracks[id].done = true
-				} else {
-					tracks[id].accepted = time.Now()
 				}
-				mu.Unlock()
+				r.trackMu.Lock()
+				if err != nil {
+					r.tracks[id].done = true
+				} else {
+					r.tracks[id].accepted = time.Now()
+				}
+				r.trackMu.Unlock()
 			}
 		})
 	}
@@ -393,6 +412,7 @@ func (r *onboardingRun) follow(ctx context.Context, ids []string, start time.Tim
 	tick := time.NewTicker(cfg.Poll)
 	defer tick.Stop()
 	for {
+		stillCreating := creating.Load() // before counting, so no track added later is missed
 		asOf := time.Now()
 		states, err := r.list(ctx)
 		if err != nil {
@@ -401,12 +421,12 @@ func (r *onboardingRun) follow(ctx context.Context, ids []string, start time.Tim
 			}
 			r.fail("list", err)
 		}
-		mu.Lock()
+		r.trackMu.Lock()
 		open, counts := 0, map[string]int{}
-		for id, t := range tracks {
+		for id, t := range r.tracks {
 			s, ok := states[id]
 			if !ok {
-				if states != nil && !t.done { // listed before, gone now: deleted by someone
+				if states != nil && !t.done { // deleted by someone else
 					t.done = true
 				}
 				continue
@@ -430,11 +450,12 @@ func (r *onboardingRun) follow(ctx context.Context, ids []string, start time.Tim
 				open++
 			}
 		}
-		mu.Unlock()
+		tracked := len(r.tracks)
+		r.trackMu.Unlock()
 		if cfg.Progress != nil && states != nil {
-			fmt.Fprintf(cfg.Progress, "  %6.1fs%s\n", asOf.Sub(start).Seconds(), formatCounts(counts))
+			fmt.Fprintf(cfg.Progress, "  %6.1fs tracked=%d%s\n", asOf.Sub(start).Seconds(), tracked, formatCounts(counts))
 		}
-		if open == 0 && states != nil {
+		if !stillCreating && open == 0 && states != nil {
 			return last, verifiedAt
 		}
 		select {
