@@ -50,6 +50,8 @@ type credentialEntity struct {
 	Generation int64
 	Revision   int64
 	Progress   string // JSON of progressJSON
+	// WriteID is random per write: a write whose answer was lost recognises its own row.
+	WriteID string `json:",omitempty"`
 
 	LastError              string
 	LastErrorCode          string

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,7 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	if err != nil {
 		return err
 	}
+	ent.WriteID = rand.Text()
 	row, err := action(aztables.TransactionTypeAdd, ent, "")
 	if err != nil {
 		return err
@@ -69,10 +71,16 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 		return err
 	}
 	if err := s.submit(ctx, "insert credential", row, name, event); err != nil {
-		if errors.Is(err, errAlreadyExists) {
-			return &credential.ConflictError{Message: fmt.Sprintf("a credential named %q already exists in this organization", c.Name)}
+		if !errors.Is(err, errAlreadyExists) {
+			return err
 		}
-		return err
+		// The SDK retries a transaction whose answer was lost, and the retry meets the rows
+		// the first attempt wrote. The id is new: a row with it and this content is ours.
+		if etag, ok := s.landed(ctx, ent); ok {
+			c.ETag = etag
+			return nil
+		}
+		return &credential.ConflictError{Message: fmt.Sprintf("a credential named %q already exists in this organization", c.Name)}
 	}
 	// A transaction answers no ETags: read the row once to hold the current one.
 	fresh, err := s.Get(ctx, c.OrgID, c.ID)
@@ -81,6 +89,24 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	}
 	c.ETag = fresh.ETag
 	return nil
+}
+
+// landed reports whether the credential row is the write want, with its ETag: a write
+// whose answer was lost and whose retry then failed (409 on an insert, 412 on a
+// conditional update) did land when the row carries its WriteID.
+func (s *Store) landed(ctx context.Context, want credentialEntity) (string, bool) {
+	if want.WriteID == "" {
+		return "", false
+	}
+	resp, err := s.table.GetEntity(ctx, want.PartitionKey, want.RowKey, nil)
+	if err != nil {
+		return "", false
+	}
+	var got credentialEntity
+	if err := json.Unmarshal(resp.Value, &got); err != nil {
+		return "", false
+	}
+	return string(resp.ETag), got.WriteID == want.WriteID
 }
 
 // Get reads one credential.
@@ -157,8 +183,10 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 	c.Revision++
 	ent, err := toEntity(c)
 	if err != nil {
+		c.Revision--
 		return err
 	}
+	ent.WriteID = rand.Text()
 	if ev == nil {
 		b, err := json.Marshal(ent)
 		if err != nil {
@@ -167,8 +195,15 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 		etag := azcore.ETag(c.ETag)
 		resp, err := s.table.UpdateEntity(ctx, b, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
 		if err != nil {
+			err = translate(err, "update credential "+c.ID)
+			if errors.Is(err, credential.ErrConflict) {
+				if etag, ok := s.landed(ctx, ent); ok {
+					c.ETag = etag
+					return nil
+				}
+			}
 			c.Revision--
-			return translate(err, "update credential "+c.ID)
+			return err
 		}
 		c.ETag = string(resp.ETag)
 		return nil
@@ -182,6 +217,13 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 		return err
 	}
 	if err := s.submit(ctx, "update credential "+c.ID, row, event); err != nil {
+		if errors.Is(err, credential.ErrConflict) || errors.Is(err, errAlreadyExists) {
+			// A retry whose first attempt landed: the row and its event are already there.
+			if _, ok := s.landed(ctx, ent); ok {
+				c.ETag = ""
+				return nil
+			}
+		}
 		c.Revision--
 		if errors.Is(err, errAlreadyExists) {
 			// Another writer took this revision's event key: the row moved on under us.
