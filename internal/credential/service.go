@@ -395,17 +395,27 @@ func (s *Service) SetOrgDefault(ctx context.Context, orgID, id string) (*Credent
 	return c, nil
 }
 
+// AppCleanupSettle is how long a delete's clean-up job keeps looking while the row still
+// holds the app: the job is queued before the row goes and may run first, so it looks
+// again every AppCleanupRecheck until the delete has surely ended (deleted the row, or
+// failed and left it, when the app must stay).
+const (
+	AppCleanupSettle  = 2 * time.Minute
+	AppCleanupRecheck = 5 * time.Second
+)
+
 // Delete removes a credential, its name and the org default pointing at it, and has the
 // app registration deleted in the background. The clean-up job is scheduled before the
 // row goes, so a crash in between leaves the job, never an orphaned app; the job deletes
-// nothing while the row still holds the app.
+// nothing while the row still holds the app, and looks again for AppCleanupSettle.
 func (s *Service) Delete(ctx context.Context, orgID, id string) error {
 	c, err := s.store.Get(ctx, orgID, id)
 	if err != nil {
 		return err
 	}
 	if c.App.ObjectID != "" {
-		job := Job{Kind: JobAppCleanup, OrgID: orgID, CredentialID: id, AppObjectID: c.App.ObjectID}
+		job := Job{Kind: JobAppCleanup, OrgID: orgID, CredentialID: id, AppObjectID: c.App.ObjectID,
+			Deadline: s.now().Add(AppCleanupSettle)}
 		if err := s.scheduler.Schedule(ctx, job, 0); err != nil {
 			return fmt.Errorf("schedule app clean-up for credential %s: %w", id, err)
 		}

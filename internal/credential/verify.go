@@ -223,7 +223,8 @@ func deniedBefore(checks []Check) bool {
 
 // CleanUpApp deletes the app registration of a deleted credential, or of a create that
 // failed half-way. While the credential still holds the app (a delete that did not go
-// through), nothing is deleted. A missing app counts as done. A job without an app is a
+// through), nothing is deleted; until the job's Deadline it looks again (the delete may
+// still be under way). A missing app counts as done. A job without an app is a
 // create's guard (see guardCreate).
 func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 	if job.AppObjectID == "" {
@@ -231,6 +232,9 @@ func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 	}
 	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
 	switch {
+	case err == nil && c.App.ObjectID == job.AppObjectID && s.now().Before(job.Deadline):
+		// The delete that queued this job may still be under way.
+		return s.scheduler.Schedule(ctx, job, AppCleanupRecheck)
 	case err == nil && c.App.ObjectID == job.AppObjectID:
 		s.log.InfoContext(ctx, "app clean-up skipped: the credential still holds the app", "org", job.OrgID, "credential", job.CredentialID)
 		return nil
