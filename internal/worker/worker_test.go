@@ -235,11 +235,11 @@ func TestMalformedMessagesDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noApp := base64.StdEncoding.EncodeToString([]byte(`{"kind":"app_cleanup","org_id":"o","credential_id":"c"}`))
+	noCredential := base64.StdEncoding.EncodeToString([]byte(`{"kind":"app_cleanup","org_id":"o","app_object_id":"a"}`))
 	for kind, text := range map[credential.JobKind]string{
 		credential.JobSPPoll:      "not base64!",
 		credential.JobAccessProbe: wrongKind, // an sp_poll job on the access probe queue
-		credential.JobAppCleanup:  noApp,
+		credential.JobAppCleanup:  noCredential,
 	} {
 		if _, err := f.queues[kind].Jobs.EnqueueMessage(ctx, text, nil); err != nil {
 			t.Fatal(err)
