@@ -98,7 +98,8 @@ func (a *azurite) start() {
 	done := make(chan struct{})
 	a.done = done
 	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(done) }(a.cmd)
-	deadline := time.Now().Add(30 * time.Second)
+	// Node takes a few seconds to load Azurite, much longer on a busy machine.
+	deadline := time.Now().Add(90 * time.Second)
 	for _, port := range a.ports {
 		for {
 			c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
@@ -112,7 +113,7 @@ func (a *azurite) start() {
 			default:
 			}
 			if time.Now().After(deadline) {
-				a.t.Fatalf("Azurite did not listen on %s within 30 s; log:\n%s", port, a.tail())
+				a.t.Fatalf("Azurite did not listen on %s within 90 s; log:\n%s", port, a.tail())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
