@@ -191,7 +191,9 @@ func runOnboard(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
 	}
 	if res.Failed > 0 || res.Errors > 0 {
 		return fmt.Errorf("%d onboardings failed, %d client errors", res.Failed, res.Errors)
@@ -263,6 +265,11 @@ func writeOnboarding(w io.Writer, rep onboardReport, measured bool) {
 	if r.Failed > 0 {
 		fmt.Fprintf(w, "  final states:%s\n", formatStates(r.FinalStates))
 	}
+	fmt.Fprintf(w, "  credential list read %d times", r.Lists)
+	if r.ListMisses > 0 {
+		fmt.Fprintf(w, "; %d of them lacked credentials that exist (%d missing in all)", r.ListMisses, r.ListMissed)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  every tenant submitted after %s; every credential verified after %s\n",
 		r.Submitted.Round(100*time.Millisecond), r.AllVerified.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "  create -> verified       %s\n", r.ToVerified)

@@ -98,6 +98,12 @@ type OnboardingResult struct {
 	// verified (from the credential's events).
 	SPFound Durations `json:"sp_found"`
 	Probe   Durations `json:"probe"`
+	// Lists is how many times the credential list was read; ListMisses how many of those
+	// lacked a credential the run had made and not deleted, ListMissed the credentials
+	// missing over all of them. Both are zero for a consistent list.
+	Lists      int `json:"lists"`
+	ListMisses int `json:"list_misses"`
+	ListMissed int `json:"list_missed"`
 	// VerifiedIDs are the credentials that reached verified, in creation order.
 	VerifiedIDs []string `json:"-"`
 }
@@ -116,10 +122,14 @@ type onboardingRun struct {
 	// tracks are the onboardings follow watches, added as their tenants are submitted.
 	trackMu sync.Mutex
 	tracks  map[string]*track
+	// listMisses counts the lists that lacked a tracked credential, listMissed the
+	// credentials they lacked, over all of them.
+	lists, listMisses, listMissed int
 }
 
 // track is where one onboarding is, as the client knows it.
 type track struct {
+	since     time.Time // when its tenant submit was answered: older lists say nothing of it
 	submitted bool
 	accepted  time.Time // when the storage form's 202 arrived
 	done      bool
@@ -270,6 +280,7 @@ func RunOnboarding(ctx context.Context, cfg OnboardingConfig) (OnboardingResult,
 	res.ToVerified = durationsOf(toVerified)
 	res.SPFound, res.Probe = r.stepTimes(ctx, res.VerifiedIDs)
 	res.Errors, res.ErrorSample = r.errs, r.firstErr
+	res.Lists, res.ListMisses, res.ListMissed = r.lists, r.listMisses, r.listMissed
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("onboarding run stopped early: %w", err)
 	}
@@ -334,7 +345,7 @@ func (r *onboardingRun) startAll(ctx context.Context, start time.Time) []string 
 			return
 		}
 		r.trackMu.Lock()
-		r.tracks[c.ID] = &track{}
+		r.tracks[c.ID] = &track{since: time.Now()}
 		r.trackMu.Unlock()
 		ids[i] = c.ID
 	})
@@ -415,6 +426,9 @@ func (r *onboardingRun) follow(ctx context.Context, start time.Time, creating *a
 		stillCreating := creating.Load() // before counting, so no track added later is missed
 		asOf := time.Now()
 		states, err := r.list(ctx)
+		r.trackMu.Lock()
+		r.lists++
+		r.trackMu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return last, verifiedAt
@@ -423,12 +437,22 @@ func (r *onboardingRun) follow(ctx context.Context, start time.Time, creating *a
 		}
 		r.trackMu.Lock()
 		open, counts := 0, map[string]int{}
+		missing := 0
 		for id, t := range r.tracks {
 			s, ok := states[id]
 			if !ok {
-				if states != nil && !t.done { // deleted by someone else
-					t.done = true
+				// Not in this list (or the list failed): still open. A list that
+				// misses a credential it should hold is counted, not believed.
+				if states != nil && !asOf.Before(t.since) {
+					missing++
 				}
+				if !t.done {
+					open++
+				}
+				continue
+			}
+			if asOf.Before(t.since) { // this list was read before the tenant was submitted
+				open++
 				continue
 			}
 			last[id] = s
@@ -451,9 +475,13 @@ func (r *onboardingRun) follow(ctx context.Context, start time.Time, creating *a
 			}
 		}
 		tracked := len(r.tracks)
+		if missing > 0 {
+			r.listMisses++
+			r.listMissed += missing
+		}
 		r.trackMu.Unlock()
 		if cfg.Progress != nil && states != nil {
-			fmt.Fprintf(cfg.Progress, "  %6.1fs tracked=%d%s\n", asOf.Sub(start).Seconds(), tracked, formatCounts(counts))
+			fmt.Fprintf(cfg.Progress, "  %6.1fs tracked=%d listed=%d%s\n", asOf.Sub(start).Seconds(), tracked, len(states), formatCounts(counts))
 		}
 		if !stillCreating && open == 0 && states != nil {
 			return last, verifiedAt
