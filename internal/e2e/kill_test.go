@@ -63,12 +63,14 @@ func TestSoakWorkerKilled(t *testing.T) {
 		go func() { done <- o.throughKills(ctx, stats, plans[i].install, plans[i].grant) }()
 	}
 
+	logs := []string{h.proc.log}
 	for k := range kills {
 		time.Sleep(time.Duration(1000+rng.IntN(5000)) * time.Millisecond)
 		h.proc.kill()
 		down := time.Duration(rng.IntN(1000)) * time.Millisecond
 		time.Sleep(down)
 		h.restart(t)
+		logs = append(logs, h.proc.log)
 		t.Logf("kill %d at %s, down %s", k+1, time.Since(began).Round(10*time.Millisecond), down)
 	}
 	killed := time.Since(began)
@@ -80,6 +82,12 @@ func TestSoakWorkerKilled(t *testing.T) {
 	t.Logf("%d onboardings verified in %s through %d SIGKILLs of the handler (the last %s in); the wizard met %s",
 		n, time.Since(began).Round(time.Second), kills, killed.Round(time.Second), stats)
 
+	if f, err := countJobs(logs); err != nil {
+		t.Error(err)
+	} else {
+		t.Logf("handler logs: %d jobs completed on a redelivery after a kill, %d follow-ups scheduled again by a redelivery, %d stale or replayed jobs dropped",
+			f.redelivered, f.rescheduled, f.dropped)
+	}
 	for _, o := range obs {
 		evs, err := o.api.Events(ctx, o.cred.ID)
 		if err != nil {

@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -159,4 +162,37 @@ func poisoned(ctx context.Context, env testenv.Env, account string) (map[string]
 		}
 	}
 	return out, nil
+}
+
+// jobFigures counts, over a handler's log files, the job deliveries that followed an
+// earlier delivery of the same message (dequeue count above 1), the follow-ups such a
+// redelivery scheduled again, and the stale or replayed jobs dropped.
+type jobFigures struct{ redelivered, rescheduled, dropped int }
+
+func countJobs(paths []string) (jobFigures, error) {
+	var f jobFigures
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return f, err
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var rec struct {
+				Msg          string `json:"msg"`
+				DequeueCount int    `json:"dequeue_count"`
+			}
+			if json.Unmarshal(line, &rec) != nil {
+				continue
+			}
+			switch {
+			case rec.Msg == "queue job done" && rec.DequeueCount > 1:
+				f.redelivered++
+			case strings.HasPrefix(rec.Msg, "redelivered job: scheduling"):
+				f.rescheduled++
+			case rec.Msg == "stale job dropped":
+				f.dropped++
+			}
+		}
+	}
+	return f, nil
 }
