@@ -3,6 +3,7 @@ package credential_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -176,4 +177,56 @@ func (s *scripted) deletedApps() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.deleted)
+}
+
+// TestDeleteRacingAPoller: a poller writes the row between the delete's read and its
+// conditional removal. The delete still stands: it reads the row again and removes it.
+func TestDeleteRacingAPoller(t *testing.T) {
+	f, p := newProxiedFixture(t, 3*time.Second)
+	ctx := context.Background()
+	f.fake.finds = []findResult{{objectID: "sp-object"}}
+	id, poll := f.submitted()
+
+	// Hold the delete's query for links, and let the poller write meanwhile.
+	if err := p.Inject(faultproxy.ServiceTable, "GET entities", faultproxy.FaultTimeout, 1); err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- f.svc.Delete(ctx, "org", id) }()
+	for p.Stats().Services[faultproxy.ServiceTable].Faults.Timeout == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.run(poll)
+	if got := f.get(id); got.State != credential.StateSPVerified {
+		t.Fatalf("the poller did not write: %s", got.State)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete racing the poller: %v", err)
+	}
+	if _, err := f.store.Get(ctx, "org", id); !errors.Is(err, credential.ErrNotFound) {
+		t.Fatalf("after the delete: %v", err)
+	}
+}
+
+// TestDeleteWhoseAnswerWasLost: the removal lands, its answer is lost, and the SDK's retry
+// finds the row gone. The delete succeeded.
+func TestDeleteWhoseAnswerWasLost(t *testing.T) {
+	f, p := newProxiedFixture(t, time.Second)
+	ctx := context.Background()
+	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "lost-delete", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Inject(faultproxy.ServiceTable, "POST batch", faultproxy.FaultLostBusy, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Delete(ctx, "org", c.ID); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if p.Stats().Services[faultproxy.ServiceTable].OperationFaults["POST batch"] != 1 {
+		t.Fatal("the fault did not fire")
+	}
+	if _, err := f.store.Get(ctx, "org", c.ID); !errors.Is(err, credential.ErrNotFound) {
+		t.Fatalf("after the delete: %v", err)
+	}
 }

@@ -405,27 +405,46 @@ const (
 )
 
 // Delete removes a credential, its name and the org default pointing at it, and has the
-// app registration deleted in the background. The clean-up job is scheduled before the
+// app registration deleted in the background. A poller writing the row meanwhile does not
+// fail the delete: it reads the row again and deletes that. The clean-up job is scheduled before the
 // row goes, so a crash in between leaves the job, never an orphaned app; the job deletes
 // nothing while the row still holds the app, and looks again for AppCleanupSettle.
 func (s *Service) Delete(ctx context.Context, orgID, id string) error {
-	c, err := s.store.Get(ctx, orgID, id)
-	if err != nil {
-		return err
-	}
-	if c.App.ObjectID != "" {
-		job := Job{Kind: JobAppCleanup, OrgID: orgID, CredentialID: id, AppObjectID: c.App.ObjectID,
-			Deadline: s.now().Add(AppCleanupSettle)}
-		if err := s.scheduler.Schedule(ctx, job, 0); err != nil {
-			return fmt.Errorf("schedule app clean-up for credential %s: %w", id, err)
+	scheduled := ""
+	for attempt := 1; ; attempt++ {
+		c, err := s.store.Get(ctx, orgID, id)
+		if err != nil {
+			if attempt > 1 && errors.Is(err, ErrNotFound) {
+				break // deleted meanwhile by another request
+			}
+			return err
 		}
-	}
-	if err := s.store.Delete(ctx, c); err != nil {
-		return fmt.Errorf("delete credential %s: %w", id, err)
+		if c.App.ObjectID != "" && c.App.ObjectID != scheduled {
+			job := Job{Kind: JobAppCleanup, OrgID: orgID, CredentialID: id, AppObjectID: c.App.ObjectID,
+				Deadline: s.now().Add(AppCleanupSettle)}
+			if err := s.scheduler.Schedule(ctx, job, 0); err != nil {
+				return fmt.Errorf("schedule app clean-up for credential %s: %w", id, err)
+			}
+			scheduled = c.App.ObjectID
+		}
+		err = s.store.Delete(ctx, c)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			// Not found: the storage SDK retried a delete whose answer was lost, and the
+			// retry found the row already gone.
+			break
+		}
+		// A conflict is a poller (or a link) that moved the row on since it was read: the
+		// delete still stands, on the row as it is now.
+		if !errors.Is(err, ErrConflict) || attempt == maxDeleteAttempts {
+			return fmt.Errorf("delete credential %s: %w", id, err)
+		}
 	}
 	s.resolutions.forget(orgID)
 	return nil
 }
+
+// maxDeleteAttempts bounds how often a delete reads the row again after it changed.
+const maxDeleteAttempts = 5
 
 // transition moves c by ev, applies change, and writes it with its event, conditional on
 // the ETag c was read with. A window-starting event bumps the generation.
