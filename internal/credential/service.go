@@ -306,6 +306,9 @@ func (s *Service) SubmitTenant(ctx context.Context, orgID, id string, in TenantI
 		return nil, &ConflictError{Message: "the credential's app registration is still being created; try again in a moment"}
 	}
 	now := s.now().UTC()
+	if err := s.backstop(ctx, c, JobSPPoll, now.Add(s.cfg.SPPollWindow)); err != nil {
+		return nil, err
+	}
 	err = s.transition(ctx, c, EventSubmitTenant, requestID, func(c *Credential) {
 		c.TenantID = in.TenantID
 		c.SPObjectID = ""
@@ -315,7 +318,8 @@ func (s *Service) SubmitTenant(ctx context.Context, orgID, id string, in TenantI
 	if err != nil {
 		return nil, err
 	}
-	return c, s.startWindow(ctx, c, JobSPPoll)
+	s.startWindow(ctx, c, JobSPPoll)
+	return c, nil
 }
 
 // SubmitStorage records the customer's storage details and starts (or restarts) the
@@ -346,6 +350,9 @@ func (s *Service) SubmitStorage(ctx context.Context, orgID, id string, in Storag
 			in.ContainerName, c.BasePath.Container, c.BasePath)
 	}
 	now := s.now().UTC()
+	if err := s.backstop(ctx, c, JobAccessProbe, now.Add(s.cfg.AccessProbeWindow)); err != nil {
+		return nil, err
+	}
 	err = s.transition(ctx, c, EventSubmitStorage, requestID, func(c *Credential) {
 		c.Storage = StorageTarget{SubscriptionID: in.SubscriptionID, ResourceGroup: in.ResourceGroup,
 			Account: in.StorageAccount, Container: in.ContainerName}
@@ -355,7 +362,8 @@ func (s *Service) SubmitStorage(ctx context.Context, orgID, id string, in Storag
 	if err != nil {
 		return nil, err
 	}
-	return c, s.startWindow(ctx, c, JobAccessProbe)
+	s.startWindow(ctx, c, JobAccessProbe)
+	return c, nil
 }
 
 // SaveUnverified keeps a credential whose access probe ran out of time ("Save anyway").
@@ -475,12 +483,32 @@ func (s *Service) transition(ctx context.Context, c *Credential, ev Event, reque
 }
 
 // startWindow hands the first job of a new window to the workers. It runs after the row
-// is written, so each generation has one chain; when it fails the window can be restarted
-// by submitting again.
-func (s *Service) startWindow(ctx context.Context, c *Credential, kind JobKind) error {
+// is written, so the job finds its generation. When it fails, the backstop queued before
+// the write starts the window a little later.
+func (s *Service) startWindow(ctx context.Context, c *Credential, kind JobKind) {
 	job := Job{Kind: kind, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation, Deadline: c.Progress.Deadline}
 	if err := s.scheduler.Schedule(ctx, job, 0); err != nil {
-		return fmt.Errorf("start %s for credential %s (submit again to retry): %w", kind, c.ID, errors.Join(ErrUnavailable, err))
+		s.log.WarnContext(ctx, "first job of a window not queued; its backstop starts the window", "kind", kind,
+			"org", c.OrgID, "credential", c.ID, "generation", c.Generation, "backstop", s.backstopDelay(kind).String(), "err", err)
+	}
+}
+
+// backstop queues, before a submit writes its new window, a delayed copy of the window's
+// first job (the generation the write will give it, attempt 0). Should the process die
+// between the write and startWindow, or startWindow's job fail to queue, the copy starts
+// the window late instead of never. When the first job did run, the copy finds the attempt
+// counted and is dropped as a replay; when the write fails, the copy's generation never
+// comes, or is another submit's whose own first job counts the attempt first. Failing
+// here fails the submit before anything changed.
+func (s *Service) backstop(ctx context.Context, c *Credential, kind JobKind, deadline time.Time) error {
+	job := Job{Kind: kind, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation + 1, Deadline: deadline}
+	if err := s.scheduler.Schedule(ctx, job, s.backstopDelay(kind)); err != nil {
+		return fmt.Errorf("start %s for credential %s: %w", kind, c.ID, errors.Join(ErrUnavailable, err))
 	}
 	return nil
+}
+
+// backstopDelay leaves the window's first job, queued right after the write, time to run.
+func (s *Service) backstopDelay(kind JobKind) time.Duration {
+	return 3 * s.interval(kind)
 }
