@@ -220,6 +220,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'AZCREDS_HEALTH_SPREAD'
           value: healthSpread
         }
+        {
+          // When a create's guard deletes an app registration the create left unrecorded.
+          name: 'AZCREDS_CREATE_GUARD_DELAY'
+          value: '10m'
+        }
       ]
     }
     functionAppConfig: {
