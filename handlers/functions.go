@@ -371,7 +371,7 @@ func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn TimerFunction
 		return
 	}
 	iv.log.InfoContext(ctx, "health sweep done", attrs...)
-	resp.Logs = append(resp.Logs, fmt.Sprintf("health sweep scheduled %d probes", n))
+	resp.Logs = append(resp.Logs, fmt.Sprintf("health sweep scheduled %d probe(s)", n))
 	writeJSON(w, http.StatusOK, resp)
 }
 

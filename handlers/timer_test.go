@@ -68,7 +68,7 @@ func TestInvokerTimerSweeps(t *testing.T) {
 			if sweeper.count() != 1 {
 				t.Fatalf("swept %d times, want once", sweeper.count())
 			}
-			if !strings.Contains(out[0], "scheduled 7 probes") {
+			if !strings.Contains(out[0], "scheduled 7 probe(s)") {
 				t.Errorf("Logs %q: want the number of probes scheduled", out)
 			}
 			recs := logs.records(t)

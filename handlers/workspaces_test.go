@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,5 +291,40 @@ func TestResolutionCache(t *testing.T) {
 	h.want(r, http.StatusOK)
 	if v.Source != "environment_default" || v.CredentialID != nil {
 		t.Fatalf("after the delete the cache still served %+v", v)
+	}
+}
+
+// TestCredsConcurrentFirstCalls: many first /creds calls of a new workspace at once (the
+// SDK opening a dataset from several workers) race to record its first table; the losers
+// read again and get the same answer, not a conflict.
+func TestCredsConcurrentFirstCalls(t *testing.T) {
+	h := newHarness(t)
+	def := h.verified(org, "default", "az://acctdefault/lake")
+	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": def.ID}), http.StatusOK)
+	for _, ws := range []string{"ws-burst", "ws-burst-registered"} {
+		if ws == "ws-burst-registered" {
+			h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": ws}), http.StatusCreated)
+		}
+		const n = 12
+		statuses := make([]int, n)
+		bodies := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				r := h.call("POST", org, "/api/org/"+ws+"/ds/t1/creds", nil)
+				statuses[i], bodies[i] = r.status, string(r.body)
+			})
+		}
+		wg.Wait()
+		for i, s := range statuses {
+			if s != http.StatusOK {
+				t.Errorf("%s: call %d: %d %s", ws, i, s, bodies[i])
+			}
+		}
+		v, r := h.creds(org, ws, "t2")
+		h.want(r, http.StatusOK)
+		if v.Source != "workspace" || v.CredentialID == nil || *v.CredentialID != def.ID {
+			t.Errorf("%s after the burst: %+v, want pinned to the org default %s", ws, v, def.ID)
+		}
 	}
 }

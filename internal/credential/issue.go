@@ -251,6 +251,28 @@ func (s *Service) resolveForTable(ctx context.Context, orgID, wsID, table string
 	if r, ok := s.resolutions.get(orgID, wsID, s.now()); ok {
 		return &r, nil
 	}
+	// Concurrent first calls for a new workspace or table race to record it; the losers
+	// read again and find it recorded (or the link that beat them), so they get the same
+	// answer instead of a conflict.
+	for attempt := 1; ; attempt++ {
+		r, err := s.resolveAndLock(ctx, orgID, wsID, table)
+		if !errors.Is(err, errLockRaced) {
+			return r, err
+		}
+		if attempt == lockAttempts {
+			return nil, &ConflictError{Message: fmt.Sprintf("workspace %q kept changing while its first table was being recorded; retry", wsID)}
+		}
+	}
+}
+
+// lockAttempts bounds how often a /creds call reads again after losing the race to
+// record a workspace's first table.
+const lockAttempts = 3
+
+// errLockRaced is a first-table record that lost to a concurrent write of the workspace.
+var errLockRaced = errors.New("the workspace changed while its first table was being recorded")
+
+func (s *Service) resolveAndLock(ctx context.Context, orgID, wsID, table string) (*Resolution, error) {
 	w, err := s.workspaces.GetWorkspace(ctx, orgID, wsID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
@@ -301,7 +323,7 @@ func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *W
 			return nil
 		}
 		if errors.Is(err, ErrConflict) {
-			return &ConflictError{Message: fmt.Sprintf("workspace %q changed while its first table was being recorded; retry", wsID)}
+			return errLockRaced
 		}
 		return fmt.Errorf("record workspace %s: %w", wsID, err)
 	}
@@ -311,7 +333,7 @@ func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *W
 	}
 	if err := s.workspaces.UpdateWorkspace(ctx, w, pin); err != nil {
 		if errors.Is(err, ErrConflict) {
-			return &ConflictError{Message: fmt.Sprintf("workspace %q changed while its first table was being recorded; retry", wsID)}
+			return errLockRaced
 		}
 		return fmt.Errorf("lock workspace %s: %w", wsID, err)
 	}
