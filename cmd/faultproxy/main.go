@@ -8,20 +8,18 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/faultproxy"
+	"github.com/activeloopai/azcreds/internal/tlsserve"
 )
 
 func main() {
@@ -84,7 +82,7 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(map[fa
 	if err != nil {
 		return fmt.Errorf("load TLS key pair: %w", err)
 	}
-	transport, err := azuriteTransport(o.cert)
+	transport, err := tlsserve.AzuriteTransport(o.cert)
 	if err != nil {
 		return err
 	}
@@ -100,74 +98,23 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(map[fa
 		return fmt.Errorf("configure: %w", err)
 	}
 
-	// Listen on every address before serving any, so that a taken port fails the start.
-	var servers []*http.Server
-	var listeners []net.Listener
-	addrs := map[faultproxy.Service]string{}
+	var listeners []tlsserve.Listener
+	var services []faultproxy.Service
 	for _, svc := range faultproxy.Services {
-		if _, ok := cfg.Targets[svc]; !ok {
-			continue
-		}
-		ln, err := net.Listen("tcp", *o.addrs[svc])
-		if err != nil {
-			for _, prev := range listeners {
-				prev.Close()
-			}
-			return fmt.Errorf("listen (%s): %w", svc, err)
-		}
-		listeners = append(listeners, ln)
-		addrs[svc] = ln.Addr().String()
-		servers = append(servers, &http.Server{
-			Handler:           p.Handler(svc),
-			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		})
-		log.Info("faultproxy listening", "service", string(svc), "url", "https://"+addrs[svc], "azurite", cfg.Targets[svc])
-	}
-	served := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { served <- srv.ServeTLS(listeners[i], "", "") }()
-	}
-	log.Info("faultproxy rates", "busy", o.rates.Busy, "lost", o.rates.Lost, "timeout", o.rates.Timeout, "hold", o.hold.String(), "seed", o.seed)
-	if ready != nil {
-		ready(addrs)
-	}
-
-	var serveErr error
-	select {
-	case err := <-served:
-		serveErr = fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {
-			serveErr = fmt.Errorf("shut down: %w", err)
+		if _, ok := cfg.Targets[svc]; ok {
+			listeners = append(listeners, tlsserve.Listener{Name: string(svc), Addr: *o.addrs[svc], Handler: p.Handler(svc)})
+			services = append(services, svc)
 		}
 	}
-	return serveErr
-}
-
-// azuriteTransport reaches Azurite, trusting the system roots (SSL_CERT_FILE included)
-// and the local stack's certificate.
-func azuriteTransport(certFile string) (*http.Transport, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	pem, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, fmt.Errorf("read certificate: %w", err)
-	}
-	roots.AppendCertsFromPEM(pem)
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	// As many idle connections as the handler keeps to storage: with Go's default of 2 per
-	// host, the proxy itself would open a connection per request under load and skew what
-	// it measures.
-	transport.MaxIdleConns = 256
-	transport.MaxIdleConnsPerHost = 128
-	return transport, nil
+	return tlsserve.Serve(ctx, log, cert, listeners, func(bound []string) {
+		addrs := map[faultproxy.Service]string{}
+		for i, svc := range services {
+			addrs[svc] = bound[i]
+			log.Info("faultproxy listening", "service", string(svc), "url", "https://"+bound[i], "azurite", cfg.Targets[svc])
+		}
+		log.Info("faultproxy rates", "busy", o.rates.Busy, "lost", o.rates.Lost, "timeout", o.rates.Timeout, "hold", o.hold.String(), "seed", o.seed)
+		if ready != nil {
+			ready(addrs)
+		}
+	})
 }

@@ -8,13 +8,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,6 +22,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/tlsserve"
 )
 
 func main() {
@@ -125,7 +124,7 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 	}
 	var azurite *http.Transport
 	if o.azuriteBlob != "" {
-		if azurite, err = azuriteTransport(o.cert); err != nil {
+		if azurite, err = tlsserve.AzuriteTransport(o.cert); err != nil {
 			return err
 		}
 		blob, err := newBlobCreator(o, azurite)
@@ -148,96 +147,27 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 			return err
 		}
 	}
-	handlers := []listener{{name: "localazure", addr: o.addr, handler: standIn.Handler()}}
+	listeners := []tlsserve.Listener{{Name: "localazure", Addr: o.addr, Handler: standIn.Handler()}}
 	if o.azuriteBlob != "" && o.storageAddr != "" {
 		front, err := standIn.StorageFront(localazure.StorageFrontConfig{Azurite: o.azuriteBlob, Transport: azurite})
 		if err != nil {
 			return fmt.Errorf("configure storage front: %w", err)
 		}
-		handlers = append(handlers, listener{name: "storage front", addr: o.storageAddr, handler: front})
+		listeners = append(listeners, tlsserve.Listener{Name: "storage front", Addr: o.storageAddr, Handler: front})
 	}
-
-	// Listen on every address before serving any, so that a taken port fails the start.
-	servers := make([]*http.Server, 0, len(handlers))
-	listeners := make([]net.Listener, 0, len(handlers))
-	for _, l := range handlers {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			for _, prev := range listeners {
-				prev.Close()
-			}
-			return fmt.Errorf("listen (%s): %w", l.name, err)
+	err = tlsserve.Serve(ctx, log, cert, listeners, func(addrs []string) {
+		log.Info("localazure listening", "url", "https://"+addrs[0], "home_tenant", o.homeTenant,
+			"tenants", tenants, "propagation", o.propagation.String(), "azurite_blob", o.azuriteBlob)
+		if len(addrs) > 1 {
+			log.Info("storage front listening", "url", "https://"+addrs[1],
+				"hosts", "<account>.blob.localhost", "azurite_blob", o.azuriteBlob)
 		}
-		listeners = append(listeners, ln)
-		servers = append(servers, &http.Server{
-			Handler:           l.handler,
-			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		})
-	}
-	served := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { served <- srv.ServeTLS(listeners[i], "", "") }()
-	}
-	addr := listeners[0].Addr().String()
-	log.Info("localazure listening", "url", "https://"+addr, "home_tenant", o.homeTenant,
-		"tenants", tenants, "propagation", o.propagation.String(), "azurite_blob", o.azuriteBlob)
-	if len(listeners) > 1 {
-		log.Info("storage front listening", "url", "https://"+listeners[1].Addr().String(),
-			"hosts", "<account>.blob.localhost", "azurite_blob", o.azuriteBlob)
-	}
-	if ready != nil {
-		ready(addr)
-	}
-
-	var serveErr error
-	select {
-	case err := <-served:
-		serveErr = fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("localazure shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {
-			serveErr = fmt.Errorf("shut down: %w", err)
+		if ready != nil {
+			ready(addrs[0])
 		}
-	}
-	if serveErr != nil {
-		return serveErr
-	}
-	for range servers {
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
-		}
-	}
-	return nil
-}
-
-// listener is one HTTPS surface of the command: the stand-in, and the storage front.
-type listener struct {
-	name    string
-	addr    string
-	handler http.Handler
-}
-
-// azuriteTransport reaches Azurite. It trusts the system roots (SSL_CERT_FILE included)
-// and the stand-in's own certificate, which the local stack also gives Azurite.
-func azuriteTransport(certFile string) (*http.Transport, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil {
-		roots = x509.NewCertPool()
-	}
-	pem, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, fmt.Errorf("read certificate: %w", err)
-	}
-	roots.AppendCertsFromPEM(pem)
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	return transport, nil
+	})
+	log.Info("localazure stopped")
+	return err
 }
 
 // newBlobCreator creates containers on Azurite with SharedKey.
