@@ -128,22 +128,19 @@ func (iv *Invoker) Timers() []TimerFunction { return []TimerFunction{HealthSweep
 
 // ServeHTTP answers GET / (the host's start-up probe) and the functions' invocations.
 func (iv *Invoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if fn, ok := iv.byPath[r.URL.Path]; ok {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, "", fail(http.StatusMethodNotAllowed, codeMethod, "method %s is not allowed here; allowed: POST", r.Method))
-			return
-		}
+	fn, isQueue := iv.byPath[r.URL.Path]
+	timer, isTimer := iv.timers[r.URL.Path]
+	if (isQueue || isTimer) && r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, "", fail(http.StatusMethodNotAllowed, codeMethod, "method %s is not allowed here; allowed: POST", r.Method))
+		return
+	}
+	if isQueue {
 		iv.invoke(w, r, fn)
 		return
 	}
-	if fn, ok := iv.timers[r.URL.Path]; ok {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, "", fail(http.StatusMethodNotAllowed, codeMethod, "method %s is not allowed here; allowed: POST", r.Method))
-			return
-		}
-		iv.tick(w, r, fn)
+	if isTimer {
+		iv.tick(w, r, timer)
 		return
 	}
 	if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {

@@ -348,7 +348,7 @@ func (r *soakRun) run(ctx context.Context, si *standIn) error {
 	}
 	// A dequeue whose answer was lost hides its message for the worker's visibility
 	// timeout (60 s) before it comes back: the waits allow for one.
-	c, err = r.p.wait(ctx, r.id, 2*time.Minute, wizard.InState("sp_verified", "draft"))
+	c, err = r.p.wait(ctx, r.id, soakWindowWait(soakSPWindow), wizard.InState("sp_verified", "draft"))
 	if err != nil {
 		return err
 	}
@@ -375,7 +375,7 @@ func (r *soakRun) run(ctx context.Context, si *standIn) error {
 		// Deleted while the access probe runs.
 		return r.p.delete(ctx, r.id)
 	}
-	r.final, err = r.p.wait(ctx, r.id, 150*time.Second, wizard.InState("verified", "sp_verified"))
+	r.final, err = r.p.wait(ctx, r.id, soakWindowWait(soakProbeWindow), wizard.InState("verified", "sp_verified"))
 	return err
 }
 
@@ -493,6 +493,19 @@ func applications(ctx context.Context, si *standIn) ([]string, error) {
 	return out, nil
 }
 
+// The soak's windows: the SP poll's and the access probe's.
+const (
+	soakSPWindow    = 30 * time.Second
+	soakProbeWindow = 60 * time.Second
+)
+
+// soakWindowWait is how long a soak onboarding may wait for the end of a window: the
+// window, plus two losses of a dequeue's answer (each hides the message for the worker's
+// 60 s visibility timeout), plus a margin for a loaded machine.
+func soakWindowWait(window time.Duration) time.Duration {
+	return window + 2*time.Minute + 30*time.Second
+}
+
 // TestSoakFaults runs onboardings concurrently through the real handler and stand-in
 // while Graph and Entra answer 429 and 503 at random and the handler's tables and queues
 // and the customer's blob storage sit behind the fault proxy (ServerBusy, lost responses,
@@ -500,14 +513,15 @@ func applications(ctx context.Context, si *standIn) ([]string, error) {
 // left behind, every transition must be recorded once, and no app registration may
 // outlive its credential.
 func TestSoakFaults(t *testing.T) {
+	t.Parallel() // with the other soaks: they wait on windows far more than they work
 	env := testenv.Azurite(t)
 	n := soakCount(t, "onboardings", 10, 100)
 	proxy, proxied := startFaultProxy(t, env)
 	si := startStandIn(t, proxied, 2*time.Second)
 	s := ownStorage(defaultSettings())
-	s.spWindow, s.probeWindow, s.grace = 30*time.Second, 60*time.Second, 8*time.Second
-	// The handler inherits the environment: a create's guard looks for orphans after 20 s.
-	t.Setenv("AZCREDS_CREATE_GUARD_DELAY", "20s")
+	s.spWindow, s.probeWindow, s.grace = soakSPWindow, soakProbeWindow, 8*time.Second
+	// A create's guard looks for orphans after 20 s, beyond any create under these faults.
+	s.createGuard = 20 * time.Second
 	h := startHandler(t, proxied, si, s)
 
 	start := time.Now()

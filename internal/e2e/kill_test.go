@@ -22,6 +22,7 @@ const envSoakSeed = "AZCREDS_SOAK_SEED"
 // timeout and must neither be lost nor make a transition twice: every onboarding
 // completes to verified and its events show each transition once.
 func TestSoakWorkerKilled(t *testing.T) {
+	t.Parallel() // with the other soaks: they wait on windows far more than they work
 	n := soakCount(t, "onboardings", 5, 20)
 	kills := soakCount(t, "kills", 5, 20)
 	seed := uint64(time.Now().UnixNano())

@@ -198,8 +198,9 @@ func startStandIn(t testing.TB, env testenv.Env, propagation time.Duration) *sta
 // settings are the handler's windows, shortened for tests.
 type settings struct {
 	spWindow, spInterval, probeWindow, probeInterval, grace time.Duration
-	storageAccount                                          string // the handler's own storage (tables, queues)
-	functionsHost                                           bool   // run as under the Functions host: no worker
+	storageAccount                                          string        // the handler's own storage (tables, queues)
+	createGuard                                             time.Duration // when a create's guard runs; 0: 10 s
+	functionsHost                                           bool          // run as under the Functions host: no worker
 }
 
 func defaultSettings() settings {
@@ -256,8 +257,6 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		"AZCREDS_ACCESS_PROBE_WINDOW=" + s.probeWindow.String(),
 		"AZCREDS_ACCESS_PROBE_INTERVAL=" + s.probeInterval.String(),
 		"AZCREDS_PROPAGATION_GRACE=" + s.grace.String(),
-		// Short, so a test sees the guards of its creates run.
-		"AZCREDS_CREATE_GUARD_DELAY=10s",
 		"AZCREDS_BLOB_ENDPOINT_TEMPLATE=https://%s.blob.localhost:" + portOf(si.frontAddr) + "/",
 		"AZCREDS_LOCAL_BLOB_ADDR=" + si.frontAddr,
 		"AZCREDS_LOCAL_BLOB_ACCOUNTS=" + testenv.DevAccount + ",custacct1,custacct2",
@@ -265,6 +264,12 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		"AZCREDS_DEFAULT_CONTAINER=" + platformContainer,
 		"AZCREDS_LOG_LEVEL=debug",
 	}
+	// Short, so a test sees the guards of its creates run.
+	guard := 10 * time.Second
+	if s.createGuard > 0 {
+		guard = s.createGuard
+	}
+	vars = append(vars, "AZCREDS_CREATE_GUARD_DELAY="+guard.String())
 	if s.functionsHost {
 		vars = append(vars, "FUNCTIONS_CUSTOMHANDLER_PORT="+portOf(addr))
 	} else {

@@ -102,14 +102,7 @@ func (s *Store) eachVerified(ctx context.Context, pageSize int32, fn func(*crede
 			return fmt.Errorf("list verified credentials: %w", translate(err, "query"))
 		}
 		for _, raw := range page.Entities {
-			var ent struct {
-				credentialEntity
-				ETag string `json:"odata.etag"`
-			}
-			if err := json.Unmarshal(raw, &ent); err != nil {
-				return fmt.Errorf("decode credential: %w", err)
-			}
-			c, err := fromEntity(ent.credentialEntity, ent.ETag)
+			c, err := decodeCredential(raw)
 			if err != nil {
 				return err
 			}

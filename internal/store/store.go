@@ -148,18 +148,23 @@ func (s *Store) query(ctx context.Context, filter string, each func(raw []byte) 
 	return nil
 }
 
+// decodeCredential reads a credential from an entity of a query's page, ETag included.
+func decodeCredential(raw []byte) (*credential.Credential, error) {
+	var ent struct {
+		credentialEntity
+		ETag string `json:"odata.etag"`
+	}
+	if err := json.Unmarshal(raw, &ent); err != nil {
+		return nil, fmt.Errorf("decode credential: %w", err)
+	}
+	return fromEntity(ent.credentialEntity, ent.ETag)
+}
+
 // List reads every credential of an organization, oldest first.
 func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credential, error) {
 	var out []*credential.Credential
 	err := s.query(ctx, rangeFilter(orgID, credentialPrefix), func(raw []byte) error {
-		var ent struct {
-			credentialEntity
-			ETag string `json:"odata.etag"`
-		}
-		if err := json.Unmarshal(raw, &ent); err != nil {
-			return fmt.Errorf("decode credential: %w", err)
-		}
-		c, err := fromEntity(ent.credentialEntity, ent.ETag)
+		c, err := decodeCredential(raw)
 		if err != nil {
 			return err
 		}
