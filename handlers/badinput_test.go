@@ -9,87 +9,24 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
-	"github.com/activeloopai/azcreds/internal/queue"
-	"github.com/activeloopai/azcreds/internal/store"
-	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
 // watched is the API and the queue functions on one port, as the Functions host sees
 // them, over real Table and Queue storage on Azurite, with the table's client at hand so
 // a test can read every row before and after.
-type watched struct {
-	*harness
-	table *aztables.Client
-}
+type watched struct{ *harness }
 
 func newWatched(t *testing.T) *watched {
 	t.Helper()
-	env := testenv.Azurite(t)
-	ctx := context.Background()
-	calls := &callCounter{}
-	opts := azcore.ClientOptions{PerCallPolicies: []policy.Policy{calls}}
-	tables, err := aztables.NewServiceClientFromConnectionString(env.ConnString, &aztables.ClientOptions{ClientOptions: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tableName := testenv.UniqueName(t, "badinput")
-	st, err := store.Open(ctx, tables, tableName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = tables.DeleteTable(context.Background(), tableName, nil) })
-	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnString, &azqueue.ClientOptions{ClientOptions: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	qs, err := queue.Open(ctx, qsvc, queue.Options{NamePrefix: testenv.UniqueName(t, "q"), Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, k := range message.Kinds() {
-			_, _ = qs.Client(k).Delete(context.Background(), nil)
-		}
-	})
-	dir, signer := newFakeDirectory(), &fakeSigner{}
-	log := slog.New(slog.DiscardHandler)
-	svc, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID,
-		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", Container: "platform", Prefix: "lake"}},
-		credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer}, log, credential.WithClock(clk.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, pub := testKey(t)
-	verifier, err := auth.NewVerifier(auth.Config{Issuer: testIssuer, Audience: testAudience, PublicKeyPEM: pub, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	minter, err := auth.NewMinter(key, testIssuer, testAudience, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(Compose(New(svc, verifier, log), NewInvoker(svc, log)))
-	t.Cleanup(srv.Close)
-	return &watched{
-		harness: &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, calls: calls, signer: signer},
-		table:   tables.NewClient(tableName),
-	}
+	return &watched{newHarness(t)}
 }
 
 // rows reads every entity of the table through the real client, system properties

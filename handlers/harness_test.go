@@ -141,6 +141,8 @@ type harness struct {
 	signer *fakeSigner
 	// signingKey and publicKey are the PEM key pair the API trusts, for hand-made tokens.
 	signingKey, publicKey []byte
+	// table is the store's table through the real client, for reading every row.
+	table *aztables.Client
 }
 
 // fakeSigner stands in for user delegation SAS signing (tested against Azurite in
@@ -234,10 +236,11 @@ func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(svc, verifier, log))
+	// The API and the queue functions on one port, as the Functions host calls them.
+	srv := httptest.NewServer(Compose(New(svc, verifier, log), NewInvoker(svc, log)))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer,
-		signingKey: key, publicKey: pub}
+		signingKey: key, publicKey: pub, table: tables.NewClient(tableName)}
 }
 
 func testKey(t *testing.T) (private, public []byte) {
