@@ -35,7 +35,7 @@ func (s *refusingScheduler) Schedule(ctx context.Context, job credential.Job, de
 func (f *fixture) backstopService(sched credential.Scheduler) {
 	f.t.Helper()
 	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second},
+		SPPollInterval: time.Second, AccessProbeInterval: time.Second, WindowBackstop: 3 * time.Second},
 		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: sched, Finder: f.fake, Prober: f.fake},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	if err != nil {

@@ -44,6 +44,9 @@ type Config struct {
 	// CreateGuardDelay is when a create's guard runs (see CleanUpApp); creating the app
 	// registration gets half of it.
 	CreateGuardDelay time.Duration
+	// WindowBackstop is when a submit's backstop becomes visible (see backstop); 0: the
+	// longer of a minute and three poll intervals.
+	WindowBackstop time.Duration
 }
 
 // DefaultCreateGuardDelay is when a create's guard looks for an app registration the
@@ -508,7 +511,14 @@ func (s *Service) backstop(ctx context.Context, c *Credential, kind JobKind, dea
 	return nil
 }
 
-// backstopDelay leaves the window's first job, queued right after the write, time to run.
+// backstopDelay leaves the window's first job, queued right after the write, time to run,
+// and the write itself time to finish: a write whose answer was lost is retried by the
+// storage SDK for several seconds, and a backstop that moved the row meanwhile would make
+// the retry's check find someone else's write and report a conflict for a submit that
+// landed.
 func (s *Service) backstopDelay(kind JobKind) time.Duration {
-	return 3 * s.interval(kind)
+	if s.cfg.WindowBackstop > 0 {
+		return s.cfg.WindowBackstop
+	}
+	return max(time.Minute, 3*s.interval(kind))
 }

@@ -513,7 +513,11 @@ func soakWindowWait(window time.Duration) time.Duration {
 // left behind, every transition must be recorded once, and no app registration may
 // outlive its credential.
 func TestSoakFaults(t *testing.T) {
-	t.Parallel() // with the other soaks: they wait on windows far more than they work
+	if !soaking() {
+		// The short soaks run together: they wait on windows far more than they work. The
+		// full ones run one at a time, as their figures were measured.
+		t.Parallel()
+	}
 	env := testenv.Azurite(t)
 	n := soakCount(t, "onboardings", 10, 100)
 	proxy, proxied := startFaultProxy(t, env)

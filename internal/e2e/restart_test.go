@@ -26,7 +26,11 @@ const azuriteDown = 8 * time.Second
 // a 503 with a clear error meanwhile, the handler stays up, and afterwards every
 // onboarding completes to verified with each transition once and nothing poisoned.
 func TestSoakAzuriteRestart(t *testing.T) {
-	t.Parallel() // with the other soaks: they wait on windows far more than they work
+	if !soaking() {
+		// The short soaks run together: they wait on windows far more than they work. The
+		// full ones run one at a time, as their figures were measured.
+		t.Parallel()
+	}
 	n := soakCount(t, "onboardings", 5, 20)
 	second := syscall.SIGTERM
 	if soaking() {

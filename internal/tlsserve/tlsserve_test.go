@@ -45,7 +45,9 @@ func TestServeAndStop(t *testing.T) {
 	}
 	ready := make(chan []string, 1)
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, slog.New(slog.DiscardHandler), cert, listeners, func(a []string) { ready <- a }) }()
+	go func() {
+		done <- Serve(ctx, slog.New(slog.DiscardHandler), cert, listeners, func(a []string) { ready <- a })
+	}()
 	addrs := <-ready
 	for i, want := range []string{"one", "two"} {
 		resp, err := client.Get("https://" + addrs[i] + "/")
