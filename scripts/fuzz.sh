@@ -69,6 +69,10 @@ for t in "${targets[@]}"; do
 	short=${pkg#github.com/activeloopai/azcreds}
 	if ((rc == 0)); then
 		say "$(printf '%-28s %-22s ok    %3d s  %s' "$name" "${short:-.}" $((SECONDS - start)) "$figures")"
+	elif grep -q '^    context deadline exceeded$' "$log" && ! grep -q 'testdata/fuzz/' "$log"; then
+		# Go 1.26's coordinator can report the end of a duration FUZZTIME as a failure, with
+		# no failing input (go.dev/issue/75804): nothing was found. A count (5000x) avoids it.
+		say "$(printf '%-28s %-22s ok    %3d s  %s' "$name" "${short:-.}" $((SECONDS - start)) "$figures (ended by go's fuzztime race, go.dev/issue/75804; no input)")"
 	else
 		say "$(printf '%-28s %-22s FAIL  %3d s  %s' "$name" "${short:-.}" $((SECONDS - start)) "$figures")"
 		show_log "$log"
