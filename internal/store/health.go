@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -129,27 +128,14 @@ func (s *Store) UpdateHealth(ctx context.Context, c *credential.Credential, ev *
 		c.Revision--
 		return err
 	}
-	row, err := action(aztables.TransactionTypeUpdateReplace, ent, c.ETag)
-	if err != nil {
-		c.Revision--
-		return err
-	}
-	event, err := action(aztables.TransactionTypeAdd, healthEventEntity{
+	event := healthEventEntity{
 		PartitionKey: c.OrgID, RowKey: healthEventKey(c.ID, c.Revision), CredentialID: c.ID,
 		Time: formatTime(ev.Time), From: string(ev.From), To: string(ev.To), Code: ev.Code,
-		ProviderError: ev.ProviderError, RequestID: ev.RequestID, Generation: ev.Generation}, "")
-	if err != nil {
+		ProviderError: ev.ProviderError, RequestID: ev.RequestID, Generation: ev.Generation}
+	if err := s.updateWithEvent(ctx, c, ent, event, "update health of credential "+c.ID); err != nil {
 		c.Revision--
 		return err
 	}
-	if err := s.submit(ctx, "update health of credential "+c.ID, row, event); err != nil {
-		c.Revision--
-		if errors.Is(err, errAlreadyExists) {
-			return &credential.ConflictError{Message: "the credential was changed by another request; read it again and retry"}
-		}
-		return err
-	}
-	c.ETag = ""
 	return nil
 }
 

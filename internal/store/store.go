@@ -191,8 +191,8 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 		c.Revision--
 		return err
 	}
-	ent.WriteID = rand.Text()
 	if ev == nil {
+		ent.WriteID = rand.Text()
 		b, err := json.Marshal(ent)
 		if err != nil {
 			return err
@@ -213,15 +213,27 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 		c.ETag = string(resp.ETag)
 		return nil
 	}
+	if err := s.updateWithEvent(ctx, c, ent, toEventEntity(c.OrgID, c.ID, c.Revision, *ev), "update credential "+c.ID); err != nil {
+		c.Revision--
+		return err
+	}
+	return nil
+}
+
+// updateWithEvent writes the credential row ent, conditional on c.ETag, and one new row of
+// a log (event) in one transaction, and clears c.ETag (a transaction answers no ETag). A
+// retry whose first attempt landed is recognised by the row's write id.
+func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, ent credentialEntity, event any, op string) error {
+	ent.WriteID = rand.Text()
 	row, err := action(aztables.TransactionTypeUpdateReplace, ent, c.ETag)
 	if err != nil {
 		return err
 	}
-	event, err := action(aztables.TransactionTypeAdd, toEventEntity(c.OrgID, c.ID, c.Revision, *ev), "")
+	add, err := action(aztables.TransactionTypeAdd, event, "")
 	if err != nil {
 		return err
 	}
-	if err := s.submit(ctx, "update credential "+c.ID, row, event); err != nil {
+	if err := s.submit(ctx, op, row, add); err != nil {
 		if errors.Is(err, credential.ErrConflict) || errors.Is(err, errAlreadyExists) {
 			// A retry whose first attempt landed: the row and its event are already there.
 			if _, ok := s.landed(ctx, ent); ok {
@@ -229,7 +241,6 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 				return nil
 			}
 		}
-		c.Revision--
 		if errors.Is(err, errAlreadyExists) {
 			// Another writer took this revision's event key: the row moved on under us.
 			return &credential.ConflictError{Message: "the credential was changed by another request; read it again and retry"}
