@@ -20,11 +20,11 @@ var localOnly = []LocalSetting{
 	{KeyLocalBlobAddr, "it sends <account>.blob.localhost to the local storage front"},
 	{KeyLocalBlobAccounts, "it lists the accounts the local storage front serves"},
 	{KeyLocalInvocations, "in Azure the Functions host invokes the functions on the port it chose"},
-	{KeyAuthPublicKeyFile, "in Azure API tokens are verified with the identity provider's keys (" + KeyAuthJWKSURL + ")"},
-	{KeyAuthSigningKeyFile, "it is the private key that mints local API tokens; nothing mints tokens in Azure, and the key must not be deployed"},
-	{KeyStorage, "a connection string carries an account key or SAS and no account key exists in Azure: the handler reaches its storage with the managed identity (" +
-		KeyStorageTableServiceURI + ", " + KeyStorageQueueServiceURI + ")"},
-	{KeyListenAddr, "in Azure the Functions host chooses the port (" + KeyCustomHandlerPort + ")"},
+	{KeyAuthPublicKeyFile, "in Azure API tokens are verified with the identity provider's keys, " + KeyAuthJWKSURL},
+	{KeyAuthSigningKeyFile, "it is the private key that mints local API tokens: nothing mints tokens in Azure, and the key must not be deployed"},
+	{KeyStorage, "a connection string carries an account key or a SAS, and no account key exists in Azure: the handler reaches its storage with the managed identity, " +
+		KeyStorageTableServiceURI + " and " + KeyStorageQueueServiceURI},
+	{KeyListenAddr, "in Azure the Functions host chooses the port, " + KeyCustomHandlerPort},
 }
 
 // LocalOnly lists the settings that Azure mode refuses, with why.
@@ -43,7 +43,7 @@ func (p *parser) azure(c *Config) {
 	}
 	for _, s := range localOnly {
 		if p.str(s.Key, "") != "" {
-			p.errs = append(p.errs, fmt.Errorf("%s is a local-stack setting, refused in Azure mode (%s): remove it, or set %s=true to run against the local stack",
+			p.errs = append(p.errs, fmt.Errorf("%s is a local-stack setting, refused in Azure mode because %s; remove it, or set %s=true to run against the local stack",
 				s.Key, s.Why, KeyLocalStack))
 		}
 	}

@@ -187,7 +187,7 @@ func TestAzureModeRefusesLocalOnlySettings(t *testing.T) {
 			t.Errorf("%s: no sample value in this test", s.Key)
 			continue
 		}
-		refused(t, s.Key, with(azure(), s.Key, v), s.Key, "local-stack setting, refused in Azure mode ("+s.Why+")")
+		refused(t, s.Key, with(azure(), s.Key, v), s.Key, "local-stack setting, refused in Azure mode because "+s.Why+";")
 		// The same value is fine on the local stack (where the rest of the settings are local).
 		if _, err := Parse(source(with(valid(), s.Key, v, KeyLocalBlobAddr, "127.0.0.1:10443", KeyLocalBlobAccounts, "custacct1"))); err != nil {
 			t.Errorf("%s on the local stack: %v", s.Key, err)
