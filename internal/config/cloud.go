@@ -34,11 +34,14 @@ type Cloud struct {
 
 // The names of the clouds this binary knows.
 const (
-	CloudPublic        = "AzureCloud"
-	CloudUSGovernment  = "AzureUSGovernment"
-	CloudChina         = "AzureChinaCloud"
-	graphVersionPath   = "/v1.0"
-	blobTemplateFormat = "https://%s."
+	CloudPublic       = "AzureCloud"
+	CloudUSGovernment = "AzureUSGovernment"
+	CloudChina        = "AzureChinaCloud"
+)
+
+const (
+	graphVersionPath   = "/v1.0"       // the Graph API version the client is built for
+	blobTemplateFormat = "https://%s." // every blob endpoint template starts so
 )
 
 // clouds are Microsoft's endpoints per cloud, as documented:
@@ -180,11 +183,6 @@ func blobCloud(v string) (Cloud, string, bool) {
 // pinCloud checks that the three Microsoft endpoints are the endpoints of one known cloud,
 // sets c.Cloud to it and spells the three endpoints the cloud's way.
 func (p *parser) pinCloud(c *Config) {
-	var names []string
-	for _, cl := range clouds {
-		names = append(names, cl.Name)
-	}
-	known := strings.Join(names, ", ")
 	authority, okA := authorityCloud(c.AuthorityHost)
 	if !okA {
 		p.errs = append(p.errs, fmt.Errorf("%s must be the Microsoft Entra authority of an Azure cloud (%s), got %q%s",
@@ -205,7 +203,7 @@ func (p *parser) pinCloud(c *Config) {
 	}
 	if authority.Name != graph.Name || authority.Name != blob.Name {
 		p.errs = append(p.errs, fmt.Errorf("%s (%s), %s (%s) and %s (%s) must belong to the same Azure cloud (one of %s)",
-			KeyAuthorityHost, authority.Name, KeyGraphBaseURL, graph.Name, KeyBlobEndpointTemplate, blob.Name, known))
+			KeyAuthorityHost, authority.Name, KeyGraphBaseURL, graph.Name, KeyBlobEndpointTemplate, blob.Name, list(func(c Cloud) string { return c.Name })))
 		return
 	}
 	c.Cloud = authority
