@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,7 +20,8 @@ import (
 )
 
 // localMinter signs API tokens with the local stack's key (AZCREDS_AUTH_SIGNING_KEY_FILE),
-// read like every setting: local.settings.json Values, then the environment.
+// read like every setting: local.settings.json Values, then the environment. Only the local
+// stack mints tokens: the key is a local-only setting.
 func localMinter(settings string) (*auth.Minter, error) {
 	values, err := config.ReadLocalSettings(settings)
 	if err != nil {
@@ -30,6 +32,9 @@ func localMinter(settings string) (*auth.Minter, error) {
 			return v
 		}
 		return values[key]
+	}
+	if local, err := strconv.ParseBool(strings.TrimSpace(get(config.KeyLocalStack))); err != nil || !local {
+		return nil, fmt.Errorf("tokens are minted for the local stack only: set %s=true", config.KeyLocalStack)
 	}
 	keyFile := get(config.KeyAuthSigningKeyFile)
 	if keyFile == "" {

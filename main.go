@@ -2,12 +2,14 @@
 // handler that serves the credential API, and, run by itself, the same API against any
 // Storage account (Azurite for local work).
 //
-//	handler [serve]                 serve the API (FUNCTIONS_CUSTOMHANDLER_PORT or AZCREDS_LISTEN_ADDR)
+//	handler [serve]                 serve the API (under the Functions host, or standalone on the local stack)
 //	handler token --org ORG [...]   mint a local API token (local stack only)
 //	handler walkthrough [...]       play one whole onboarding against `make run`, timing each step
 //
 // Settings come from local.settings.json (Values) and the environment; see
-// local.settings.json.example.
+// local.settings.json.example. Without AZCREDS_LOCAL_STACK=true the handler is in Azure
+// mode: it runs only under the Functions host, reaches only one Azure cloud's Microsoft
+// endpoints and refuses every local-only setting (internal/config).
 package main
 
 import (
@@ -112,7 +114,8 @@ func serve(args []string) error {
 	} else {
 		workerDone <- nil
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "functions_host", cfg.FunctionsHost, "queue_worker", jobs != nil)
+	log.Info("serving", "addr", ln.Addr().String(), "functions_host", cfg.FunctionsHost, "local_stack", cfg.LocalStack,
+		"cloud", cfg.Cloud.Name, "queue_worker", jobs != nil)
 	var serveErr error
 	select {
 	case serveErr = <-errc:
@@ -141,10 +144,11 @@ func serve(args []string) error {
 	return errors.Join(serveErr, shutdownErr, workerErr)
 }
 
-// build wires config -> clients -> services -> handlers. Under the Functions host the
-// handler also serves the host's queue- and timer-trigger invocations; standalone, the
-// returned background work consumes the queues and sweeps health on AZCREDS_HEALTH_INTERVAL
-// instead (nil under the host).
+// build wires config -> clients -> services -> handlers. Under the Functions host (or on the
+// local stack with AZCREDS_LOCAL_INVOCATIONS, where a test plays the host) the handler also
+// serves the host's queue- and timer-trigger invocations; otherwise the returned background
+// work consumes the queues and sweeps health on AZCREDS_HEALTH_INTERVAL instead (nil when
+// the invocations are served).
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, background, error) {
 	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
 	if cfg.ManagedIdentityClientID != "" {
@@ -217,7 +221,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		return nil, nil, err
 	}
 	api := handlers.New(svc, verifier, log)
-	if cfg.FunctionsHost {
+	if cfg.FunctionsHost || cfg.LocalInvocations {
 		return handlers.Compose(api, handlers.NewInvoker(svc, log, handlers.WithHealthSweep(svc))), nil, nil
 	}
 	consumed, err := worker.Open(ctx, queues, sched)

@@ -84,7 +84,8 @@ const maxPayloadNesting = 8
 // would only hide it; the log line carries the evidence.
 //
 // The Invoker has no authentication: mount it only where the host alone can reach it
-// (FUNCTIONS_CUSTOMHANDLER_PORT on 127.0.0.1), never on a public listener.
+// (FUNCTIONS_CUSTOMHANDLER_PORT on 127.0.0.1), never on a public listener. The local stack's
+// AZCREDS_LOCAL_INVOCATIONS, with which tests play the host, requires a loopback listener.
 type Invoker struct {
 	jobs      JobRunner
 	sweeper   HealthSweeper

@@ -89,8 +89,11 @@ azcreds_test_env() {
 }
 
 # azcreds_handler_env exports what the handler (`bin/handler serve` and `token`) reads; they
-# override the Values of local.settings.json.
+# override the Values of local.settings.json. AZCREDS_LOCAL_STACK=true is what lets the
+# handler take the stand-in's endpoints and the local-only settings below; without it the
+# handler is in Azure mode and refuses them (README, "Configuration").
 azcreds_handler_env() {
+	export AZCREDS_LOCAL_STACK=true
 	export SSL_CERT_FILE="$AZCREDS_CERT_FILE"
 	AzureWebJobsStorage="$(azcreds_connection_string "$AZCREDS_DEV_ACCOUNT" "$AZCREDS_DEV_ACCOUNT_KEY")"
 	export AzureWebJobsStorage

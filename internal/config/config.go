@@ -21,6 +21,15 @@ const (
 	KeyListenAddr        = "AZCREDS_LISTEN_ADDR"
 	KeyLogLevel          = "AZCREDS_LOG_LEVEL"
 
+	// KeyLocalStack (true) runs the handler against the local stack: it allows endpoints
+	// that are not Microsoft's and the local-only settings (LocalOnly). Without it the
+	// handler is in Azure mode; under the Functions host it is refused.
+	KeyLocalStack = "AZCREDS_LOCAL_STACK"
+	// KeyLocalInvocations (true, local stack only) serves the Functions host's invocation
+	// endpoints on the standalone listener and runs no queue worker or health ticker, so a
+	// test can play the host.
+	KeyLocalInvocations = "AZCREDS_LOCAL_INVOCATIONS"
+
 	KeyStorage                = "AzureWebJobsStorage"
 	KeyStorageTableServiceURI = "AzureWebJobsStorage__tableServiceUri"
 	KeyStorageQueueServiceURI = "AzureWebJobsStorage__queueServiceUri"
@@ -107,6 +116,17 @@ type Config struct {
 	// FunctionsHost is set when the Azure Functions host started the binary.
 	FunctionsHost bool
 	LogLevel      slog.Level
+
+	// LocalStack is set when the handler runs against the local stack (KeyLocalStack);
+	// otherwise it is in Azure mode, under the Functions host, with Microsoft's endpoints.
+	LocalStack bool
+	// LocalInvocations mounts the Functions host's invocation endpoints on the standalone
+	// listener instead of running the queue worker (local stack only).
+	LocalInvocations bool
+	// Cloud is the Azure cloud whose endpoints the handler uses. In Azure mode the authority
+	// host, Graph base URL and blob endpoint template are this cloud's; on the local stack,
+	// whose stand-in plays the public cloud, it is the public cloud.
+	Cloud Cloud
 
 	Storage   Storage
 	TableName string
@@ -233,6 +253,13 @@ func Parse(get Source) (Config, error) {
 		c.ListenAddr = "127.0.0.1:" + port
 		c.FunctionsHost = true
 	}
+	c.LocalStack = p.boolean(KeyLocalStack, false)
+	c.LocalInvocations = p.boolean(KeyLocalInvocations, false)
+	if c.LocalStack {
+		p.localStack(&c)
+	} else {
+		p.azure(&c)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(p.str(KeyLogLevel, "info"))); err != nil {
 		p.errs = append(p.errs, fmt.Errorf("%s: %w", KeyLogLevel, err))
 	}
@@ -240,9 +267,14 @@ func Parse(get Source) (Config, error) {
 		p.errs = append(p.errs, fmt.Errorf("set exactly one of %s and %s", KeyAuthJWKSURL, KeyAuthPublicKeyFile))
 	}
 	s := c.Storage
-	if s.ConnectionString == "" && (s.TableServiceURI == "" || s.QueueServiceURI == "") {
+	switch {
+	case s.ConnectionString != "" || (s.TableServiceURI != "" && s.QueueServiceURI != ""):
+	case c.LocalStack:
 		p.errs = append(p.errs, fmt.Errorf("set %s (a connection string) or both %s and %s",
 			KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI))
+	default:
+		p.errs = append(p.errs, fmt.Errorf("set both %s and %s (reached with the managed identity)",
+			KeyStorageTableServiceURI, KeyStorageQueueServiceURI))
 	}
 	if (c.DefaultStorageAccount == "") != (c.DefaultContainer == "") {
 		p.errs = append(p.errs, fmt.Errorf("set both %s and %s, or neither", KeyDefaultStorageAccount, KeyDefaultContainer))
@@ -429,7 +461,7 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 // Keys lists every setting the binary reads.
 func Keys() []string {
 	return []string{
-		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel,
+		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations,
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,

@@ -12,8 +12,10 @@ func source(m map[string]string) Source {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
+// valid are settings of the local stack that Parse accepts.
 func valid() map[string]string {
 	return map[string]string{
+		KeyLocalStack:              "true",
 		KeyStorage:                 "DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=https://127.0.0.1:10002/devstoreaccount1;",
 		KeyHomeTenantID:            "605e483c-150c-4d9a-a6c4-b96a0c0b5565",
 		KeyManagedIdentityObjectID: "45ca475a-b96a-40e7-accf-c8a4bedbdf68",
@@ -21,6 +23,29 @@ func valid() map[string]string {
 		KeyAuthAudience:            "aud",
 		KeyAuthPublicKeyFile:       "pub.pem",
 	}
+}
+
+// azure are settings of Azure mode that Parse accepts: under the Functions host, storage by
+// managed identity, tokens verified with a JWKS URL, the public cloud's endpoints by default.
+func azure() map[string]string {
+	return map[string]string{
+		KeyCustomHandlerPort:       "34567",
+		KeyStorageTableServiceURI:  "https://appstore.table.core.windows.net/",
+		KeyStorageQueueServiceURI:  "https://appstore.queue.core.windows.net/",
+		KeyStorageClientID:         "670699dd-22cd-4f34-96b7-648a96a6d4b1",
+		KeyHomeTenantID:            "605e483c-150c-4d9a-a6c4-b96a0c0b5565",
+		KeyManagedIdentityObjectID: "45ca475a-b96a-40e7-accf-c8a4bedbdf68",
+		KeyAuthIssuer:              "https://auth.example.com/",
+		KeyAuthAudience:            "azcreds-api",
+		KeyAuthJWKSURL:             "https://auth.example.com/.well-known/jwks.json",
+	}
+}
+
+func with(m map[string]string, kv ...string) map[string]string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
 }
 
 func TestParseDefaults(t *testing.T) {
@@ -36,9 +61,7 @@ func TestParseDefaults(t *testing.T) {
 }
 
 func TestParseFunctionsHostPort(t *testing.T) {
-	m := valid()
-	m[KeyCustomHandlerPort] = "34567"
-	c, err := Parse(source(m))
+	c, err := Parse(source(azure()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +71,7 @@ func TestParseFunctionsHostPort(t *testing.T) {
 }
 
 func TestParseReportsEveryProblem(t *testing.T) {
-	m := map[string]string{KeyGraphBaseURL: "http://graph", KeySPPollWindow: "soon", KeyLogLevel: "loud",
+	m := map[string]string{KeyLocalStack: "true", KeyGraphBaseURL: "http://graph", KeySPPollWindow: "soon", KeyLogLevel: "loud",
 		KeyAuthJWKSURL: "https://idp/jwks", KeyAuthPublicKeyFile: "pub.pem"}
 	_, err := Parse(source(m))
 	if err == nil {
@@ -77,7 +100,7 @@ func TestLoadEnvironmentOverFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "local.settings.json")
 	file := `{"IsEncrypted":false,"Values":{` +
-		`"AzureWebJobsStorage":"UseFile","AZCREDS_HOME_TENANT_ID":"from-file","AZCREDS_MANAGED_IDENTITY_OBJECT_ID":"mi",` +
+		`"AZCREDS_LOCAL_STACK":"true","AzureWebJobsStorage":"UseFile","AZCREDS_HOME_TENANT_ID":"from-file","AZCREDS_MANAGED_IDENTITY_OBJECT_ID":"mi",` +
 		`"AZCREDS_AUTH_ISSUER":"iss","AZCREDS_AUTH_AUDIENCE":"aud","AZCREDS_AUTH_PUBLIC_KEY_FILE":"pub.pem","AZCREDS_TABLE_NAME":"fromfile"}}`
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,4 +2,10 @@
 // Values of local.settings.json when the file exists, then environment variables over
 // them. Settings are parsed and validated once, into Config; nothing else reads the
 // environment.
+//
+// Azure mode is the default: the handler runs only under the Functions host, the Microsoft
+// endpoints it sends the managed identity's assertion and tokens to must be one known
+// Azure cloud's (Clouds), and the local-only settings (LocalOnly) are refused. Only
+// AZCREDS_LOCAL_STACK=true, which the Functions host refuses, allows the local stack's
+// endpoints and settings.
 package config

@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/deploy"
 	"github.com/activeloopai/azcreds/internal/message"
@@ -224,6 +226,29 @@ func TestPackage(t *testing.T) {
 		}
 	})
 
+	t.Run("nothing outside reached", func(t *testing.T) {
+		if seen := h.outside.requests(); len(seen) > 0 {
+			t.Errorf("the handler sent requests outside the machine (Microsoft's endpoints are configured but must not be called here): %q", seen)
+		}
+		// The proxy does see what leaves: a token with a key id makes the verifier fetch the
+		// JWKS, whose host is not loopback.
+		enc := base64.RawURLEncoding.EncodeToString
+		tok := enc([]byte(`{"alg":"RS256","typ":"JWT","kid":"k1"}`)) + "." + enc([]byte(`{"sub":"s"}`)) + "." + enc([]byte("sig"))
+		req, _ := http.NewRequest(http.MethodGet, h.url+"/organizations/o/credentials", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Activeloop-Org-Id", "o")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		if seen := h.outside.requests(); !slices.Contains(seen, "CONNECT issuer.invalid:443") {
+			t.Errorf("the JWKS fetch did not go through the recording proxy (saw %q): the check above proves nothing", seen)
+		}
+	})
+
+	t.Run("refuses what Azure must not use", func(t *testing.T) {
+		refusals(t, env, dir, exe)
+	})
+
 	for _, fn := range functions {
 		if b := fn.trigger(t); b.Type != "httpTrigger" && b.Type != "queueTrigger" && b.Type != "timerTrigger" {
 			t.Errorf("function %s: trigger %s is neither checked here nor served by the handler", fn.Name, b.Type)
@@ -347,23 +372,17 @@ func jobJSON(t *testing.T, kind credential.JobKind) string {
 type packaged struct {
 	url      string
 	miTokens *atomic.Int64
+	// outside records every request the handler sent through its proxy: every request to a
+	// host that is not loopback. None is expected.
+	outside *recorder
 }
 
-// startPackaged starts the packaged executable the way the host does: from the package
-// directory, with no arguments (host.json's "arguments": []), FUNCTIONS_CUSTOMHANDLER_PORT
-// set, and Azure's identity-based settings: storage by service URI with a managed identity
-// token (from a stand-in IDENTITY_ENDPOINT the test Azurite trusts), the API verified with
-// a JWKS URL. Entra ID, Graph and the JWKS are never called here: they point at .invalid.
-func startPackaged(t *testing.T, env testenv.Env, dir, exe string) *packaged {
-	t.Helper()
-	var tokens atomic.Int64
-	mi := httptest.NewServer(managedIdentity(t, &tokens))
-	t.Cleanup(mi.Close)
-
-	table := testenv.UniqueName(t, "pkg")
-	t.Cleanup(func() { dropTable(t, env, table) })
-	port := freePort(t)
-	vars := map[string]string{
+// azureSettings are the app settings the Bicep gives the handler in the public cloud, with
+// the host's port and the test's own storage, table and managed identity endpoint:
+// Microsoft's real endpoints (never reached: the proxy stops and records any request to
+// them), no local-stack switch and no local-only setting.
+func azureSettings(env testenv.Env, port, table, identityEndpoint string) map[string]string {
+	return map[string]string{
 		"FUNCTIONS_CUSTOMHANDLER_PORT":         port,
 		"AzureWebJobsStorage__credential":      "managedidentity",
 		"AzureWebJobsStorage__clientId":        miClientID,
@@ -373,15 +392,41 @@ func startPackaged(t *testing.T, env testenv.Env, dir, exe string) *packaged {
 		"AZCREDS_HOME_TENANT_ID":               homeTenant,
 		"AZCREDS_MANAGED_IDENTITY_CLIENT_ID":   miClientID,
 		"AZCREDS_MANAGED_IDENTITY_OBJECT_ID":   miObjectID,
-		"AZCREDS_AUTHORITY_HOST":               "https://login.invalid/",
-		"AZCREDS_GRAPH_BASE_URL":               "https://graph.invalid/v1.0",
-		"AZCREDS_AUTH_ISSUER":                  "https://issuer.invalid/",
-		"AZCREDS_AUTH_AUDIENCE":                "azcreds-api",
-		"AZCREDS_AUTH_JWKS_URL":                "https://issuer.invalid/.well-known/jwks.json",
-		"AZCREDS_LOG_LEVEL":                    "debug",
-		"IDENTITY_ENDPOINT":                    mi.URL + "/msi/token",
-		"IDENTITY_HEADER":                      idHeader,
+		// As the Bicep sets them: environment().authentication.loginEndpoint, the
+		// graphBaseUrl parameter's default and the storage suffix of environment().
+		"AZCREDS_AUTHORITY_HOST":         "https://login.microsoftonline.com/",
+		"AZCREDS_GRAPH_BASE_URL":         "https://graph.microsoft.com/v1.0",
+		"AZCREDS_BLOB_ENDPOINT_TEMPLATE": "https://%s.blob.core.windows.net/",
+		"AZCREDS_AUTH_ISSUER":            "https://issuer.invalid/",
+		"AZCREDS_AUTH_AUDIENCE":          "azcreds-api",
+		"AZCREDS_AUTH_JWKS_URL":          "https://issuer.invalid/.well-known/jwks.json",
+		"AZCREDS_LOG_LEVEL":              "debug",
+		"IDENTITY_ENDPOINT":              identityEndpoint,
+		"IDENTITY_HEADER":                idHeader,
 	}
+}
+
+// startPackaged starts the packaged executable the way the host does: from the package
+// directory, with no arguments (host.json's "arguments": []), FUNCTIONS_CUSTOMHANDLER_PORT
+// set, and Azure's identity-based settings: storage by service URI with a managed identity
+// token (from a stand-in IDENTITY_ENDPOINT the test Azurite trusts), the API verified with
+// a JWKS URL. Entra ID, Graph and the JWKS are never called here, and a proxy makes sure:
+// every request to a host that is not loopback goes to it and is recorded.
+func startPackaged(t *testing.T, env testenv.Env, dir, exe string) *packaged {
+	t.Helper()
+	var tokens atomic.Int64
+	mi := httptest.NewServer(managedIdentity(t, &tokens))
+	t.Cleanup(mi.Close)
+	outside := &recorder{}
+	proxy := httptest.NewServer(outside)
+	t.Cleanup(proxy.Close)
+
+	table := testenv.UniqueName(t, "pkg")
+	t.Cleanup(func() { dropTable(t, env, table) })
+	port := freePort(t)
+	vars := azureSettings(env, port, table, mi.URL+"/msi/token")
+	// Go's clients send every request to a host that is not loopback through the proxy.
+	vars["HTTPS_PROXY"], vars["HTTP_PROXY"] = proxy.URL, proxy.URL
 	cmd := exec.Command(filepath.Join(dir, exe))
 	cmd.Dir = dir
 	cmd.Env = hostEnv(vars)
@@ -409,7 +454,7 @@ func startPackaged(t *testing.T, env testenv.Env, dir, exe string) *packaged {
 		}
 	})
 
-	h := &packaged{url: "http://127.0.0.1:" + port, miTokens: &tokens}
+	h := &packaged{url: "http://127.0.0.1:" + port, miTokens: &tokens, outside: outside}
 	// The host's start-up probe: GET / until any HTTP answer, for about 30 s.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -433,8 +478,8 @@ func startPackaged(t *testing.T, env testenv.Env, dir, exe string) *packaged {
 	}
 }
 
-// hostEnv is the test's environment without any setting of the handler's or the host's,
-// plus vars: what the host would give the process.
+// hostEnv is the test's environment without any setting of the handler's or the host's
+// (nor a proxy), plus vars: what the host would give the process.
 func hostEnv(vars map[string]string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
@@ -442,7 +487,7 @@ func hostEnv(vars map[string]string) []string {
 		switch {
 		case strings.HasPrefix(k, "AZCREDS_"), strings.HasPrefix(k, "AzureWebJobs"), strings.HasPrefix(k, "FUNCTIONS_"),
 			strings.HasPrefix(k, "IDENTITY_"), strings.HasPrefix(k, "MSI_"), strings.HasPrefix(k, "AZURE_"),
-			strings.HasPrefix(k, "APPLICATIONINSIGHTS_"):
+			strings.HasPrefix(k, "APPLICATIONINSIGHTS_"), strings.HasSuffix(strings.ToUpper(k), "_PROXY"):
 			continue
 		}
 		out = append(out, kv) // SSL_CERT_FILE stays: it makes Go trust the test Azurite
@@ -572,6 +617,30 @@ func freePort(t *testing.T) string {
 	return port
 }
 
+// recorder answers every request 403 and records where it was going: as a proxy, the host
+// of a CONNECT or the URL of a plain request.
+type recorder struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	if req.Method == http.MethodConnect {
+		r.seen = append(r.seen, "CONNECT "+req.Host)
+	} else {
+		r.seen = append(r.seen, req.Method+" "+req.URL.String())
+	}
+	r.mu.Unlock()
+	http.Error(w, "this test reaches no host outside the machine", http.StatusForbidden)
+}
+
+func (r *recorder) requests() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.seen)
+}
+
 // lockedBuffer collects the handler's output while the test may read it.
 type lockedBuffer struct {
 	mu  sync.Mutex
@@ -595,4 +664,85 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// refusals starts the packaged handler as the host would, each time with Azure's settings
+// and one thing Azure must not have, and checks that it refuses to start: it exits non-zero
+// with a message that names the setting, before it listens or calls anything.
+func refusals(t *testing.T, env testenv.Env, dir, exe string) {
+	port := freePort(t)
+	base := func() map[string]string {
+		return azureSettings(env, port, "refusal", "http://127.0.0.1:9/msi/token")
+	}
+	type refusal struct {
+		name, key, want string
+		vars            map[string]string
+	}
+	set := func(kv ...string) map[string]string {
+		m := base()
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	cases := []refusal{
+		{"the local stand-in's authority", config.KeyAuthorityHost, "must be the Microsoft Entra authority",
+			set(config.KeyAuthorityHost, "https://127.0.0.1:7443/")},
+		{"a look-alike authority", config.KeyAuthorityHost, "must be the Microsoft Entra authority",
+			set(config.KeyAuthorityHost, "https://login.microsoftonline.com.example.net/")},
+		{"the local stand-in's Graph", config.KeyGraphBaseURL, "must be Microsoft Graph v1.0",
+			set(config.KeyGraphBaseURL, "https://127.0.0.1:7443/v1.0")},
+		{"the local storage front", config.KeyBlobEndpointTemplate, "must be the blob endpoint",
+			set(config.KeyBlobEndpointTemplate, "https://%s.blob.localhost:10443/")},
+		{"mixed clouds", config.KeyAuthorityHost, "must belong to the same Azure cloud",
+			set(config.KeyAuthorityHost, "https://login.microsoftonline.us/")},
+		{"an http JWKS URL", config.KeyAuthJWKSURL, "must be an https URL in Azure mode",
+			set(config.KeyAuthJWKSURL, "http://127.0.0.1:9/jwks")},
+		{"the local stack under the host", config.KeyLocalStack, "refused under the Functions host",
+			set(config.KeyLocalStack, "true")},
+	}
+	noHost := base()
+	delete(noHost, config.KeyCustomHandlerPort)
+	cases = append(cases, refusal{"standalone", config.KeyCustomHandlerPort, "is not set", noHost})
+	samples := map[string]string{
+		config.KeyLocalBlobAddr:      "127.0.0.1:10443",
+		config.KeyLocalBlobAccounts:  "custacct1",
+		config.KeyLocalInvocations:   "true",
+		config.KeyAuthPublicKeyFile:  "pub.pem",
+		config.KeyAuthSigningKeyFile: "key.pem",
+		config.KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",
+		config.KeyListenAddr:         "0.0.0.0:7071",
+	}
+	for _, s := range config.LocalOnly() {
+		v, ok := samples[s.Key]
+		if !ok {
+			t.Errorf("local-only setting %s has no sample value in this test: add one", s.Key)
+			continue
+		}
+		cases = append(cases, refusal{"local-only " + s.Key, s.Key, "is a local-stack setting, refused in Azure mode", set(s.Key, v)})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(dir, exe))
+			cmd.Dir = dir
+			cmd.Env = hostEnv(tc.vars)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 || ctx.Err() != nil {
+				t.Fatalf("the handler did not refuse to start (%v):\n%s", err, tail(out, 2000))
+			}
+			found := false
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.Contains(line, tc.key) && strings.Contains(line, tc.want) {
+					found = true
+					t.Logf("exit %d: %s", exit.ExitCode(), line)
+				}
+			}
+			if !found {
+				t.Errorf("exit %d, but no line names %s with %q:\n%s", exit.ExitCode(), tc.key, tc.want, tail(out, 2000))
+			}
+		})
+	}
 }

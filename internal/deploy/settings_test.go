@@ -17,14 +17,19 @@ import (
 	"github.com/activeloopai/azcreds/internal/config"
 )
 
-// localOnly are the settings the binary reads that never belong in Azure, each with why.
-// Any AZCREDS_LOCAL_* setting is local-only too.
-var localOnly = map[string]string{
-	"AZCREDS_AUTH_SIGNING_KEY_FILE": "the private key `handler token` mints local API tokens with; Azure never mints",
-	"AZCREDS_AUTH_PUBLIC_KEY_FILE":  "a local key file; in Azure the JWKS URL verifies tokens",
-	"AZCREDS_LISTEN_ADDR":           "the standalone listen address; under the host the port comes from FUNCTIONS_CUSTOMHANDLER_PORT",
-	"FUNCTIONS_CUSTOMHANDLER_PORT":  "set by the Functions host when it starts the handler",
-	"AzureWebJobsStorage":           "a connection string (Azurite); Azure uses the identity-based AzureWebJobsStorage__* settings",
+// notInAppSettings are the settings the binary reads that the Bicep must never set, each
+// with why: the local-only ones, which Azure mode refuses (config.LocalOnly, with the
+// reason the binary gives), the local-stack switch, and the port the host sets itself. Any
+// AZCREDS_LOCAL_* setting is local too.
+func notInAppSettings() map[string]string {
+	m := map[string]string{
+		config.KeyCustomHandlerPort: "set by the Functions host when it starts the handler",
+		config.KeyLocalStack:        "the local-stack switch; the handler refuses it under the Functions host",
+	}
+	for _, s := range config.LocalOnly() {
+		m[s.Key] = "local-only: " + s.Why
+	}
+	return m
 }
 
 const localPrefix = "AZCREDS_LOCAL_"
@@ -43,7 +48,7 @@ var hostSettings = map[string]string{
 }
 
 func isLocalOnly(key string) bool {
-	_, ok := localOnly[key]
+	_, ok := notInAppSettings()[key]
 	return ok || strings.HasPrefix(key, localPrefix)
 }
 
@@ -151,7 +156,7 @@ func TestSettingsContract(t *testing.T) {
 			t.Errorf("host setting %s is not in the Bicep app settings", name)
 		}
 	}
-	for _, name := range sortedKeys(localOnly) {
+	for _, name := range sortedKeys(notInAppSettings()) {
 		if !read[name] {
 			t.Errorf("%s is listed as local-only but the binary does not read it", name)
 		}
@@ -159,8 +164,42 @@ func TestSettingsContract(t *testing.T) {
 }
 
 func why(key string) string {
-	if r, ok := localOnly[key]; ok {
+	if r, ok := notInAppSettings()[key]; ok {
 		return r
 	}
-	return "the local stack's storage front"
+	return "a local-stack setting"
+}
+
+// TestBicepSetsNoLocalSetting: the Bicep's code (comments may explain them) never names
+// the local-stack switch, an AZCREDS_LOCAL_* setting or a local-only setting, so no
+// deployment can turn the local stack on or hand the handler a setting Azure mode refuses:
+// not as an app setting, nor through a parameter, a variable or a module.
+func TestBicepSetsNoLocalSetting(t *testing.T) {
+	for _, f := range bicepFiles(t, moduleRoot(t)) {
+		for _, k := range localNamed(f.codeOnly()) {
+			t.Errorf("%s names %s (%s)", f.Path, k, why(k))
+		}
+	}
+	// The check sees a setting where the Bicep would put one, and only whole names.
+	sample := "appSettings: [\n  { name: 'AZCREDS_LOCAL_STACK', value: 'true' }\n  { name: 'AzureWebJobsStorage__tableServiceUri' }\n" +
+		"  { name: 'AZCREDS_LOCAL_${feature}' }\n  { name: 'AZCREDS_LISTEN_ADDR' }\n]"
+	if got, want := localNamed(sample), []string{"AZCREDS_LISTEN_ADDR", "AZCREDS_LOCAL_", "AZCREDS_LOCAL_STACK"}; !slices.Equal(got, want) {
+		t.Errorf("on a sample: found %v, want %v", got, want)
+	}
+}
+
+// localNamed returns the settings of notInAppSettings, and the AZCREDS_LOCAL_ prefix, that
+// code names in a string literal, sorted.
+func localNamed(code string) []string {
+	var found []string
+	for _, k := range sortedKeys(notInAppSettings()) {
+		if strings.Contains(code, "'"+k+"'") {
+			found = append(found, k)
+		}
+	}
+	if strings.Contains(code, "'"+localPrefix) {
+		found = append(found, localPrefix)
+	}
+	slices.Sort(found)
+	return found
 }

@@ -211,7 +211,7 @@ func TestHealthSweepFunctionsHost(t *testing.T) {
 	const propagation = time.Second
 	si := startStandIn(t, env, propagation)
 	s := ownStorage(defaultSettings())
-	s.functionsHost = true
+	s.hostInvocations = true
 	h := startHandler(t, env, si, s)
 	// A short standalone interval must not matter under the host: only the timer sweeps.
 	h.withSettings(t, "AZCREDS_HEALTH_SPREAD=0s", "AZCREDS_HEALTH_INTERVAL=1s")

@@ -19,10 +19,11 @@ import (
 	"github.com/activeloopai/azcreds/internal/wizard"
 )
 
-// fakeHost plays the Azure Functions host for a handler started with
-// FUNCTIONS_CUSTOMHANDLER_PORT: it takes messages off the queues and invokes the queue
-// functions with the host's payload, every message twice and in a different shape each
-// time, and deletes a message once an invocation answered 200.
+// fakeHost plays the Azure Functions host for a handler that serves the host's invocations
+// (AZCREDS_LOCAL_INVOCATIONS: the same invoker FUNCTIONS_CUSTOMHANDLER_PORT mounts, on the
+// local stack's listener): it takes messages off the queues and invokes the queue functions
+// with the host's payload, every message twice and in a different shape each time, and
+// deletes a message once an invocation answered 200.
 type fakeHost struct {
 	t       *testing.T
 	url     string
@@ -108,7 +109,7 @@ func TestFunctionsHostProtocol(t *testing.T) {
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	s := ownStorage(defaultSettings())
-	s.functionsHost = true
+	s.hostInvocations = true
 	h := startHandler(t, env, si, s)
 
 	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnectionString(s.storageAccount), nil)

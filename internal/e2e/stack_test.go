@@ -200,7 +200,11 @@ type settings struct {
 	spWindow, spInterval, probeWindow, probeInterval, grace time.Duration
 	storageAccount                                          string        // the handler's own storage (tables, queues)
 	createGuard                                             time.Duration // when a create's guard runs; 0: 10 s
-	functionsHost                                           bool          // run as under the Functions host: no worker
+	// hostInvocations serves the Functions host's invocations and runs no worker or health
+	// ticker (AZCREDS_LOCAL_INVOCATIONS), so that the test plays the host. The local stack
+	// cannot run under FUNCTIONS_CUSTOMHANDLER_PORT (the handler refuses it there), so this
+	// is how the host's protocol is exercised against it.
+	hostInvocations bool
 }
 
 func defaultSettings() settings {
@@ -240,6 +244,8 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 	minter, pubFile := keyPair(t)
 	addr := freeAddr(t)
 	vars := []string{
+		// The stand-in's endpoints and the local-only settings below need the local stack.
+		"AZCREDS_LOCAL_STACK=true",
 		"AzureWebJobsStorage=" + env.ConnectionString(s.storageAccount),
 		"AZCREDS_TABLE_NAME=" + testenv.UniqueName(t, "e2e"),
 		"AZCREDS_HOME_TENANT_ID=" + homeTenant,
@@ -270,10 +276,9 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		guard = s.createGuard
 	}
 	vars = append(vars, "AZCREDS_CREATE_GUARD_DELAY="+guard.String())
-	if s.functionsHost {
-		vars = append(vars, "FUNCTIONS_CUSTOMHANDLER_PORT="+portOf(addr))
-	} else {
-		vars = append(vars, "AZCREDS_LISTEN_ADDR="+addr)
+	vars = append(vars, "AZCREDS_LISTEN_ADDR="+addr)
+	if s.hostInvocations {
+		vars = append(vars, "AZCREDS_LOCAL_INVOCATIONS=true")
 	}
 	h := &handler{url: "http://" + addr, env: vars, signing: minter}
 	h.proc = start(t, "handler", vars, "serve", "-settings", filepath.Join(t.TempDir(), "none.json"))
