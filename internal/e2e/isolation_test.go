@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/faultproxy"
 	"github.com/activeloopai/azcreds/internal/testenv"
@@ -353,8 +354,13 @@ func BenchmarkEnvironmentDefaultCreds(b *testing.B) {
 	org := h.api(b)
 	call(b, org, "ws-warm")
 	b.Run("first call of a workspace", func(b *testing.B) {
+		names := make([]string, b.N)
+		for i := range names {
+			names[i] = "ws-" + uuid.NewString()[:8]
+		}
+		b.ResetTimer()
 		for i := range b.N {
-			call(b, org, fmt.Sprintf("ws-%d-%d", b.N, i))
+			call(b, org, names[i])
 		}
 	})
 	b.Run("warm call", func(b *testing.B) {
