@@ -329,7 +329,7 @@ func warmUp(tb testing.TB, h *handler) {
 // (the workspace is recorded, no container) and a warm /creds (resolution and key
 // cached). The difference between the first two is the container's creation.
 //
-//	make test PKGS=./internal/e2e/ GOTEST_FLAGS='-run ^$ -bench EnvironmentDefaultCreds -benchtime 100x'
+//	make test PKGS=./internal/e2e/ GOTEST_FLAGS='-run ^$$ -bench EnvironmentDefaultCreds -benchtime 100x'
 func BenchmarkEnvironmentDefaultCreds(b *testing.B) {
 	env := testenv.Azurite(b)
 	si := startStandIn(b, env, time.Second)

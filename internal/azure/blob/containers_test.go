@@ -288,7 +288,7 @@ func TestContainersRememberBounded(t *testing.T) {
 // extra cost (one Create Container through the storage front) against a warm one (a map
 // lookup).
 //
-//	make test PKGS=./internal/azure/blob/ GOTEST_FLAGS='-run ^$ -bench EnsureContainer -benchtime 200x'
+//	make test PKGS=./internal/azure/blob/ GOTEST_FLAGS='-run ^$$ -bench EnsureContainer -benchtime 200x'
 func BenchmarkEnsureContainer(b *testing.B) {
 	e := newSASEnv(b)
 	e.grant(b, miObjectID, localazure.RoleBlobDataContributor, accountScope(testenv.DevAccount, platformRG))
