@@ -198,6 +198,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
+	// The environment default's containers, one per organization, created by the managed
+	// identity at the organization's first SAS.
+	containers, err := blob.NewContainers(mi, blob.ContainersOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: blobOpts.Transport, Logger: log.With("component", "environment_default")})
+	if err != nil {
+		return nil, nil, err
+	}
 	verifier, err := verifier(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -212,11 +219,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		AccessProbeInterval:     cfg.AccessProbeInterval,
 		CreateGuardDelay:        cfg.CreateGuardDelay,
 		EnvironmentDefault: credential.EnvironmentDefault{Account: cfg.DefaultStorageAccount,
-			Container: cfg.DefaultContainer, Prefix: cfg.DefaultPrefix},
+			ContainerPrefix: cfg.DefaultContainerPrefix, Prefix: cfg.DefaultPrefix},
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 		HealthSpread:       cfg.HealthSpread,
 	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober,
-		Workspaces: st, Signer: signer, Health: st}, log)
+		Workspaces: st, Signer: signer, Containers: containers, Health: st}, log)
 	if err != nil {
 		return nil, nil, err
 	}

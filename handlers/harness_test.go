@@ -139,6 +139,8 @@ type harness struct {
 	other  *auth.Minter // signs with a key the API does not trust
 	calls  *callCounter // storage transactions (table and queue calls)
 	signer *fakeSigner
+	// containers stands in for the environment default's container creation.
+	containers *fakeContainers
 	// signingKey and publicKey are the PEM key pair the API trusts, for hand-made tokens.
 	signingKey, publicKey []byte
 	// table is the store's table through the real client, for reading every row.
@@ -161,6 +163,34 @@ func (f *fakeSigner) ContainerSAS(ctx context.Context, r credential.SASRequest) 
 		return credential.SAS{}, f.fail
 	}
 	return credential.SAS{AccountURL: "https://" + r.Account + ".blob.core.windows.net", Token: credential.Secret("sv=2025-01-05&sig=fake")}, nil
+}
+
+// fakeContainers stands in for creating the environment default's containers (tested
+// against Azurite in internal/azure/blob): it records what it was asked and can be made
+// to fail.
+type fakeContainers struct {
+	mu    sync.Mutex
+	asked []string // account/container, in order
+	fail  error
+}
+
+func (f *fakeContainers) EnsureContainer(ctx context.Context, account, container string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, account+"/"+container)
+	return f.fail
+}
+
+func (f *fakeContainers) requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.asked...)
+}
+
+func (f *fakeContainers) failWith(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
 }
 
 func (f *fakeSigner) last() credential.SASRequest {
@@ -211,14 +241,14 @@ func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	})
 	dir := newFakeDirectory()
 	log := slog.New(slog.DiscardHandler)
-	signer := &fakeSigner{}
+	signer, containers := &fakeSigner{}, &fakeContainers{}
 	cfg := credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID,
-		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", Container: "platform", Prefix: "lake"}}
+		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-", Prefix: "lake"}}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	svc, err := credential.NewService(cfg,
-		credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer}, log, credential.WithClock(clk.Now))
+		credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer, Containers: containers}, log, credential.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +269,7 @@ func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	// The API and the queue functions on one port, as the Functions host calls them.
 	srv := httptest.NewServer(Compose(New(svc, verifier, log), NewInvoker(svc, log)))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer,
+	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer, containers: containers,
 		signingKey: key, publicKey: pub, table: tables.NewClient(tableName)}
 }
 

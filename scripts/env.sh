@@ -44,8 +44,6 @@ AZCREDS_LOCALAZURE_URL="https://$AZCREDS_LOCALAZURE_ADDR"
 AZCREDS_LOCALAZURE_CONTROL_URL="$AZCREDS_LOCALAZURE_URL/control"
 # The stand-in's RBAC front for customer blob storage: <account>.blob.localhost connects here.
 AZCREDS_STORAGE_FRONT_ADDR=127.0.0.1:10443
-# The platform's own container for the environment default (in the platform's account).
-AZCREDS_PLATFORM_CONTAINER=platform
 AZCREDS_HANDLER_ADDR=127.0.0.1:7071
 AZCREDS_HANDLER_URL="http://$AZCREDS_HANDLER_ADDR"
 AZCREDS_DEMO_ORG=demo-org
@@ -112,7 +110,7 @@ azcreds_handler_env() {
 	export AZCREDS_BLOB_ENDPOINT_TEMPLATE="https://%s.blob.localhost:${AZCREDS_STORAGE_FRONT_ADDR##*:}/"
 	export AZCREDS_LOCAL_BLOB_ADDR="$AZCREDS_STORAGE_FRONT_ADDR"
 	export AZCREDS_LOCAL_BLOB_ACCOUNTS="$AZCREDS_DEV_ACCOUNT,$AZCREDS_CUSTOMER_ACCOUNT_1,$AZCREDS_CUSTOMER_ACCOUNT_2"
-	# The environment default: the platform's own container, signed with the managed identity.
+	# The environment default: the platform's own account, where the managed identity creates
+	# one container per organization (org-<hash of the org id>) and signs its SAS.
 	export AZCREDS_DEFAULT_STORAGE_ACCOUNT="$AZCREDS_DEV_ACCOUNT"
-	export AZCREDS_DEFAULT_CONTAINER="$AZCREDS_PLATFORM_CONTAINER"
 }

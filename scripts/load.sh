@@ -102,7 +102,7 @@ start_group localazure "$logs/localazure.log" "$bin/localazure" \
 	-mi-client-id "$AZCREDS_LOCAL_MI_CLIENT_ID" -mi-object-id "$AZCREDS_LOCAL_MI_OBJECT_ID" \
 	-tenants "$AZCREDS_LOCAL_TENANTS" -propagation "$LOAD_PROPAGATION" \
 	-azurite-blob "$storage_blob" -accounts "$AZURITE_ACCOUNTS" \
-	-storage-addr "$AZCREDS_STORAGE_FRONT_ADDR" -platform-storage "$AZCREDS_DEV_ACCOUNT/$AZCREDS_PLATFORM_CONTAINER"
+	-storage-addr "$AZCREDS_STORAGE_FRONT_ADDR" -platform-storage "$AZCREDS_DEV_ACCOUNT"
 wait_until "the Entra/Graph stand-in" "$STARTED_PID" "$logs/localazure.log" 30 \
 	http_answers "$AZCREDS_LOCALAZURE_URL/" "$AZCREDS_CERT_FILE"
 curl -sf --max-time 10 --cacert "$AZCREDS_CERT_FILE" -H 'Content-Type: application/json' \

@@ -56,7 +56,7 @@ start_group localazure "$localazure_log" bin/localazure \
 	-mi-client-id "$AZCREDS_LOCAL_MI_CLIENT_ID" -mi-object-id "$AZCREDS_LOCAL_MI_OBJECT_ID" \
 	-tenants "$AZCREDS_LOCAL_TENANTS" \
 	-azurite-blob "$AZURITE_BLOB_URL" -accounts "$AZURITE_ACCOUNTS" \
-	-storage-addr "$AZCREDS_STORAGE_FRONT_ADDR" -platform-storage "$AZCREDS_DEV_ACCOUNT/$AZCREDS_PLATFORM_CONTAINER"
+	-storage-addr "$AZCREDS_STORAGE_FRONT_ADDR" -platform-storage "$AZCREDS_DEV_ACCOUNT"
 wait_until "the Entra/Graph stand-in" "$STARTED_PID" "$localazure_log" 30 \
 	http_answers "$AZCREDS_LOCALAZURE_URL/" "$AZCREDS_CERT_FILE"
 

@@ -65,7 +65,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.identityHeader, "identity-header", localazure.DefaultIdentityHeader, "X-IDENTITY-HEADER value the managed identity endpoint expects (IDENTITY_HEADER)")
 	fs.StringVar(&o.azuriteBlob, "azurite-blob", "", "Azurite blob endpoint without account, e.g. https://127.0.0.1:10000, for container creation")
 	fs.StringVar(&o.accounts, "accounts", "", "storage accounts and keys, in AZURITE_ACCOUNTS' format name:key;name2:key2 (with -azurite-blob)")
-	fs.StringVar(&o.platformStorage, "platform-storage", "", "ACCOUNT/CONTAINER: the platform's own storage (the environment default), registered in the home tenant with the container created and the managed identity granted Storage Blob Data Contributor, as the deployment does in Azure")
+	fs.StringVar(&o.platformStorage, "platform-storage", "", "ACCOUNT: the platform's own storage account (the environment default), registered in the home tenant with the managed identity granted Storage Blob Data Contributor, as the deployment does in Azure; the backend creates each organization's container there itself")
 	fs.StringVar(&o.storageAddr, "storage-addr", "127.0.0.1:10443", "listen address (HTTPS) of the RBAC front for <account>.blob.localhost, served with -azurite-blob; empty: none")
 	fs.Float64Var(&o.chaos.Probability, "chaos-probability", 0, "chance (0-1) that a Graph, Entra token or managed identity token call fails at random; 0: off")
 	fs.StringVar(&o.chaosStatuses, "chaos-statuses", "429,503", "comma-separated statuses random faults answer with (429 carries Retry-After)")
@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 		}
 	}
 	if o.platformStorage != "" {
-		if err := setUpPlatformStorage(ctx, standIn, cfg, o.platformStorage); err != nil {
+		if err := setUpPlatformStorage(standIn, cfg, o.platformStorage); err != nil {
 			return err
 		}
 	}
@@ -191,11 +191,12 @@ const (
 )
 
 // setUpPlatformStorage does locally what the deployment does in Azure for the environment
-// default: the account in the home tenant, its container, and the managed identity's role.
-func setUpPlatformStorage(ctx context.Context, s *localazure.Server, cfg localazure.Config, spec string) error {
-	account, container, ok := strings.Cut(spec, "/")
-	if !ok || account == "" || container == "" {
-		return fmt.Errorf("-platform-storage %q: want ACCOUNT/CONTAINER", spec)
+// default: the account in the home tenant and the managed identity's role on it. No
+// container: the backend creates one per organization, through the storage front, with
+// that role.
+func setUpPlatformStorage(s *localazure.Server, cfg localazure.Config, account string) error {
+	if strings.Contains(account, "/") {
+		return fmt.Errorf("-platform-storage %q: want ACCOUNT only (each organization gets its own container, which the backend creates)", account)
 	}
 	if cfg.Containers == nil {
 		return errors.New("-platform-storage needs -azurite-blob and -accounts")
@@ -203,9 +204,6 @@ func setUpPlatformStorage(ctx context.Context, s *localazure.Server, cfg localaz
 	if _, _, err := s.RegisterStorageAccount(localazure.StorageAccount{Name: account, SubscriptionID: platformSubscription,
 		ResourceGroup: platformResourceGroup, TenantID: cfg.HomeTenantID}); err != nil {
 		return fmt.Errorf("register platform storage: %w", err)
-	}
-	if _, err := cfg.Containers.CreateContainer(ctx, account, container); err != nil {
-		return fmt.Errorf("create platform container: %w", err)
 	}
 	scope := localazure.Scope{SubscriptionID: platformSubscription, ResourceGroup: platformResourceGroup, Account: account}
 	if _, err := s.GrantRole(cfg.ManagedIdentity.ObjectID, string(localazure.RoleBlobDataContributor), scope.String()); err != nil {

@@ -6,9 +6,10 @@
 //     app registrations in Microsoft Graph (Application.ReadWrite.OwnedBy);
 //   - the app's storage account (shared key access disabled): the deployment package
 //     container, the job queues and their -poison queues, and the credentials table;
-//   - the platform's own storage account and container: the environment default, where
-//     workspaces without a credential keep their tables (user delegation SAS signed by the
-//     identity);
+//   - the platform's own storage account: the environment default, where workspaces
+//     without a credential keep their tables, in one container per organization that the
+//     handler creates at the organization's first /creds (user delegation SAS signed by the
+//     identity, which is Storage Blob Data Contributor on the account);
 //   - Application Insights on a Log Analytics workspace, Entra ID ingestion only;
 //   - a Flex Consumption function app running the custom handler (runtime `custom`).
 //
@@ -53,12 +54,12 @@ param logLevel string = 'info'
 @description('Microsoft Graph base URL (ARM\'s environment() has no Microsoft Graph endpoint, so it is a parameter for sovereign clouds).')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
-@description('Container of the environment default in the platform storage account.')
-@minLength(3)
-@maxLength(63)
-param defaultContainerName string = 'platform'
+@description('Prefix of the environment default\'s containers, one per organization in the platform storage account: the prefix and 32 characters of a hash of the organization id. Lowercase letters, digits and single hyphens, not starting with a hyphen; the handler checks it at start.')
+@minLength(1)
+@maxLength(31)
+param defaultContainerPrefix string = 'org-'
 
-@description('Optional path prefix in the environment default container.')
+@description('Optional path prefix in each organization\'s environment default container.')
 param defaultPrefix string = ''
 
 @description('Table that holds credentials, name reservations, org defaults and events.')
@@ -146,7 +147,6 @@ module platformStorage 'modules/platform-storage.bicep' = {
     location: location
     tags: tags
     principalId: identity.properties.principalId
-    containerName: defaultContainerName
   }
 }
 
@@ -184,7 +184,7 @@ module functionApp 'modules/function-app.bicep' = {
     logLevel: logLevel
     graphBaseUrl: graphBaseUrl
     defaultStorageAccount: platformStorage.outputs.name
-    defaultContainerName: platformStorage.outputs.containerName
+    defaultContainerPrefix: defaultContainerPrefix
     defaultPrefix: defaultPrefix
     delegationKeyCache: delegationKeyCache
     resolutionCacheTtl: resolutionCacheTtl

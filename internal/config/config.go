@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/activeloopai/azcreds/internal/credential"
 )
 
 // The settings the binary reads, named as they appear in app settings, in
@@ -49,10 +51,11 @@ const (
 	KeyLocalBlobAccounts = "AZCREDS_LOCAL_BLOB_ACCOUNTS"
 
 	// The environment default: the platform's own storage for workspaces without a
-	// credential, signed with the backend's managed identity.
-	KeyDefaultStorageAccount = "AZCREDS_DEFAULT_STORAGE_ACCOUNT"
-	KeyDefaultContainer      = "AZCREDS_DEFAULT_CONTAINER"
-	KeyDefaultPrefix         = "AZCREDS_DEFAULT_PREFIX"
+	// credential, signed with the backend's managed identity. Each organization gets a
+	// container of its own there, named by KeyDefaultContainerPrefix and a hash of its id.
+	KeyDefaultStorageAccount  = "AZCREDS_DEFAULT_STORAGE_ACCOUNT"
+	KeyDefaultContainerPrefix = "AZCREDS_DEFAULT_CONTAINER_PREFIX"
+	KeyDefaultPrefix          = "AZCREDS_DEFAULT_PREFIX"
 	// KeyDelegationKeyCache switches the user delegation key cache (on by default); off
 	// only to measure what it saves.
 	KeyDelegationKeyCache = "AZCREDS_DELEGATION_KEY_CACHE"
@@ -99,7 +102,13 @@ const (
 	DefaultHealthSchedule = "0 */15 * * * *"
 	DefaultHealthInterval = 15 * time.Minute
 	DefaultHealthSpread   = 5 * time.Minute
+	// DefaultContainerPrefix starts the environment default's container names.
+	DefaultContainerPrefix = credential.DefaultContainerPrefix
 )
+
+// retiredDefaultContainer named the one container every organization shared; each has its
+// own now, so a deployment that still sets it is told so rather than silently ignored.
+const retiredDefaultContainer = "AZCREDS_DEFAULT_CONTAINER"
 
 // Storage says how to reach the backend's own Table and Queue storage: a connection string
 // (Azurite, local work) or service URIs reached with the managed identity (Azure).
@@ -145,11 +154,13 @@ type Config struct {
 	LocalBlobAddr     string
 	LocalBlobAccounts []string
 
-	DefaultStorageAccount string
-	DefaultContainer      string
-	DefaultPrefix         string
-	DelegationKeyCache    bool
-	ResolutionCacheTTL    time.Duration
+	// DefaultStorageAccount is the environment default's account ("": none);
+	// DefaultContainerPrefix starts each organization's container name there.
+	DefaultStorageAccount  string
+	DefaultContainerPrefix string
+	DefaultPrefix          string
+	DelegationKeyCache     bool
+	ResolutionCacheTTL     time.Duration
 
 	AuthIssuer        string
 	AuthAudience      string
@@ -225,7 +236,7 @@ func Parse(get Source) (Config, error) {
 		LocalBlobAddr:           p.hostPort(KeyLocalBlobAddr),
 		LocalBlobAccounts:       p.accounts(KeyLocalBlobAccounts),
 		DefaultStorageAccount:   p.str(KeyDefaultStorageAccount, ""),
-		DefaultContainer:        p.str(KeyDefaultContainer, ""),
+		DefaultContainerPrefix:  p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
 		DefaultPrefix:           strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
 		DelegationKeyCache:      p.boolean(KeyDelegationKeyCache, true),
 		ResolutionCacheTTL:      p.durationOrZero(KeyResolutionCacheTTL, 5*time.Second),
@@ -276,8 +287,17 @@ func Parse(get Source) (Config, error) {
 		p.errs = append(p.errs, fmt.Errorf("set both %s and %s (reached with the managed identity)",
 			KeyStorageTableServiceURI, KeyStorageQueueServiceURI))
 	}
-	if (c.DefaultStorageAccount == "") != (c.DefaultContainer == "") {
-		p.errs = append(p.errs, fmt.Errorf("set both %s and %s, or neither", KeyDefaultStorageAccount, KeyDefaultContainer))
+	if c.DefaultStorageAccount != "" {
+		if err := credential.ValidateStorageAccount(KeyDefaultStorageAccount, c.DefaultStorageAccount); err != nil {
+			p.errs = append(p.errs, fmt.Errorf("%s: %w", KeyDefaultStorageAccount, err))
+		}
+	}
+	if err := credential.ValidateContainerPrefix(KeyDefaultContainerPrefix, c.DefaultContainerPrefix); err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%s: %w", KeyDefaultContainerPrefix, err))
+	}
+	if v := p.str(retiredDefaultContainer, ""); v != "" {
+		p.errs = append(p.errs, fmt.Errorf("%s is no longer read: each organization gets its own container in %s, named %s (default %q) and a hash of the organization id; remove it",
+			retiredDefaultContainer, KeyDefaultStorageAccount, KeyDefaultContainerPrefix, DefaultContainerPrefix))
 	}
 	if (c.LocalBlobAddr == "") != (len(c.LocalBlobAccounts) == 0) {
 		p.errs = append(p.errs, fmt.Errorf("set both %s and %s (local stack), or neither", KeyLocalBlobAddr, KeyLocalBlobAccounts))
@@ -465,7 +485,7 @@ func Keys() []string {
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
-		KeyDefaultStorageAccount, KeyDefaultContainer, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
+		KeyDefaultStorageAccount, KeyDefaultContainerPrefix, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,

@@ -105,7 +105,7 @@ func TestLoadEnvironmentOverFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range Keys() {
+	for _, k := range append(Keys(), retiredDefaultContainer) {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -259,6 +259,44 @@ func TestHealthSettings(t *testing.T) {
 		}
 		if !mentioned {
 			t.Errorf("%s: error does not name the setting: %v", name, err)
+		}
+	}
+}
+
+// TestEnvironmentDefaultSettings: the account alone configures the environment default;
+// the container prefix has a default and is checked at start so that prefix plus hash is
+// always a valid container name; the retired shared-container setting is refused by name.
+func TestEnvironmentDefaultSettings(t *testing.T) {
+	c, err := Parse(source(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultStorageAccount != "" || c.DefaultContainerPrefix != "org-" || c.DefaultPrefix != "" {
+		t.Errorf("defaults: account %q, container prefix %q, prefix %q", c.DefaultStorageAccount, c.DefaultContainerPrefix, c.DefaultPrefix)
+	}
+	m := valid()
+	m[KeyDefaultStorageAccount] = "platformdata"
+	m[KeyDefaultContainerPrefix] = "lake-"
+	m[KeyDefaultPrefix] = "/tables/"
+	if c, err = Parse(source(m)); err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultStorageAccount != "platformdata" || c.DefaultContainerPrefix != "lake-" || c.DefaultPrefix != "tables" {
+		t.Errorf("got account %q, container prefix %q, prefix %q", c.DefaultStorageAccount, c.DefaultContainerPrefix, c.DefaultPrefix)
+	}
+	for _, tc := range []struct{ key, value, want string }{
+		{KeyDefaultContainerPrefix, "Org_", KeyDefaultContainerPrefix + `: container prefix "Org_" contains invalid character "O"`},
+		{KeyDefaultContainerPrefix, "-org", "must start with a lowercase letter or digit"},
+		{KeyDefaultContainerPrefix, "org--", "consecutive hyphens"},
+		{KeyDefaultContainerPrefix, strings.Repeat("p", 32), "longer than 31 characters"},
+		{KeyDefaultStorageAccount, "Platform", KeyDefaultStorageAccount + `: storage account "Platform" contains invalid character "P"`},
+		{"AZCREDS_DEFAULT_CONTAINER", "platform", "AZCREDS_DEFAULT_CONTAINER is no longer read"},
+	} {
+		m := valid()
+		m[KeyDefaultStorageAccount] = "platformdata"
+		m[tc.key] = tc.value
+		if _, err := Parse(source(m)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%q: got %v, want an error with %q", tc.key, tc.value, err, tc.want)
 		}
 	}
 }

@@ -10,14 +10,23 @@ import (
 
 // EnvironmentDefault is the platform's own storage, used when neither the workspace nor
 // the organization names a credential. It is signed with the backend's managed identity.
+// Every organization has a container of its own there (OrgContainer), created by the
+// managed identity at the organization's first SAS.
 type EnvironmentDefault struct {
-	Account   string
-	Container string
-	Prefix    string
+	Account string
+	// ContainerPrefix starts every organization's container name; DefaultContainerPrefix
+	// when empty.
+	ContainerPrefix string
+	Prefix          string
 }
 
 // Configured reports whether an environment default exists.
-func (e EnvironmentDefault) Configured() bool { return e.Account != "" && e.Container != "" }
+func (e EnvironmentDefault) Configured() bool { return e.Account != "" }
+
+// OrgContainer is organization orgID's container in the environment default's account.
+func (e EnvironmentDefault) OrgContainer(orgID string) string {
+	return OrgContainerName(e.ContainerPrefix, orgID)
+}
 
 // Resolution is where a workspace's storage comes from.
 type Resolution struct {
@@ -190,7 +199,7 @@ func (s *Service) resolve(ctx context.Context, orgID string, w *Workspace) (*Res
 			return r, nil
 		}
 		e := s.cfg.EnvironmentDefault
-		r.Source, r.Account, r.Container, r.Prefix = SourceEnvironmentDefault, e.Account, e.Container, strings.Trim(e.Prefix, "/")
+		r.Source, r.Account, r.Container, r.Prefix = SourceEnvironmentDefault, e.Account, e.OrgContainer(orgID), strings.Trim(e.Prefix, "/")
 		return r, nil
 	}
 	c, err := s.store.Get(ctx, orgID, id)
@@ -224,15 +233,14 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 		req.Identity = SignerIdentity{TenantID: c.TenantID, AppID: c.App.AppID}
 	} else {
 		req.Identity = SignerIdentity{Platform: true}
+		// The organization's own container is created at its first SAS (remembered after).
+		if err := s.containers.EnsureContainer(ctx, r.Account, r.Container); err != nil {
+			return nil, sasError(r, err)
+		}
 	}
 	sas, err := s.signer.ContainerSAS(ctx, req)
 	if err != nil {
-		se := &SASError{Err: err}
-		errors.As(err, &se.Provider)
-		if c := r.Credential; c != nil {
-			se.CredentialID, se.State = c.ID, c.State
-		}
-		return nil, se
+		return nil, sasError(r, err)
 	}
 	if c := r.Credential; c != nil && c.State == StateUnverifiedSaved {
 		s.promote(ctx, c.OrgID, c.ID, requestID)
@@ -242,6 +250,17 @@ func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID st
 		prefix = r.Prefix + "/" + prefix
 	}
 	return &Issued{Resolution: *r, AccountURL: sas.AccountURL, PathPrefix: prefix, SAS: sas.Token, ExpiresAt: req.Expiry}, nil
+}
+
+// sasError is a SAS that Azure refused to sign (or whose container it refused to create)
+// for r.
+func sasError(r *Resolution, err error) *SASError {
+	se := &SASError{Err: err}
+	errors.As(err, &se.Provider)
+	if c := r.Credential; c != nil {
+		se.CredentialID, se.State = c.ID, c.State
+	}
+	return se
 }
 
 // resolveForTable resolves a workspace's storage for one of its tables and records the

@@ -38,6 +38,16 @@ type Directory interface {
 	DeleteApp(ctx context.Context, appObjectID string) error
 }
 
+// ContainerCreator creates the environment default's containers in the platform's own
+// storage account, as the backend's managed identity. It is asked before every
+// environment-default SAS: implementations remember the containers that exist, so a warm
+// call costs no round trip, and concurrent calls for one container make one request.
+// A container that already exists is success. Failures wrap a *ProviderError with the
+// storage code (Kind ErrUnavailable when asking again later may help).
+type ContainerCreator interface {
+	EnsureContainer(ctx context.Context, account, container string) error
+}
+
 // Store keeps credentials. Every write is conditional on the credential's ETag; a stale
 // write fails with an error matching ErrConflict and changes nothing.
 type Store interface {

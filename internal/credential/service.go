@@ -81,6 +81,9 @@ func (c *Config) withDefaults() {
 	if c.CreateGuardDelay <= 0 {
 		c.CreateGuardDelay = DefaultCreateGuardDelay
 	}
+	if c.EnvironmentDefault.ContainerPrefix == "" {
+		c.EnvironmentDefault.ContainerPrefix = DefaultContainerPrefix
+	}
 }
 
 // FederatedCredentialIssuer is the home tenant's v2.0 issuer, which signs the managed
@@ -100,6 +103,9 @@ type Deps struct {
 	// Workspaces and Signer serve workspace links and SAS issuance.
 	Workspaces WorkspaceStore
 	Signer     Signer
+	// Containers creates the environment default's containers; needed when one is
+	// configured.
+	Containers ContainerCreator
 	// Health keeps the health re-probe's results; needed only by the health sweep and probe.
 	Health HealthStore
 }
@@ -114,6 +120,7 @@ type Service struct {
 	prober      Prober
 	workspaces  WorkspaceStore
 	signer      Signer
+	containers  ContainerCreator
 	health      HealthStore
 	resolutions *resolutionCache
 	log         *slog.Logger
@@ -136,8 +143,12 @@ func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Servi
 		return nil, errors.New("credential service: store, directory and scheduler are required")
 	}
 	cfg.withDefaults()
+	if err := cfg.EnvironmentDefault.validate(deps.Containers); err != nil {
+		return nil, fmt.Errorf("credential service: environment default: %w", err)
+	}
 	s := &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, scheduler: deps.Scheduler,
-		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer, health: deps.Health, log: log,
+		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer,
+		containers: deps.Containers, health: deps.Health, log: log,
 		resolutions: newResolutionCache(cfg.ResolutionCacheTTL),
 		now:         time.Now, newID: func() string { return uuid.NewString() }}
 	for _, o := range opts {

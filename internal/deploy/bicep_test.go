@@ -209,6 +209,19 @@ func TestBicepStructure(t *testing.T) {
 		}
 	})
 
+	// The environment default has one container per organization, which the handler
+	// creates with the identity's Storage Blob Data Contributor (containers/write): a
+	// container in the template would be one that every organization's SAS could reach.
+	t.Run("environment default without a shared container", func(t *testing.T) {
+		src := file(t, files, "infra/bicep/modules/platform-storage.bicep").codeOnly()
+		if strings.Contains(src, "blobServices/containers@") {
+			t.Error("platform-storage.bicep declares a container: each organization's is created by the handler")
+		}
+		if def := regexp.MustCompile(`(?m)^param defaultContainerPrefix string = '([^']*)'`).FindStringSubmatch(main.codeOnly()); def == nil || def[1] != config.DefaultContainerPrefix {
+			t.Errorf("main.bicep's defaultContainerPrefix default is %v, want the binary's default %q", def, config.DefaultContainerPrefix)
+		}
+	})
+
 	t.Run("flex consumption without secrets", func(t *testing.T) {
 		all := ""
 		for _, f := range files {

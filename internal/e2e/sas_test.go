@@ -156,7 +156,7 @@ func sasScenarios(t *testing.T, h *handler, si *standIn) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if creds.Source != "environment_default" || creds.CredentialID != nil || creds.Container != platformContainer ||
+		if creds.Source != "environment_default" || creds.CredentialID != nil || creds.Container != orgContainer(api.Org) ||
 			!strings.Contains(creds.AccountURL, testenv.DevAccount) {
 			t.Fatalf("creds %+v", creds)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/testenv"
 	"github.com/activeloopai/azcreds/internal/wizard"
 )
@@ -63,9 +64,7 @@ const (
 	subscriptionID = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
 	resourceGroup  = "lake-rg"
 	issuer         = "azcreds-e2e"
-	// platformContainer is the environment default's container, in the platform account.
-	platformContainer = "platform"
-	audience          = "azcreds-api"
+	audience       = "azcreds-api"
 )
 
 func freeAddr(t testing.TB) string {
@@ -183,7 +182,7 @@ func startStandIn(t testing.TB, env testenv.Env, propagation time.Duration) *sta
 		"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
 		"-tenants", tenantA+","+tenantB, "-propagation", propagation.String(),
 		"-azurite-blob", env.BlobEndpoint, "-accounts", strings.Join(accounts, ";"),
-		"-platform-storage", testenv.DevAccount+"/"+platformContainer)
+		"-platform-storage", testenv.DevAccount)
 	s := &standIn{url: "https://" + addr, frontAddr: front, proc: p,
 		customer: &wizard.Customer{ControlURL: "https://" + addr + "/control"}}
 	waitHTTP(t, s.url+"/control/tenants", p)
@@ -267,7 +266,6 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		"AZCREDS_LOCAL_BLOB_ADDR=" + si.frontAddr,
 		"AZCREDS_LOCAL_BLOB_ACCOUNTS=" + testenv.DevAccount + ",custacct1,custacct2",
 		"AZCREDS_DEFAULT_STORAGE_ACCOUNT=" + testenv.DevAccount,
-		"AZCREDS_DEFAULT_CONTAINER=" + platformContainer,
 		"AZCREDS_LOG_LEVEL=debug",
 	}
 	// Short, so a test sees the guards of its creates run.
@@ -296,6 +294,12 @@ func (h *handler) restart(t testing.TB) {
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
+}
+
+// orgContainer is an organization's environment-default container in the platform
+// account, with the default prefix the tests run with.
+func orgContainer(org string) string {
+	return credential.OrgContainerName(credential.DefaultContainerPrefix, org)
 }
 
 // api is a wizard client of a fresh organization.

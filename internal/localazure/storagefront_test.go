@@ -348,6 +348,56 @@ func TestStorageFrontRBAC(t *testing.T) {
 	})
 }
 
+// TestStorageFrontCreateContainer: creating a container is a write on that container, as
+// Azure's containers/write action is: a Contributor (or Owner) at the account may, a
+// Reader may not, nor a Contributor of another container. The backend's managed identity
+// creates each organization's environment-default container this way.
+func TestStorageFrontCreateContainer(t *testing.T) {
+	f := newFrontFixture(t)
+	other := f.container()
+	create := func(p principal) (string, response) {
+		name := testenv.UniqueName(f.t, "made")
+		f.t.Cleanup(func() { f.azurite(http.MethodDelete, "/"+name+"?restype=container", nil, nil) })
+		return name, f.call(http.MethodPut, "/"+name+"?restype=container", "Bearer "+p.token, nil, nil)
+	}
+	exists := func(name string) bool {
+		return f.azurite(http.MethodGet, "/"+name+"?restype=container", nil, nil).status == http.StatusOK
+	}
+	for _, tc := range []struct {
+		name      string
+		role      Role
+		container string // the grant's container; "" for the account
+		allowed   bool
+	}{
+		{"no role", "", "", false},
+		{"reader at the account", RoleBlobDataReader, "", false},
+		{"contributor of another container", RoleBlobDataContributor, other, false},
+		{"contributor at the account", RoleBlobDataContributor, "", true},
+		{"owner at the account", RoleBlobDataOwner, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer f.use(t)()
+			p := f.newPrincipal(custTenant)
+			if tc.role != "" {
+				f.grant(p, tc.role, tc.container)
+			}
+			name, r := create(p)
+			if tc.allowed {
+				if r.status != http.StatusCreated || !exists(name) {
+					t.Errorf("status %d, exists %v; want 201 and the container; body %s", r.status, exists(name), r.body)
+				}
+				return
+			}
+			if r.status != http.StatusForbidden || exists(name) {
+				t.Fatalf("status %d, exists %v; want 403 and no container; body %s", r.status, exists(name), r.body)
+			}
+			if code, _ := storageError(t, r, false); code != codeAuthorizationPermissionMismatch {
+				t.Errorf("refused with %s", code)
+			}
+		})
+	}
+}
+
 // TestStorageFrontForwardsAzuriteAnswers: what Azurite answers reaches the client as it
 // is, its request id included.
 func TestStorageFrontForwardsAzuriteAnswers(t *testing.T) {

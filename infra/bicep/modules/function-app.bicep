@@ -40,7 +40,7 @@ param authJwksUrl string
 param logLevel string
 param graphBaseUrl string
 param defaultStorageAccount string
-param defaultContainerName string
+param defaultContainerPrefix string
 param defaultPrefix string
 param delegationKeyCache bool
 param resolutionCacheTtl string
@@ -159,8 +159,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: defaultStorageAccount
         }
         {
-          name: 'AZCREDS_DEFAULT_CONTAINER'
-          value: defaultContainerName
+          name: 'AZCREDS_DEFAULT_CONTAINER_PREFIX'
+          value: defaultContainerPrefix
         }
         {
           name: 'AZCREDS_DEFAULT_PREFIX'
