@@ -47,6 +47,10 @@ type Config struct {
 	// WindowBackstop is when a submit's backstop becomes visible (see backstop); 0: the
 	// longer of a minute and three poll intervals.
 	WindowBackstop time.Duration
+	// CreateRate limits how fast one organization creates credentials, per instance (each
+	// instance has its own buckets); the zero Rate: no limit. The per-organization quota
+	// (the store's) is the hard bound.
+	CreateRate Rate
 }
 
 // DefaultCreateGuardDelay is when a create's guard looks for an app registration the
@@ -116,6 +120,7 @@ type Service struct {
 	signer      Signer
 	health      HealthStore
 	resolutions *resolutionCache
+	creates     *limiter
 	log         *slog.Logger
 	now         func() time.Time
 	newID       func() string
@@ -138,8 +143,8 @@ func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Servi
 	cfg.withDefaults()
 	s := &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, scheduler: deps.Scheduler,
 		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer, health: deps.Health, log: log,
-		resolutions: newResolutionCache(cfg.ResolutionCacheTTL),
-		now:         time.Now, newID: func() string { return uuid.NewString() }}
+		resolutions: newResolutionCache(cfg.ResolutionCacheTTL), creates: newLimiter(cfg.CreateRate),
+		now: time.Now, newID: func() string { return uuid.NewString() }}
 	for _, o := range opts {
 		o(s)
 	}
@@ -169,6 +174,8 @@ type StorageInput struct {
 // Create validates the input, reserves the name, provisions the app registration and its
 // federated identity credential, and stores the credential in draft. A failure after the
 // app exists removes the app again (or schedules its removal): no orphan is left behind.
+// An organization over its create rate gets a *RateLimitError; one at its credential limit
+// the store's *QuotaError.
 func (s *Service) Create(ctx context.Context, orgID string, in CreateInput, requestID string) (*Credential, error) {
 	if err := ValidateName(in.Name); err != nil {
 		return nil, err
@@ -181,6 +188,9 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput, requ
 		return nil, err
 	}
 	now := s.now().UTC()
+	if wait, ok := s.creates.take(orgID, now); !ok {
+		return nil, &RateLimitError{Rate: s.cfg.CreateRate, RetryAfter: wait}
+	}
 	c := &Credential{
 		OrgID: orgID, ID: s.newID(), Name: in.Name, StorageType: in.StorageType, BasePath: bp,
 		State: StateDraft, CreatedAt: now, UpdatedAt: now,
