@@ -158,7 +158,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(ctx, tables, cfg.TableName)
+	st, err := store.Open(ctx, tables, cfg.TableName,
+		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,6 +212,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 			Container: cfg.DefaultContainer, Prefix: cfg.DefaultPrefix},
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 		HealthSpread:       cfg.HealthSpread,
+		CreateRate:         cfg.CreateRate,
 	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober,
 		Workspaces: st, Signer: signer, Health: st}, log)
 	if err != nil {
