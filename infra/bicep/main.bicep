@@ -86,9 +86,9 @@ param resolutionCacheTtl string = '5s'
 @description('Reuse user delegation keys until shortly before they expire.')
 param delegationKeyCache bool = true
 
-// The per-organization limits (README, "Limits"). The quotas are counted in the
-// organization's partition and hold across instances; the create rate is a token bucket
-// per instance, so up to maximumInstanceCount times it can pass at once.
+// The per-organization limits (README, "Limits per organization"). The quotas are
+// counted in the organization's partition and hold across instances; the create rate is a
+// token bucket per instance, so up to maximumInstanceCount times it can pass at once.
 @description('Most credentials (app registrations) one organization may hold.')
 @minValue(1)
 param maxCredentials int = 50

@@ -45,6 +45,10 @@ func TestSoakWorkerKilled(t *testing.T) {
 	// A job killed in flight comes back after the worker's visibility timeout (60 s); the
 	// windows outlast a few of those. The grace spans the window.
 	s.spWindow, s.probeWindow, s.grace = 4*time.Minute, 4*time.Minute, 4*time.Minute
+	// Each onboarding has an organization of its own, holding one credential and no
+	// workspace: the product's limits hold that many times over. They are set here so
+	// that a change of the defaults leaves the soak as it was.
+	s.maxCredentials, s.maxWorkspaces, s.createRate = 50, 1000, "30/1m"
 	h := startHandler(t, env, si, s)
 	poisonBefore, err := poisoned(context.Background(), env, s.storageAccount)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -201,11 +202,17 @@ type settings struct {
 	storageAccount                                          string        // the handler's own storage (tables, queues)
 	createGuard                                             time.Duration // when a create's guard runs; 0: 10 s
 	functionsHost                                           bool          // run as under the Functions host: no worker
+	// The per-organization limits (AZCREDS_MAX_CREDENTIALS, AZCREDS_MAX_WORKSPACES,
+	// AZCREDS_CREATE_RATE); defaultSettings has the product's defaults, and a test that
+	// creates more in one organization sets what its scenario needs.
+	maxCredentials, maxWorkspaces int
+	createRate                    string
 }
 
 func defaultSettings() settings {
 	return settings{spWindow: 20 * time.Second, spInterval: time.Second, probeWindow: 25 * time.Second,
-		probeInterval: time.Second, grace: 6 * time.Second, storageAccount: testenv.DevAccount}
+		probeInterval: time.Second, grace: 6 * time.Second, storageAccount: testenv.DevAccount,
+		maxCredentials: 50, maxWorkspaces: 1000, createRate: "30/1m"}
 }
 
 // handler is a running handler and an API client for it.
@@ -263,6 +270,9 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		"AZCREDS_DEFAULT_STORAGE_ACCOUNT=" + testenv.DevAccount,
 		"AZCREDS_DEFAULT_CONTAINER=" + platformContainer,
 		"AZCREDS_LOG_LEVEL=debug",
+		"AZCREDS_MAX_CREDENTIALS=" + strconv.Itoa(s.maxCredentials),
+		"AZCREDS_MAX_WORKSPACES=" + strconv.Itoa(s.maxWorkspaces),
+		"AZCREDS_CREATE_RATE=" + s.createRate,
 	}
 	// Short, so a test sees the guards of its creates run.
 	guard := 10 * time.Second
