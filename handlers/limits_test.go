@@ -93,7 +93,9 @@ func TestWorkspaceQuota(t *testing.T) {
 
 	_, r = h.creds(org, "ws-fourth", "t1")
 	h.want(r, http.StatusOK)
-	rs := h.burst(16, func(i int) response { return h.call("POST", org, fmt.Sprintf("/api/org/ws-racer%d/ds/t/creds", i), nil) })
+	rs := h.burst(16, func(i int) response {
+		return h.call("POST", org, fmt.Sprintf("/api/org/ws-racer%d/ds/t/creds", i), nil)
+	})
 	wantOneWinner(t, rs, http.StatusOK, "limit of 5 workspaces")
 
 	_, r = h.creds(org, "ws-new", "t1")
