@@ -248,8 +248,26 @@ func (s *Service) discard(ctx context.Context, c *Credential, app App) {
 	if app.ObjectID != "" {
 		s.removeApp(ctx, c, app)
 	}
-	if err := s.store.Delete(ctx, c); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := s.store.Delete(ctx, c)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return
+		}
+		// A conflict is the row, or the organization's credential count (another create),
+		// moved since it was read: delete the row as it is now. The create's guard removes
+		// a row left behind, but it would hold its name and its place until then.
+		if errors.Is(err, ErrConflict) && attempt < maxDeleteAttempts {
+			fresh, gerr := s.store.Get(ctx, c.OrgID, c.ID)
+			if errors.Is(gerr, ErrNotFound) {
+				return
+			}
+			if gerr == nil {
+				c = fresh
+				continue
+			}
+		}
 		s.log.ErrorContext(ctx, "could not remove the row of a failed create", "org", c.OrgID, "credential", c.ID, "err", err)
+		return
 	}
 }
 
