@@ -41,7 +41,11 @@ func TestSoakWorkerKilled(t *testing.T) {
 
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
-	s := ownStorage(defaultSettings())
+	// Tables and queues of its own, in another account than TestSoakFaults' (custacct2),
+	// which runs beside it: a handler that took the other's jobs would drop them, as
+	// jobs of credentials it does not have.
+	s := defaultSettings()
+	s.storageAccount = "custacct1"
 	// A job killed in flight comes back after the worker's visibility timeout (60 s); the
 	// windows outlast a few of those. The grace spans the window.
 	s.spWindow, s.probeWindow, s.grace = 4*time.Minute, 4*time.Minute, 4*time.Minute
