@@ -162,7 +162,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(ctx, tables, cfg.TableName)
+	st, err := store.Open(ctx, tables, cfg.TableName,
+		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -222,6 +223,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 			ContainerPrefix: cfg.DefaultContainerPrefix, Prefix: cfg.DefaultPrefix},
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 		HealthSpread:       cfg.HealthSpread,
+		CreateRate:         cfg.CreateRate,
 	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober,
 		Workspaces: st, Signer: signer, Containers: containers, Health: st}, log)
 	if err != nil {

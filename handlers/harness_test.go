@@ -209,6 +209,12 @@ func (c *callCounter) Do(req *policy.Request) (*http.Response, error) {
 
 func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	t.Helper()
+	return newLimitedHarness(t, store.Limits{}, opts...)
+}
+
+// newLimitedHarness is newHarness with per-organization limits on the store.
+func newLimitedHarness(t *testing.T, limits store.Limits, opts ...func(*credential.Config)) *harness {
+	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
 	calls := &callCounter{}
@@ -218,7 +224,7 @@ func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 		t.Fatal(err)
 	}
 	tableName := testenv.UniqueName(t, "api")
-	st, err := store.Open(ctx, tables, tableName)
+	st, err := store.Open(ctx, tables, tableName, store.WithLimits(limits))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -240,8 +240,8 @@ func TestOpenAPIOperations(t *testing.T) {
 				if _, ok := r.Headers["X-Request-Id"]; !ok {
 					t.Errorf("response %s does not declare the X-Request-Id header", code)
 				}
-				if _, ok := r.Headers["Retry-After"]; code == "503" && !ok {
-					t.Error("response 503 does not declare the Retry-After header")
+				if _, ok := r.Headers["Retry-After"]; (code == "503" || code == "429") && !ok {
+					t.Errorf("response %s does not declare the Retry-After header", code)
 				}
 			}
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ const (
 	codeUnavailable     = "upstream_unavailable"
 	codeLocked          = "workspace_locked"
 	codeSASFailed       = "sas_issuance_failed"
+	codeQuota           = "quota_exceeded"
+	codeRateLimited     = "rate_limited"
 	codeInternal        = "internal_error"
 )
 
@@ -97,6 +100,15 @@ func toPublic(err error) *publicError {
 			pe.status, pe.header = http.StatusServiceUnavailable, http.Header{"Retry-After": {retryAfterSeconds}}
 		}
 		return pe
+	}
+	var qe *credential.QuotaError
+	if errors.As(err, &qe) {
+		return &publicError{status: http.StatusConflict, code: codeQuota, msg: qe.Error()}
+	}
+	var rl *credential.RateLimitError
+	if errors.As(err, &rl) {
+		return &publicError{status: http.StatusTooManyRequests, code: codeRateLimited, msg: rl.Error(),
+			header: http.Header{"Retry-After": {strconv.Itoa(rl.RetrySeconds())}}}
 	}
 	var cand *credential.CandidatesError
 	if errors.As(err, &cand) {

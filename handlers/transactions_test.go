@@ -22,8 +22,11 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 		t.Logf("%s: %d storage calls", name, h.calls.n.Load()-before)
 	}
 	var d detailView
-	// insert (transaction), read back its ETag, the create's guard message, record the app
-	count("create", 4, func() { d = h.create(org, "c1", "az://bloblake/lakedata") })
+	// The organization's first create also initialises its credential counter: reads it
+	// (missing), counts the credential rows, inserts it.
+	count("create, the organization's first", 7, func() { h.create(org, "c0", "az://bloblake/lakedata") })
+	// the counter, insert (transaction), read back its ETag, the create's guard message, record the app
+	count("create", 5, func() { d = h.create(org, "c1", "az://bloblake/lakedata") })
 	// the row and the org default
 	count("get", 2, func() { h.want(h.call("GET", org, base+"/"+d.ID, nil), http.StatusOK) })
 	count("list", 2, func() { h.want(h.call("GET", org, base, nil), http.StatusOK) })
@@ -40,9 +43,10 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 	// workspace, its credential, the lock (first table only)
 	count("creds, first table", 3, func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) })
 	count("creds", 2, func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) })
-	// an unregistered workspace: its (missing) row, the org default pointer, recording it
-	count("creds, environment default, first table", 3, func() { _, r := h.creds(org, "ws-other", "t"); h.want(r, http.StatusOK) })
+	// an unregistered workspace: its (missing) row, the org default pointer, the workspace
+	// counter, recording it
+	count("creds, environment default, first table", 4, func() { _, r := h.creds(org, "ws-other", "t"); h.want(r, http.StatusOK) })
 	count("creds, environment default", 2, func() { _, r := h.creds(org, "ws-other", "t"); h.want(r, http.StatusOK) })
-	// read the row, clean-up job, delete (linked workspaces, the default, transaction)
-	count("delete", 5, func() { h.want(h.call("DELETE", org, base+"/"+d.ID, nil), http.StatusNoContent) })
+	// read the row, clean-up job, delete (linked workspaces, the default, the counter, transaction)
+	count("delete", 6, func() { h.want(h.call("DELETE", org, base+"/"+d.ID, nil), http.StatusNoContent) })
 }

@@ -9,7 +9,8 @@
 #     every storage transaction: the handler's tables and queues, and the customer blob
 #     traffic of the access probe (the stand-in's storage front forwards through it),
 #   the Entra/Graph stand-in (role propagation LOAD_PROPAGATION, default 1 s),
-#   bin/handler serve with the product's default windows and intervals,
+#   bin/handler serve with the product's default windows and intervals, and the
+#     per-organization limits set to what the scenarios need (below),
 # then runs `loadtest onboard`: scenario 1 (LOAD_N onboardings at once, default 1000) and
 # scenario 2 (POST /creds and GET credential, LOAD_CONNS connections for LOAD_DURATION
 # each, defaults 64 and 60s), and prints the figures. Everything it started is stopped
@@ -113,6 +114,10 @@ azcreds_handler_env
 # The handler's own storage (tables, queues) goes through the counting proxy.
 AzureWebJobsStorage="DefaultEndpointsProtocol=https;AccountName=$AZCREDS_DEV_ACCOUNT;AccountKey=$AZCREDS_DEV_ACCOUNT_KEY;BlobEndpoint=$storage_blob/$AZCREDS_DEV_ACCOUNT;QueueEndpoint=$storage_queue/$AZCREDS_DEV_ACCOUNT;TableEndpoint=$storage_table/$AZCREDS_DEV_ACCOUNT;"
 export AzureWebJobsStorage
+# The limits the scenarios need: scenario 1 creates LOAD_N credentials in one organization,
+# all at once (a burst of LOAD_N); scenario 2 registers one workspace.
+export AZCREDS_MAX_CREDENTIALS=$LOAD_N AZCREDS_MAX_WORKSPACES=1 AZCREDS_CREATE_RATE="$LOAD_N/1m"
+say "limits: $AZCREDS_MAX_CREDENTIALS credentials, $AZCREDS_MAX_WORKSPACES workspace, create rate $AZCREDS_CREATE_RATE (burst $LOAD_N)"
 say "starting bin/handler serve on $AZCREDS_HANDLER_URL (log: $logs/handler.log)"
 start_group handler "$logs/handler.log" "$bin/handler" serve -settings "$data/none.json"
 handler_pid=$STARTED_PID

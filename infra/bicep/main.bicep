@@ -87,6 +87,20 @@ param resolutionCacheTtl string = '5s'
 @description('Reuse user delegation keys until shortly before they expire.')
 param delegationKeyCache bool = true
 
+// The per-organization limits (README, "Limits per organization"). The quotas are
+// counted in the organization's partition and hold across instances; the create rate is a
+// token bucket per instance, so up to maximumInstanceCount times it can pass at once.
+@description('Most credentials (app registrations) one organization may hold.')
+@minValue(1)
+param maxCredentials int = 50
+
+@description('Most workspaces one organization may hold.')
+@minValue(1)
+param maxWorkspaces int = 1000
+
+@description('Credential creates per organization and instance: <count>/<period>[,burst=<n>], or off.')
+param createRate string = '30/1m'
+
 @description('Most instances the app scales out to. The pollers call Entra ID and Graph; keep it modest.')
 @minValue(40)
 @maxValue(1000)
@@ -196,6 +210,9 @@ module functionApp 'modules/function-app.bicep' = {
     healthSchedule: healthSchedule
     healthInterval: healthInterval
     healthSpread: healthSpread
+    maxCredentials: maxCredentials
+    maxWorkspaces: maxWorkspaces
+    createRate: createRate
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
   }

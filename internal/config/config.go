@@ -77,6 +77,17 @@ const (
 	KeyCreateGuardDelay    = "AZCREDS_CREATE_GUARD_DELAY"
 )
 
+// The per-organization limits.
+const (
+	// KeyMaxCredentials and KeyMaxWorkspaces cap what one organization holds (counted
+	// in its partition, enforced in the create's transaction).
+	KeyMaxCredentials = "AZCREDS_MAX_CREDENTIALS"
+	KeyMaxWorkspaces  = "AZCREDS_MAX_WORKSPACES"
+	// KeyCreateRate limits how fast one organization creates credentials, per instance:
+	// "30/1m" (a burst of 30), "30/1m,burst=60", or "off".
+	KeyCreateRate = "AZCREDS_CREATE_RATE"
+)
+
 // The health sweep's settings (internal/credential, health.go).
 const (
 	// KeyHealthSchedule is the health-sweep timer function's NCRONTAB schedule, which the
@@ -104,6 +115,17 @@ const (
 	DefaultHealthSpread   = 5 * time.Minute
 	// DefaultContainerPrefix starts the environment default's container names.
 	DefaultContainerPrefix = credential.DefaultContainerPrefix
+	// DefaultMaxCredentials: each credential is an app registration in the platform's
+	// tenant, whose directory objects are finite and shared by every organization.
+	DefaultMaxCredentials = 50
+	// DefaultMaxWorkspaces: far more than an organization registers by hand, while a
+	// client that sends /creds for made-up workspace ids (each writes a row) stops at one
+	// page of a Table query (1,000 entities).
+	DefaultMaxWorkspaces = 1000
+	// DefaultCreateRate: 30 creates a minute, in bursts of up to 30.
+	DefaultCreateRate = "30/1m"
+	// maxLimit bounds the limits to what one partition sensibly holds.
+	maxLimit = 1_000_000
 )
 
 // retiredDefaultContainer named the one container every organization shared; each has its
@@ -182,6 +204,12 @@ type Config struct {
 	// CreateGuardDelay is when a create's guard checks that no app registration of the
 	// create outlived it unrecorded.
 	CreateGuardDelay time.Duration
+
+	// MaxCredentials and MaxWorkspaces cap one organization; CreateRate limits its
+	// creates per instance (the zero Rate: off).
+	MaxCredentials int
+	MaxWorkspaces  int
+	CreateRate     credential.Rate
 }
 
 // Source looks settings up by name.
@@ -253,6 +281,9 @@ func Parse(get Source) (Config, error) {
 		HealthInterval:          p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
 		HealthSpread:            p.spread(KeyHealthSpread, DefaultHealthSpread),
 		CreateGuardDelay:        p.duration(KeyCreateGuardDelay, 10*time.Minute),
+		MaxCredentials:          p.limit(KeyMaxCredentials, DefaultMaxCredentials),
+		MaxWorkspaces:           p.limit(KeyMaxWorkspaces, DefaultMaxWorkspaces),
+		CreateRate:              p.rate(KeyCreateRate, DefaultCreateRate),
 		Storage: Storage{
 			ConnectionString: p.str(KeyStorage, ""),
 			TableServiceURI:  p.str(KeyStorageTableServiceURI, ""),
@@ -465,6 +496,63 @@ func (p *parser) ncrontab(key, def string) string {
 	return v
 }
 
+// limit reads a count from 1 to maxLimit.
+func (p *parser) limit(key string, def int) int {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a whole number from 1 to %d, got %q", key, maxLimit, v))
+		return def
+	}
+	return n
+}
+
+// rate reads "<count>/<period>[,burst=<n>]" (the period a Go duration; a bare unit such as
+// "m" is one of it), or "off". The burst is the count unless given.
+func (p *parser) rate(key, def string) credential.Rate {
+	v := p.str(key, def)
+	if strings.EqualFold(v, "off") {
+		return credential.Rate{}
+	}
+	r, ok := parseRate(v)
+	if !ok {
+		p.errs = append(p.errs, fmt.Errorf("%s must be creates per period like %s (30 a minute, in bursts of up to 30) or 30/1m,burst=60, or off; got %q",
+			key, DefaultCreateRate, v))
+		r, _ = parseRate(def)
+	}
+	return r
+}
+
+func parseRate(v string) (credential.Rate, bool) {
+	spec, burst, hasBurst := strings.Cut(strings.ReplaceAll(v, " ", ""), ",")
+	count, period, ok := strings.Cut(spec, "/")
+	if !ok {
+		return credential.Rate{}, false
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 || n > maxLimit {
+		return credential.Rate{}, false
+	}
+	if period != "" && !strings.ContainsAny(period[:1], "0123456789") {
+		period = "1" + period
+	}
+	per, err := time.ParseDuration(period)
+	if err != nil || per < time.Second || per > 24*time.Hour {
+		return credential.Rate{}, false
+	}
+	r := credential.Rate{Count: n, Per: per, Burst: n}
+	if hasBurst {
+		b, ok := strings.CutPrefix(burst, "burst=")
+		if r.Burst, err = strconv.Atoi(b); !ok || err != nil || r.Burst < 1 || r.Burst > maxLimit {
+			return credential.Rate{}, false
+		}
+	}
+	return r, true
+}
+
 func (p *parser) duration(key string, def time.Duration) time.Duration {
 	v := p.str(key, "")
 	if v == "" {
@@ -490,5 +578,6 @@ func Keys() []string {
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,
 		KeyCreateGuardDelay,
+		KeyMaxCredentials, KeyMaxWorkspaces, KeyCreateRate,
 	}
 }

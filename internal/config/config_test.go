@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/activeloopai/azcreds/internal/credential"
 )
 
 func source(m map[string]string) Source {
@@ -297,6 +299,61 @@ func TestEnvironmentDefaultSettings(t *testing.T) {
 		m[tc.key] = tc.value
 		if _, err := Parse(source(m)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s=%q: got %v, want an error with %q", tc.key, tc.value, err, tc.want)
+		}
+	}
+}
+
+func TestLimitSettings(t *testing.T) {
+	c, err := Parse(source(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxCredentials != 50 || c.MaxWorkspaces != DefaultMaxWorkspaces ||
+		c.CreateRate != (credential.Rate{Count: 30, Per: time.Minute, Burst: 30}) {
+		t.Fatalf("defaults: credentials %d, workspaces %d, rate %+v", c.MaxCredentials, c.MaxWorkspaces, c.CreateRate)
+	}
+	for v, want := range map[string]credential.Rate{
+		"30/1m":              {Count: 30, Per: time.Minute, Burst: 30},
+		"30/m":               {Count: 30, Per: time.Minute, Burst: 30},
+		"5/10s":              {Count: 5, Per: 10 * time.Second, Burst: 5},
+		"1000/1h":            {Count: 1000, Per: time.Hour, Burst: 1000},
+		"30/1m,burst=60":     {Count: 30, Per: time.Minute, Burst: 60},
+		"30/1m, burst=1":     {Count: 30, Per: time.Minute, Burst: 1},
+		"off":                {},
+		"OFF":                {},
+		" 2/s ":              {Count: 2, Per: time.Second, Burst: 2},
+		"1000/1m,burst=1000": {Count: 1000, Per: time.Minute, Burst: 1000},
+	} {
+		m := valid()
+		m[KeyCreateRate] = v
+		m[KeyMaxCredentials] = "1000"
+		m[KeyMaxWorkspaces] = "7"
+		c, err := Parse(source(m))
+		if err != nil {
+			t.Errorf("%s=%q: %v", KeyCreateRate, v, err)
+			continue
+		}
+		if c.CreateRate != want || c.MaxCredentials != 1000 || c.MaxWorkspaces != 7 {
+			t.Errorf("%q: rate %+v, limits %d %d", v, c.CreateRate, c.MaxCredentials, c.MaxWorkspaces)
+		}
+	}
+}
+
+// TestLimitSettingsRefused: every bad value stops the start with a message naming its setting.
+func TestLimitSettingsRefused(t *testing.T) {
+	for _, tc := range []struct{ key, value string }{
+		{KeyMaxCredentials, "0"}, {KeyMaxCredentials, "-1"}, {KeyMaxCredentials, "fifty"}, {KeyMaxCredentials, "1e3"},
+		{KeyMaxCredentials, "1000001"}, {KeyMaxWorkspaces, "0"}, {KeyMaxWorkspaces, "off"},
+		{KeyCreateRate, "30"}, {KeyCreateRate, "30/"}, {KeyCreateRate, "/1m"}, {KeyCreateRate, "0/1m"}, {KeyCreateRate, "-3/1m"},
+		{KeyCreateRate, "30/0s"}, {KeyCreateRate, "30/500ms"}, {KeyCreateRate, "30/48h"}, {KeyCreateRate, "30/minute"},
+		{KeyCreateRate, "30/1m,burst=0"}, {KeyCreateRate, "30/1m,60"}, {KeyCreateRate, "30/1m,burst="}, {KeyCreateRate, "30 a minute"},
+		{KeyCreateRate, "0"},
+	} {
+		m := valid()
+		m[tc.key] = tc.value
+		_, err := Parse(source(m))
+		if err == nil || !strings.Contains(err.Error(), tc.key+" must be") {
+			t.Errorf("%s=%q: %v, want a refusal naming %s", tc.key, tc.value, err, tc.key)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Sentinel errors of the domain. Adapters wrap them with %w; the HTTP adapter maps them
@@ -17,6 +18,11 @@ var (
 	// ErrUnavailable: an upstream (Entra ID, Microsoft Graph, Storage) failed in a way
 	// that is worth retrying later. Mapped to 503 with Retry-After.
 	ErrUnavailable = errors.New("upstream unavailable")
+	// ErrQuotaExceeded: the organization holds as many credentials or workspaces as it may.
+	// It is no conflict: retrying cannot help until something is deleted.
+	ErrQuotaExceeded = errors.New("quota exceeded")
+	// ErrRateLimited: the organization created credentials faster than allowed.
+	ErrRateLimited = errors.New("rate limited")
 )
 
 // ValidationError is bad input in one field. Message is shown to the user as it is.
@@ -65,3 +71,49 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string        { return fmt.Sprintf("%s %q not found", e.What, e.ID) }
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// Quota names what an organization's limit counts.
+type Quota string
+
+// The per-organization limits.
+const (
+	QuotaCredentials Quota = "credentials"
+	QuotaWorkspaces  Quota = "workspaces"
+)
+
+// QuotaError is a create refused because the organization already holds Limit of Quota;
+// it matches ErrQuotaExceeded. Existing items are never refused.
+type QuotaError struct {
+	Quota Quota
+	Limit int
+}
+
+func (e *QuotaError) Error() string {
+	if e.Quota == QuotaWorkspaces {
+		return fmt.Sprintf("the organization has reached its limit of %d workspaces; its existing workspaces keep working, "+
+			"but no new workspace can be registered", e.Limit)
+	}
+	return fmt.Sprintf("the organization has reached its limit of %d %s; delete one it no longer needs before creating another", e.Limit, e.Quota)
+}
+
+// Is makes a QuotaError match ErrQuotaExceeded.
+func (e *QuotaError) Is(target error) bool { return target == ErrQuotaExceeded }
+
+// RateLimitError is a create refused because the organization used up its rate; it
+// matches ErrRateLimited. RetryAfter is when the next one is allowed.
+type RateLimitError struct {
+	Rate       Rate
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("too many credentials created in this organization: at most %s; retry in %d s", e.Rate, e.RetrySeconds())
+}
+
+// RetrySeconds is RetryAfter in whole seconds, rounded up and at least 1 (HTTP's Retry-After).
+func (e *RateLimitError) RetrySeconds() int {
+	return max(1, int((e.RetryAfter+time.Second-1)/time.Second))
+}
+
+// Is makes a RateLimitError match ErrRateLimited.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }

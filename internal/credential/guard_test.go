@@ -177,3 +177,38 @@ func TestGuardWaitsForAYoungRow(t *testing.T) {
 		t.Fatalf("young row: %v, want it kept", err)
 	}
 }
+
+// conflictingStore is the Azurite store whose first delete loses a race: another request
+// moved the row or the organization's credential count since it was read.
+type conflictingStore struct {
+	*store.Store
+	conflicts int
+}
+
+func (s *conflictingStore) Delete(ctx context.Context, c *credential.Credential) error {
+	if s.conflicts > 0 {
+		s.conflicts--
+		return &credential.ConflictError{Message: "the credential was changed by another request; read it again and retry"}
+	}
+	return s.Store.Delete(ctx, c)
+}
+
+// TestFailedCreateUndoneAfterAConflict: the row of a create that failed half-way is
+// removed even when its first delete meets a concurrent change, so neither its name nor
+// its place under the credential limit waits for the guard.
+func TestFailedCreateUndoneAfterAConflict(t *testing.T) {
+	f := newFixture(t)
+	st := &conflictingStore{Store: f.store, conflicts: 2}
+	svc := f.guardService(&failingDirectory{scripted: f.fake}, st)
+	ctx := context.Background()
+	_, err := svc.Create(ctx, "org", credential.CreateInput{Name: "half", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	if err == nil {
+		t.Fatal("the create passed")
+	}
+	if cs, err := f.store.List(ctx, "org"); err != nil || len(cs) != 0 {
+		t.Fatalf("rows left: %v, %v", cs, err)
+	}
+	if st.conflicts != 0 {
+		t.Fatalf("%d conflicts not met", st.conflicts)
+	}
+}

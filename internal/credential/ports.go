@@ -52,7 +52,8 @@ type ContainerCreator interface {
 // write fails with an error matching ErrConflict and changes nothing.
 type Store interface {
 	// Insert writes a new credential and its creation event; a name already used in the
-	// organization fails with an error matching ErrConflict.
+	// organization fails with an error matching ErrConflict, an organization at its
+	// credential limit with a *QuotaError. The limit holds against concurrent inserts.
 	Insert(ctx context.Context, c *Credential, ev EventRecord) error
 	// Get reads one credential; a missing one (or one of another org) is ErrNotFound.
 	Get(ctx context.Context, orgID, id string) (*Credential, error)
@@ -62,7 +63,7 @@ type Store interface {
 	// the same transaction when ev is not nil. It refreshes c.ETag.
 	Update(ctx context.Context, c *Credential, ev *EventRecord) error
 	// Delete removes c if it is unchanged since it was read, with its name reservation and
-	// the org default when it points at c.
+	// the org default when it points at c; c no longer counts toward the credential limit.
 	Delete(ctx context.Context, c *Credential) error
 	// Events reads a credential's event log, oldest first.
 	Events(ctx context.Context, orgID, id string) ([]EventRecord, error)

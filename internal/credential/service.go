@@ -47,6 +47,10 @@ type Config struct {
 	// WindowBackstop is when a submit's backstop becomes visible (see backstop); 0: the
 	// longer of a minute and three poll intervals.
 	WindowBackstop time.Duration
+	// CreateRate limits how fast one organization creates credentials, per instance (each
+	// instance has its own buckets); the zero Rate: no limit. The per-organization quota
+	// (the store's) is the hard bound.
+	CreateRate Rate
 }
 
 // DefaultCreateGuardDelay is when a create's guard looks for an app registration the
@@ -123,6 +127,7 @@ type Service struct {
 	containers  ContainerCreator
 	health      HealthStore
 	resolutions *resolutionCache
+	creates     *limiter
 	log         *slog.Logger
 	now         func() time.Time
 	newID       func() string
@@ -149,8 +154,8 @@ func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Servi
 	s := &Service{cfg: cfg, store: deps.Store, directory: deps.Directory, scheduler: deps.Scheduler,
 		finder: deps.Finder, prober: deps.Prober, workspaces: deps.Workspaces, signer: deps.Signer,
 		containers: deps.Containers, health: deps.Health, log: log,
-		resolutions: newResolutionCache(cfg.ResolutionCacheTTL),
-		now:         time.Now, newID: func() string { return uuid.NewString() }}
+		resolutions: newResolutionCache(cfg.ResolutionCacheTTL), creates: newLimiter(cfg.CreateRate),
+		now: time.Now, newID: func() string { return uuid.NewString() }}
 	for _, o := range opts {
 		o(s)
 	}
@@ -180,6 +185,8 @@ type StorageInput struct {
 // Create validates the input, reserves the name, provisions the app registration and its
 // federated identity credential, and stores the credential in draft. A failure after the
 // app exists removes the app again (or schedules its removal): no orphan is left behind.
+// An organization over its create rate gets a *RateLimitError; one at its credential limit
+// the store's *QuotaError.
 func (s *Service) Create(ctx context.Context, orgID string, in CreateInput, requestID string) (*Credential, error) {
 	if err := ValidateName(in.Name); err != nil {
 		return nil, err
@@ -192,6 +199,9 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput, requ
 		return nil, err
 	}
 	now := s.now().UTC()
+	if wait, ok := s.creates.take(orgID, now); !ok {
+		return nil, &RateLimitError{Rate: s.cfg.CreateRate, RetryAfter: wait}
+	}
 	c := &Credential{
 		OrgID: orgID, ID: s.newID(), Name: in.Name, StorageType: in.StorageType, BasePath: bp,
 		State: StateDraft, CreatedAt: now, UpdatedAt: now,
@@ -249,8 +259,26 @@ func (s *Service) discard(ctx context.Context, c *Credential, app App) {
 	if app.ObjectID != "" {
 		s.removeApp(ctx, c, app)
 	}
-	if err := s.store.Delete(ctx, c); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := s.store.Delete(ctx, c)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return
+		}
+		// A conflict is the row, or the organization's credential count (another create),
+		// moved since it was read: delete the row as it is now. The create's guard removes
+		// a row left behind, but it would hold its name and its place until then.
+		if errors.Is(err, ErrConflict) && attempt < maxDeleteAttempts {
+			fresh, gerr := s.store.Get(ctx, c.OrgID, c.ID)
+			if errors.Is(gerr, ErrNotFound) {
+				return
+			}
+			if gerr == nil {
+				c = fresh
+				continue
+			}
+		}
 		s.log.ErrorContext(ctx, "could not remove the row of a failed create", "org", c.OrgID, "credential", c.ID, "err", err)
+		return
 	}
 }
 

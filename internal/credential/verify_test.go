@@ -488,9 +488,10 @@ func TestCleanUpApp(t *testing.T) {
 
 // TestStorageCallsPerStep pins the Table and Queue calls of each onboarding step on the
 // service's side (a worker adds a dequeue, shared by up to 32 messages, and a delete per
-// job). One of create's calls is its guard's message. Each submit also queues its window's
-// backstop, which the fixture's scheduler leaves out (handlers' transactions test counts
-// it).
+// job). One of create's calls is its guard's message, three the organization's credential
+// counter (the first create of an organization initialises it). Each submit also queues
+// its window's backstop, which the fixture's scheduler leaves out (handlers' transactions
+// test counts it).
 func TestStorageCallsPerStep(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -507,7 +508,9 @@ func TestStorageCallsPerStep(t *testing.T) {
 	var id string
 	var job credential.Job
 	f.fake.finds = []findResult{{err: provider(credential.ErrSPNotFound, "AADSTS700016")}, {objectID: "sp"}}
-	count("create", 4, func() {
+	// The organization's first create: its credential counter is initialised (read,
+	// count, insert); a later create reads it once (5).
+	count("create", 7, func() {
 		c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "c1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 		if err != nil {
 			t.Fatal(err)

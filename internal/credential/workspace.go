@@ -39,8 +39,10 @@ const (
 
 // WorkspaceStore keeps workspaces beside the credentials of their organization.
 type WorkspaceStore interface {
-	// InsertWorkspace writes a new workspace; an existing one fails matching ErrConflict.
-	// When c is not nil, the write also checks that c is unchanged since it was read.
+	// InsertWorkspace writes a new workspace; an existing one fails matching ErrConflict
+	// (also at the limit), a new one in an organization at its workspace limit with a
+	// *QuotaError. When c is not nil, the write also checks that c is unchanged since it
+	// was read.
 	InsertWorkspace(ctx context.Context, w *Workspace, c *Credential) error
 	// GetWorkspace reads one; a missing one is ErrNotFound.
 	GetWorkspace(ctx context.Context, orgID, id string) (*Workspace, error)

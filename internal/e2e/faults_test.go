@@ -526,6 +526,10 @@ func TestSoakFaults(t *testing.T) {
 	s.spWindow, s.probeWindow, s.grace = soakSPWindow, soakProbeWindow, 8*time.Second
 	// A create's guard looks for orphans after 20 s, beyond any create under these faults.
 	s.createGuard = 20 * time.Second
+	// Each onboarding has an organization of its own, holding one credential and no
+	// workspace: the product's limits hold that many times over. They are set here so
+	// that a change of the defaults leaves the soak as it was.
+	s.maxCredentials, s.maxWorkspaces, s.createRate = 50, 1000, "30/1m"
 	h := startHandler(t, proxied, si, s)
 
 	start := time.Now()

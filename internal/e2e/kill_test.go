@@ -41,10 +41,18 @@ func TestSoakWorkerKilled(t *testing.T) {
 
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
-	s := ownStorage(defaultSettings())
+	// Tables and queues of its own, in another account than TestSoakFaults' (custacct2),
+	// which runs beside it: a handler that took the other's jobs would drop them, as
+	// jobs of credentials it does not have.
+	s := defaultSettings()
+	s.storageAccount = "custacct1"
 	// A job killed in flight comes back after the worker's visibility timeout (60 s); the
 	// windows outlast a few of those. The grace spans the window.
 	s.spWindow, s.probeWindow, s.grace = 4*time.Minute, 4*time.Minute, 4*time.Minute
+	// Each onboarding has an organization of its own, holding one credential and no
+	// workspace: the product's limits hold that many times over. They are set here so
+	// that a change of the defaults leaves the soak as it was.
+	s.maxCredentials, s.maxWorkspaces, s.createRate = 50, 1000, "30/1m"
 	h := startHandler(t, env, si, s)
 	poisonBefore, err := poisoned(context.Background(), env, s.storageAccount)
 	if err != nil {

@@ -25,6 +25,8 @@ func BenchmarkSPPollThroughput(b *testing.B) {
 	si := startStandIn(b, env, time.Second)
 	s := defaultSettings()
 	s.spWindow = 10 * time.Minute
+	// The credentials are one organization's, created at once.
+	s.maxCredentials, s.createRate = credentials, fmt.Sprintf("%d/1m", credentials)
 	h := startHandler(b, env, si, s)
 	api := h.api(b)
 	ctx := context.Background()

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -43,7 +44,11 @@ func TestOnboardingLoad(t *testing.T) {
 		t.Cleanup(srv.Close)
 		*s.url = srv.URL
 	}
-	h := startHandler(t, counted, si, defaultSettings())
+	// The n credentials are one organization's, all created at once: as `make load` does,
+	// the limits allow exactly that.
+	s := defaultSettings()
+	s.maxCredentials, s.createRate = n, fmt.Sprintf("%d/1m", n)
+	h := startHandler(t, counted, si, s)
 	api := h.api(t)
 	pid := h.proc.cmd.Process.Pid
 

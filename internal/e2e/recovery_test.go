@@ -13,7 +13,9 @@ import (
 )
 
 // ownStorage gives a test's handler tables and queues of its own (custacct2), so that the
-// shared handler of TestWizard never takes its jobs. Tests using it must not run in parallel.
+// shared handler of TestWizard never takes its jobs. Tests using it must not run in
+// parallel with each other (TestSoakWorkerKilled, which runs beside TestSoakFaults, has
+// custacct1's).
 func ownStorage(s settings) settings {
 	s.storageAccount = "custacct2"
 	return s

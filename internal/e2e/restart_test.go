@@ -43,6 +43,10 @@ func TestSoakAzuriteRestart(t *testing.T) {
 	// timeout (60 s); the windows outlast that. The grace spans the window, so a missing
 	// role means "not yet" until the deadline.
 	s.spWindow, s.probeWindow, s.grace = 4*time.Minute, 4*time.Minute, 4*time.Minute
+	// Each onboarding has an organization of its own, holding one credential and no
+	// workspace: the product's limits hold that many times over. They are set here so
+	// that a change of the defaults leaves the soak as it was.
+	s.maxCredentials, s.maxWorkspaces, s.createRate = 50, 1000, "30/1m"
 	h := startHandler(t, env, si, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

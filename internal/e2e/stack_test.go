@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -204,11 +205,17 @@ type settings struct {
 	// cannot run under FUNCTIONS_CUSTOMHANDLER_PORT (the handler refuses it there), so this
 	// is how the host's protocol is exercised against it.
 	hostInvocations bool
+	// The per-organization limits (AZCREDS_MAX_CREDENTIALS, AZCREDS_MAX_WORKSPACES,
+	// AZCREDS_CREATE_RATE); defaultSettings has the product's defaults, and a test that
+	// creates more in one organization sets what its scenario needs.
+	maxCredentials, maxWorkspaces int
+	createRate                    string
 }
 
 func defaultSettings() settings {
 	return settings{spWindow: 20 * time.Second, spInterval: time.Second, probeWindow: 25 * time.Second,
-		probeInterval: time.Second, grace: 6 * time.Second, storageAccount: testenv.DevAccount}
+		probeInterval: time.Second, grace: 6 * time.Second, storageAccount: testenv.DevAccount,
+		maxCredentials: 50, maxWorkspaces: 1000, createRate: "30/1m"}
 }
 
 // handler is a running handler and an API client for it.
@@ -267,6 +274,9 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 		"AZCREDS_LOCAL_BLOB_ACCOUNTS=" + testenv.DevAccount + ",custacct1,custacct2",
 		"AZCREDS_DEFAULT_STORAGE_ACCOUNT=" + testenv.DevAccount,
 		"AZCREDS_LOG_LEVEL=debug",
+		"AZCREDS_MAX_CREDENTIALS=" + strconv.Itoa(s.maxCredentials),
+		"AZCREDS_MAX_WORKSPACES=" + strconv.Itoa(s.maxWorkspaces),
+		"AZCREDS_CREATE_RATE=" + s.createRate,
 	}
 	// Short, so a test sees the guards of its creates run.
 	guard := 10 * time.Second

@@ -8,6 +8,14 @@
 //	d                            the org default (its CredentialID)
 //	e:<credential id>:<revision> one event per state transition, append-only
 //	h:<credential id>:<revision> one event per health status change, append-only
+//	w:<workspace id>             a workspace: its credential link and its lock
+//	q:credentials                how many c: rows the organization has (Count)
+//	q:workspaces                 how many w: rows the organization has (Count)
+//
+// The two counters (q:) enforce the organization's limits: every transaction that adds or
+// removes a counted row also moves its counter, conditional on the ETag it was read with,
+// so two racing creates cannot both take the last place. An organization written before
+// counters existed gets each one on first use, from one count of its rows (quota.go).
 //
 // Health events have their own key range so the transition log never holds anything but
 // transitions. The health sweep's walk over every verified credential is the one query

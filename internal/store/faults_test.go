@@ -160,3 +160,51 @@ func TestUpdateWhoseAnswerWasLost(t *testing.T) {
 		}
 	})
 }
+
+// TestCountWhenAnswerWasLost: a transaction that moves a counter lands and its answer is
+// lost; the SDK's retry fails against what the first attempt wrote. The write stands, and
+// it was counted once: an insert that took the last place is not refused as over the
+// limit by its own retry, a delete frees one place, a workspace counts once.
+func TestCountWhenAnswerWasLost(t *testing.T) {
+	ctx := context.Background()
+	for _, f := range []faultproxy.Fault{faultproxy.FaultLostBusy, faultproxy.FaultLostDrop} {
+		t.Run(f.String(), func(t *testing.T) {
+			s, p := newProxiedStore(t)
+			s.limits = Limits{Credentials: 2, Workspaces: 1}
+			insert(t, s, sample("org-a", "first"))
+			last := sample("org-a", "last")
+			lose(t, p, "POST batch", f)
+			insert(t, s, last)
+			if got := counted(t, s, "org-a", credentialCounter); got != 2 {
+				t.Errorf("counter after the lost insert %d, want 2", got)
+			}
+
+			fresh, err := s.Get(ctx, "org-a", last.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lose(t, p, "POST batch", f)
+			if err := s.Delete(ctx, fresh); err != nil && !errors.Is(err, credential.ErrNotFound) && !errors.Is(err, credential.ErrConflict) {
+				t.Fatalf("lost delete: %v", err)
+			}
+			if _, err := s.Get(ctx, "org-a", last.ID); !errors.Is(err, credential.ErrNotFound) {
+				t.Fatalf("the deleted credential: %v", err)
+			}
+			if got := counted(t, s, "org-a", credentialCounter); got != 1 {
+				t.Errorf("counter after the lost delete %d, want 1", got)
+			}
+
+			lose(t, p, "POST batch", f)
+			w := &credential.Workspace{OrgID: "org-a", ID: "ws", CreatedAt: t0, UpdatedAt: t0}
+			if err := s.InsertWorkspace(ctx, w, nil); err != nil {
+				t.Fatalf("lost workspace insert: %v", err)
+			}
+			if got := counted(t, s, "org-a", workspaceCounter); got != 1 {
+				t.Errorf("workspace counter %d, want 1", got)
+			}
+			if n := p.Stats().Services[faultproxy.ServiceTable].OperationFaults["POST batch"]; n != 3 {
+				t.Errorf("%d faults fired, want 3", n)
+			}
+		})
+	}
+}

@@ -17,19 +17,25 @@ import (
 
 // Store is the Table Storage implementation of credential.Store.
 type Store struct {
-	table *aztables.Client
+	table  *aztables.Client
+	limits Limits
+	gate   gate
 }
 
 var _ credential.Store = (*Store)(nil)
 
 // Open returns the store on the named table of svc, creating the table if it is missing.
-func Open(ctx context.Context, svc *aztables.ServiceClient, table string) (*Store, error) {
+func Open(ctx context.Context, svc *aztables.ServiceClient, table string, opts ...Option) (*Store, error) {
 	if _, err := svc.CreateTable(ctx, table, nil); err != nil {
 		if te, ok := classify(err); !ok || te.Code != codeTableAlreadyExists {
 			return nil, fmt.Errorf("create table %s: %w", table, err)
 		}
 	}
-	return &Store{table: svc.NewClient(table)}, nil
+	s := &Store{table: svc.NewClient(table)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 func action(kind aztables.TransactionType, v any, etag string) (aztables.TransactionAction, error) {
@@ -50,7 +56,8 @@ func (s *Store) submit(ctx context.Context, what string, actions ...aztables.Tra
 	return translate(err, what)
 }
 
-// Insert writes a new credential, its name reservation and its creation event at once.
+// Insert writes a new credential, its name reservation, its creation event and the
+// organization's credential count at once; at the limit it writes nothing.
 func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credential.EventRecord) error {
 	c.Revision = 1
 	ent, err := toEntity(c)
@@ -70,17 +77,29 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	if err != nil {
 		return err
 	}
-	if err := s.submit(ctx, "insert credential", row, name, event); err != nil {
-		if !errors.Is(err, errAlreadyExists) {
-			return err
-		}
-		// The SDK retries a transaction whose answer was lost, and the retry meets the rows
-		// the first attempt wrote. The id is new: a row with it and this content is ours.
-		if etag, ok := s.landed(ctx, ent); ok {
-			c.ETag = etag
-			return nil
-		}
+	// The count goes first, so a retry of an attempt that landed fails on it (412). The
+	// write id is new: a row with it is ours, written (and counted once) by an attempt
+	// whose answer was lost.
+	var landed string
+	err = s.countedInsert(ctx, c.OrgID, credentialCounter,
+		func(take aztables.TransactionAction) error {
+			return s.submit(ctx, "insert credential", take, row, name, event)
+		},
+		func() bool {
+			etag, ok := s.landed(ctx, ent)
+			if ok {
+				landed = etag
+			}
+			return ok
+		}, nil)
+	switch {
+	case errors.Is(err, errAlreadyExists):
 		return &credential.ConflictError{Message: fmt.Sprintf("a credential named %q already exists in this organization", c.Name)}
+	case err != nil:
+		return err
+	case landed != "":
+		c.ETag = landed
+		return nil
 	}
 	// A transaction answers no ETags: read the row once to hold the current one.
 	fresh, err := s.Get(ctx, c.OrgID, c.ID)
@@ -252,11 +271,12 @@ func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, e
 }
 
 // maxLinksPerDelete keeps a delete within one entity group transaction (100 entities):
-// the credential, its name, the org default and the linked workspaces.
-const maxLinksPerDelete = 97
+// the credential, its name, the org default, the credential count and the linked workspaces.
+const maxLinksPerDelete = 96
 
 // Delete removes c, its name reservation, the org default when it points at c, and the
-// links of the workspaces that point at it.
+// links of the workspaces that point at it, and frees c's place in the organization's
+// credential count.
 func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
 	if c.ETag == "" {
 		return fmt.Errorf("delete credential %s: no ETag; read it first", c.ID)
@@ -302,6 +322,11 @@ func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
 		}
 		actions = append(actions, d)
 	}
+	free, err := s.release(ctx, c.OrgID, credentialCounter)
+	if err != nil {
+		return err
+	}
+	actions = append(actions, free)
 	return s.submit(ctx, "delete credential "+c.ID, actions...)
 }
 

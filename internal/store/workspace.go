@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,8 @@ type workspaceEntity struct {
 	LockedAt     string
 	CreatedAt    string
 	UpdatedAt    string
+	// WriteID is random per insert: an insert whose answer was lost recognises its row.
+	WriteID string `json:",omitempty"`
 }
 
 func toWorkspaceEntity(w *credential.Workspace) workspaceEntity {
@@ -59,8 +62,11 @@ func touch(c *credential.Credential) (aztables.TransactionAction, error) {
 	return action(aztables.TransactionTypeUpdateMerge, map[string]string{"PartitionKey": c.OrgID, "RowKey": credentialKey(c.ID)}, c.ETag)
 }
 
-func (s *Store) writeWorkspace(ctx context.Context, kind aztables.TransactionType, w *credential.Workspace, etag string, c *credential.Credential) error {
-	row, err := action(kind, toWorkspaceEntity(w), etag)
+// writeWorkspace writes ent (w) with kind, conditional on etag, and, in the same
+// transaction, checks c (when not nil) and runs the extra actions.
+func (s *Store) writeWorkspace(ctx context.Context, kind aztables.TransactionType, w *credential.Workspace, ent workspaceEntity, etag string,
+	c *credential.Credential, extra ...aztables.TransactionAction) error {
+	row, err := action(kind, ent, etag)
 	if err != nil {
 		return err
 	}
@@ -72,9 +78,10 @@ func (s *Store) writeWorkspace(ctx context.Context, kind aztables.TransactionTyp
 		}
 		actions = append(actions, t)
 	}
+	actions = append(actions, extra...)
 	if err := s.submit(ctx, "write workspace "+w.ID, actions...); err != nil {
 		if errors.Is(err, errAlreadyExists) {
-			return &credential.ConflictError{Message: fmt.Sprintf("workspace %q already exists", w.ID)}
+			return err // the callers say which row
 		}
 		if c != nil && errors.Is(err, credential.ErrNotFound) {
 			return &credential.ConflictError{Message: fmt.Sprintf("credential %s was deleted meanwhile", c.ID)}
@@ -88,9 +95,42 @@ func (s *Store) writeWorkspace(ctx context.Context, kind aztables.TransactionTyp
 	return nil
 }
 
-// InsertWorkspace writes a new workspace, checking c (when not nil) in the same transaction.
+func workspaceExists(id string) error {
+	return &credential.ConflictError{Message: fmt.Sprintf("workspace %q already exists", id)}
+}
+
+// InsertWorkspace writes a new workspace and the organization's workspace count, checking
+// c (when not nil) in the same transaction. At the limit it writes nothing: a workspace
+// that exists is reported as existing, a new one as over the quota.
 func (s *Store) InsertWorkspace(ctx context.Context, w *credential.Workspace, c *credential.Credential) error {
-	return s.writeWorkspace(ctx, aztables.TransactionTypeAdd, w, "", c)
+	ent := toWorkspaceEntity(w)
+	ent.WriteID = rand.Text()
+	err := s.countedInsert(ctx, w.OrgID, workspaceCounter,
+		func(take aztables.TransactionAction) error {
+			return s.writeWorkspace(ctx, aztables.TransactionTypeAdd, w, ent, "", c, take)
+		},
+		func() bool { return s.workspaceLanded(ctx, ent) },
+		func() bool { _, err := s.table.GetEntity(ctx, w.OrgID, ent.RowKey, nil); return err == nil })
+	if errors.Is(err, errAlreadyExists) {
+		return workspaceExists(w.ID)
+	}
+	if err == nil {
+		w.ETag = ""
+		if c != nil {
+			c.ETag = ""
+		}
+	}
+	return err
+}
+
+// workspaceLanded reports whether the workspace row is the insert want.
+func (s *Store) workspaceLanded(ctx context.Context, want workspaceEntity) bool {
+	resp, err := s.table.GetEntity(ctx, want.PartitionKey, want.RowKey, nil)
+	if err != nil {
+		return false
+	}
+	var got workspaceEntity
+	return json.Unmarshal(resp.Value, &got) == nil && got.WriteID == want.WriteID
 }
 
 // UpdateWorkspace writes w if unchanged since read, checking c (when not nil) as well.
@@ -98,7 +138,7 @@ func (s *Store) UpdateWorkspace(ctx context.Context, w *credential.Workspace, c 
 	if w.ETag == "" {
 		return fmt.Errorf("update workspace %s: no ETag; read it first", w.ID)
 	}
-	return s.writeWorkspace(ctx, aztables.TransactionTypeUpdateReplace, w, w.ETag, c)
+	return s.writeWorkspace(ctx, aztables.TransactionTypeUpdateReplace, w, toWorkspaceEntity(w), w.ETag, c)
 }
 
 // GetWorkspace reads one workspace.

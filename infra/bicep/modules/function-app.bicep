@@ -52,6 +52,9 @@ param propagationGrace string
 param healthSchedule string
 param healthInterval string
 param healthSpread string
+param maxCredentials int
+param maxWorkspaces int
+param createRate string
 
 param maximumInstanceCount int
 param instanceMemoryMB int
@@ -224,6 +227,19 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           // When a create's guard deletes an app registration the create left unrecorded.
           name: 'AZCREDS_CREATE_GUARD_DELAY'
           value: '10m'
+        }
+        {
+          name: 'AZCREDS_MAX_CREDENTIALS'
+          value: string(maxCredentials)
+        }
+        {
+          name: 'AZCREDS_MAX_WORKSPACES'
+          value: string(maxWorkspaces)
+        }
+        {
+          // Per instance: each instance keeps its own buckets.
+          name: 'AZCREDS_CREATE_RATE'
+          value: createRate
         }
       ]
     }
