@@ -1,8 +1,7 @@
 # The two commands that matter: `make run` (the whole product on this machine) and
 # `make test` (vet and tests against a throw-away Azurite). Each installs what is missing,
 # starts what it needs and stops all of it when it ends. scripts/dev.sh installs Azurite's
-# Node modules and hands over to cmd/devstack, which does the rest; `make test` is still
-# scripts/test.sh.
+# Node modules and hands over to cmd/devstack, which does the rest.
 
 SHELL := bash
 .DEFAULT_GOAL := help
@@ -13,7 +12,7 @@ SHELL := bash
 # ports, AZCREDS_LOAD_PORT_BASE `make load` off 10200-10212.
 GOTEST_FLAGS ?= -race -count=1
 PKGS ?= ./...
-export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE AZCREDS_RUN_PORT_BASE AZCREDS_LOAD_PORT_BASE
+export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE AZCREDS_RUN_PORT_BASE AZCREDS_LOAD_PORT_BASE FUZZTIME
 export LOAD_N LOAD_CONCURRENCY LOAD_CONNS LOAD_DURATION LOAD_PROPAGATION LOAD_COUNT LOAD_JSON
 
 .PHONY: help deps test test-short soak fuzz load run stack build clean walkthrough
@@ -24,17 +23,17 @@ help: ## list the targets
 deps: ## install what is missing: node_modules (npm ci), TLS certificate, API token keys, Go modules
 	@scripts/dev.sh deps
 
-test: ## go vet + go test -race against a throw-away Azurite on 10100-10102
-	@scripts/test.sh
+test: ## gofmt, go mod tidy -diff, go vet, go test -race against a throw-away Azurite on 10100-10102, fuzzing
+	@scripts/dev.sh test
 
 test-short: ## like test, with -short
-	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/test.sh
+	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/dev.sh test
 
 soak: ## the TestSoak* end-to-end tests at the counts docs/RELIABILITY.md reports (faults, restarts, kills); up to an hour
-	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -run ^TestSoak' PKGS=./internal/e2e scripts/test.sh
+	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -run ^TestSoak' PKGS=./internal/e2e scripts/dev.sh test
 
-fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs them for a few seconds
-	@scripts/fuzz.sh
+fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs each for 10,000 executions
+	@scripts/dev.sh fuzz
 
 load: ## load figures of docs/PERFORMANCE.md against a fresh local stack (1,000 onboardings, 64 connections for 60 s)
 	@scripts/dev.sh load

@@ -4,6 +4,9 @@
 //	                            and the handler until Ctrl-C (AZCREDS_RUN_PORT_BASE moves them)
 //	devstack walkthrough        `make walkthrough`: one whole onboarding against `make run`
 //	devstack load               `make load`: the load figures on a fresh stack of its own
+//	devstack test               `make test`: gofmt, go mod tidy, vet and go test against a
+//	                            throw-away Azurite, then every fuzz target
+//	devstack fuzz               `make fuzz`: every fuzz target for FUZZTIME
 //	devstack deps               the TLS certificate, the token keys and the Go modules
 //	devstack env                the handler's environment for `make run`'s stack, as exports
 //	devstack token -org ORG     a local API token
@@ -53,7 +56,7 @@ func main() {
 	os.Exit(launch(cmd, args))
 }
 
-const usage = `usage: devstack run [-stack-only] | walkthrough [flags] | load | deps | env | token -org ORG
+const usage = `usage: devstack run [-stack-only] | walkthrough [flags] | load | test | fuzz | deps | env | token -org ORG
 `
 
 // commands are devstack's subcommands.
@@ -61,6 +64,8 @@ var commands = map[string]func(ctx context.Context, d *dev, args []string) error
 	"run":         runStack,
 	"walkthrough": walkthrough,
 	"load":        load,
+	"test":        test,
+	"fuzz":        fuzz,
 	"deps":        deps,
 	"env":         printEnv,
 	"token":       token,
