@@ -171,6 +171,11 @@ func (p *Process) Kill() { p.StopWith(syscall.SIGKILL) }
 // StopWith sends sig to the process group and waits until the whole group has ended,
 // killing what is left after the grace.
 func (p *Process) StopWith(sig syscall.Signal) {
+	select {
+	case <-p.done: // its group is gone, and the system may have given its id to another
+		return
+	default:
+	}
 	pgid := p.Pid()
 	_ = syscall.Kill(-pgid, sig)
 	deadline := time.Now().Add(p.grace)
