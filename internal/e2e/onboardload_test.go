@@ -45,7 +45,7 @@ func TestOnboardingLoad(t *testing.T) {
 	}
 	h := startHandler(t, counted, si, defaultSettings())
 	api := h.api(t)
-	pid := h.proc.cmd.Process.Pid
+	pid := h.proc.Pid()
 
 	ctx := context.Background()
 	stats := counted.TableEndpoint + "/_faultproxy/stats"
