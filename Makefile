@@ -1,15 +1,19 @@
 # The two commands that matter: `make run` (the whole product on this machine) and
 # `make test` (vet and tests against a throw-away Azurite). Each installs what is missing,
-# starts what it needs and stops all of it when it ends. The work is in scripts/.
+# starts what it needs and stops all of it when it ends. scripts/dev.sh installs Azurite's
+# Node modules and hands over to cmd/devstack, which does the rest.
 
 SHELL := bash
 .DEFAULT_GOAL := help
 
 # Flags and packages for `make test`, e.g. `make test PKGS=./internal/store/...`;
-# AZCREDS_TEST_PORT_BASE=10400 moves its Azurite off 10100-10102 (to run two at once).
+# AZCREDS_TEST_PORT_BASE=10400 moves its Azurite off 10100-10102 (to run two at once);
+# AZCREDS_RUN_PORT_BASE=12000 moves `make run` (and `make walkthrough`) off their fixed
+# ports, AZCREDS_LOAD_PORT_BASE `make load` off 10200-10212.
 GOTEST_FLAGS ?= -race -count=1
 PKGS ?= ./...
-export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE
+export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE AZCREDS_RUN_PORT_BASE AZCREDS_LOAD_PORT_BASE FUZZTIME
+export LOAD_N LOAD_CONCURRENCY LOAD_CONNS LOAD_DURATION LOAD_PROPAGATION LOAD_COUNT LOAD_JSON
 
 .PHONY: help deps test test-short soak fuzz load run stack build clean walkthrough
 
@@ -17,28 +21,28 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## install what is missing: node_modules (npm ci), TLS certificate, API token keys, Go modules
-	@scripts/deps.sh
+	@scripts/dev.sh deps
 
-test: ## go vet + go test -race against a throw-away Azurite on 10100-10102
-	@scripts/test.sh
+test: ## gofmt, go mod tidy -diff, go vet, go test -race against a throw-away Azurite on 10100-10102, fuzzing
+	@scripts/dev.sh test
 
 test-short: ## like test, with -short
-	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/test.sh
+	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/dev.sh test
 
 soak: ## the TestSoak* end-to-end tests at the counts docs/RELIABILITY.md reports (faults, restarts, kills); up to an hour
-	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -run ^TestSoak' PKGS=./internal/e2e scripts/test.sh
+	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -run ^TestSoak' PKGS=./internal/e2e scripts/dev.sh test
 
-fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs them for a few seconds
-	@scripts/fuzz.sh
+fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs each for 10,000 executions
+	@scripts/dev.sh fuzz
 
 load: ## load figures of docs/PERFORMANCE.md against a fresh local stack (1,000 onboardings, 64 connections for 60 s)
-	@scripts/load.sh
+	@scripts/dev.sh load
 
 run: ## Azurite + Entra/Graph stand-in + bin/handler serve on 127.0.0.1:7071; Ctrl-C stops all
-	@scripts/run.sh
+	@scripts/dev.sh run
 
 stack: ## Azurite (10000-10002) + Entra/Graph stand-in (7443) only; Ctrl-C stops both
-	@scripts/run.sh --stack-only
+	@scripts/dev.sh run -stack-only
 
 build: ## bin/handler
 	go build -o bin/handler .
@@ -47,7 +51,7 @@ clean: ## remove bin/, dist/ and .local/ (certificates, keys, Azurite data, logs
 	rm -rf bin dist .local
 
 walkthrough: ## with `make run` up: one whole onboarding, the customer's steps played through the stand-in
-	@scripts/walkthrough.sh
+	@scripts/dev.sh walkthrough
 
 # Deployment to Azure (README, "Deploy to Azure"). `make package` needs only Go; `make deploy`
 # needs the Azure CLI, signed in, and RESOURCE_GROUP, AUTH_ISSUER, AUTH_AUDIENCE and

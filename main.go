@@ -4,7 +4,6 @@
 //
 //	handler [serve]                 serve the API (under the Functions host, or standalone on the local stack)
 //	handler token --org ORG [...]   mint a local API token (local stack only)
-//	handler walkthrough [...]       play one whole onboarding against `make run`, timing each step
 //
 // Settings come from local.settings.json (Values) and the environment; see
 // local.settings.json.example. Without AZCREDS_LOCAL_STACK=true the handler is in Azure
@@ -60,10 +59,8 @@ func main() {
 		err = serve(args)
 	case "token":
 		err = mintToken(args)
-	case "walkthrough":
-		err = walkthrough(args)
 	default:
-		err = fmt.Errorf("unknown command %q (want serve, token or walkthrough)", cmd)
+		err = fmt.Errorf("unknown command %q (want serve or token)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "handler:", err)

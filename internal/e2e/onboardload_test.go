@@ -50,7 +50,7 @@ func TestOnboardingLoad(t *testing.T) {
 	s.maxCredentials, s.createRate = n, fmt.Sprintf("%d/1m", n)
 	h := startHandler(t, counted, si, s)
 	api := h.api(t)
-	pid := h.proc.cmd.Process.Pid
+	pid := h.proc.Pid()
 
 	ctx := context.Background()
 	stats := counted.TableEndpoint + "/_faultproxy/stats"

@@ -2,18 +2,11 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +14,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/dev/stack"
 	"github.com/activeloopai/azcreds/internal/testenv"
 	"github.com/activeloopai/azcreds/internal/wizard"
 )
@@ -37,17 +32,15 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		for _, b := range []struct{ out, pkg string }{
-			{"handler", "github.com/activeloopai/azcreds"},
-			{"localazure", "github.com/activeloopai/azcreds/cmd/localazure"},
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
-			// Static, as `make package` builds for Azure: the same compilation serves both.
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-				return 1
-			}
+		root, err := stack.ModuleRoot(".")
+		if err == nil {
+			// Built as `make package` builds for Azure: the same compilation serves both.
+			err = stack.Build(context.Background(), &stack.Launcher{}, root, os.Getenv("GOFLAGS"), dir,
+				stack.HandlerBinary, stack.StandInBinary)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 		binDir = dir
 		return m.Run()
@@ -55,62 +48,51 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// Fixed directory objects of the test stand-in.
+// The local stack's fixed ids (internal/dev/stack), by the names the tests use.
 const (
-	homeTenant     = "605e483c-150c-4d9a-a6c4-b96a0c0b5565"
-	miClientID     = "670699dd-22cd-4f34-96b7-648a96a6d4b1"
-	miObjectID     = "45ca475a-b96a-40e7-accf-c8a4bedbdf68"
-	tenantA        = "6069b94b-fef6-4670-9fb7-f7b155ce22d1"
-	tenantB        = "1b78be43-50bf-4fd3-8f25-7a03eb996648"
-	subscriptionID = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
-	resourceGroup  = "lake-rg"
-	issuer         = "azcreds-e2e"
-	audience       = "azcreds-api"
+	miClientID     = stack.ManagedIdentityClientID
+	tenantA        = stack.CustomerTenant1
+	tenantB        = stack.CustomerTenant2
+	subscriptionID = stack.CustomerSubscriptionID
+	resourceGroup  = stack.CustomerResourceGroup
 )
 
 func freeAddr(t testing.TB) string {
+	t.Helper()
+	return stack.Addr(freePort(t))
+}
+
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// process is a binary run for one test, stopped (SIGTERM) when the test ends.
+// process is a process of one test's stack, stopped (SIGTERM) when the test ends, with its
+// log shown when the test failed.
 type process struct {
-	t    testing.TB
+	*stack.Process
 	name string
-	cmd  *exec.Cmd
-	done chan struct{}
 	log  string // the file its stdout and stderr go to
+	done <-chan struct{}
 }
 
-func start(t testing.TB, name string, env []string, args ...string) *process {
+// watch wraps p for the test: stopped at its end, its log shown when it failed.
+func watch(t testing.TB, name string, p *stack.Process) *process {
 	t.Helper()
-	p := &process{t: t, name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.log = logFile.Name()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); logFile.Close(); close(p.done) }()
 	t.Cleanup(func() {
-		p.stop()
+		p.Stop()
 		if t.Failed() {
-			if b, err := os.ReadFile(logFile.Name()); err == nil {
+			if b, err := os.ReadFile(p.Log); err == nil {
 				t.Logf("%s log (last 4 KiB):\n%s", name, tail(b, 4096))
 			}
 		}
 	})
-	return p
+	return &process{Process: p, name: name, log: p.Log, done: p.Done()}
 }
 
 func tail(b []byte, n int) []byte {
@@ -121,46 +103,10 @@ func tail(b []byte, n int) []byte {
 }
 
 // stop ends the process gracefully (SIGTERM) and waits for it.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *process) stop() { p.Stop() }
 
 // kill ends the process with SIGKILL: no clean-up at all.
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// waitHTTP waits until url answers (any status).
-func waitHTTP(t testing.TB, url string, p *process) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited during start", p.name)
-		default:
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer on %s", p.name, url)
-}
+func (p *process) kill() { p.Kill() }
 
 // standIn is a running stand-in with its storage front.
 type standIn struct {
@@ -170,29 +116,29 @@ type standIn struct {
 	proc      *process
 }
 
+// startStandIn starts a stand-in in front of env's Azurite, with the customer accounts
+// registered under subscriptionID and resourceGroup.
 func startStandIn(t testing.TB, env testenv.Env, propagation time.Duration) *standIn {
 	t.Helper()
-	addr, front := freeAddr(t), freeAddr(t)
-	var accounts []string
-	for name, key := range env.Accounts {
-		accounts = append(accounts, name+":"+key)
+	return startStandInWith(t, env, propagation, func(*stack.StandIn) {})
+}
+
+// startStandInWith starts a stand-in as startStandIn does, after change has changed how.
+func startStandInWith(t testing.TB, env testenv.Env, propagation time.Duration, change func(*stack.StandIn)) *standIn {
+	t.Helper()
+	cfg := &stack.StandIn{
+		Bin: filepath.Join(binDir, stack.StandInBinary.Name), Addr: freeAddr(t), StorageFrontAddr: freeAddr(t),
+		CertFile: env.CertFile, KeyFile: filepath.Join(filepath.Dir(env.CertFile), "key.pem"),
+		AzuriteBlob: env.BlobEndpoint, Accounts: stack.Accounts(), Propagation: propagation,
+		Log: filepath.Join(t.TempDir(), "localazure.log"),
 	}
-	p := start(t, "localazure", nil,
-		"-addr", addr, "-storage-addr", front,
-		"-cert", env.CertFile, "-key", filepath.Join(filepath.Dir(env.CertFile), "key.pem"),
-		"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
-		"-tenants", tenantA+","+tenantB, "-propagation", propagation.String(),
-		"-azurite-blob", env.BlobEndpoint, "-accounts", strings.Join(accounts, ";"),
-		"-platform-storage", testenv.DevAccount)
-	s := &standIn{url: "https://" + addr, frontAddr: front, proc: p,
-		customer: &wizard.Customer{ControlURL: "https://" + addr + "/control"}}
-	waitHTTP(t, s.url+"/control/tenants", p)
-	for _, account := range []string{"custacct1", "custacct2"} {
-		if err := s.customer.RegisterStorageAccount(context.Background(), account, subscriptionID, resourceGroup); err != nil {
-			t.Fatal(err)
-		}
+	change(cfg)
+	p, err := cfg.Start(context.Background(), &stack.Launcher{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return s
+	return &standIn{url: cfg.URL(), frontAddr: cfg.StorageFrontAddr, proc: watch(t, "localazure", p),
+		customer: &wizard.Customer{ControlURL: cfg.ControlURL()}}
 }
 
 // settings are the handler's windows, shortened for tests.
@@ -226,19 +172,20 @@ type handler struct {
 	signing *auth.Minter
 }
 
+// keyPair makes a token key pair as the local stack does, and returns a minter of tokens
+// for the stack's issuer and audience with the public key's file.
 func keyPair(t testing.TB) (*auth.Minter, string) {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	dir := t.TempDir()
+	keyFile, pubFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "pub.pem")
+	if _, err := stack.EnsureAuthKeys(keyFile, pubFile); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, _ := x509.MarshalPKCS8PrivateKey(k)
-	pubDER, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	pubFile := filepath.Join(t.TempDir(), "pub.pem")
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m, err := auth.NewMinter(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), issuer, audience, time.Now)
+	m, err := auth.NewMinter(key, stack.AuthIssuer, stack.AuthAudience, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,62 +195,59 @@ func keyPair(t testing.TB) (*auth.Minter, string) {
 func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handler {
 	t.Helper()
 	minter, pubFile := keyPair(t)
-	addr := freeAddr(t)
-	vars := []string{
-		// The stand-in's endpoints and the local-only settings below need the local stack.
-		"AZCREDS_LOCAL_STACK=true",
-		"AzureWebJobsStorage=" + env.ConnectionString(s.storageAccount),
-		"AZCREDS_TABLE_NAME=" + testenv.UniqueName(t, "e2e"),
-		"AZCREDS_HOME_TENANT_ID=" + homeTenant,
-		"AZCREDS_MANAGED_IDENTITY_CLIENT_ID=" + miClientID,
-		"AZCREDS_MANAGED_IDENTITY_OBJECT_ID=" + miObjectID,
-		"AZCREDS_AUTHORITY_HOST=" + si.url + "/",
-		"AZCREDS_GRAPH_BASE_URL=" + si.url + "/v1.0",
-		"IDENTITY_ENDPOINT=" + si.url + "/msi/token",
-		"IDENTITY_HEADER=local",
-		"AZCREDS_AUTH_ISSUER=" + issuer,
-		"AZCREDS_AUTH_AUDIENCE=" + audience,
-		"AZCREDS_AUTH_PUBLIC_KEY_FILE=" + pubFile,
-		"AZCREDS_SP_POLL_WINDOW=" + s.spWindow.String(),
-		"AZCREDS_SP_POLL_INTERVAL=" + s.spInterval.String(),
-		"AZCREDS_ACCESS_PROBE_WINDOW=" + s.probeWindow.String(),
-		"AZCREDS_ACCESS_PROBE_INTERVAL=" + s.probeInterval.String(),
-		"AZCREDS_PROPAGATION_GRACE=" + s.grace.String(),
-		"AZCREDS_BLOB_ENDPOINT_TEMPLATE=https://%s.blob.localhost:" + portOf(si.frontAddr) + "/",
-		"AZCREDS_LOCAL_BLOB_ADDR=" + si.frontAddr,
-		"AZCREDS_LOCAL_BLOB_ACCOUNTS=" + testenv.DevAccount + ",custacct1,custacct2",
-		"AZCREDS_DEFAULT_STORAGE_ACCOUNT=" + testenv.DevAccount,
-		"AZCREDS_LOG_LEVEL=debug",
-		"AZCREDS_MAX_CREDENTIALS=" + strconv.Itoa(s.maxCredentials),
-		"AZCREDS_MAX_WORKSPACES=" + strconv.Itoa(s.maxWorkspaces),
-		"AZCREDS_CREATE_RATE=" + s.createRate,
-	}
 	// Short, so a test sees the guards of its creates run.
 	guard := 10 * time.Second
 	if s.createGuard > 0 {
 		guard = s.createGuard
 	}
-	vars = append(vars, "AZCREDS_CREATE_GUARD_DELAY="+guard.String())
-	vars = append(vars, "AZCREDS_LISTEN_ADDR="+addr)
+	addr := freeAddr(t)
+	vars := stack.HandlerEnv(stack.HandlerConfig{
+		Storage: env.ConnectionString(s.storageAccount), StandInURL: si.url, StorageFrontAddr: si.frontAddr,
+		Listen: addr, CertFile: env.CertFile, PublicKeyFile: pubFile,
+		Settings: []string{
+			config.KeyTableName + "=" + testenv.UniqueName(t, "e2e"),
+			config.KeySPPollWindow + "=" + s.spWindow.String(),
+			config.KeySPPollInterval + "=" + s.spInterval.String(),
+			config.KeyAccessProbeWindow + "=" + s.probeWindow.String(),
+			config.KeyAccessProbeInterval + "=" + s.probeInterval.String(),
+			config.KeyPropagationGrace + "=" + s.grace.String(),
+			config.KeyCreateGuardDelay + "=" + guard.String(),
+			config.KeyLogLevel + "=debug",
+			config.KeyMaxCredentials + "=" + strconv.Itoa(s.maxCredentials),
+			config.KeyMaxWorkspaces + "=" + strconv.Itoa(s.maxWorkspaces),
+			config.KeyCreateRate + "=" + s.createRate,
+		},
+	})
 	if s.hostInvocations {
-		vars = append(vars, "AZCREDS_LOCAL_INVOCATIONS=true")
+		vars = append(vars, config.KeyLocalInvocations+"=true")
 	}
 	h := &handler{url: "http://" + addr, env: vars, signing: minter}
-	h.proc = start(t, "handler", vars, "serve", "-settings", filepath.Join(t.TempDir(), "none.json"))
-	waitHTTP(t, h.url+"/", h.proc)
+	h.restart(t)
 	return h
 }
 
 // restart starts the same handler again (same storage, settings and key).
 func (h *handler) restart(t testing.TB) {
 	t.Helper()
-	h.proc = start(t, "handler", h.env, "serve", "-settings", filepath.Join(t.TempDir(), "none.json"))
-	waitHTTP(t, h.url+"/", h.proc)
+	dir := t.TempDir()
+	p, err := (&stack.Launcher{}).Start(stack.Command{Name: "handler", Path: filepath.Join(binDir, stack.HandlerBinary.Name),
+		Args: []string{"serve", "-settings", filepath.Join(dir, "none.json")}, Env: h.env, Log: filepath.Join(dir, "handler.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.proc = watch(t, "handler", p)
+	if err := stack.HandlerReady(context.Background(), p, h.url); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func portOf(addr string) string {
-	_, port, _ := net.SplitHostPort(addr)
-	return port
+// azurite is an Azurite of one test, started as the stack starts it, on ports of its own
+// and with its data in a directory of the test, so that the test can stop it and start it
+// again on the same ports and data.
+type azurite struct {
+	t *testing.T
+	*stack.Azurite
+	launcher stack.Launcher
 }
 
 // orgContainer is an organization's environment-default container in the platform
@@ -311,6 +255,43 @@ func portOf(addr string) string {
 func orgContainer(org string) string {
 	return credential.OrgContainerName(credential.DefaultContainerPrefix, org)
 }
+
+// startAzurite starts a private Azurite and returns it with the Env that reaches it.
+func startAzurite(t *testing.T) (*azurite, testenv.Env) {
+	t.Helper()
+	env := testenv.Azurite(t) // the certificate and the accounts of the test Azurite
+	root, err := stack.ModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a := &azurite{t: t, Azurite: &stack.Azurite{
+		Bin: stack.Files{Root: root}.AzuriteBin(), DataDir: filepath.Join(dir, "data"), Log: filepath.Join(dir, "azurite.log"),
+		CertFile: env.CertFile, KeyFile: filepath.Join(filepath.Dir(env.CertFile), "key.pem"), Accounts: stack.Accounts(),
+	}}
+	for _, port := range []*int{&a.Blob, &a.Queue, &a.Table} {
+		*port = freePort(t)
+	}
+	t.Cleanup(a.launcher.StopAll)
+	a.start()
+	e := a.Endpoints()
+	env.BlobEndpoint, env.QueueEndpoint, env.TableEndpoint = e.Blob, e.Queue, e.Table
+	env.ConnString = env.ConnectionString(testenv.DevAccount)
+	return a, env
+}
+
+// start runs Azurite on the ports and data it had, and waits until all three services
+// accept connections.
+func (a *azurite) start() {
+	a.t.Helper()
+	if err := a.Start(context.Background(), &a.launcher); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// stop ends Azurite with sig (SIGTERM: it saves its data and closes; SIGKILL: nothing)
+// and waits for it.
+func (a *azurite) stop(sig syscall.Signal) { a.Stop(sig) }
 
 // api is a wizard client of a fresh organization.
 func (h *handler) api(t testing.TB) *wizard.API {
@@ -427,4 +408,10 @@ func (o *onboarding) causes() []string {
 		out = append(out, e.From+">"+e.To+":"+e.Cause)
 	}
 	return out
+}
+
+// portOf is the port of a host:port address.
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }

@@ -9,9 +9,39 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/activeloopai/azcreds/internal/dev/stack"
 	"github.com/activeloopai/azcreds/internal/testenv"
 	"github.com/activeloopai/azcreds/internal/wizard"
 )
+
+// TestWalkthroughOnStackInUse: the walkthrough (`make walkthrough`) runs, twice in a row,
+// on a stack whose customer account was registered with the stand-in by hand under other
+// ids than the stack's: it takes the registered ids instead of failing with 409
+// StorageAccountAlreadyTaken.
+func TestWalkthroughOnStackInUse(t *testing.T) {
+	env := testenv.Azurite(t)
+	si := startStandInWith(t, env, time.Second, func(s *stack.StandIn) { s.NoRegistration = true })
+	const otherSubscription, otherGroup = "66666666-6666-6666-6666-666666666666", "rg-data"
+	ctx := context.Background()
+	if err := si.customer.RegisterStorageAccount(ctx, "custacct1", otherSubscription, otherGroup); err != nil {
+		t.Fatal(err)
+	}
+	h := startHandler(t, env, si, defaultSettings())
+	api := h.api(t)
+	for i := range 2 {
+		var out bytes.Buffer
+		container := testenv.UniqueName(t, "inuse")
+		_, err := wizard.Walkthrough(ctx, api, si.customer, wizard.Plan{
+			Name: "inuse-" + container, TenantID: tenantA, SubscriptionID: subscriptionID, ResourceGroup: resourceGroup,
+			Account: "custacct1", Container: container, Prefix: "lake", Poll: 200 * time.Millisecond}, &out)
+		if err != nil {
+			t.Fatalf("walkthrough %d: %v\n%s", i+1, err, out.String())
+		}
+		if !strings.Contains(out.String(), "subscriptions/"+otherSubscription+"/resourceGroups/"+otherGroup+"/") {
+			t.Errorf("walkthrough %d did not grant on the registered account's scope:\n%s", i+1, out.String())
+		}
+	}
+}
 
 // TestWizard runs every onboarding path of SPEC.md through one handler and one stand-in,
 // the paths in parallel, each with its own organization, credential and container.

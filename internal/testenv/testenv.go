@@ -15,18 +15,20 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/activeloopai/azcreds/internal/dev/stack"
 )
 
 // DevAccount is Azurite's default account; the platform's own storage in tests.
-const DevAccount = "devstoreaccount1"
+const DevAccount = stack.PlatformAccountName
 
-// The environment `make test` sets (scripts/env.sh).
+// The environment `make test` sets (stack.TestEnv).
 const (
-	envBlob     = "AZCREDS_TEST_AZURITE_BLOB"
-	envQueue    = "AZCREDS_TEST_AZURITE_QUEUE"
-	envTable    = "AZCREDS_TEST_AZURITE_TABLE"
-	envAccounts = "AZCREDS_TEST_AZURITE_ACCOUNTS"
-	envCert     = "SSL_CERT_FILE"
+	envBlob     = stack.EnvTestAzuriteBlob
+	envQueue    = stack.EnvTestAzuriteQueue
+	envTable    = stack.EnvTestAzuriteTable
+	envAccounts = stack.EnvTestAzuriteAccounts
+	envCert     = stack.EnvCertFile
 )
 
 // Env says where the test Azurite is and how to sign in to it.
@@ -106,9 +108,8 @@ func (e Env) ConnectionString(account string) string {
 		slices.Sort(names)
 		panic(fmt.Sprintf("testenv: Azurite has no account %q (it has %s)", account, strings.Join(names, ", ")))
 	}
-	return fmt.Sprintf("DefaultEndpointsProtocol=https;AccountName=%s;AccountKey=%s;"+
-		"BlobEndpoint=%s;QueueEndpoint=%s;TableEndpoint=%s;",
-		account, key, e.BlobURL(account), e.QueueURL(account), e.TableURL(account))
+	return stack.Endpoints{Blob: e.BlobEndpoint, Queue: e.QueueEndpoint, Table: e.TableEndpoint}.
+		ConnectionString(stack.Account{Name: account, Key: key})
 }
 
 // BlobURL returns the path-style blob service URL of account, e.g.

@@ -39,6 +39,28 @@ func (c *Customer) RegisterStorageAccount(ctx context.Context, account, subscrip
 		"name": account, "subscription_id": subscriptionID, "resource_group": resourceGroup}, nil)
 }
 
+// StorageAccount is a customer storage account as the stand-in has it registered.
+type StorageAccount struct {
+	Name           string `json:"name"`
+	SubscriptionID string `json:"subscription_id"`
+	ResourceGroup  string `json:"resource_group"`
+	TenantID       string `json:"tenant_id,omitempty"` // set when only that tenant's principals may get roles on it
+}
+
+// StorageAccount returns the registration of account, and false when it has none.
+func (c *Customer) StorageAccount(ctx context.Context, account string) (StorageAccount, bool, error) {
+	var all []StorageAccount
+	if err := c.call(ctx, http.MethodGet, "/storageAccounts", nil, &all); err != nil {
+		return StorageAccount{}, false, err
+	}
+	for _, a := range all {
+		if a.Name == account {
+			return a, true, nil
+		}
+	}
+	return StorageAccount{}, false, nil
+}
+
 // CreateContainer is `az storage container create`.
 func (c *Customer) CreateContainer(ctx context.Context, account, container string) error {
 	return c.call(ctx, http.MethodPost, "/storageAccounts/"+url.PathEscape(account)+"/containers", map[string]string{"name": container}, nil)

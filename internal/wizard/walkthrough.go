@@ -52,8 +52,24 @@ func Walkthrough(ctx context.Context, api *API, customer *Customer, p Plan, out 
 	if p.Prefix != "" {
 		basePath += "/" + p.Prefix
 	}
-	if err := customer.RegisterStorageAccount(ctx, p.Account, p.SubscriptionID, p.ResourceGroup); err != nil {
-		return t, fmt.Errorf("register the storage account with the stand-in: %w", err)
+	// On a stack in use the account may be registered already, under other ids than the
+	// plan's: the walkthrough takes the registered ones, as a customer would take theirs.
+	acct, registered, err := customer.StorageAccount(ctx, p.Account)
+	switch {
+	case err != nil:
+		return t, fmt.Errorf("look up the storage account in the stand-in: %w", err)
+	case !registered:
+		if err := customer.RegisterStorageAccount(ctx, p.Account, p.SubscriptionID, p.ResourceGroup); err != nil {
+			return t, fmt.Errorf("register the storage account with the stand-in: %w", err)
+		}
+	case acct.SubscriptionID != p.SubscriptionID || !strings.EqualFold(acct.ResourceGroup, p.ResourceGroup) ||
+		acct.TenantID != "" && !strings.EqualFold(acct.TenantID, p.TenantID):
+		p.SubscriptionID, p.ResourceGroup = acct.SubscriptionID, acct.ResourceGroup
+		if acct.TenantID != "" {
+			p.TenantID = acct.TenantID
+		}
+		say("0. %s is registered under subscription %s, resource group %s: using those (and tenant %s)",
+			p.Account, p.SubscriptionID, p.ResourceGroup, p.TenantID)
 	}
 	if err := customer.CreateContainer(ctx, p.Account, p.Container); err != nil {
 		return t, fmt.Errorf("create the container: %w", err)
