@@ -143,6 +143,8 @@ type harness struct {
 	signingKey, publicKey []byte
 	// table is the store's table through the real client, for reading every row.
 	table *aztables.Client
+	// svc runs background jobs the way the queue functions do.
+	svc *credential.Service
 }
 
 // fakeSigner stands in for user delegation SAS signing (tested against Azurite in
@@ -178,6 +180,13 @@ func (c *callCounter) Do(req *policy.Request) (*http.Response, error) {
 }
 
 func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
+	t.Helper()
+	return newHarnessWith(t, nil, opts...)
+}
+
+// newHarnessWith is newHarness whose service's adapters wrap changes first (to inject
+// faults); wrap may be nil.
+func newHarnessWith(t *testing.T, wrap func(*credential.Deps), opts ...func(*credential.Config)) *harness {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
@@ -217,8 +226,11 @@ func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	svc, err := credential.NewService(cfg,
-		credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer}, log, credential.WithClock(clk.Now))
+	deps := credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer}
+	if wrap != nil {
+		wrap(&deps)
+	}
+	svc, err := credential.NewService(cfg, deps, log, credential.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +252,7 @@ func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	srv := httptest.NewServer(Compose(New(svc, verifier, log), NewInvoker(svc, log)))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer,
-		signingKey: key, publicKey: pub, table: tables.NewClient(tableName)}
+		signingKey: key, publicKey: pub, table: tables.NewClient(tableName), svc: svc}
 }
 
 func testKey(t *testing.T) (private, public []byte) {

@@ -3,11 +3,19 @@
 // One table holds everything of an organization in one partition (PartitionKey = org id),
 // so that the writes that must happen together are one entity group transaction:
 //
-//	c:<credential id>            the credential
+//	c:<credential id>            the credential, or its tombstone once deleted (DeletedAt set)
 //	n:<lower-cased name>         the name reservation (unique names per org)
 //	d                            the org default (its CredentialID)
 //	e:<credential id>:<revision> one event per state transition, append-only
 //	h:<credential id>:<revision> one event per health status change, append-only
+//	w:<workspace id>             a workspace: its link, first table, LockedAt and Pin
+//
+// A delete is one transaction: the credential row replaced by its tombstone (conditional
+// on its ETag), the name reservation removed, and the org default removed when it points
+// at the credential. It touches no workspace, so it fits whatever the number of links;
+// the credential's clean-up job clears the links of unlocked workspaces later
+// (UnlockedLinks). Every read of credentials skips tombstones, which keep the id, name,
+// base path and app ids for messages about locked workspaces and for the clean-up.
 //
 // Health events have their own key range so the transition log never holds anything but
 // transitions. The health sweep's walk over every verified credential is the one query
