@@ -226,9 +226,9 @@ func deniedBefore(checks []Check) bool {
 // nothing is deleted; until the job's Deadline it looks again (the delete may still be
 // under way). Once the credential is deleted, it clears the links of its unlocked
 // workspaces a page at a time (queueing itself again while some remain), then deletes
-// the app: only the one registered under the credential's unique name, and only when it
-// is the app the job and the tombstone name (see deleteOwnApp). A job without an app is
-// a create's guard (see guardCreate).
+// the app (see deleteOwnApp). A job whose credential has neither a row nor a tombstone in
+// its organization deletes nothing. A job without an app is a create's guard (see
+// guardCreate).
 func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 	if job.AppObjectID == "" {
 		return s.guardCreate(ctx, job)
@@ -242,29 +242,42 @@ func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 		s.log.InfoContext(ctx, "app clean-up skipped: the credential still holds the app", "org", job.OrgID, "credential", job.CredentialID)
 		return nil
 	case err == nil:
-		// A create's compensation: the row never recorded the app. deleteOwnApp decides.
+		// A create's compensation: the row never recorded the app.
+		return s.deleteOwnApp(ctx, job, c.App.ObjectID)
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("read credential %s before clean-up: %w", job.CredentialID, err)
-	default:
-		d, err := s.store.Tombstone(ctx, job.OrgID, job.CredentialID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("read the tombstone of credential %s before clean-up: %w", job.CredentialID, err)
-		}
-		if err == nil {
-			if d.App.ObjectID != "" && d.App.ObjectID != job.AppObjectID {
-				s.refuseCleanUp(ctx, job, "the deleted credential held another app", d.App.ObjectID)
-				return nil
-			}
-			more, err := s.unlink(ctx, job.OrgID, job.CredentialID)
-			if err != nil {
-				return err
-			}
-			if more {
-				return s.scheduler.Schedule(ctx, job, 0)
-			}
-		}
 	}
-	return s.deleteOwnApp(ctx, job)
+	d, ok, err := s.deletedOf(ctx, job)
+	if err != nil || !ok {
+		return err
+	}
+	if d.App.ObjectID != "" && d.App.ObjectID != job.AppObjectID {
+		s.refuseCleanUp(ctx, job, "the deleted credential held another app", d.App.ObjectID)
+		return nil
+	}
+	more, err := s.unlink(ctx, job.OrgID, job.CredentialID)
+	if err != nil {
+		return err
+	}
+	if more {
+		return s.scheduler.Schedule(ctx, job, 0)
+	}
+	return s.deleteOwnApp(ctx, job, d.App.ObjectID)
+}
+
+// deletedOf reads the tombstone of the job's credential. Without one the credential
+// never existed in the job's organization (every delete leaves one): the job is forged or
+// misdirected, deletes nothing, and is logged at error level (ok false).
+func (s *Service) deletedOf(ctx context.Context, job Job) (*DeletedCredential, bool, error) {
+	d, err := s.store.Tombstone(ctx, job.OrgID, job.CredentialID)
+	if errors.Is(err, ErrNotFound) {
+		s.refuseCleanUp(ctx, job, "no such credential in the job's organization", "")
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the tombstone of credential %s before clean-up: %w", job.CredentialID, err)
+	}
+	return d, true, nil
 }
 
 // UnlinkPageSize is how many workspace links of a deleted credential one run of its
@@ -300,9 +313,10 @@ func (s *Service) unlink(ctx context.Context, orgID, id string) (bool, error) {
 }
 
 // deleteOwnApp deletes the app registered under the job's credential's unique name, and
-// only when that is the app the job names: a stale or forged job naming another
-// credential's app deletes nothing. No app under the name counts as done.
-func (s *Service) deleteOwnApp(ctx context.Context, job Job) error {
+// only when it is the app the job names (when it names one) and the one the credential
+// recorded (when it recorded one): a stale or forged job naming another credential's app
+// deletes nothing. No app under the name counts as done.
+func (s *Service) deleteOwnApp(ctx context.Context, job Job, recorded string) error {
 	name := UniqueAppName(job.CredentialID)
 	app, ok, err := s.directory.FindApp(ctx, name)
 	if err != nil {
@@ -312,8 +326,8 @@ func (s *Service) deleteOwnApp(ctx context.Context, job Job) error {
 		s.log.InfoContext(ctx, "no app registration left to delete", "org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID)
 		return nil
 	}
-	if app.ObjectID != job.AppObjectID {
-		s.refuseCleanUp(ctx, job, "the credential's app is another one", app.ObjectID)
+	if (job.AppObjectID != "" && app.ObjectID != job.AppObjectID) || (recorded != "" && app.ObjectID != recorded) {
+		s.refuseCleanUp(ctx, job, "the app registered under the credential's unique name is another one", app.ObjectID)
 		return nil
 	}
 	if err := s.directory.DeleteApp(ctx, app.ObjectID); err != nil {
@@ -336,9 +350,12 @@ func (s *Service) refuseCleanUp(ctx context.Context, job Job, why, ownApp string
 // making it and recording it, or its clean-up failed) and is deleted, with the row the
 // create never finished: a credential without an app can never be onboarded and would
 // hold its name. A row younger than the delay (clocks differ between instances) is looked
-// at again when it is old enough.
+// at again when it is old enough. A deleted credential's app goes too, when it is the
+// one the tombstone records; a credential with neither row nor tombstone in the job's
+// organization is none of this job's business, and nothing is deleted.
 func (s *Service) guardCreate(ctx context.Context, job Job) error {
 	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+	recorded := ""
 	switch {
 	case err == nil && c.App.ObjectID != "":
 		return nil
@@ -348,20 +365,16 @@ func (s *Service) guardCreate(ctx context.Context, job Job) error {
 		}
 	case errors.Is(err, ErrNotFound):
 		c = nil
+		d, ok, err := s.deletedOf(ctx, job)
+		if err != nil || !ok {
+			return err
+		}
+		recorded = d.App.ObjectID
 	default:
 		return fmt.Errorf("read credential %s for its create guard: %w", job.CredentialID, err)
 	}
-	name := UniqueAppName(job.CredentialID)
-	app, ok, err := s.directory.FindApp(ctx, name)
-	if err != nil {
-		return fmt.Errorf("find app %s of credential %s: %w", name, job.CredentialID, err)
-	}
-	if ok {
-		if err := s.directory.DeleteApp(ctx, app.ObjectID); err != nil {
-			return fmt.Errorf("delete app %s of credential %s: %w", app.ObjectID, job.CredentialID, err)
-		}
-		s.log.WarnContext(ctx, "app registration of an unfinished create deleted", "org", job.OrgID, "credential", job.CredentialID,
-			"app_id", app.AppID, "app_object_id", app.ObjectID)
+	if err := s.deleteOwnApp(ctx, job, recorded); err != nil {
+		return err
 	}
 	if c != nil {
 		if err := s.store.Delete(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {

@@ -198,9 +198,10 @@ func appObjectIDs(apps []map[string]any) []string {
 }
 
 // TestForgedCleanUpDeletesNothing: an app clean-up job naming another credential's app (a
-// forged or stale message; the managed identity could delete any of them) deletes nothing
-// and is logged at error level, whether the credential it names was deleted or not. The
-// deleted credential's own job then deletes its own app, and only that.
+// forged or stale message; the managed identity could delete any of them), or a
+// credential that does not exist in the job's organization, deletes nothing and is logged
+// at error level, whether the credential it names was deleted or not. The deleted
+// credential's own job then deletes its own app, and only that.
 func TestForgedCleanUpDeletesNothing(t *testing.T) {
 	si := newStandIn(t)
 	logs := &errorLog{}
@@ -226,6 +227,12 @@ func TestForgedCleanUpDeletesNothing(t *testing.T) {
 		{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: a.ID, AppObjectID: b.App.ObjectID},
 		// the live credential, with the deleted one's app
 		{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: b.ID, AppObjectID: a.App.ObjectID},
+		// the live credential with its own app, under another organization, as a delete's
+		// clean-up and as a create's guard
+		{Kind: credential.JobAppCleanup, OrgID: "other-org", CredentialID: b.ID, AppObjectID: b.App.ObjectID},
+		{Kind: credential.JobAppCleanup, OrgID: "other-org", CredentialID: b.ID},
+		// a credential that never existed, with the live one's app
+		{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: uuid.NewString(), AppObjectID: b.App.ObjectID},
 	}
 	for i, job := range forged {
 		if err := svc.Run(ctx, job); err != nil {
@@ -237,11 +244,6 @@ func TestForgedCleanUpDeletesNothing(t *testing.T) {
 		if n := len(logs.errors()); n != i+1 {
 			t.Fatalf("forged job %d: %d error-level records, want %d: %v", i, n, i+1, logs.errors())
 		}
-	}
-	// A job for a credential that never existed finds no app under its name: nothing.
-	stray := credential.Job{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: uuid.NewString(), AppObjectID: b.App.ObjectID}
-	if err := svc.Run(ctx, stray); err != nil {
-		t.Fatal(err)
 	}
 	if err := svc.Run(ctx, own[0]); err != nil {
 		t.Fatal(err)
