@@ -145,6 +145,8 @@ type harness struct {
 	signingKey, publicKey []byte
 	// table is the store's table through the real client, for reading every row.
 	table *aztables.Client
+	// svc runs background jobs the way the queue functions do.
+	svc *credential.Service
 }
 
 // fakeSigner stands in for user delegation SAS signing (tested against Azurite in
@@ -209,11 +211,18 @@ func (c *callCounter) Do(req *policy.Request) (*http.Response, error) {
 
 func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	t.Helper()
-	return newLimitedHarness(t, store.Limits{}, opts...)
+	return newHarnessWith(t, store.Limits{}, nil, opts...)
 }
 
 // newLimitedHarness is newHarness with per-organization limits on the store.
 func newLimitedHarness(t *testing.T, limits store.Limits, opts ...func(*credential.Config)) *harness {
+	t.Helper()
+	return newHarnessWith(t, limits, nil, opts...)
+}
+
+// newHarnessWith is newHarness with per-organization limits on the store, whose service's
+// adapters wrap changes first (to inject faults); wrap may be nil.
+func newHarnessWith(t *testing.T, limits store.Limits, wrap func(*credential.Deps), opts ...func(*credential.Config)) *harness {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
@@ -253,8 +262,11 @@ func newLimitedHarness(t *testing.T, limits store.Limits, opts ...func(*credenti
 	for _, o := range opts {
 		o(&cfg)
 	}
-	svc, err := credential.NewService(cfg,
-		credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer, Containers: containers}, log, credential.WithClock(clk.Now))
+	deps := credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer, Containers: containers}
+	if wrap != nil {
+		wrap(&deps)
+	}
+	svc, err := credential.NewService(cfg, deps, log, credential.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +288,7 @@ func newLimitedHarness(t *testing.T, limits store.Limits, opts ...func(*credenti
 	srv := httptest.NewServer(Compose(New(svc, verifier, log), NewInvoker(svc, log)))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer, containers: containers,
-		signingKey: key, publicKey: pub, table: tables.NewClient(tableName)}
+		signingKey: key, publicKey: pub, table: tables.NewClient(tableName), svc: svc}
 }
 
 func testKey(t *testing.T) (private, public []byte) {

@@ -35,6 +35,7 @@ const (
 	codeMediaType       = "unsupported_media_type"
 	codeUnavailable     = "upstream_unavailable"
 	codeLocked          = "workspace_locked"
+	codeDeleted         = "credential_deleted"
 	codeSASFailed       = "sas_issuance_failed"
 	codeQuota           = "quota_exceeded"
 	codeRateLimited     = "rate_limited"
@@ -92,6 +93,10 @@ func toPublic(err error) *publicError {
 	var le *credential.LockedError
 	if errors.As(err, &le) {
 		return &publicError{status: http.StatusBadRequest, code: codeLocked, msg: le.Error()}
+	}
+	var de *credential.CredentialDeletedError
+	if errors.As(err, &de) {
+		return &publicError{status: http.StatusConflict, code: codeDeleted, msg: de.Error()}
 	}
 	var se *credential.SASError
 	if errors.As(err, &se) {

@@ -23,7 +23,14 @@ type workspaceView struct {
 	Locked       bool          `json:"locked"`
 	FirstTable   string        `json:"first_table,omitempty"`
 	LockedAt     *time.Time    `json:"locked_at,omitempty"`
+	Pin          *pinView      `json:"pin"` // null while unlocked
 	Effective    effectiveView `json:"effective"`
+}
+
+// pinView is what a locked workspace resolved to at its first table, where it stays.
+type pinView struct {
+	Source       string  `json:"source"`
+	CredentialID *string `json:"credential_id"` // null for the environment default
 }
 
 // effectiveView is the storage a workspace's tables use.
@@ -32,9 +39,12 @@ type effectiveView struct {
 	CredentialID    *string `json:"credential_id"`
 	CredentialName  string  `json:"credential_name,omitempty"`
 	CredentialState string  `json:"credential_state,omitempty"`
-	StorageAccount  string  `json:"storage_account"`
-	ContainerName   string  `json:"container_name"`
-	Prefix          string  `json:"prefix"`
+	// CredentialDeleted: the locked workspace's credential was deleted; /creds answers 409
+	// credential_deleted, and the storage fields say where its tables are.
+	CredentialDeleted bool   `json:"credential_deleted,omitempty"`
+	StorageAccount    string `json:"storage_account"`
+	ContainerName     string `json:"container_name"`
+	Prefix            string `json:"prefix"`
 }
 
 func optional(s string) *string {
@@ -49,13 +59,23 @@ func effectiveOf(r *credential.Resolution) effectiveView {
 	if c := r.Credential; c != nil {
 		e.CredentialID, e.CredentialName, e.CredentialState = optional(c.ID), c.Name, string(c.State)
 	}
+	if d := r.Deleted; d != nil {
+		e.CredentialID, e.CredentialName, e.CredentialDeleted = optional(d.ID), d.Name, true
+	}
 	return e
 }
 
 func workspaceOf(r *credential.Resolution) workspaceView {
 	w := r.Workspace
-	return workspaceView{WorkspaceID: w.ID, CredentialID: optional(w.CredentialID), Locked: w.Locked(),
+	v := workspaceView{WorkspaceID: w.ID, CredentialID: optional(w.CredentialID), Locked: w.Locked(),
 		FirstTable: w.FirstTable, LockedAt: optionalTime(w.LockedAt), Effective: effectiveOf(r)}
+	if pin := w.Pinned(); pin != "" {
+		v.Pin = &pinView{Source: string(pin)}
+		if pin != credential.SourceEnvironmentDefault {
+			v.Pin.CredentialID = optional(w.CredentialID)
+		}
+	}
+	return v
 }
 
 func (a *API) registerWorkspace(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -108,7 +109,8 @@ func TestCredsResolutionOrder(t *testing.T) {
 		t.Fatalf("SAS request %+v", req)
 	}
 
-	// No link: the org default, once there is one; before, the environment default.
+	// No link and no org default: the environment default. The first table pins the
+	// workspace there, so an org default set later does not move it.
 	v, r = h.creds(org, "ws-b", "t1")
 	h.want(r, http.StatusOK)
 	if v.Source != "environment_default" || v.CredentialID != nil || v.PathPrefix != "lake/"+org+"/ws-b/t1/" || !h.signer.last().Identity.Platform {
@@ -117,7 +119,13 @@ func TestCredsResolutionOrder(t *testing.T) {
 	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": def.ID}), http.StatusOK)
 	v, r = h.creds(org, "ws-b", "t2")
 	h.want(r, http.StatusOK)
-	if v.Source != "org_default" || *v.CredentialID != def.ID || v.PathPrefix != org+"/ws-b/t2/" {
+	if v.Source != "environment_default" || v.CredentialID != nil || v.PathPrefix != "lake/"+org+"/ws-b/t2/" || !h.signer.last().Identity.Platform {
+		t.Fatalf("pinned to the environment default, after an org default was set: %+v", v)
+	}
+	// No link, and an org default: the org default.
+	v, r = h.creds(org, "ws-d", "t1")
+	h.want(r, http.StatusOK)
+	if v.Source != "org_default" || *v.CredentialID != def.ID || v.PathPrefix != org+"/ws-d/t1/" {
 		t.Fatalf("org default: %+v", v)
 	}
 
@@ -177,8 +185,10 @@ func TestLinkLockedAfterFirstTable(t *testing.T) {
 	}
 }
 
-// TestDeleteCredentialFallsBack: deleting a credential removes its links and the org
-// default pointing at it; those workspaces fall back.
+// TestDeleteCredentialFallsBack: deleting a credential removes the org default pointing at
+// it; unlocked workspaces linked to it fall back at once (before the clean-up job clears
+// their stored links), while a locked one keeps its credential and answers 409
+// credential_deleted naming it, never a SAS for other storage.
 func TestDeleteCredentialFallsBack(t *testing.T) {
 	h := newHarness(t)
 	a := h.verified(org, "a", "az://accta/box")
@@ -188,16 +198,49 @@ func TestDeleteCredentialFallsBack(t *testing.T) {
 	_, r := h.creds(org, "ws1", "t") // locks ws1 on a
 	h.want(r, http.StatusOK)
 	h.want(h.call("DELETE", org, "/organizations/"+org+"/credentials/"+a.ID, nil), http.StatusNoContent)
-	for _, ws := range []string{"ws1", "ws2"} {
-		v := h.workspace(org, ws)
-		if v.CredentialID != nil || v.Effective.Source != "environment_default" {
-			t.Fatalf("%s after the delete: %+v", ws, v)
+
+	v := h.workspace(org, "ws1")
+	if v.CredentialID == nil || *v.CredentialID != a.ID || !v.Effective.CredentialDeleted || *v.Effective.CredentialID != a.ID ||
+		v.Effective.StorageAccount != "accta" || v.Effective.ContainerName != "box" || v.Pin == nil || v.Pin.Source != "workspace" {
+		t.Fatalf("locked ws1 after the delete: %+v", v)
+	}
+	signed := len(h.signer.requests)
+	_, r = h.creds(org, "ws1", "t2")
+	h.want(r, http.StatusConflict)
+	if e := r.errorBody(t); e.Code != "credential_deleted" || !strings.Contains(e.Message, a.ID) || !strings.Contains(e.Message, `"a"`) ||
+		!strings.Contains(e.Message, "az://accta/box") {
+		t.Fatalf("locked ws1 /creds after the delete: %+v", e)
+	}
+	if len(h.signer.requests) != signed {
+		t.Fatal("a SAS was signed for the workspace of a deleted credential")
+	}
+
+	check := func(when string) {
+		t.Helper()
+		v := h.workspace(org, "ws2")
+		if v.CredentialID != nil || v.Effective.Source != "environment_default" || v.Pin != nil {
+			t.Fatalf("unlocked ws2 %s: %+v", when, v)
 		}
-		cv, r := h.creds(org, ws, "t2")
-		h.want(r, http.StatusOK)
-		if cv.Source != "environment_default" {
-			t.Fatalf("%s /creds after the delete: %+v", ws, cv)
-		}
+	}
+	check("before the clean-up")
+	jobs := h.jobs(credential.JobAppCleanup)
+	if len(jobs) != 1 {
+		t.Fatalf("clean-up jobs %+v", jobs)
+	}
+	if err := h.svc.Run(context.Background(), jobs[0]); err != nil {
+		t.Fatal(err)
+	}
+	check("after the clean-up")
+	if w, err := h.store.GetWorkspace(context.Background(), org, "ws2"); err != nil || w.CredentialID != "" {
+		t.Fatalf("stored link of ws2 after the clean-up: %+v, %v", w, err)
+	}
+	cv, r := h.creds(org, "ws2", "t2")
+	h.want(r, http.StatusOK)
+	if cv.Source != "environment_default" {
+		t.Fatalf("ws2 /creds after the delete: %+v", cv)
+	}
+	if w := h.workspace(org, "ws1"); *w.CredentialID != a.ID {
+		t.Fatalf("the clean-up moved the locked ws1: %+v", w)
 	}
 }
 
@@ -287,10 +330,10 @@ func TestResolutionCache(t *testing.T) {
 		t.Fatalf("expired entry: %d storage calls, want 2", n)
 	}
 	h.want(h.call("DELETE", org, "/organizations/"+org+"/credentials/"+a.ID, nil), http.StatusNoContent)
-	v, r := h.creds(org, "ws", "t")
-	h.want(r, http.StatusOK)
-	if v.Source != "environment_default" || v.CredentialID != nil {
-		t.Fatalf("after the delete the cache still served %+v", v)
+	_, r = h.creds(org, "ws", "t")
+	h.want(r, http.StatusConflict)
+	if e := r.errorBody(t); e.Code != "credential_deleted" {
+		t.Fatalf("after the delete: %+v, want credential_deleted, not the cached resolution", e)
 	}
 }
 

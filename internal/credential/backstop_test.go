@@ -36,7 +36,7 @@ func (f *fixture) backstopService(sched credential.Scheduler) {
 	f.t.Helper()
 	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
 		SPPollInterval: time.Second, AccessProbeInterval: time.Second, WindowBackstop: 3 * time.Second},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: sched, Finder: f.fake, Prober: f.fake},
+		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: sched, Finder: f.fake, Prober: f.fake, Workspaces: f.store},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	if err != nil {
 		f.t.Fatal(err)

@@ -22,4 +22,11 @@
 // Resubmitting the tenant (from draft or sp_pending) or the storage details (from
 // sp_verified, access_pending or unverified_saved) restarts that window. Every window has a
 // generation number; a background message carrying an older generation changes nothing.
+//
+// Data placement: a workspace's first table pins it to what it resolved to (its link, the
+// org default's credential, or the environment default), and nothing moves it afterwards.
+// Deleting a credential leaves a tombstone: unlocked workspaces linked to it fall back,
+// locked ones get a CredentialDeletedError until re-pointed to a credential with the same
+// base path (issue.go). The delete's clean-up job clears the unlocked links and deletes
+// the app registration (verify.go).
 package credential

@@ -78,7 +78,7 @@ func newProxiedFixture(t *testing.T, hold time.Duration) (*fixture, *faultproxy.
 	})
 	f.queues = qs
 	f.svc, err = credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi"},
-		credential.Deps{Store: st, Directory: f.fake, Scheduler: qs, Finder: f.fake, Prober: f.fake},
+		credential.Deps{Store: st, Directory: f.fake, Scheduler: qs, Finder: f.fake, Prober: f.fake, Workspaces: st},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	if err != nil {
 		t.Fatal(err)
@@ -187,13 +187,14 @@ func TestDeleteRacingAPoller(t *testing.T) {
 	f.fake.finds = []findResult{{objectID: "sp-object"}}
 	id, poll := f.submitted()
 
-	// Hold the delete's query for links, and let the poller write meanwhile.
-	if err := p.Inject(faultproxy.ServiceTable, "GET entities", faultproxy.FaultTimeout, 1); err != nil {
+	// Hold the delete's scheduling of its clean-up job (between its read and its write),
+	// and let the poller write meanwhile.
+	if err := p.Inject(faultproxy.ServiceQueue, "POST messages", faultproxy.FaultTimeout, 1); err != nil {
 		t.Fatal(err)
 	}
 	deleted := make(chan error, 1)
 	go func() { deleted <- f.svc.Delete(ctx, "org", id) }()
-	for p.Stats().Services[faultproxy.ServiceTable].Faults.Timeout == 0 {
+	for p.Stats().Services[faultproxy.ServiceQueue].Faults.Timeout == 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
 	f.run(poll)

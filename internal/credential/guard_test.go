@@ -51,7 +51,7 @@ func (f *fixture) guardService(dir credential.Directory, st credential.Store) *c
 	}
 	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
 		SPPollInterval: time.Second, AccessProbeInterval: time.Second, CreateGuardDelay: time.Second},
-		credential.Deps{Store: st, Directory: dir, Scheduler: f.queues, Finder: f.fake, Prober: f.fake},
+		credential.Deps{Store: st, Directory: dir, Scheduler: f.queues, Finder: f.fake, Prober: f.fake, Workspaces: f.store},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	if err != nil {
 		f.t.Fatal(err)

@@ -78,7 +78,7 @@ func newHealthFixture(t *testing.T, spread time.Duration) *healthFixture {
 	h := &healthFixture{fixture: f, prober: &hookProber{}, sched: &recordingScheduler{Scheduler: f.queues}}
 	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
 		SPPollInterval: time.Second, AccessProbeInterval: time.Second, HealthSpread: spread},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: h.sched, Finder: f.fake, Prober: h.prober, Health: f.store},
+		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: h.sched, Finder: f.fake, Prober: h.prober, Health: f.store, Workspaces: f.store},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	if err != nil {
 		t.Fatal(err)

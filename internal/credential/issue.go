@@ -33,9 +33,13 @@ type Resolution struct {
 	Workspace  *Workspace // nil for a workspace never registered nor used
 	Source     Source
 	Credential *Credential // nil for the environment default
-	Account    string
-	Container  string
-	Prefix     string // the base path's prefix, without slashes
+	// Deleted is the tombstone of the credential a locked workspace is pinned to, when
+	// that credential was deleted: nothing serves the workspace then, and Account,
+	// Container and Prefix say where its tables are.
+	Deleted   *DeletedCredential
+	Account   string
+	Container string
+	Prefix    string // the base path's prefix, without slashes
 }
 
 // Issued is an issued SAS and where it may write.
@@ -162,7 +166,7 @@ func (s *Service) LinkWorkspace(ctx context.Context, orgID, wsID, credentialID s
 		return nil, err
 	}
 	if w.Locked() {
-		return nil, &LockedError{Workspace: wsID, FirstTable: w.FirstTable}
+		return s.repoint(ctx, orgID, w, credentialID)
 	}
 	var c *Credential
 	if credentialID != "" {
@@ -179,19 +183,78 @@ func (s *Service) LinkWorkspace(ctx context.Context, orgID, wsID, credentialID s
 	return s.resolve(ctx, orgID, w)
 }
 
-// resolve finds a workspace's storage: its link, else the org default, else the
-// environment default.
+// repoint re-links a locked workspace whose credential was deleted: only to a usable
+// credential of the organization with the deleted one's account, container and prefix,
+// so the workspace's tables stay where they are and reachable. Every other change of a
+// locked link is a *LockedError.
+func (s *Service) repoint(ctx context.Context, orgID string, w *Workspace, credentialID string) (*Resolution, error) {
+	locked := &LockedError{Workspace: w.ID, FirstTable: w.FirstTable}
+	id := w.pinnedCredential()
+	if id == "" {
+		return nil, locked
+	}
+	if _, err := s.store.Get(ctx, orgID, id); !errors.Is(err, ErrNotFound) {
+		if err != nil {
+			return nil, fmt.Errorf("read credential %s of workspace %s: %w", id, w.ID, err)
+		}
+		return nil, locked // the pinned credential still exists
+	}
+	d, err := s.tombstone(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	deleted := d.ID
+	if d.Name != "" {
+		deleted = fmt.Sprintf("%s (%q)", d.ID, d.Name)
+	}
+	switch {
+	case d.BasePath == (BasePath{}):
+		locked.Why = fmt.Sprintf("its credential %s was deleted with no record of where it kept the workspace's tables, "+
+			"so no other credential can be shown to reach them", deleted)
+		return nil, locked
+	case credentialID == "":
+		locked.Why = fmt.Sprintf("its credential %s was deleted and its tables stay in %s; removing the link would send new tables "+
+			"elsewhere. Re-point it with PUT to a credential with the same account, container and prefix", deleted, d.BasePath)
+		return nil, locked
+	}
+	c, err := s.usable(ctx, orgID, credentialID, "re-point a workspace to it")
+	if err != nil {
+		return nil, err
+	}
+	if c.BasePath != d.BasePath {
+		locked.Why = fmt.Sprintf("its deleted credential %s kept the workspace's tables in %s, but credential %s (%q) uses %s; "+
+			"re-point it only to a credential with the same account, container and prefix", deleted, d.BasePath, c.ID, c.Name, c.BasePath)
+		return nil, locked
+	}
+	w.CredentialID, w.Pin, w.UpdatedAt = c.ID, SourceWorkspace, s.now().UTC()
+	s.resolutions.forget(orgID)
+	if err := s.workspaces.UpdateWorkspace(ctx, w, c); err != nil {
+		return nil, fmt.Errorf("re-point workspace %s: %w", w.ID, err)
+	}
+	return s.resolve(ctx, orgID, w)
+}
+
+// tombstone reads a deleted credential's tombstone; one deleted before tombstones were
+// kept is known by its id alone.
+func (s *Service) tombstone(ctx context.Context, orgID, id string) (*DeletedCredential, error) {
+	d, err := s.store.Tombstone(ctx, orgID, id)
+	if errors.Is(err, ErrNotFound) {
+		return &DeletedCredential{OrgID: orgID, ID: id}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the tombstone of credential %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// resolve finds a workspace's storage. A locked workspace stays where it locked: on its
+// credential (r.Deleted when that was deleted) or on the environment default. An unlocked
+// one uses its link, else the org default, else the environment default.
 func (s *Service) resolve(ctx context.Context, orgID string, w *Workspace) (*Resolution, error) {
 	r := &Resolution{Workspace: w}
-	id := ""
-	if w != nil && w.CredentialID != "" {
-		id, r.Source = w.CredentialID, SourceWorkspace
-	} else {
-		def, err := s.store.OrgDefault(ctx, orgID)
-		if err != nil {
-			return nil, fmt.Errorf("read org default: %w", err)
-		}
-		id, r.Source = def, SourceOrgDefault
+	id, err := s.pick(ctx, orgID, r)
+	if err != nil {
+		return nil, err
 	}
 	if id == "" {
 		if !s.cfg.EnvironmentDefault.Configured() {
@@ -202,13 +265,69 @@ func (s *Service) resolve(ctx context.Context, orgID string, w *Workspace) (*Res
 		r.Source, r.Account, r.Container, r.Prefix = SourceEnvironmentDefault, e.Account, e.OrgContainer(orgID), strings.Trim(e.Prefix, "/")
 		return r, nil
 	}
-	c, err := s.store.Get(ctx, orgID, id)
+	bp := BasePath{}
+	if r.Credential != nil {
+		bp = r.Credential.BasePath
+	} else if r.Deleted != nil {
+		bp = r.Deleted.BasePath
+	}
+	r.Account, r.Container, r.Prefix = bp.Account, bp.Container, bp.Prefix
+	return r, nil
+}
+
+// pick sets the source and the credential of r and returns that credential's id, "" for
+// the environment default. A locked workspace never reads the org default, so no change
+// of the default moves it. A deleted credential (missing, or a tombstone) is "deleted"
+// for a locked workspace and absent for an unlocked one, whose link its clean-up clears
+// later.
+func (s *Service) pick(ctx context.Context, orgID string, r *Resolution) (string, error) {
+	w := r.Workspace
+	if w != nil && w.Locked() {
+		r.Source = SourceWorkspace
+		id := w.pinnedCredential()
+		if id == "" {
+			return "", nil
+		}
+		c, err := s.store.Get(ctx, orgID, id)
+		switch {
+		case err == nil:
+			r.Credential = c
+		case errors.Is(err, ErrNotFound):
+			r.Deleted, err = s.tombstone(ctx, orgID, id)
+		default:
+			err = fmt.Errorf("read workspace credential %s: %w", id, err)
+		}
+		return id, err
+	}
+	if w != nil && w.CredentialID != "" {
+		c, err := s.store.Get(ctx, orgID, w.CredentialID)
+		if err == nil {
+			r.Source, r.Credential = SourceWorkspace, c
+			return c.ID, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", fmt.Errorf("read workspace credential %s: %w", w.CredentialID, err)
+		}
+		w.CredentialID = "" // deleted: its clean-up clears the stored link too
+
+	}
+	r.Source = SourceOrgDefault
+	def, err := s.store.OrgDefault(ctx, orgID)
 	if err != nil {
-		return nil, fmt.Errorf("read %s credential %s: %w", r.Source, id, err)
+		return "", fmt.Errorf("read org default: %w", err)
+	}
+	if def == "" {
+		return "", nil
+	}
+	c, err := s.store.Get(ctx, orgID, def)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil // deleted since the default was read: the delete removed the default too
+	}
+	if err != nil {
+		return "", fmt.Errorf("read org default credential %s: %w", def, err)
 	}
 	r.Credential = c
-	r.Account, r.Container, r.Prefix = c.BasePath.Account, c.BasePath.Container, c.BasePath.Prefix
-	return r, nil
+	return def, nil
 }
 
 // IssueSAS answers the SDK's request for a table's storage: it resolves the workspace's
@@ -303,6 +422,9 @@ func (s *Service) resolveAndLock(ctx context.Context, orgID, wsID, table string)
 	if err != nil {
 		return nil, err
 	}
+	if r.Deleted != nil {
+		return nil, &CredentialDeletedError{Workspace: wsID, Deleted: *r.Deleted}
+	}
 	if r.Source == SourceNone {
 		return nil, &ConflictError{Message: "no storage for this workspace: it has no credential link, the organization has no default credential, and no environment default is configured"}
 	}
@@ -316,26 +438,28 @@ func (s *Service) resolveAndLock(ctx context.Context, orgID, wsID, table string)
 	return r, nil
 }
 
-// lockOnFirstTable records a workspace's first table, which fixes its link. A workspace
-// that was following the org default is linked to that credential now, so that a later
-// change of the default cannot move where its new tables land. A workspace never
-// registered is recorded now. Conditional writes make the lock safe against a concurrent
-// link change: whichever lands first wins, the other sees it.
+// lockOnFirstTable records a workspace's first table, which pins the workspace to what it
+// resolved to: its link, the org default's credential (which becomes its link) or the
+// environment default (no link). Nothing moves a pinned workspace afterwards. A
+// workspace never registered is recorded now. Conditional writes make the lock safe
+// against a concurrent link change, and a pin on the org default's credential checks
+// that credential in the same transaction: whichever lands first wins, the other sees it.
 func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *Workspace, r *Resolution, table string) error {
 	if w != nil && w.Locked() {
 		return nil
 	}
 	s.resolutions.forget(orgID)
 	now := s.now().UTC()
+	link := ""
+	if r.Credential != nil {
+		link = r.Credential.ID
+	}
 	var pin *Credential
 	if r.Source == SourceOrgDefault {
 		pin = r.Credential
 	}
 	if w == nil {
-		nw := &Workspace{OrgID: orgID, ID: wsID, FirstTable: table, LockedAt: now, CreatedAt: now, UpdatedAt: now}
-		if pin != nil {
-			nw.CredentialID = pin.ID
-		}
+		nw := &Workspace{OrgID: orgID, ID: wsID, CredentialID: link, FirstTable: table, LockedAt: now, Pin: r.Source, CreatedAt: now, UpdatedAt: now}
 		err := s.workspaces.InsertWorkspace(ctx, nw, pin)
 		if err == nil {
 			r.Workspace = nw
@@ -346,10 +470,7 @@ func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *W
 		}
 		return fmt.Errorf("record workspace %s: %w", wsID, err)
 	}
-	w.FirstTable, w.LockedAt, w.UpdatedAt = table, now, now
-	if pin != nil {
-		w.CredentialID = pin.ID
-	}
+	w.FirstTable, w.LockedAt, w.UpdatedAt, w.Pin, w.CredentialID = table, now, now, r.Source, link
 	if err := s.workspaces.UpdateWorkspace(ctx, w, pin); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return errLockRaced

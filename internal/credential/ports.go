@@ -62,15 +62,33 @@ type Store interface {
 	// Update writes c if it is unchanged since it was read, appending ev to its event log in
 	// the same transaction when ev is not nil. It refreshes c.ETag.
 	Update(ctx context.Context, c *Credential, ev *EventRecord) error
-	// Delete removes c if it is unchanged since it was read, with its name reservation and
-	// the org default when it points at c; c no longer counts toward the credential limit.
+	// Delete replaces c by its tombstone if c is unchanged since it was read, and removes
+	// its name reservation and the org default when it points at c, in one transaction.
+	// From then on Get, List and every other read of credentials treat c as missing;
+	// workspace links to c stay until a clean-up clears them (see CleanUpApp). c no longer
+	// counts toward the credential limit.
 	Delete(ctx context.Context, c *Credential) error
+	// Tombstone reads what remains of a deleted credential; ErrNotFound when the
+	// credential exists or never did.
+	Tombstone(ctx context.Context, orgID, id string) (*DeletedCredential, error)
 	// Events reads a credential's event log, oldest first.
 	Events(ctx context.Context, orgID, id string) ([]EventRecord, error)
 	// OrgDefault returns the id of the organization's default credential, "" when none.
 	OrgDefault(ctx context.Context, orgID string) (string, error)
 	// SetOrgDefault makes c the organization's default if c is unchanged since it was read.
 	SetOrgDefault(ctx context.Context, c *Credential) error
+}
+
+// DeletedCredential is the tombstone of a deleted credential: enough to name it, to say
+// where the tables of the workspaces locked on it are, and to check which app
+// registration its clean-up may delete.
+type DeletedCredential struct {
+	OrgID     string
+	ID        string
+	Name      string
+	BasePath  BasePath
+	App       App
+	DeletedAt time.Time
 }
 
 // JobKind names a kind of background work.

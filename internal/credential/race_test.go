@@ -116,7 +116,7 @@ func newRaceFixture(t *testing.T, sched credential.Scheduler) (*fixture, *gate) 
 	}
 	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
 		SPPollInterval: time.Second, AccessProbeInterval: time.Second},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: chainsOnly{sched}, Finder: g, Prober: g},
+		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: chainsOnly{sched}, Finder: g, Prober: g, Workspaces: f.store},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	if err != nil {
 		t.Fatal(err)

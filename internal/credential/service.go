@@ -104,9 +104,11 @@ type Deps struct {
 	Scheduler Scheduler
 	Finder    Finder
 	Prober    Prober
-	// Workspaces and Signer serve workspace links and SAS issuance.
+	// Workspaces serves workspace links and SAS issuance, and a delete's clean-up clears
+	// the links of its credential's unlocked workspaces through it.
 	Workspaces WorkspaceStore
-	Signer     Signer
+	// Signer signs SAS tokens; needed only by SAS issuance.
+	Signer Signer
 	// Containers creates the environment default's containers; needed when one is
 	// configured.
 	Containers ContainerCreator
@@ -144,8 +146,8 @@ func NewService(cfg Config, deps Deps, log *slog.Logger, opts ...Option) (*Servi
 	if cfg.HomeTenantID == "" || cfg.ManagedIdentityObjectID == "" {
 		return nil, errors.New("credential service: home tenant id and managed identity object id are required")
 	}
-	if deps.Store == nil || deps.Directory == nil || deps.Scheduler == nil {
-		return nil, errors.New("credential service: store, directory and scheduler are required")
+	if deps.Store == nil || deps.Directory == nil || deps.Scheduler == nil || deps.Workspaces == nil {
+		return nil, errors.New("credential service: store, directory, scheduler and workspaces are required")
 	}
 	cfg.withDefaults()
 	if err := cfg.EnvironmentDefault.validate(deps.Containers); err != nil {
@@ -454,11 +456,16 @@ const (
 	AppCleanupRecheck = 5 * time.Second
 )
 
-// Delete removes a credential, its name and the org default pointing at it, and has the
-// app registration deleted in the background. A poller writing the row meanwhile does not
-// fail the delete: it reads the row again and deletes that. The clean-up job is scheduled before the
-// row goes, so a crash in between leaves the job, never an orphaned app; the job deletes
-// nothing while the row still holds the app, and looks again for AppCleanupSettle.
+// Delete replaces a credential by its tombstone and removes its name and the org default
+// pointing at it, in one transaction: from then on the credential is not found, unlocked
+// workspaces linked to it fall back, and locked ones answer CredentialDeletedError. The
+// clean-up job (CleanUpApp) clears the unlocked workspaces' links and then deletes the
+// app registration in the background. A poller writing the row meanwhile does not fail
+// the delete: it reads the row again and deletes that. The job is scheduled before the
+// row changes, so a crash in between leaves the job, never an orphaned app; the job
+// deletes nothing while the row still holds the app, and looks again for
+// AppCleanupSettle. A credential already deleted is not found: a second delete answers
+// ErrNotFound while the first one's job finishes by its own retries.
 func (s *Service) Delete(ctx context.Context, orgID, id string) error {
 	scheduled := ""
 	for attempt := 1; ; attempt++ {

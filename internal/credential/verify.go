@@ -221,11 +221,14 @@ func deniedBefore(checks []Check) bool {
 	return false
 }
 
-// CleanUpApp deletes the app registration of a deleted credential, or of a create that
-// failed half-way. While the credential still holds the app (a delete that did not go
-// through), nothing is deleted; until the job's Deadline it looks again (the delete may
-// still be under way). A missing app counts as done. A job without an app is a
-// create's guard (see guardCreate).
+// CleanUpApp finishes a credential's delete, or the compensation of a create that failed
+// half-way. While the credential still holds the app (a delete that did not go through),
+// nothing is deleted; until the job's Deadline it looks again (the delete may still be
+// under way). Once the credential is deleted, it clears the links of its unlocked
+// workspaces a page at a time (queueing itself again while some remain), then deletes
+// the app (see deleteOwnApp). A job whose credential has neither a row nor a tombstone in
+// its organization deletes nothing. A job without an app is a create's guard (see
+// guardCreate).
 func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 	if job.AppObjectID == "" {
 		return s.guardCreate(ctx, job)
@@ -238,14 +241,107 @@ func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 	case err == nil && c.App.ObjectID == job.AppObjectID:
 		s.log.InfoContext(ctx, "app clean-up skipped: the credential still holds the app", "org", job.OrgID, "credential", job.CredentialID)
 		return nil
-	case err != nil && !errors.Is(err, ErrNotFound):
+	case err == nil:
+		// A create's compensation: the row never recorded the app.
+		return s.deleteOwnApp(ctx, job, c.App.ObjectID)
+	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("read credential %s before clean-up: %w", job.CredentialID, err)
 	}
-	if err := s.directory.DeleteApp(ctx, job.AppObjectID); err != nil {
-		return fmt.Errorf("delete app %s of credential %s: %w", job.AppObjectID, job.CredentialID, err)
+	d, ok, err := s.deletedOf(ctx, job)
+	if err != nil || !ok {
+		return err
 	}
-	s.log.InfoContext(ctx, "app registration deleted", "org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID)
+	if d.App.ObjectID != "" && d.App.ObjectID != job.AppObjectID {
+		s.refuseCleanUp(ctx, job, "the deleted credential held another app", d.App.ObjectID)
+		return nil
+	}
+	more, err := s.unlink(ctx, job.OrgID, job.CredentialID)
+	if err != nil {
+		return err
+	}
+	if more {
+		return s.scheduler.Schedule(ctx, job, 0)
+	}
+	return s.deleteOwnApp(ctx, job, d.App.ObjectID)
+}
+
+// deletedOf reads the tombstone of the job's credential. Without one the credential
+// never existed in the job's organization (every delete leaves one): the job is forged or
+// misdirected, deletes nothing, and is logged at error level (ok false).
+func (s *Service) deletedOf(ctx context.Context, job Job) (*DeletedCredential, bool, error) {
+	d, err := s.store.Tombstone(ctx, job.OrgID, job.CredentialID)
+	if errors.Is(err, ErrNotFound) {
+		s.refuseCleanUp(ctx, job, "no such credential in the job's organization", "")
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the tombstone of credential %s before clean-up: %w", job.CredentialID, err)
+	}
+	return d, true, nil
+}
+
+// UnlinkPageSize is how many workspace links of a deleted credential one run of its
+// clean-up job clears.
+const UnlinkPageSize = 100
+
+// unlink clears one page of links from unlocked workspaces to the deleted credential id;
+// resolution already lets those workspaces fall back, so nothing a caller sees changes.
+// Each write is conditional on the workspace as read: one changed meanwhile (linked
+// elsewhere, or locked) is read again on the next page. It reports whether links may
+// remain.
+func (s *Service) unlink(ctx context.Context, orgID, id string) (bool, error) {
+	ws, err := s.workspaces.UnlockedLinks(ctx, orgID, id, UnlinkPageSize)
+	if err != nil {
+		return false, fmt.Errorf("read the workspaces linked to deleted credential %s: %w", id, err)
+	}
+	raced := false
+	for _, w := range ws {
+		w.CredentialID, w.UpdatedAt = "", s.now().UTC()
+		err := s.workspaces.UpdateWorkspace(ctx, w, nil)
+		if errors.Is(err, ErrConflict) {
+			raced = true
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("unlink workspace %s from deleted credential %s: %w", w.ID, id, err)
+		}
+	}
+	if len(ws) > 0 {
+		s.log.InfoContext(ctx, "workspace links of a deleted credential cleared", "org", orgID, "credential", id, "workspaces", len(ws), "raced", raced)
+	}
+	return raced || len(ws) == UnlinkPageSize, nil
+}
+
+// deleteOwnApp deletes the app registered under the job's credential's unique name, and
+// only when it is the app the job names (when it names one) and the one the credential
+// recorded (when it recorded one): a stale or forged job naming another credential's app
+// deletes nothing. No app under the name counts as done.
+func (s *Service) deleteOwnApp(ctx context.Context, job Job, recorded string) error {
+	name := UniqueAppName(job.CredentialID)
+	app, ok, err := s.directory.FindApp(ctx, name)
+	if err != nil {
+		return fmt.Errorf("find app %s of credential %s: %w", name, job.CredentialID, err)
+	}
+	if !ok {
+		s.log.InfoContext(ctx, "no app registration left to delete", "org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID)
+		return nil
+	}
+	if (job.AppObjectID != "" && app.ObjectID != job.AppObjectID) || (recorded != "" && app.ObjectID != recorded) {
+		s.refuseCleanUp(ctx, job, "the app registered under the credential's unique name is another one", app.ObjectID)
+		return nil
+	}
+	if err := s.directory.DeleteApp(ctx, app.ObjectID); err != nil {
+		return fmt.Errorf("delete app %s of credential %s: %w", app.ObjectID, job.CredentialID, err)
+	}
+	s.log.InfoContext(ctx, "app registration deleted", "org", job.OrgID, "credential", job.CredentialID, "app_id", app.AppID, "app_object_id", app.ObjectID)
 	return nil
+}
+
+// refuseCleanUp drops a clean-up job that names an app its credential does not own: a
+// stale or forged message. Nothing is deleted, and the error-level log makes it seen.
+func (s *Service) refuseCleanUp(ctx context.Context, job Job, why, ownApp string) {
+	s.log.ErrorContext(ctx, "app clean-up refused: the job names an app that is not its credential's; nothing deleted", "why", why,
+		"org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID, "credential_app_object_id", ownApp)
 }
 
 // guardCreate runs CreateGuardDelay after a create began, when the create has long
@@ -254,9 +350,12 @@ func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
 // making it and recording it, or its clean-up failed) and is deleted, with the row the
 // create never finished: a credential without an app can never be onboarded and would
 // hold its name. A row younger than the delay (clocks differ between instances) is looked
-// at again when it is old enough.
+// at again when it is old enough. A deleted credential's app goes too, when it is the
+// one the tombstone records; a credential with neither row nor tombstone in the job's
+// organization is none of this job's business, and nothing is deleted.
 func (s *Service) guardCreate(ctx context.Context, job Job) error {
 	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+	recorded := ""
 	switch {
 	case err == nil && c.App.ObjectID != "":
 		return nil
@@ -266,20 +365,16 @@ func (s *Service) guardCreate(ctx context.Context, job Job) error {
 		}
 	case errors.Is(err, ErrNotFound):
 		c = nil
+		d, ok, err := s.deletedOf(ctx, job)
+		if err != nil || !ok {
+			return err
+		}
+		recorded = d.App.ObjectID
 	default:
 		return fmt.Errorf("read credential %s for its create guard: %w", job.CredentialID, err)
 	}
-	name := UniqueAppName(job.CredentialID)
-	app, ok, err := s.directory.FindApp(ctx, name)
-	if err != nil {
-		return fmt.Errorf("find app %s of credential %s: %w", name, job.CredentialID, err)
-	}
-	if ok {
-		if err := s.directory.DeleteApp(ctx, app.ObjectID); err != nil {
-			return fmt.Errorf("delete app %s of credential %s: %w", app.ObjectID, job.CredentialID, err)
-		}
-		s.log.WarnContext(ctx, "app registration of an unfinished create deleted", "org", job.OrgID, "credential", job.CredentialID,
-			"app_id", app.AppID, "app_object_id", app.ObjectID)
+	if err := s.deleteOwnApp(ctx, job, recorded); err != nil {
+		return err
 	}
 	if c != nil {
 		if err := s.store.Delete(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {

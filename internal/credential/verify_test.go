@@ -145,7 +145,7 @@ func newFixture(t *testing.T) *fixture {
 	})
 	f.queues = qs
 	f.svc, err = credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi", SPPollInterval: time.Second, AccessProbeInterval: time.Second},
-		credential.Deps{Store: st, Directory: f.fake, Scheduler: chainsOnly{qs}, Finder: f.fake, Prober: f.fake},
+		credential.Deps{Store: st, Directory: f.fake, Scheduler: chainsOnly{qs}, Finder: f.fake, Prober: f.fake, Workspaces: st},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	if err != nil {
 		t.Fatal(err)
@@ -545,7 +545,7 @@ func TestGraceAsLongAsWindowTimesOut(t *testing.T) {
 	f := newFixture(t)
 	f.svc, _ = credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
 		AccessProbeWindow: time.Minute, PropagationGrace: time.Minute, SPPollInterval: time.Second, AccessProbeInterval: time.Second},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: chainsOnly{f.queues}, Finder: f.fake, Prober: f.fake},
+		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: chainsOnly{f.queues}, Finder: f.fake, Prober: f.fake, Workspaces: f.store},
 		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
 	id, job := f.atStorage()
 	f.fake.reports = []credential.ProbeReport{report("403", "403", "403", "skip")}

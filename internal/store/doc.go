@@ -3,19 +3,27 @@
 // One table holds everything of an organization in one partition (PartitionKey = org id),
 // so that the writes that must happen together are one entity group transaction:
 //
-//	c:<credential id>            the credential
+//	c:<credential id>            the credential, or its tombstone once deleted (DeletedAt set)
 //	n:<lower-cased name>         the name reservation (unique names per org)
 //	d                            the org default (its CredentialID)
 //	e:<credential id>:<revision> one event per state transition, append-only
 //	h:<credential id>:<revision> one event per health status change, append-only
-//	w:<workspace id>             a workspace: its credential link and its lock
-//	q:credentials                how many c: rows the organization has (Count)
+//	w:<workspace id>             a workspace: its link, first table, LockedAt and Pin
+//	q:credentials                how many live c: rows the organization has (Count)
 //	q:workspaces                 how many w: rows the organization has (Count)
 //
 // The two counters (q:) enforce the organization's limits: every transaction that adds or
 // removes a counted row also moves its counter, conditional on the ETag it was read with,
 // so two racing creates cannot both take the last place. An organization written before
 // counters existed gets each one on first use, from one count of its rows (quota.go).
+//
+// A delete is one transaction: the credential row replaced by its tombstone (conditional
+// on its ETag), the name reservation removed, the org default removed when it points at
+// the credential, and the credential counter decremented. It touches no workspace, so it
+// fits whatever the number of links; the credential's clean-up job clears the links of
+// unlocked workspaces later (UnlockedLinks). Every read of credentials skips tombstones,
+// which keep the id, name, base path and app ids for messages about locked workspaces and
+// for the clean-up.
 //
 // Health events have their own key range so the transition log never holds anything but
 // transitions. The health sweep's walk over every verified credential is the one query

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -52,6 +53,8 @@ type credentialEntity struct {
 	Progress   string // JSON of progressJSON
 	// WriteID is random per write: a write whose answer was lost recognises its own row.
 	WriteID string `json:",omitempty"`
+	// DeletedAt marks a tombstone (tombstoneEntity): every read of credentials skips it.
+	DeletedAt string `json:",omitempty"`
 
 	LastError              string
 	LastErrorCode          string
@@ -86,6 +89,39 @@ type progressJSON struct {
 	GraceUntil string      `json:"grace_until,omitempty"`
 	Status     string      `json:"status,omitempty"`
 	Checks     []checkJSON `json:"checks,omitempty"`
+}
+
+// tombstoneEntity replaces a deleted credential's row: what messages about the workspaces
+// locked on it, their re-pointing and its app's clean-up need, and nothing else. It has
+// no State, so the health sweep's query (State eq 'verified') never meets it either.
+type tombstoneEntity struct {
+	PartitionKey string
+	RowKey       string
+	ID           string
+	Name         string
+	BasePath     string
+	AppObjectID  string
+	AppID        string
+	DeletedAt    string
+	WriteID      string
+}
+
+func toTombstone(c *credential.Credential, now time.Time) tombstoneEntity {
+	return tombstoneEntity{PartitionKey: c.OrgID, RowKey: credentialKey(c.ID), ID: c.ID, Name: c.Name, BasePath: c.BasePath.String(),
+		AppObjectID: c.App.ObjectID, AppID: c.App.AppID, DeletedAt: formatTime(now), WriteID: rand.Text()}
+}
+
+func fromTombstone(e tombstoneEntity) (*credential.DeletedCredential, error) {
+	bp, err := credential.ParseBasePath(e.BasePath)
+	if err != nil {
+		return nil, fmt.Errorf("stored base path of deleted credential %s: %w", e.ID, err)
+	}
+	at, err := parseTime(e.DeletedAt)
+	if err != nil {
+		return nil, fmt.Errorf("stored time of deleted credential %s: %w", e.ID, err)
+	}
+	return &credential.DeletedCredential{OrgID: e.PartitionKey, ID: e.ID, Name: e.Name, BasePath: bp,
+		App: credential.App{ObjectID: e.AppObjectID, AppID: e.AppID}, DeletedAt: at}, nil
 }
 
 type nameEntity struct {

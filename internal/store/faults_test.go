@@ -208,3 +208,37 @@ func TestCountWhenAnswerWasLost(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteWhoseAnswerWasLost: the delete's transaction lands, its answer is lost, and
+// the SDK's retry fails on the tombstone it wrote (412). The delete is ours and it stands.
+func TestDeleteWhoseAnswerWasLost(t *testing.T) {
+	for _, f := range []faultproxy.Fault{faultproxy.FaultLostBusy, faultproxy.FaultLostDrop} {
+		t.Run(f.String(), func(t *testing.T) {
+			s, p := newProxiedStore(t)
+			ctx := context.Background()
+			c := sample("org-a", "prod")
+			insert(t, s, c)
+			if err := s.SetOrgDefault(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			fresh, _ := s.Get(ctx, "org-a", c.ID)
+			lose(t, p, "POST batch", f)
+			if err := s.Delete(ctx, fresh); err != nil {
+				t.Fatalf("delete: %v", err)
+			}
+			if p.Stats().Services[faultproxy.ServiceTable].OperationFaults["POST batch"] != 1 {
+				t.Error("the fault did not fire")
+			}
+			if _, err := s.Tombstone(ctx, "org-a", c.ID); err != nil {
+				t.Errorf("tombstone: %v", err)
+			}
+			if def, err := s.OrgDefault(ctx, "org-a"); err != nil || def != "" {
+				t.Errorf("org default %q, %v", def, err)
+			}
+			// Another writer's delete is still a conflict.
+			if err := s.Delete(ctx, fresh); !errors.Is(err, credential.ErrConflict) {
+				t.Errorf("a second delete: %v, want ErrConflict", err)
+			}
+		})
+	}
+}

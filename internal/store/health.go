@@ -105,6 +105,9 @@ func (s *Store) eachVerified(ctx context.Context, pageSize int32, fn func(*crede
 			if err != nil {
 				return err
 			}
+			if c == nil {
+				continue // a tombstone has no state, so the filter leaves it out; never probe one
+			}
 			if err := fn(c); err != nil {
 				return err
 			}

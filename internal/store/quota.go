@@ -114,9 +114,10 @@ func (s *Store) readCounter(ctx context.Context, orgID string, c counter) (tally
 		Message: "the organization's counters changed under concurrent requests; retry"})
 }
 
-// countRows counts an organization's rows whose keys start with prefix.
+// countRows counts an organization's rows whose keys start with prefix, tombstones aside.
 func (s *Store) countRows(ctx context.Context, orgID, prefix string) (int, error) {
-	filter, sel := rangeFilter(orgID, prefix), "RowKey"
+	// A deleted credential's row is its tombstone (DeletedAt set), which holds no place.
+	filter, sel := rangeFilter(orgID, prefix), "RowKey,DeletedAt"
 	pager := s.table.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
 	n := 0
 	for pager.More() {
@@ -124,7 +125,15 @@ func (s *Store) countRows(ctx context.Context, orgID, prefix string) (int, error
 		if err != nil {
 			return 0, translate(err, "count "+prefix+" rows of "+orgID)
 		}
-		n += len(page.Entities)
+		for _, raw := range page.Entities {
+			var row struct{ DeletedAt string }
+			if err := json.Unmarshal(raw, &row); err != nil {
+				return 0, fmt.Errorf("count %s rows of %s: %w", prefix, orgID, err)
+			}
+			if row.DeletedAt == "" {
+				n++
+			}
+		}
 	}
 	return n, nil
 }

@@ -128,7 +128,7 @@ func (s *Store) landed(ctx context.Context, want credentialEntity) (string, bool
 	return string(resp.ETag), got.WriteID == want.WriteID
 }
 
-// Get reads one credential.
+// Get reads one credential; a deleted one (its tombstone) is not found.
 func (s *Store) Get(ctx context.Context, orgID, id string) (*credential.Credential, error) {
 	resp, err := s.table.GetEntity(ctx, orgID, credentialKey(id), nil)
 	if err != nil {
@@ -138,7 +138,27 @@ func (s *Store) Get(ctx context.Context, orgID, id string) (*credential.Credenti
 	if err := json.Unmarshal(resp.Value, &ent); err != nil {
 		return nil, fmt.Errorf("decode credential %s: %w", id, err)
 	}
+	if ent.DeletedAt != "" {
+		return nil, fmt.Errorf("get credential %s: deleted: %w", id, credential.ErrNotFound)
+	}
 	return fromEntity(ent, string(resp.ETag))
+}
+
+// Tombstone reads what remains of a deleted credential; a credential that exists, or
+// never did, is not found.
+func (s *Store) Tombstone(ctx context.Context, orgID, id string) (*credential.DeletedCredential, error) {
+	resp, err := s.table.GetEntity(ctx, orgID, credentialKey(id), nil)
+	if err != nil {
+		return nil, translate(err, "get deleted credential "+id)
+	}
+	var ent tombstoneEntity
+	if err := json.Unmarshal(resp.Value, &ent); err != nil {
+		return nil, fmt.Errorf("decode deleted credential %s: %w", id, err)
+	}
+	if ent.DeletedAt == "" {
+		return nil, fmt.Errorf("get deleted credential %s: it exists: %w", id, credential.ErrNotFound)
+	}
+	return fromTombstone(ent)
 }
 
 // rangeFilter selects the row keys of one partition that start with prefix. ';' follows
@@ -167,7 +187,8 @@ func (s *Store) query(ctx context.Context, filter string, each func(raw []byte) 
 	return nil
 }
 
-// decodeCredential reads a credential from an entity of a query's page, ETag included.
+// decodeCredential reads a credential from an entity of a query's page, ETag included;
+// nil for a tombstone, which every query skips.
 func decodeCredential(raw []byte) (*credential.Credential, error) {
 	var ent struct {
 		credentialEntity
@@ -175,6 +196,9 @@ func decodeCredential(raw []byte) (*credential.Credential, error) {
 	}
 	if err := json.Unmarshal(raw, &ent); err != nil {
 		return nil, fmt.Errorf("decode credential: %w", err)
+	}
+	if ent.DeletedAt != "" {
+		return nil, nil
 	}
 	return fromEntity(ent.credentialEntity, ent.ETag)
 }
@@ -184,7 +208,7 @@ func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credentia
 	var out []*credential.Credential
 	err := s.query(ctx, rangeFilter(orgID, credentialPrefix), func(raw []byte) error {
 		c, err := decodeCredential(raw)
-		if err != nil {
+		if err != nil || c == nil {
 			return err
 		}
 		out = append(out, c)
@@ -270,64 +294,76 @@ func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, e
 	return nil
 }
 
-// maxLinksPerDelete keeps a delete within one entity group transaction (100 entities):
-// the credential, its name, the org default, the credential count and the linked workspaces.
-const maxLinksPerDelete = 96
-
-// Delete removes c, its name reservation, the org default when it points at c, and the
-// links of the workspaces that point at it, and frees c's place in the organization's
-// credential count.
+// Delete replaces c by its tombstone, conditional on c.ETag, in one entity group
+// transaction with the removal of its name reservation and of the org default when that
+// points at c, and frees c's place in the organization's credential count (see
+// deleteActions). Workspace links stay: resolution treats a link to a
+// tombstone as deleted (locked workspaces) or absent (unlocked ones), and the clean-up
+// job clears the unlocked ones later, so the transaction's size does not depend on them.
+// A retry whose first attempt landed (its answer lost) is recognised by the tombstone's
+// write id.
 func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
 	if c.ETag == "" {
 		return fmt.Errorf("delete credential %s: no ETag; read it first", c.ID)
 	}
-	key := func(rk string) map[string]string { return map[string]string{"PartitionKey": c.OrgID, "RowKey": rk} }
-	row, err := action(aztables.TransactionTypeDelete, key(credentialKey(c.ID)), c.ETag)
+	tomb := toTombstone(c, time.Now().UTC())
+	actions, err := s.deleteActions(ctx, c, tomb)
 	if err != nil {
 		return err
+	}
+	err = s.submit(ctx, "delete credential "+c.ID, actions...)
+	if errors.Is(err, credential.ErrConflict) || errors.Is(err, credential.ErrNotFound) {
+		if s.tombstoned(ctx, tomb) {
+			return nil
+		}
+	}
+	return err
+}
+
+// deleteActions is the delete's entity group transaction: the credential row replaced by
+// tomb (conditional on c.ETag), the name reservation removed, the org default removed
+// (conditional on its ETag) when it points at c, and the credential count decremented
+// (conditional on its ETag). Every action is in c's partition.
+func (s *Store) deleteActions(ctx context.Context, c *credential.Credential, tomb tombstoneEntity) ([]aztables.TransactionAction, error) {
+	key := func(rk string) map[string]string { return map[string]string{"PartitionKey": c.OrgID, "RowKey": rk} }
+	row, err := action(aztables.TransactionTypeUpdateReplace, tomb, c.ETag)
+	if err != nil {
+		return nil, err
 	}
 	name, err := action(aztables.TransactionTypeDelete, key(nameKey(c.Name)), "*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	actions := []aztables.TransactionAction{row, name}
-	// Workspaces linked to c fall back to the org default: unlink them in the same
-	// transaction, each conditional on the version read, so a link set meanwhile fails
-	// the delete instead of dangling.
-	linked, err := s.linkedWorkspaces(ctx, c.OrgID, c.ID)
-	if err != nil {
-		return err
-	}
-	if len(linked) > maxLinksPerDelete {
-		return fmt.Errorf("delete credential %s: %d workspaces link to it, more than one transaction holds (%d); relink some first",
-			c.ID, len(linked), maxLinksPerDelete)
-	}
-	for _, w := range linked {
-		w.CredentialID = ""
-		w.UpdatedAt = time.Now().UTC()
-		a, err := action(aztables.TransactionTypeUpdateReplace, toWorkspaceEntity(w), w.ETag)
-		if err != nil {
-			return err
-		}
-		actions = append(actions, a)
-	}
 	def, etag, err := s.orgDefault(ctx, c.OrgID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if def == c.ID {
 		d, err := action(aztables.TransactionTypeDelete, key(defaultKey), etag)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		actions = append(actions, d)
 	}
+	// Last: a retry whose first attempt landed fails first on the tombstone's row.
 	free, err := s.release(ctx, c.OrgID, credentialCounter)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	actions = append(actions, free)
-	return s.submit(ctx, "delete credential "+c.ID, actions...)
+	return actions, nil
+}
+
+// tombstoned reports whether the credential row is the tombstone tomb, written by an
+// attempt whose answer was lost.
+func (s *Store) tombstoned(ctx context.Context, tomb tombstoneEntity) bool {
+	resp, err := s.table.GetEntity(ctx, tomb.PartitionKey, tomb.RowKey, nil)
+	if err != nil {
+		return false
+	}
+	var got tombstoneEntity
+	return json.Unmarshal(resp.Value, &got) == nil && got.WriteID == tomb.WriteID
 }
 
 // Events reads a credential's event log, oldest first (row keys carry the revision).

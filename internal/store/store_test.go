@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -228,6 +229,62 @@ func TestDeleteFreesNameAndDefault(t *testing.T) {
 		t.Fatalf("deleted credential still readable: %v", err)
 	}
 	insert(t, s, sample("org-a", "prod")) // the name is free again
+}
+
+// TestDeleteLeavesATombstone: a deleted credential's row becomes a tombstone that every
+// read of credentials skips (Get, List, the health sweep's walk) and that keeps what
+// messages and the clean-up need; a second delete from a stale read is refused.
+func TestDeleteLeavesATombstone(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	c := verified(t, s, "org-a", "prod")
+	c.App = credential.App{ObjectID: "obj-1", AppID: "app-1"}
+	if err := s.Update(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := verified(t, s, "org-a", "other")
+	if _, err := s.Tombstone(ctx, "org-a", c.ID); !errors.Is(err, credential.ErrNotFound) {
+		t.Fatalf("tombstone of a live credential: %v", err)
+	}
+	stale, _ := s.Get(ctx, "org-a", c.ID)
+	fresh, _ := s.Get(ctx, "org-a", c.ID)
+	if err := s.Delete(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "org-a", c.ID); !errors.Is(err, credential.ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	list, err := s.List(ctx, "org-a")
+	if err != nil || len(list) != 1 || list[0].ID != other.ID {
+		t.Fatalf("list after delete: %v, %v", list, err)
+	}
+	var walked []string
+	if err := s.EachVerified(ctx, func(v *credential.Credential) error { walked = append(walked, v.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(walked, []string{other.ID}) {
+		t.Fatalf("the health walk met %v, want only %s", walked, other.ID)
+	}
+	d, err := s.Tombstone(ctx, "org-a", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &credential.DeletedCredential{OrgID: "org-a", ID: c.ID, Name: "prod", BasePath: c.BasePath, App: c.App}
+	if diff := cmp.Diff(want, d, cmpopts.IgnoreFields(credential.DeletedCredential{}, "DeletedAt")); diff != "" || d.DeletedAt.IsZero() {
+		t.Fatalf("tombstone (-want +got):\n%s deleted at %s", diff, d.DeletedAt)
+	}
+	if _, err := s.Tombstone(ctx, "org-a", uuid.NewString()); !errors.Is(err, credential.ErrNotFound) {
+		t.Fatalf("tombstone of a credential that never existed: %v", err)
+	}
+	if err := s.Delete(ctx, stale); !errors.Is(err, credential.ErrConflict) {
+		t.Fatalf("a second delete from a stale read: %v, want ErrConflict", err)
+	}
+	if err := s.Update(ctx, stale, nil); !errors.Is(err, credential.ErrConflict) {
+		t.Fatalf("an update of the deleted credential: %v, want ErrConflict", err)
+	}
+	if _, err := s.Get(ctx, "org-a", c.ID); !errors.Is(err, credential.ErrNotFound) {
+		t.Fatalf("the refused writes brought it back: %v", err)
+	}
 }
 
 func TestDeleteKeepsOtherDefault(t *testing.T) {

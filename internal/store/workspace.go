@@ -26,20 +26,24 @@ type workspaceEntity struct {
 	ID           string
 	CredentialID string
 	FirstTable   string
-	LockedAt     string
-	CreatedAt    string
-	UpdatedAt    string
+	LockedAt     string // "" while unlocked; the clean-up of a deleted credential filters on it
+	// Pin is what the workspace locked on (credential.Source); absent on rows locked
+	// before pins were recorded (credential.Workspace.Pinned reads those).
+	Pin       string `json:",omitempty"`
+	CreatedAt string
+	UpdatedAt string
 	// WriteID is random per insert: an insert whose answer was lost recognises its row.
 	WriteID string `json:",omitempty"`
 }
 
 func toWorkspaceEntity(w *credential.Workspace) workspaceEntity {
 	return workspaceEntity{PartitionKey: w.OrgID, RowKey: workspaceKey(w.ID), ID: w.ID, CredentialID: w.CredentialID,
-		FirstTable: w.FirstTable, LockedAt: formatTime(w.LockedAt), CreatedAt: formatTime(w.CreatedAt), UpdatedAt: formatTime(w.UpdatedAt)}
+		FirstTable: w.FirstTable, LockedAt: formatTime(w.LockedAt), Pin: string(w.Pin), CreatedAt: formatTime(w.CreatedAt), UpdatedAt: formatTime(w.UpdatedAt)}
 }
 
 func fromWorkspaceEntity(e workspaceEntity, etag string) (*credential.Workspace, error) {
-	w := &credential.Workspace{OrgID: e.PartitionKey, ID: e.ID, CredentialID: e.CredentialID, FirstTable: e.FirstTable, ETag: etag}
+	w := &credential.Workspace{OrgID: e.PartitionKey, ID: e.ID, CredentialID: e.CredentialID, FirstTable: e.FirstTable,
+		Pin: credential.Source(e.Pin), ETag: etag}
 	for _, t := range []struct {
 		dst *time.Time
 		src string
@@ -154,24 +158,36 @@ func (s *Store) GetWorkspace(ctx context.Context, orgID, id string) (*credential
 	return fromWorkspaceEntity(ent, string(resp.ETag))
 }
 
-// linkedWorkspaces lists the workspaces linked to credential id, for its deletion.
-func (s *Store) linkedWorkspaces(ctx context.Context, orgID, id string) ([]*credential.Workspace, error) {
-	filter := rangeFilter(orgID, workspacePrefix) + fmt.Sprintf(" and CredentialID eq '%s'", odataQuote(id))
+// UnlockedLinks reads up to max unlocked workspaces linked to credential id: one query of
+// the organization's partition, filtered on the link and on LockedAt being empty (every
+// workspace row carries the column). Its first page is enough: the caller clears what it
+// read, so the next call finds the rest.
+func (s *Store) UnlockedLinks(ctx context.Context, orgID, id string, max int) ([]*credential.Workspace, error) {
+	filter := rangeFilter(orgID, workspacePrefix) + fmt.Sprintf(" and CredentialID eq '%s' and LockedAt eq ''", odataQuote(id))
+	top := int32(max)
+	pager := s.table.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &top})
 	var out []*credential.Workspace
-	err := s.query(ctx, filter, func(raw []byte) error {
-		var ent struct {
-			workspaceEntity
-			ETag string `json:"odata.etag"`
-		}
-		if err := json.Unmarshal(raw, &ent); err != nil {
-			return fmt.Errorf("decode workspace: %w", err)
-		}
-		w, err := fromWorkspaceEntity(ent.workspaceEntity, ent.ETag)
+	for pager.More() && len(out) < max {
+		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("workspaces linked to %s: %w", id, translate(err, "query"))
 		}
-		out = append(out, w)
-		return nil
-	})
-	return out, err
+		for _, raw := range page.Entities {
+			var ent struct {
+				workspaceEntity
+				ETag string `json:"odata.etag"`
+			}
+			if err := json.Unmarshal(raw, &ent); err != nil {
+				return nil, fmt.Errorf("decode workspace: %w", err)
+			}
+			w, err := fromWorkspaceEntity(ent.workspaceEntity, ent.ETag)
+			if err != nil {
+				return nil, err
+			}
+			if len(out) < max {
+				out = append(out, w)
+			}
+		}
+	}
+	return out, nil
 }

@@ -1,9 +1,13 @@
 package graph
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -19,8 +23,9 @@ import (
 )
 
 // serviceOnStandIn is the credential service with its real adapters: the Graph client
-// against the stand-in, the store and the queues on Azurite.
-func serviceOnStandIn(t *testing.T, si *standIn) (*credential.Service, *queue.Queues) {
+// against the stand-in, the store and the queues on Azurite. It logs to log (nowhere
+// when nil).
+func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credential.Service, *queue.Queues) {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
@@ -48,7 +53,7 @@ func serviceOnStandIn(t *testing.T, si *standIn) (*credential.Service, *queue.Qu
 		}
 	})
 	svc, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID},
-		credential.Deps{Store: st, Directory: si.directory(), Scheduler: qs}, slog.New(slog.DiscardHandler))
+		credential.Deps{Store: st, Directory: si.directory(), Scheduler: qs, Workspaces: st}, cmp.Or(log, slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +84,7 @@ var createInput = credential.CreateInput{Name: "prod-azure-bloblake", StorageTyp
 // credential, with a federated credential that trusts the backend's managed identity.
 func TestCreateProvisionsThroughGraph(t *testing.T) {
 	si := newStandIn(t)
-	svc, qs := serviceOnStandIn(t, si)
+	svc, qs := serviceOnStandIn(t, si, nil)
 	ctx := context.Background()
 	c, err := svc.Create(ctx, "org", createInput, "req")
 	if err != nil {
@@ -120,7 +125,7 @@ func TestCreateProvisionsThroughGraph(t *testing.T) {
 // When the delete fails too, the clean-up is queued and finishes the job later.
 func TestFailedCreateLeavesNoApp(t *testing.T) {
 	si := newStandIn(t)
-	svc, qs := serviceOnStandIn(t, si)
+	svc, qs := serviceOnStandIn(t, si, nil)
 	ctx := context.Background()
 
 	si.fault(localazure.Fault{Operation: localazure.OpCreateFederatedCredential, Status: http.StatusInternalServerError, Count: 10})
@@ -157,5 +162,93 @@ func TestFailedCreateLeavesNoApp(t *testing.T) {
 	// The name is free again.
 	if _, err := svc.Create(ctx, "org", createInput, "req-"+uuid.NewString()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// errorLog counts the error-level records of a JSON slog handler writing to it.
+type errorLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *errorLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *errorLog) errors() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func appObjectIDs(apps []map[string]any) []string {
+	var out []string
+	for _, a := range apps {
+		out = append(out, a["id"].(string))
+	}
+	return out
+}
+
+// TestForgedCleanUpDeletesNothing: an app clean-up job naming another credential's app (a
+// forged or stale message; the managed identity could delete any of them), or a
+// credential that does not exist in the job's organization, deletes nothing and is logged
+// at error level, whether the credential it names was deleted or not. The deleted
+// credential's own job then deletes its own app, and only that.
+func TestForgedCleanUpDeletesNothing(t *testing.T) {
+	si := newStandIn(t)
+	logs := &errorLog{}
+	svc, qs := serviceOnStandIn(t, si, slog.New(slog.NewJSONHandler(logs, nil)))
+	ctx := context.Background()
+	a, err := svc.Create(ctx, "org", credential.CreateInput{Name: "a", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.Create(ctx, "org", credential.CreateInput{Name: "b", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Delete(ctx, "org", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	own := cleanupJobs(t, qs)
+	if len(own) != 1 || own[0].AppObjectID != a.App.ObjectID {
+		t.Fatalf("clean-up jobs %+v", own)
+	}
+	forged := []credential.Job{
+		// the deleted credential, with the other's app
+		{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: a.ID, AppObjectID: b.App.ObjectID},
+		// the live credential, with the deleted one's app
+		{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: b.ID, AppObjectID: a.App.ObjectID},
+		// the live credential with its own app, under another organization, as a delete's
+		// clean-up and as a create's guard
+		{Kind: credential.JobAppCleanup, OrgID: "other-org", CredentialID: b.ID, AppObjectID: b.App.ObjectID},
+		{Kind: credential.JobAppCleanup, OrgID: "other-org", CredentialID: b.ID},
+		// a credential that never existed, with the live one's app
+		{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: uuid.NewString(), AppObjectID: b.App.ObjectID},
+	}
+	for i, job := range forged {
+		if err := svc.Run(ctx, job); err != nil {
+			t.Fatalf("forged job %d: %v", i, err)
+		}
+		if got := appObjectIDs(si.controlApps()); len(got) != 2 {
+			t.Fatalf("forged job %d %+v deleted an app: left %v", i, job, got)
+		}
+		if n := len(logs.errors()); n != i+1 {
+			t.Fatalf("forged job %d: %d error-level records, want %d: %v", i, n, i+1, logs.errors())
+		}
+	}
+	if err := svc.Run(ctx, own[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := appObjectIDs(si.controlApps()); len(got) != 1 || got[0] != b.App.ObjectID {
+		t.Fatalf("apps after the deleted credential's own clean-up: %v, want only %s", got, b.App.ObjectID)
 	}
 }
