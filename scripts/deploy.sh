@@ -18,6 +18,10 @@
 #   ZIP             package to deploy (default dist/azcreds.zip); a dist/releases/ zip to roll back
 #   SKIP_INFRA=1    only deploy the package (the infrastructure is already there)
 #   WHAT_IF=1       show what the Bicep deployment would change, deploy nothing
+#   UPLOAD_WAIT     seconds to keep retrying a refused upload (default 720: Azure documents up
+#                   to 10 minutes before a new role assignment takes effect)
+#   UPLOAD_ATTEMPT_TIMEOUT  seconds one upload may take, its status wait included (default 600)
+#   UPLOAD_RETRY_INTERVAL   seconds between two uploads (default 30)
 set -euo pipefail
 
 die() {
@@ -98,16 +102,27 @@ if [[ "$(cd "$(dirname "$ZIP")" && pwd)" != "$root/dist/releases" ]]; then
 fi
 
 # A role assignment made minutes ago may not let the app write its deployment container
-# yet (the upload fails with 403): try again for a few minutes.
+# yet: Azure documents up to 10 minutes before a new assignment takes effect, and the upload
+# fails with 403 meanwhile. Try again every 30 s for up to UPLOAD_WAIT (default 12 min). Each
+# attempt is bounded too: config-zip polls the host's status after the upload and can wait
+# without end when the host never starts.
+UPLOAD_WAIT=${UPLOAD_WAIT:-720}
+UPLOAD_ATTEMPT_TIMEOUT=${UPLOAD_ATTEMPT_TIMEOUT:-600}
+UPLOAD_RETRY_INTERVAL=${UPLOAD_RETRY_INTERVAL:-30}
+for v in UPLOAD_WAIT UPLOAD_ATTEMPT_TIMEOUT UPLOAD_RETRY_INTERVAL; do
+	[[ "${!v}" =~ ^[0-9]+$ ]] || die "$v is a number of seconds, got '${!v}'"
+done
 say "az functionapp deployment source config-zip $app ($ZIP)"
-for attempt in 1 2 3 4 5; do
-	if az functionapp deployment source config-zip --resource-group "$RESOURCE_GROUP" --name "$app" \
-		--src "$ZIP" --output none; then
-		break
-	fi
-	((attempt < 5)) || die "the package upload failed 5 times; see the errors above"
-	say "upload failed (new role assignments take minutes to apply); trying again in 30 s"
-	sleep 30
+deadline=$((SECONDS + UPLOAD_WAIT))
+attempt=1
+until timeout "$UPLOAD_ATTEMPT_TIMEOUT" az functionapp deployment source config-zip --resource-group "$RESOURCE_GROUP" \
+	--name "$app" --src "$ZIP" --timeout "$UPLOAD_ATTEMPT_TIMEOUT" --output none; do
+	rc=$?
+	((rc == 124)) && die "the upload did not finish within ${UPLOAD_ATTEMPT_TIMEOUT} s (the host may not start: check the function app's log stream)"
+	((SECONDS + UPLOAD_RETRY_INTERVAL < deadline)) || die "the package upload kept failing for ${UPLOAD_WAIT} s (attempt $attempt); see the errors above"
+	say "upload failed (attempt $attempt; new role assignments take up to 10 minutes to apply); trying again in ${UPLOAD_RETRY_INTERVAL} s"
+	sleep "$UPLOAD_RETRY_INTERVAL"
+	attempt=$((attempt + 1))
 done
 
 say "deployed"
