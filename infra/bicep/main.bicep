@@ -119,9 +119,9 @@ param grantGraphPermission bool = true
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, appName))
 
-// The job queues the queue-triggered functions read (functions/*/function.json), each with
-// the -poison queue the host moves a message to after maxDequeueCount. The binary creates
-// them too when missing; declaring them keeps them part of the deployment.
+// The job queues of the binary's job table (internal/queue, which a test holds this list
+// to), each with the -poison queue the host moves a message to after maxDequeueCount. The
+// binary creates them too when missing; declaring them keeps them part of the deployment.
 var queueNames = [
   'sppoll'
   'sppoll-poison'

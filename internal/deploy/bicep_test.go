@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/config"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // verifiedVersions are the resource types the Bicep may use, each at the API version that
@@ -162,16 +164,26 @@ func TestBicepStructure(t *testing.T) {
 	})
 
 	t.Run("queues and table", func(t *testing.T) {
-		var want []string
+		got := stringList(t, main, "queueNames")
+		slices.Sort(got)
+		var want, lines []string
+		for _, jq := range queue.JobQueues {
+			want = append(want, jq.Queue, jq.Queue+queue.PoisonSuffix)
+			lines = append(lines, fmt.Sprintf("  '%s'\n  '%s%s'", jq.Queue, jq.Queue, queue.PoisonSuffix))
+		}
+		slices.Sort(want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("main.bicep queueNames differ from the job table's queues (internal/queue) and their -poison queues (-table +bicep):\n%s\nwant:\nvar queueNames = [\n%s\n]",
+				diff, strings.Join(lines, "\n"))
+		}
+		var functions []string
 		for _, fn := range repoFunctions(t, root) {
 			if b := fn.trigger(t); b.Type == "queueTrigger" {
-				want = append(want, b.QueueName, b.QueueName+"-poison")
+				functions = append(functions, b.QueueName, b.QueueName+queue.PoisonSuffix)
 			}
 		}
-		got := stringList(t, main, "queueNames")
-		slices.Sort(want)
-		slices.Sort(got)
-		if diff := cmp.Diff(want, got); diff != "" {
+		slices.Sort(functions)
+		if diff := cmp.Diff(functions, got); diff != "" {
 			t.Errorf("main.bicep queueNames differ from the functions' queues and their -poison queues (-functions +bicep):\n%s", diff)
 		}
 		def := regexp.MustCompile(`(?m)^param\s+tableName\s+string\s*=\s*'([^']*)'`).FindStringSubmatch(main.codeOnly())
