@@ -65,7 +65,8 @@ param defaultPrefix string = ''
 @description('Table that holds credentials, name reservations, org defaults and events.')
 param tableName string = 'credentials'
 
-// The windows of the background work (SPEC.md, "Background work"); Go durations.
+// The windows of the background work; Go durations. The defaults here and for the health
+// sweep below are the binary's (internal/config), which a test holds them to.
 param spPollWindow string = '10m'
 param spPollInterval string = '5s'
 param accessProbeWindow string = '5m'

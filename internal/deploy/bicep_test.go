@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -294,5 +295,51 @@ func TestBicepScanner(t *testing.T) {
 	f := bicepFile{Path: "x.bicep", Src: "var a = 'x' // c\n", code: code, comment: comment}
 	if got := f.codeOnly(); got != "var a = 'x'     \n" {
 		t.Errorf("codeOnly = %q", got)
+	}
+}
+
+// TestBicepDefaultsAreTheBinarys: the app settings the Bicep gives a window, interval or
+// schedule by default are the binary's own defaults (internal/config), so a deployment that
+// sets none of them behaves as the binary documents.
+func TestBicepDefaultsAreTheBinarys(t *testing.T) {
+	files := bicepFiles(t, moduleRoot(t))
+	main := file(t, files, "infra/bicep/main.bicep").codeOnly()
+	app := file(t, files, "infra/bicep/modules/function-app.bicep").codeOnly()
+	// deployed returns the value the Bicep gives setting: a literal in the app settings, or
+	// the default of the main.bicep parameter passed there under the same name.
+	deployed := func(setting string) string {
+		m := regexp.MustCompile(`name:\s*'` + regexp.QuoteMeta(setting) + `'\s*value:\s*('([^']*)'|(\w+))`).FindStringSubmatch(app)
+		switch {
+		case m == nil:
+			t.Errorf("function-app.bicep sets no %s", setting)
+			return ""
+		case m[3] == "":
+			return m[2]
+		}
+		def := regexp.MustCompile(`(?m)^param\s+` + m[3] + `\s+string\s*=\s*'([^']*)'`).FindStringSubmatch(main)
+		if def == nil {
+			t.Errorf("%s comes from parameter %s, which has no string default in main.bicep", setting, m[3])
+			return ""
+		}
+		return def[1]
+	}
+	for setting, want := range map[string]time.Duration{
+		config.KeySPPollWindow:        config.DefaultSPPollWindow,
+		config.KeyAccessProbeWindow:   config.DefaultAccessProbeWindow,
+		config.KeyPropagationGrace:    config.DefaultPropagationGrace,
+		config.KeySPPollInterval:      config.DefaultSPPollInterval,
+		config.KeyAccessProbeInterval: config.DefaultAccessProbeInterval,
+		config.KeyCreateGuardDelay:    config.DefaultCreateGuardDelay,
+		config.KeyResolutionCacheTTL:  config.DefaultResolutionCacheTTL,
+		config.KeyHealthInterval:      config.DefaultHealthInterval,
+		config.KeyHealthSpread:        config.DefaultHealthSpread,
+	} {
+		v := deployed(setting)
+		if d, err := time.ParseDuration(v); err != nil || d != want {
+			t.Errorf("the Bicep sets %s to %q by default; the binary's default is %v", setting, v, want)
+		}
+	}
+	if v := deployed(config.KeyHealthSchedule); v != config.DefaultHealthSchedule {
+		t.Errorf("the Bicep sets %s to %q by default; the binary's default is %q", config.KeyHealthSchedule, v, config.DefaultHealthSchedule)
 	}
 }
