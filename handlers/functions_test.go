@@ -118,7 +118,7 @@ func TestHostFunctionsGenerated(t *testing.T) {
 	if len(stale) > 0 {
 		slices.Sort(stale)
 		t.Errorf("functions/ is not what the route, job and timer tables generate; run `%s` (go run ./cmd/functions) and commit the result:\n%s",
-			GenerateCommand, strings.Join(stale, "\n"))
+			generateCommand, strings.Join(stale, "\n"))
 	}
 }
 

@@ -12,9 +12,9 @@ import (
 	"github.com/activeloopai/azcreds/internal/queue"
 )
 
-// GenerateCommand rewrites functions/ from HostFunctions; a test fails, naming it, when the
+// generateCommand rewrites functions/ from HostFunctions; a test fails, naming it, when the
 // committed files differ.
-const GenerateCommand = "make functions"
+const generateCommand = "make functions"
 
 // The Functions host's naming rules: a function is its folder's name, and a binding's
 // name is the key of its data in an invocation.
