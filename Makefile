@@ -15,7 +15,7 @@ PKGS ?= ./...
 export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE AZCREDS_RUN_PORT_BASE AZCREDS_LOAD_PORT_BASE FUZZTIME
 export LOAD_N LOAD_CONCURRENCY LOAD_CONNS LOAD_DURATION LOAD_PROPAGATION LOAD_COUNT LOAD_JSON
 
-.PHONY: help deps test test-short soak fuzz load run stack build clean walkthrough
+.PHONY: help deps test test-short soak fuzz load run stack build functions clean walkthrough
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ stack: ## Azurite (10000-10002) + Entra/Graph stand-in (7443) only; Ctrl-C stops
 
 build: ## bin/handler
 	go build -o bin/handler .
+
+functions: ## write functions/*/function.json from the route, job and timer tables (a test fails while they differ)
+	go run ./cmd/functions
 
 clean: ## remove bin/, dist/ and .local/ (certificates, keys, Azurite data, logs)
 	rm -rf bin dist .local

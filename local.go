@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,31 +13,17 @@ import (
 )
 
 // localMinter signs API tokens with the local stack's key (AZCREDS_AUTH_SIGNING_KEY_FILE),
-// read like every setting: local.settings.json Values, then the environment. Only the local
-// stack mints tokens: the key is a local-only setting.
+// read like every setting (config.LoadMinting).
 func localMinter(settings string) (*auth.Minter, error) {
-	values, err := config.ReadLocalSettings(settings)
+	m, err := config.LoadMinting(settings)
 	if err != nil {
 		return nil, err
 	}
-	get := func(key string) string {
-		if v, ok := os.LookupEnv(key); ok {
-			return v
-		}
-		return values[key]
-	}
-	if local, err := strconv.ParseBool(strings.TrimSpace(get(config.KeyLocalStack))); err != nil || !local {
-		return nil, fmt.Errorf("tokens are minted for the local stack only: set %s=true", config.KeyLocalStack)
-	}
-	keyFile := get(config.KeyAuthSigningKeyFile)
-	if keyFile == "" {
-		return nil, fmt.Errorf("%s is not set", config.KeyAuthSigningKeyFile)
-	}
-	pem, err := os.ReadFile(keyFile)
+	pem, err := os.ReadFile(m.SigningKeyFile)
 	if err != nil {
 		return nil, err
 	}
-	return auth.NewMinter(pem, get(config.KeyAuthIssuer), get(config.KeyAuthAudience), time.Now)
+	return auth.NewMinter(pem, m.Issuer, m.Audience, time.Now)
 }
 
 // mintToken prints an API token for the local stack.

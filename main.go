@@ -39,9 +39,8 @@ import (
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localdial"
-	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
-	"github.com/activeloopai/azcreds/internal/sweep"
 	"github.com/activeloopai/azcreds/internal/worker"
 )
 
@@ -164,7 +163,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	sched, err := queue.Open(ctx, queues, queue.Options{})
+	sched, err := azurequeue.Open(ctx, queues, azurequeue.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -240,7 +239,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	}
 	work := together{jobs}
 	if cfg.HealthInterval > 0 {
-		work = append(work, &sweep.Ticker{Sweeper: svc, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
+		work = append(work, &worker.Ticker{Sweeper: svc, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
 	}
 	return api, work, nil
 }

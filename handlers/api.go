@@ -36,12 +36,16 @@ type Authenticator interface {
 // OrgHeader carries the organization the caller acts for; it must equal the path's org.
 const OrgHeader = "X-Activeloop-Org-Id"
 
-// Route is one registered endpoint; the OpenAPI test walks this list.
+// Route is one registered endpoint; the OpenAPI test walks this list, and the Functions
+// host's HTTP functions are generated from it (HostFunctions).
 type Route struct {
 	Method  string
 	Pattern string // net/http pattern path, e.g. /organizations/{org}/credentials/{id}
 	Public  bool   // served without authentication
-	handler handlerFunc
+	// Function names the route's function for the Functions host:
+	// functions/<Function>/function.json. Only "/" has none: the host probes it by itself.
+	Function string
+	handler  handlerFunc
 }
 
 // API serves the credential endpoints.
@@ -58,21 +62,21 @@ func New(creds Credentials, authn Authenticator, log *slog.Logger) *API {
 	a := &API{creds: creds, authn: authn, log: log, mux: http.NewServeMux()}
 	a.routes = []Route{
 		{Method: http.MethodGet, Pattern: "/", Public: true, handler: a.health},
-		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, handler: a.openAPI},
-		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials", handler: a.create},
-		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials", handler: a.list},
-		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials/{id}", handler: a.get},
-		{Method: http.MethodDelete, Pattern: "/organizations/{org}/credentials/{id}", handler: a.delete},
-		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials/{id}/events", handler: a.events},
-		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/tenant", handler: a.submitTenant},
-		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/storage", handler: a.submitStorage},
-		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/save-unverified", handler: a.saveUnverified},
-		{Method: http.MethodPut, Pattern: "/organizations/{org}/credential", handler: a.setOrgDefault},
-		{Method: http.MethodPost, Pattern: "/organizations/{org}/workspaces", handler: a.registerWorkspace},
-		{Method: http.MethodGet, Pattern: "/organizations/{org}/workspaces/{ws}", handler: a.getWorkspace},
-		{Method: http.MethodPut, Pattern: "/organizations/{org}/workspaces/{ws}/credential", handler: a.linkWorkspace},
-		{Method: http.MethodDelete, Pattern: "/organizations/{org}/workspaces/{ws}/credential", handler: a.unlinkWorkspace},
-		{Method: http.MethodPost, Pattern: "/api/org/{ws}/ds/{table}/creds", handler: a.issueSAS},
+		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, Function: "openapi", handler: a.openAPI},
+		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials", Function: "credentials-create", handler: a.create},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials", Function: "credentials-list", handler: a.list},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials/{id}", Function: "credential-get", handler: a.get},
+		{Method: http.MethodDelete, Pattern: "/organizations/{org}/credentials/{id}", Function: "credential-delete", handler: a.delete},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials/{id}/events", Function: "credential-events", handler: a.events},
+		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/tenant", Function: "credential-tenant", handler: a.submitTenant},
+		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/storage", Function: "credential-storage", handler: a.submitStorage},
+		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/save-unverified", Function: "credential-save-unverified", handler: a.saveUnverified},
+		{Method: http.MethodPut, Pattern: "/organizations/{org}/credential", Function: "org-default-set", handler: a.setOrgDefault},
+		{Method: http.MethodPost, Pattern: "/organizations/{org}/workspaces", Function: "workspaces-register", handler: a.registerWorkspace},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/workspaces/{ws}", Function: "workspace-get", handler: a.getWorkspace},
+		{Method: http.MethodPut, Pattern: "/organizations/{org}/workspaces/{ws}/credential", Function: "workspace-link", handler: a.linkWorkspace},
+		{Method: http.MethodDelete, Pattern: "/organizations/{org}/workspaces/{ws}/credential", Function: "workspace-unlink", handler: a.unlinkWorkspace},
+		{Method: http.MethodPost, Pattern: "/api/org/{ws}/ds/{table}/creds", Function: "table-creds", handler: a.issueSAS},
 	}
 	for _, rt := range a.routes {
 		h := rt.handler

@@ -468,8 +468,8 @@ func TestBadQueuePayloads(t *testing.T) {
 	sent := 0
 	for _, fn := range NewInvoker(nil, slog.New(slog.DiscardHandler)).Functions() {
 		for _, name := range names {
-			r := w.send("POST", "/"+fn.Name, "application/json", []byte(payloads[name]), nil)
-			what := fmt.Sprintf("POST /%s, %s", fn.Name, name)
+			r := w.send("POST", "/"+fn.Function, "application/json", []byte(payloads[name]), nil)
+			what := fmt.Sprintf("POST /%s, %s", fn.Function, name)
 			if r.status != http.StatusOK {
 				t.Errorf("%s: status %d, want 200 (dropped); body %.300s", what, r.status, r.body)
 			}

@@ -3,4 +3,8 @@
 //
 // Handlers return errors; one adapter (serve) maps them to a status and a public message,
 // logs the private cause, recovers panics, and stamps every response with X-Request-Id.
+//
+// It is the Functions host's adapter too: Invoker serves the queue and timer functions of
+// internal/queue's tables, and HostFunctions renders the function.json of every function,
+// HTTP ones from the route table, which `make functions` writes to functions/.
 package handlers

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // JobRunner runs one background job; credential.Service is one. It returns an error only
@@ -26,43 +27,17 @@ type JobRunner interface {
 	Run(ctx context.Context, job credential.Job) error
 }
 
-// QueueFunction is one queue-triggered function of the Functions host: the folder
-// functions/<Name>/function.json, whose queueTrigger binding named Binding reads Queue.
-// The host invokes it as POST /<Name>.
-type QueueFunction struct {
-	Name    string
-	Binding string
-	Queue   string
-	Kind    credential.JobKind
-}
-
-// queueBinding is the name of every queue function's trigger binding: the key of the
-// message under the invocation's Data.
-const queueBinding = "job"
-
 // HealthSweeper schedules a health re-probe of every verified credential; credential.Service
 // is one.
 type HealthSweeper interface {
 	SweepHealth(ctx context.Context) (int, error)
 }
 
-// TimerFunction is one timer-triggered function of the Functions host: the folder
-// functions/<Name>/function.json, whose timerTrigger binding named Binding runs on the
-// NCRONTAB schedule in the app setting ScheduleSetting. The host invokes it as POST /<Name>.
-type TimerFunction struct {
-	Name            string
-	Binding         string
-	ScheduleSetting string
-}
-
-// HealthSweepFunction is the timer function that sweeps the verified credentials' health.
-var HealthSweepFunction = TimerFunction{Name: "health-sweep", Binding: "timer", ScheduleSetting: "AZCREDS_HEALTH_SCHEDULE"}
-
 // InvokerOption adjusts an Invoker.
 type InvokerOption func(*Invoker)
 
-// WithHealthSweep has the health-sweep timer function run sweeper. Without it the
-// function's invocations fail (500), which the host logs.
+// WithHealthSweep has the health-sweep timer function (queue.HealthSweep) run sweeper.
+// Without it the function's invocations fail (500), which the host logs.
 func WithHealthSweep(sweeper HealthSweeper) InvokerOption {
 	return func(iv *Invoker) { iv.sweeper = sweeper }
 }
@@ -71,8 +46,8 @@ func WithHealthSweep(sweeper HealthSweeper) InvokerOption {
 // decoder peels off before it gives up.
 const maxPayloadNesting = 8
 
-// Invoker serves the Functions host's invocations of the queue-triggered functions
-// (NOTES.md, "Azure Functions custom handler"): POST /<function> with
+// Invoker serves the Functions host's invocations of the queue-triggered functions, one per
+// row of queue.JobQueues, and of the timer functions of queue.Timers: POST /<function> with
 // {"Data":{"job":<message>},"Metadata":{...}}, answered with
 // {"Outputs":{},"Logs":[...],"ReturnValue":null}.
 //
@@ -87,45 +62,37 @@ const maxPayloadNesting = 8
 // (FUNCTIONS_CUSTOMHANDLER_PORT on 127.0.0.1), never on a public listener. The local stack's
 // AZCREDS_LOCAL_INVOCATIONS, with which tests play the host, requires a loopback listener.
 type Invoker struct {
-	jobs      JobRunner
-	sweeper   HealthSweeper
-	log       *slog.Logger
-	functions []QueueFunction
-	byPath    map[string]QueueFunction
-	timers    map[string]TimerFunction
+	jobs    JobRunner
+	sweeper HealthSweeper
+	log     *slog.Logger
+	byPath  map[string]queue.JobQueue
+	timers  map[string]queue.Timer
 }
 
 // NewInvoker returns the adapter that runs the queue functions' jobs with jobs and the
 // timer functions with what the options give it.
 func NewInvoker(jobs JobRunner, log *slog.Logger, opts ...InvokerOption) *Invoker {
-	iv := &Invoker{jobs: jobs, log: log, byPath: map[string]QueueFunction{},
-		timers: map[string]TimerFunction{"/" + HealthSweepFunction.Name: HealthSweepFunction}}
+	iv := &Invoker{jobs: jobs, log: log, byPath: map[string]queue.JobQueue{}, timers: map[string]queue.Timer{}}
 	for _, o := range opts {
 		o(iv)
 	}
-	names := map[credential.JobKind]string{
-		credential.JobSPPoll:      "sp-poll",
-		credential.JobAccessProbe: "access-probe",
-		credential.JobAppCleanup:  "app-cleanup",
-		credential.JobHealthProbe: "health-probe",
+	for _, jq := range queue.JobQueues {
+		iv.byPath["/"+jq.Function] = jq
 	}
-	for _, kind := range message.Kinds() {
-		q, err := message.QueueName(kind)
-		if err != nil || names[kind] == "" {
-			panic(fmt.Sprintf("handlers: job kind %q has no queue function", kind))
+	for _, fn := range queue.Timers {
+		if fn != queue.HealthSweep {
+			panic(fmt.Sprintf("handlers: timer function %s has no runner in the Invoker", fn.Function))
 		}
-		fn := QueueFunction{Name: names[kind], Binding: queueBinding, Queue: q, Kind: kind}
-		iv.functions = append(iv.functions, fn)
-		iv.byPath["/"+fn.Name] = fn
+		iv.timers["/"+fn.Function] = fn
 	}
 	return iv
 }
 
-// Functions lists the queue functions the Invoker serves.
-func (iv *Invoker) Functions() []QueueFunction { return append([]QueueFunction(nil), iv.functions...) }
+// Functions lists the queue functions the Invoker serves: the job table's rows.
+func (iv *Invoker) Functions() []queue.JobQueue { return slices.Clone(queue.JobQueues) }
 
 // Timers lists the timer functions the Invoker serves.
-func (iv *Invoker) Timers() []TimerFunction { return []TimerFunction{HealthSweepFunction} }
+func (iv *Invoker) Timers() []queue.Timer { return slices.Clone(queue.Timers) }
 
 // ServeHTTP answers GET / (the host's start-up probe) and the functions' invocations.
 func (iv *Invoker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -188,13 +155,13 @@ type invocation struct {
 	decoded      bool
 }
 
-// malformed is the error of a delivery that no retry can fix; it matches message.ErrMalformed.
+// malformed is the error of a delivery that no retry can fix; it matches queue.ErrMalformed.
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", message.ErrMalformed, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", queue.ErrMalformed, fmt.Sprintf(format, args...))
 }
 
 // invoke runs one delivery and maps its outcome: done or malformed 200, failed 500.
-func (iv *Invoker) invoke(w http.ResponseWriter, r *http.Request, fn QueueFunction) {
+func (iv *Invoker) invoke(w http.ResponseWriter, r *http.Request, fn queue.JobQueue) {
 	start := time.Now()
 	id := uuid.NewString()
 	w.Header().Set("X-Request-Id", id)
@@ -211,7 +178,7 @@ func (iv *Invoker) invoke(w http.ResponseWriter, r *http.Request, fn QueueFuncti
 		}()
 		return iv.deliver(ctx, w, r, fn, &inv)
 	}()
-	attrs := []any{"request_id", id, "function", fn.Name, "queue", fn.Queue, "message_id", inv.messageID,
+	attrs := []any{"request_id", id, "function", fn.Function, "queue", fn.Queue, "message_id", inv.messageID,
 		"dequeue_count", inv.dequeueCount, "duration_ms", time.Since(start).Milliseconds()}
 	if inv.decoded {
 		attrs = append(attrs, "kind", inv.job.Kind, "org", inv.job.OrgID, "credential", inv.job.CredentialID,
@@ -224,7 +191,7 @@ func (iv *Invoker) invoke(w http.ResponseWriter, r *http.Request, fn QueueFuncti
 		iv.log.InfoContext(ctx, "queue job done", attrs...)
 		resp.Logs = append(resp.Logs, fmt.Sprintf("%s job for credential %s done (dequeue count %d)",
 			inv.job.Kind, inv.job.CredentialID, inv.dequeueCount))
-	case errors.Is(err, message.ErrMalformed):
+	case errors.Is(err, queue.ErrMalformed):
 		iv.log.ErrorContext(ctx, "dropping a malformed queue message: no retry can fix it", append(attrs, "err", err)...)
 		resp.Logs = append(resp.Logs, fmt.Sprintf("dropped a malformed message on %s: %v (request id %s)", fn.Queue, err, id))
 	default:
@@ -249,7 +216,7 @@ func failureClass(err error) string {
 }
 
 // deliver reads the host's invocation, decodes the message and runs its job.
-func (iv *Invoker) deliver(ctx context.Context, w http.ResponseWriter, r *http.Request, fn QueueFunction, inv *invocation) error {
+func (iv *Invoker) deliver(ctx context.Context, w http.ResponseWriter, r *http.Request, fn queue.JobQueue, inv *invocation) error {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -277,7 +244,7 @@ func (iv *Invoker) deliver(ctx context.Context, w http.ResponseWriter, r *http.R
 	job.Delivery = int(inv.dequeueCount)
 	inv.job, inv.decoded = job, true
 	if job.Kind != fn.Kind {
-		return malformed("a %s job arrived on the %s queue (function %s)", job.Kind, fn.Queue, fn.Name)
+		return malformed("a %s job arrived on the %s queue (function %s)", job.Kind, fn.Queue, fn.Function)
 	}
 	if err := iv.jobs.Run(ctx, job); err != nil {
 		return fmt.Errorf("run %s job for credential %s: %w", job.Kind, job.CredentialID, err)
@@ -311,7 +278,7 @@ func decodePayload(raw []byte) (credential.Job, error) {
 		case len(b) == 0:
 			return credential.Job{}, malformed("empty payload")
 		case b[0] == '{':
-			return message.DecodeJSON(b)
+			return queue.DecodeJSON(b)
 		case b[0] == '"':
 			var s string
 			if err := json.Unmarshal(b, &s); err != nil {
@@ -339,13 +306,13 @@ func decodePayload(raw []byte) (credential.Job, error) {
 // "Metadata":{...}}) only labels the log line, and the sweep runs whatever it holds. A
 // failed sweep is answered 500 so the host records the failure; the host does not retry a
 // timer, and the next tick sweeps again.
-func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn TimerFunction) {
+func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn queue.Timer) {
 	start := time.Now()
 	id := uuid.NewString()
 	w.Header().Set("X-Request-Id", id)
 	ctx := context.WithValue(r.Context(), requestIDKey, id)
 	pastDue := timerPastDue(w, r, fn.Binding)
-	attrs := []any{"request_id", id, "function", fn.Name, "past_due", pastDue}
+	attrs := []any{"request_id", id, "function", fn.Function, "past_due", pastDue}
 	resp := invocationResponse{Outputs: map[string]any{}, Logs: []string{}}
 	n, err := func() (n int, err error) {
 		defer func() {

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // recordingRunner is a JobRunner that records the jobs it is given and fails or panics
@@ -158,7 +158,7 @@ func testJobs() map[credential.JobKind]credential.Job {
 // messageJSON is the JSON a job's queue message carries (base64-decoded).
 func messageJSON(t *testing.T, job credential.Job) string {
 	t.Helper()
-	body, err := message.Encode(job)
+	body, err := queue.Encode(job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestInvokerPayloadShapes(t *testing.T) {
 	for _, fn := range functions {
 		job := testJobs()[fn.Kind]
 		msg := messageJSON(t, job)
-		b64, err := message.Encode(job)
+		b64, err := queue.Encode(job)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,10 +203,10 @@ func TestInvokerPayloadShapes(t *testing.T) {
 			"string with blank pad": jsonString(" " + msg + "\n"),
 		}
 		for name, payload := range shapes {
-			t.Run(fn.Name+"/"+name, func(t *testing.T) {
+			t.Run(fn.Function+"/"+name, func(t *testing.T) {
 				runner := &recordingRunner{}
 				inv, logs := newTestInvoker(runner)
-				rec := postInvocation(t, inv, fn.Name, hostInvocation(payload, 1))
+				rec := postInvocation(t, inv, fn.Function, hostInvocation(payload, 1))
 				out := checkInvocationResponse(t, rec, http.StatusOK)
 				got := runner.ran()
 				if len(got) != 1 {
@@ -377,9 +377,9 @@ func TestCompose(t *testing.T) {
 	}
 	for _, fn := range NewInvoker(nil, log).Functions() {
 		job := testJobs()[fn.Kind]
-		status, body := do(http.MethodPost, "/"+fn.Name, hostInvocation(jsonString(jsonString(messageJSON(t, job))), 1))
+		status, body := do(http.MethodPost, "/"+fn.Function, hostInvocation(jsonString(jsonString(messageJSON(t, job))), 1))
 		if status != http.StatusOK || !bytes.Contains(body, []byte(`"Outputs":{}`)) {
-			t.Errorf("POST /%s: %d %s, want the Invoker's 200", fn.Name, status, body)
+			t.Errorf("POST /%s: %d %s, want the Invoker's 200", fn.Function, status, body)
 		}
 	}
 	if got := runner.ran(); len(got) != 4 {

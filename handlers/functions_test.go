@@ -1,21 +1,23 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
-// The Functions host's naming rules (NOTES.md, "Azure Functions custom handler").
+// The host's naming rules are functionNamePattern and bindingNamePattern (hostfunctions.go).
 var (
-	functionNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,127}$`)
-	bindingNamePattern  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9]*$`)
 	// Azure's queue naming rule: 3-63 lowercase letters, digits and single hyphens, starting
 	// and ending with a letter or digit.
 	queueNamePattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
@@ -27,24 +29,6 @@ const (
 	functionsDir = "../functions"
 	hostJSONFile = "../host.json"
 )
-
-type functionJSON struct {
-	Bindings []functionBinding `json:"bindings"`
-}
-
-type functionBinding struct {
-	Type       string   `json:"type"`
-	Direction  string   `json:"direction"`
-	Name       string   `json:"name"`
-	AuthLevel  string   `json:"authLevel"`
-	Methods    []string `json:"methods"`
-	Route      string   `json:"route"`
-	QueueName  string   `json:"queueName"`
-	Connection string   `json:"connection"`
-	Schedule   string   `json:"schedule"`
-	// RunOnStartup would sweep at every start and scale-out of the app, not on schedule.
-	RunOnStartup bool `json:"runOnStartup"`
-}
 
 type hostFunction struct {
 	name string
@@ -82,15 +66,6 @@ func loadFunctions(t *testing.T) []hostFunction {
 	return out
 }
 
-var multiWildcard = regexp.MustCompile(`\{([^{}]+)\.\.\.\}`)
-
-// hostRoute turns a net/http pattern path into the host's route template: no leading
-// slash, "{name...}" as the catch-all "{*name}", no end anchor "{$}".
-func hostRoute(pattern string) string {
-	p := strings.TrimPrefix(strings.TrimSuffix(pattern, "{$}"), "/")
-	return multiWildcard.ReplaceAllString(p, "{*$1}")
-}
-
 func routeKey(method, route string) string { return strings.ToUpper(method) + " " + route }
 
 // trigger returns the function's trigger binding; it fails unless there is exactly one.
@@ -107,6 +82,44 @@ func (f hostFunction) trigger(t *testing.T) (functionBinding, bool) {
 		return functionBinding{}, false
 	}
 	return triggers[0], true
+}
+
+// TestHostFunctionsGenerated: functions/ holds exactly what HostFunctions generates from
+// the route, job and timer tables, byte for byte, so a route, job kind or timer cannot
+// reach the binary without reaching the host (or the other way round).
+func TestHostFunctionsGenerated(t *testing.T) {
+	want, err := HostFunctions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(functionsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stale []string
+	seen := map[string]bool{}
+	for _, e := range entries {
+		seen[e.Name()] = true
+		got, err := os.ReadFile(filepath.Join(functionsDir, e.Name(), "function.json"))
+		switch def, ok := want[e.Name()]; {
+		case !ok:
+			stale = append(stale, e.Name()+" is not a function of the tables")
+		case err != nil:
+			stale = append(stale, e.Name()+": "+err.Error())
+		case !bytes.Equal(got, def):
+			stale = append(stale, e.Name()+"/function.json differs:\n"+string(got)+"want:\n"+string(def))
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			stale = append(stale, name+" is missing")
+		}
+	}
+	if len(stale) > 0 {
+		slices.Sort(stale)
+		t.Errorf("functions/ is not what the route, job and timer tables generate; run `%s` (go run ./cmd/functions) and commit the result:\n%s",
+			generateCommand, strings.Join(stale, "\n"))
+	}
 }
 
 func TestFunctionDefinitions(t *testing.T) {
@@ -150,7 +163,7 @@ func TestFunctionDefinitions(t *testing.T) {
 				if !appSettingRef.MatchString(trig.Schedule) {
 					t.Errorf("schedule %q: want an app setting reference like %%AZCREDS_HEALTH_SCHEDULE%%, so each deployment sets its own", trig.Schedule)
 				}
-				if trig.RunOnStartup {
+				if trig.RunOnStartup != nil && *trig.RunOnStartup {
 					t.Error("runOnStartup is set: the host would sweep at every start and scale-out")
 				}
 				if len(f.Bindings) != 1 {
@@ -200,28 +213,36 @@ func checkHTTPFunction(t *testing.T, f hostFunction, trig functionBinding) {
 // TestFunctionsMatchRoutes ties the host's functions to the handlers: every HTTP function
 // maps to a route of API.Routes(), and every route but "/" (which the host probes by
 // itself) has a function. A queue function is invoked as POST /<name>, which the Invoker
-// serves: each must be one of Invoker.Functions() with the same queue and binding name,
-// each of those must have its folder, and no HTTP function may take its path.
+// serves: each must be a row of the job table (queue.JobQueues) with the same queue and
+// binding name, each row must have its folder, and no HTTP function may take its path.
+// Timer functions likewise with queue.Timers.
 func TestFunctionsMatchRoutes(t *testing.T) {
 	registered := map[string]Route{}
 	for _, rt := range apiRoutes() {
 		registered[routeKey(rt.Method, hostRoute(rt.Pattern))] = rt
 	}
-	invoked := map[string]QueueFunction{} // function name -> what the Invoker serves
-	for _, fn := range invokerFunctions() {
-		invoked[fn.Name] = fn
-		if _, clash := registered[routeKey(http.MethodPost, fn.Name)]; clash {
-			t.Errorf("the API registers POST /%s, the invocation path of queue function %s", fn.Name, fn.Name)
+	iv := NewInvoker(nil, slog.New(slog.DiscardHandler))
+	invoked := map[string]queue.JobQueue{} // function name -> what the Invoker serves
+	for _, fn := range queue.JobQueues {
+		invoked[fn.Function] = fn
+		if !iv.owns("/" + fn.Function) {
+			t.Errorf("the Invoker does not serve POST /%s, the queue function of %s jobs", fn.Function, fn.Kind)
+		}
+		if _, clash := registered[routeKey(http.MethodPost, fn.Function)]; clash {
+			t.Errorf("the API registers POST /%s, the invocation path of queue function %s", fn.Function, fn.Function)
 		}
 	}
-	timers := map[string]TimerFunction{}
-	for _, fn := range NewInvoker(nil, slog.New(slog.DiscardHandler)).Timers() {
-		timers[fn.Name] = fn
-		if _, clash := registered[routeKey(http.MethodPost, fn.Name)]; clash {
-			t.Errorf("the API registers POST /%s, the invocation path of timer function %s", fn.Name, fn.Name)
+	timers := map[string]queue.Timer{}
+	for _, fn := range queue.Timers {
+		timers[fn.Function] = fn
+		if !iv.owns("/" + fn.Function) {
+			t.Errorf("the Invoker does not serve POST /%s, the timer function", fn.Function)
 		}
-		if _, clash := invoked[fn.Name]; clash {
-			t.Errorf("%s is both a queue and a timer function", fn.Name)
+		if _, clash := registered[routeKey(http.MethodPost, fn.Function)]; clash {
+			t.Errorf("the API registers POST /%s, the invocation path of timer function %s", fn.Function, fn.Function)
+		}
+		if _, clash := invoked[fn.Function]; clash {
+			t.Errorf("%s is both a queue and a timer function", fn.Function)
 		}
 	}
 	served := map[string]string{} // route key -> function
@@ -301,10 +322,6 @@ func TestFunctionsMatchRoutes(t *testing.T) {
 		}
 	}
 	checkUnambiguous(t, templates)
-}
-
-func invokerFunctions() []QueueFunction {
-	return NewInvoker(nil, slog.New(slog.DiscardHandler)).Functions()
 }
 
 type hostTemplate struct {

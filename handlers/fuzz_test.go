@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // The fuzz targets of the HTTP and queue adapters need no storage: they drive the body
@@ -192,15 +192,15 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		job, err := decodePayload(raw)
 		if err != nil {
-			if !errors.Is(err, message.ErrMalformed) {
+			if !errors.Is(err, queue.ErrMalformed) {
 				t.Fatalf("%q: error %v is not malformed", raw, err)
 			}
 			return
 		}
-		if _, err := message.QueueName(job.Kind); err != nil || job.OrgID == "" || job.CredentialID == "" {
+		if _, ok := queue.Of(job.Kind); !ok || job.OrgID == "" || job.CredentialID == "" {
 			t.Fatalf("%q: decoded an incomplete job %+v", raw, job)
 		}
-		body, err := message.Encode(job)
+		body, err := queue.Encode(job)
 		if err != nil {
 			t.Fatalf("%q: decoded job %+v does not encode: %v", raw, job, err)
 		}
@@ -260,9 +260,9 @@ func FuzzInvocation(f *testing.F) {
 		fns := iv.Functions()
 		fn := fns[int(which)%len(fns)]
 		rec := httptest.NewRecorder()
-		iv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/"+fn.Name, bytes.NewReader(body)))
+		iv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/"+fn.Function, bytes.NewReader(body)))
 		if rec.Code != http.StatusOK {
-			t.Fatalf("%s %q: status %d: %s", fn.Name, body, rec.Code, rec.Body)
+			t.Fatalf("%s %q: status %d: %s", fn.Function, body, rec.Code, rec.Body)
 		}
 		var resp struct {
 			Outputs     map[string]any
@@ -270,11 +270,11 @@ func FuzzInvocation(f *testing.F) {
 			ReturnValue any
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || resp.Outputs == nil || len(resp.Logs) == 0 {
-			t.Fatalf("%s %q: not the host's response shape (%v): %s", fn.Name, body, err, rec.Body)
+			t.Fatalf("%s %q: not the host's response shape (%v): %s", fn.Function, body, err, rec.Body)
 		}
 		for _, j := range runner.jobs {
 			if j.Kind != fn.Kind {
-				t.Fatalf("%s %q: ran a %s job", fn.Name, body, j.Kind)
+				t.Fatalf("%s %q: ran a %s job", fn.Function, body, j.Kind)
 			}
 		}
 	})

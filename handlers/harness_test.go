@@ -26,8 +26,8 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
@@ -132,7 +132,7 @@ type harness struct {
 	t      *testing.T
 	srv    *httptest.Server
 	store  *store.Store
-	queues *queue.Queues
+	queues *azurequeue.Queues
 	dir    *fakeDirectory
 	clock  *clock
 	minter *auth.Minter
@@ -245,12 +245,12 @@ func newHarnessWith(t *testing.T, limits store.Limits, wrap func(*credential.Dep
 	}
 	prefix := testenv.UniqueName(t, "q")
 	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	qs, err := queue.Open(ctx, qsvc, queue.Options{NamePrefix: prefix, Now: clk.Now})
+	qs, err := azurequeue.Open(ctx, qsvc, azurequeue.Options{NamePrefix: prefix, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range message.Kinds() {
+		for _, k := range queue.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -438,7 +438,7 @@ func (h *harness) jobs(kind credential.JobKind) []credential.Job {
 		h.t.Fatal(err)
 	}
 	for _, m := range resp.Messages {
-		job, err := message.Decode(*m.MessageText)
+		job, err := queue.Decode(*m.MessageText)
 		if err != nil {
 			h.t.Fatal(err)
 		}

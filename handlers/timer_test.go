@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // recordingSweeper counts sweeps and answers each with n probes, or err.
@@ -63,7 +64,7 @@ func TestInvokerTimerSweeps(t *testing.T) {
 			sweeper := &recordingSweeper{n: 7}
 			logs := &lockedBuffer{}
 			inv := NewInvoker(nil, slog.New(slog.NewJSONHandler(logs, nil)), WithHealthSweep(sweeper))
-			rec := postInvocation(t, inv, HealthSweepFunction.Name, tc.body)
+			rec := postInvocation(t, inv, queue.HealthSweep.Function, tc.body)
 			out := checkInvocationResponse(t, rec, http.StatusOK)
 			if sweeper.count() != 1 {
 				t.Fatalf("swept %d times, want once", sweeper.count())
@@ -89,7 +90,7 @@ func TestInvokerTimerFailure(t *testing.T) {
 		"no sweeper": NewInvoker(nil, slog.New(slog.DiscardHandler)),
 	} {
 		t.Run(name, func(t *testing.T) {
-			rec := postInvocation(t, inv, HealthSweepFunction.Name, timerInvocation(fmt.Sprintf(timerInfo, false)))
+			rec := postInvocation(t, inv, queue.HealthSweep.Function, timerInvocation(fmt.Sprintf(timerInfo, false)))
 			out := checkInvocationResponse(t, rec, http.StatusInternalServerError)
 			joined := strings.Join(out, "\n")
 			if strings.Contains(joined, "SECRET") || !strings.Contains(joined, "failed") {
@@ -109,11 +110,11 @@ func TestInvokerTimerRouting(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	h := Compose(New(nil, nil, log), NewInvoker(&recordingRunner{}, log, WithHealthSweep(sweeper)))
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/"+HealthSweepFunction.Name, nil))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/"+queue.HealthSweep.Function, nil))
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != http.MethodPost {
-		t.Errorf("GET /%s: %d, Allow %q; want 405 allowing POST", HealthSweepFunction.Name, rec.Code, rec.Header().Get("Allow"))
+		t.Errorf("GET /%s: %d, Allow %q; want 405 allowing POST", queue.HealthSweep.Function, rec.Code, rec.Header().Get("Allow"))
 	}
-	checkInvocationResponse(t, postInvocation(t, h, HealthSweepFunction.Name, timerInvocation(fmt.Sprintf(timerInfo, false))), http.StatusOK)
+	checkInvocationResponse(t, postInvocation(t, h, queue.HealthSweep.Function, timerInvocation(fmt.Sprintf(timerInfo, false))), http.StatusOK)
 	if sweeper.count() != 1 {
 		t.Fatalf("swept %d times through Compose, want once", sweeper.count())
 	}

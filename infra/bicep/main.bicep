@@ -65,7 +65,8 @@ param defaultPrefix string = ''
 @description('Table that holds credentials, name reservations, org defaults and events.')
 param tableName string = 'credentials'
 
-// The windows of the background work (SPEC.md, "Background work"); Go durations.
+// The windows of the background work; Go durations. The defaults here and for the health
+// sweep below are the binary's (internal/config), which a test holds them to.
 param spPollWindow string = '10m'
 param spPollInterval string = '5s'
 param accessProbeWindow string = '5m'
@@ -119,9 +120,9 @@ param grantGraphPermission bool = true
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, appName))
 
-// The job queues the queue-triggered functions read (functions/*/function.json), each with
-// the -poison queue the host moves a message to after maxDequeueCount. The binary creates
-// them too when missing; declaring them keeps them part of the deployment.
+// The job queues of the binary's job table (internal/queue, which a test holds this list
+// to), each with the -poison queue the host moves a message to after maxDequeueCount. The
+// binary creates them too when missing; declaring them keeps them part of the deployment.
 var queueNames = [
   'sppoll'
   'sppoll-poison'

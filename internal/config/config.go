@@ -109,6 +109,17 @@ const (
 	// DefaultBlobEndpointTemplate is a customer account's blob endpoint in Azure's public
 	// cloud; %s is the account name.
 	DefaultBlobEndpointTemplate = "https://%s.blob.core.windows.net/"
+	// The background work's windows, intervals and guard are the domain's own defaults, which
+	// a zero credential.Config field takes too: one definition, so the two cannot disagree.
+	DefaultSPPollWindow        = credential.DefaultSPPollWindow
+	DefaultAccessProbeWindow   = credential.DefaultAccessProbeWindow
+	DefaultPropagationGrace    = credential.DefaultPropagationGrace
+	DefaultSPPollInterval      = credential.DefaultPollInterval
+	DefaultAccessProbeInterval = credential.DefaultPollInterval
+	DefaultCreateGuardDelay    = credential.DefaultCreateGuardDelay
+	// DefaultResolutionCacheTTL keeps a locked workspace's resolution a few seconds: a burst
+	// of /creds calls costs one lookup, and a change is seen soon everywhere.
+	DefaultResolutionCacheTTL = 5 * time.Second
 	// DefaultHealthSchedule sweeps every 15 minutes, on the quarter hour.
 	DefaultHealthSchedule = "0 */15 * * * *"
 	DefaultHealthInterval = 15 * time.Minute
@@ -218,17 +229,53 @@ type Source func(key string) (string, bool)
 // Load reads local.settings.json at path (a missing file is fine) and the environment over
 // it, and validates the result.
 func Load(path string) (Config, error) {
-	values, err := ReadLocalSettings(path)
+	get, err := Lookup(path)
 	if err != nil {
 		return Config{}, err
 	}
-	return Parse(func(key string) (string, bool) {
+	return Parse(get)
+}
+
+// Lookup returns how every command of the binary looks a setting up: the environment
+// first, then the Values of local.settings.json at path (a missing file is fine).
+func Lookup(path string) (Source, error) {
+	values, err := ReadLocalSettings(path)
+	if err != nil {
+		return nil, err
+	}
+	return func(key string) (string, bool) {
 		if v, ok := os.LookupEnv(key); ok {
 			return v, true
 		}
 		v, ok := values[key]
 		return v, ok
-	})
+	}, nil
+}
+
+// Minting is what `handler token` reads: the local stack's key for API tokens and the
+// issuer and audience the tokens carry (the ones serve verifies).
+type Minting struct {
+	SigningKeyFile string
+	Issuer         string
+	Audience       string
+}
+
+// LoadMinting reads the settings of `handler token` as Load does. Only the local stack
+// mints tokens: the signing key is a local-only setting.
+func LoadMinting(path string) (Minting, error) {
+	get, err := Lookup(path)
+	if err != nil {
+		return Minting{}, err
+	}
+	p := parser{get: get}
+	if !p.boolean(KeyLocalStack, false) {
+		return Minting{}, fmt.Errorf("tokens are minted for the local stack only: set %s=true", KeyLocalStack)
+	}
+	m := Minting{SigningKeyFile: p.required(KeyAuthSigningKeyFile), Issuer: p.str(KeyAuthIssuer, ""), Audience: p.str(KeyAuthAudience, "")}
+	if len(p.errs) > 0 {
+		return Minting{}, fmt.Errorf("invalid settings: %w", errors.Join(p.errs...))
+	}
+	return m, nil
 }
 
 // ReadLocalSettings returns the Values of a local.settings.json file; none when it is missing.
@@ -267,20 +314,20 @@ func Parse(get Source) (Config, error) {
 		DefaultContainerPrefix:  p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
 		DefaultPrefix:           strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
 		DelegationKeyCache:      p.boolean(KeyDelegationKeyCache, true),
-		ResolutionCacheTTL:      p.durationOrZero(KeyResolutionCacheTTL, 5*time.Second),
+		ResolutionCacheTTL:      p.durationOrZero(KeyResolutionCacheTTL, DefaultResolutionCacheTTL),
 		AuthIssuer:              p.required(KeyAuthIssuer),
 		AuthAudience:            p.required(KeyAuthAudience),
 		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
 		AuthPublicKeyFile:       p.str(KeyAuthPublicKeyFile, ""),
-		SPPollWindow:            p.duration(KeySPPollWindow, 10*time.Minute),
-		AccessProbeWindow:       p.duration(KeyAccessProbeWindow, 5*time.Minute),
-		PropagationGrace:        p.duration(KeyPropagationGrace, 2*time.Minute),
-		SPPollInterval:          p.duration(KeySPPollInterval, 5*time.Second),
-		AccessProbeInterval:     p.duration(KeyAccessProbeInterval, 5*time.Second),
+		SPPollWindow:            p.duration(KeySPPollWindow, DefaultSPPollWindow),
+		AccessProbeWindow:       p.duration(KeyAccessProbeWindow, DefaultAccessProbeWindow),
+		PropagationGrace:        p.duration(KeyPropagationGrace, DefaultPropagationGrace),
+		SPPollInterval:          p.duration(KeySPPollInterval, DefaultSPPollInterval),
+		AccessProbeInterval:     p.duration(KeyAccessProbeInterval, DefaultAccessProbeInterval),
 		HealthSchedule:          p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
 		HealthInterval:          p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
 		HealthSpread:            p.spread(KeyHealthSpread, DefaultHealthSpread),
-		CreateGuardDelay:        p.duration(KeyCreateGuardDelay, 10*time.Minute),
+		CreateGuardDelay:        p.duration(KeyCreateGuardDelay, DefaultCreateGuardDelay),
 		MaxCredentials:          p.limit(KeyMaxCredentials, DefaultMaxCredentials),
 		MaxWorkspaces:           p.limit(KeyMaxWorkspaces, DefaultMaxWorkspaces),
 		CreateRate:              p.rate(KeyCreateRate, DefaultCreateRate),

@@ -11,7 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // refusingScheduler refuses the window's first job (attempt 0, no delay) while
@@ -56,7 +56,7 @@ func (f *fixture) next(kind credential.JobKind) credential.Job {
 			f.t.Fatal(err)
 		}
 		for _, m := range resp.Messages {
-			job, err := message.Decode(*m.MessageText)
+			job, err := queue.Decode(*m.MessageText)
 			if err != nil {
 				f.t.Fatal(err)
 			}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/faultproxy"
-	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
@@ -67,12 +67,12 @@ func newProxiedFixture(t *testing.T, hold time.Duration) (*fixture, *faultproxy.
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, store: st, fake: &scripted{}, calls: &callCounter{}, now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	qs, err := queue.Open(ctx, qsvc, queue.Options{NamePrefix: testenv.UniqueName(t, "f"), Now: f.clock})
+	qs, err := azurequeue.Open(ctx, qsvc, azurequeue.Options{NamePrefix: testenv.UniqueName(t, "f"), Now: f.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range message.Kinds() {
+		for _, k := range queue.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -98,7 +98,7 @@ func (f *fixture) nextJob(kind credential.JobKind, limit time.Duration) (credent
 		}
 		if len(resp.Messages) == 1 {
 			m := resp.Messages[0]
-			job, err := message.Decode(*m.MessageText)
+			job, err := queue.Decode(*m.MessageText)
 			if err != nil {
 				f.t.Fatal(err)
 			}

@@ -94,7 +94,8 @@ type DeletedCredential struct {
 // JobKind names a kind of background work.
 type JobKind string
 
-// The background jobs, one queue each.
+// The background jobs, one queue each: a kind is scheduled here and has one row in the job
+// table (internal/queue), which names its queue and its Functions host function.
 const (
 	JobSPPoll      JobKind = "sp_poll"
 	JobAccessProbe JobKind = "access_probe"

@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // The races of the wizard's requests against the pollers on one credential, run against
@@ -153,7 +153,7 @@ func (f *fixture) settleQueue(kind credential.JobKind) map[int64]int {
 			f.t.Fatal(err)
 		}
 		for _, m := range resp.Messages {
-			job, err := message.Decode(*m.MessageText)
+			job, err := queue.Decode(*m.MessageText)
 			if err != nil {
 				f.t.Fatal(err)
 			}

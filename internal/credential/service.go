@@ -10,7 +10,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// Defaults of SPEC.md's waiting windows.
+// Defaults of the waiting windows. These, DefaultPollInterval and DefaultCreateGuardDelay
+// are defined here alone: a zero Config field takes them, and internal/config gives them to
+// the settings left out.
 const (
 	DefaultSPPollWindow      = 10 * time.Minute
 	DefaultAccessProbeWindow = 5 * time.Minute
@@ -66,6 +68,7 @@ func UniqueAppName(credentialID string) string { return "azcreds-" + credentialI
 // to a minute, and the wizard polls the credential every 3 to 5 seconds.
 const DefaultPollInterval = 5 * time.Second
 
+// withDefaults gives each zero window, interval and delay its default.
 func (c *Config) withDefaults() {
 	if c.SPPollWindow <= 0 {
 		c.SPPollWindow = DefaultSPPollWindow

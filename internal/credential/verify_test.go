@@ -18,8 +18,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
@@ -97,7 +97,7 @@ type fixture struct {
 	t      *testing.T
 	svc    *credential.Service
 	store  *store.Store
-	queues *queue.Queues
+	queues *azurequeue.Queues
 	fake   *scripted
 	calls  *callCounter
 	now    time.Time
@@ -134,12 +134,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, store: st, fake: &scripted{}, calls: calls, now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	qs, err := queue.Open(ctx, qsvc, queue.Options{NamePrefix: testenv.UniqueName(t, "v"), Now: f.clock})
+	qs, err := azurequeue.Open(ctx, qsvc, azurequeue.Options{NamePrefix: testenv.UniqueName(t, "v"), Now: f.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range message.Kinds() {
+		for _, k := range queue.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -203,7 +203,7 @@ func (f *fixture) jobs(kind credential.JobKind) []credential.Job {
 			f.t.Fatal(err)
 		}
 		for _, m := range resp.Messages {
-			job, err := message.Decode(*m.MessageText)
+			job, err := queue.Decode(*m.MessageText)
 			if err != nil {
 				f.t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -9,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/config"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // verifiedVersions are the resource types the Bicep may use, each at the API version that
@@ -162,16 +165,26 @@ func TestBicepStructure(t *testing.T) {
 	})
 
 	t.Run("queues and table", func(t *testing.T) {
-		var want []string
+		got := stringList(t, main, "queueNames")
+		slices.Sort(got)
+		var want, lines []string
+		for _, jq := range queue.JobQueues {
+			want = append(want, jq.Queue, jq.Queue+queue.PoisonSuffix)
+			lines = append(lines, fmt.Sprintf("  '%s'\n  '%s%s'", jq.Queue, jq.Queue, queue.PoisonSuffix))
+		}
+		slices.Sort(want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("main.bicep queueNames differ from the job table's queues (internal/queue) and their -poison queues (-table +bicep):\n%s\nwant:\nvar queueNames = [\n%s\n]",
+				diff, strings.Join(lines, "\n"))
+		}
+		var functions []string
 		for _, fn := range repoFunctions(t, root) {
 			if b := fn.trigger(t); b.Type == "queueTrigger" {
-				want = append(want, b.QueueName, b.QueueName+"-poison")
+				functions = append(functions, b.QueueName, b.QueueName+queue.PoisonSuffix)
 			}
 		}
-		got := stringList(t, main, "queueNames")
-		slices.Sort(want)
-		slices.Sort(got)
-		if diff := cmp.Diff(want, got); diff != "" {
+		slices.Sort(functions)
+		if diff := cmp.Diff(functions, got); diff != "" {
 			t.Errorf("main.bicep queueNames differ from the functions' queues and their -poison queues (-functions +bicep):\n%s", diff)
 		}
 		def := regexp.MustCompile(`(?m)^param\s+tableName\s+string\s*=\s*'([^']*)'`).FindStringSubmatch(main.codeOnly())
@@ -282,5 +295,51 @@ func TestBicepScanner(t *testing.T) {
 	f := bicepFile{Path: "x.bicep", Src: "var a = 'x' // c\n", code: code, comment: comment}
 	if got := f.codeOnly(); got != "var a = 'x'     \n" {
 		t.Errorf("codeOnly = %q", got)
+	}
+}
+
+// TestBicepDefaultsAreTheBinarys: the app settings the Bicep gives a window, interval or
+// schedule by default are the binary's own defaults (internal/config), so a deployment that
+// sets none of them behaves as the binary documents.
+func TestBicepDefaultsAreTheBinarys(t *testing.T) {
+	files := bicepFiles(t, moduleRoot(t))
+	main := file(t, files, "infra/bicep/main.bicep").codeOnly()
+	app := file(t, files, "infra/bicep/modules/function-app.bicep").codeOnly()
+	// deployed returns the value the Bicep gives setting: a literal in the app settings, or
+	// the default of the main.bicep parameter passed there under the same name.
+	deployed := func(setting string) string {
+		m := regexp.MustCompile(`name:\s*'` + regexp.QuoteMeta(setting) + `'\s*value:\s*('([^']*)'|(\w+))`).FindStringSubmatch(app)
+		switch {
+		case m == nil:
+			t.Errorf("function-app.bicep sets no %s", setting)
+			return ""
+		case m[3] == "":
+			return m[2]
+		}
+		def := regexp.MustCompile(`(?m)^param\s+` + m[3] + `\s+string\s*=\s*'([^']*)'`).FindStringSubmatch(main)
+		if def == nil {
+			t.Errorf("%s comes from parameter %s, which has no string default in main.bicep", setting, m[3])
+			return ""
+		}
+		return def[1]
+	}
+	for setting, want := range map[string]time.Duration{
+		config.KeySPPollWindow:        config.DefaultSPPollWindow,
+		config.KeyAccessProbeWindow:   config.DefaultAccessProbeWindow,
+		config.KeyPropagationGrace:    config.DefaultPropagationGrace,
+		config.KeySPPollInterval:      config.DefaultSPPollInterval,
+		config.KeyAccessProbeInterval: config.DefaultAccessProbeInterval,
+		config.KeyCreateGuardDelay:    config.DefaultCreateGuardDelay,
+		config.KeyResolutionCacheTTL:  config.DefaultResolutionCacheTTL,
+		config.KeyHealthInterval:      config.DefaultHealthInterval,
+		config.KeyHealthSpread:        config.DefaultHealthSpread,
+	} {
+		v := deployed(setting)
+		if d, err := time.ParseDuration(v); err != nil || d != want {
+			t.Errorf("the Bicep sets %s to %q by default; the binary's default is %v", setting, v, want)
+		}
+	}
+	if v := deployed(config.KeyHealthSchedule); v != config.DefaultHealthSchedule {
+		t.Errorf("the Bicep sets %s to %q by default; the binary's default is %q", config.KeyHealthSchedule, v, config.DefaultHealthSchedule)
 	}
 }

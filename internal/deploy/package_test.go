@@ -31,7 +31,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/deploy"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
@@ -331,9 +331,9 @@ func fillRoute(route string) string {
 // kindOf returns the job kind whose queue is queueName, failing when the binary has none.
 func kindOf(t *testing.T, queueName string) credential.JobKind {
 	t.Helper()
-	for _, k := range message.Kinds() {
-		if q, _ := message.QueueName(k); q == queueName {
-			return k
+	for _, jq := range queue.JobQueues {
+		if jq.Queue == queueName {
+			return jq.Kind
 		}
 	}
 	t.Fatalf("queue %s of a function.json is not a queue the binary knows", queueName)
@@ -342,7 +342,7 @@ func kindOf(t *testing.T, queueName string) credential.JobKind {
 
 func otherKind(t *testing.T, kind credential.JobKind) credential.JobKind {
 	t.Helper()
-	for _, k := range message.Kinds() {
+	for _, k := range queue.Kinds() {
 		if k != kind {
 			return k
 		}
@@ -355,7 +355,7 @@ func otherKind(t *testing.T, kind credential.JobKind) credential.JobKind {
 // JSON text the host hands over (already base64-decoded).
 func jobJSON(t *testing.T, kind credential.JobKind) string {
 	t.Helper()
-	enc, err := message.Encode(credential.Job{Kind: kind, OrgID: "package-test", CredentialID: "no-such-credential",
+	enc, err := queue.Encode(credential.Job{Kind: kind, OrgID: "package-test", CredentialID: "no-such-credential",
 		Generation: 1, Deadline: time.Now().Add(time.Minute), AppObjectID: "no-such-app"})
 	if err != nil {
 		t.Fatal(err)

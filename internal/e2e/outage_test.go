@@ -14,7 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/testenv"
 	"github.com/activeloopai/azcreds/internal/wizard"
 )
@@ -148,9 +148,9 @@ func poisoned(ctx context.Context, env testenv.Env, account string) (map[string]
 		return nil, err
 	}
 	out := map[string]int{}
-	for _, kind := range message.Kinds() {
-		name, _ := message.QueueName(kind)
-		p, err := svc.NewQueueClient(name+"-poison").GetProperties(ctx, nil)
+	for _, jq := range queue.JobQueues {
+		name := jq.Queue + queue.PoisonSuffix
+		p, err := svc.NewQueueClient(name).GetProperties(ctx, nil)
 		if err != nil {
 			if queueerror.HasCode(err, queueerror.QueueNotFound) {
 				continue
@@ -158,7 +158,7 @@ func poisoned(ctx context.Context, env testenv.Env, account string) (map[string]
 			return nil, err
 		}
 		if n := int(*p.ApproximateMessagesCount); n > 0 {
-			out[name+"-poison"] = n
+			out[name] = n
 		}
 	}
 	return out, nil

@@ -19,7 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/testenv"
 	"github.com/activeloopai/azcreds/internal/wizard"
 )
@@ -232,12 +232,8 @@ func queueText(t *testing.T, env testenv.Env) string {
 	}
 	var b strings.Builder
 	n := int32(32)
-	for _, kind := range message.Kinds() {
-		name, err := message.QueueName(kind)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, q := range []string{name, name + "-poison"} {
+	for _, jq := range queue.JobQueues {
+		for _, q := range []string{jq.Queue, jq.Queue + queue.PoisonSuffix} {
 			resp, err := svc.NewQueueClient(q).PeekMessages(context.Background(), &azqueue.PeekMessagesOptions{NumberOfMessages: &n})
 			if err != nil {
 				continue // a queue that was never created holds nothing

@@ -1,6 +1,8 @@
-// Package worker consumes the job queues when no Azure Functions host does: the
-// standalone twin of the host's queue triggers, for `make run` and tests. It runs the same
-// JobRunner the host's invocations reach (handlers.Invoker) and follows the host's rules:
+// Package worker runs the background work when no Azure Functions host does: the
+// standalone twin of the host's queue and timer triggers, for `make run` and tests. Worker
+// consumes the job queues (one per row of internal/queue's job table) and runs the same
+// JobRunner the host's invocations reach (handlers.Invoker); Ticker is the twin of the
+// health-sweep timer. Worker follows the host's rules:
 //
 //   - a message is dequeued invisible for VisibilityTimeout, and its job must finish
 //     within it (its context says so);
@@ -33,8 +35,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 )
 
 // JobRunner runs one background job; credential.Service is one. It returns an error only
@@ -60,14 +62,11 @@ type Queue struct {
 	Poison Client
 }
 
-// PoisonSuffix names a queue's poison queue, as the Functions host does.
-const PoisonSuffix = "-poison"
-
 // Open pairs each job queue of qs with its poison queue on svc, creating the poison
 // queues that are missing.
-func Open(ctx context.Context, svc *azqueue.ServiceClient, qs *queue.Queues) (map[credential.JobKind]Queue, error) {
+func Open(ctx context.Context, svc *azqueue.ServiceClient, qs *azurequeue.Queues) (map[credential.JobKind]Queue, error) {
 	out := make(map[credential.JobKind]Queue)
-	for _, kind := range message.Kinds() {
+	for _, kind := range queue.Kinds() {
 		c := qs.Client(kind)
 		if c == nil {
 			return nil, fmt.Errorf("open worker queues: no queue for job kind %s", kind)
@@ -77,9 +76,9 @@ func Open(ctx context.Context, svc *azqueue.ServiceClient, qs *queue.Queues) (ma
 			return nil, fmt.Errorf("open worker queues: queue URL of %s: %w", kind, err)
 		}
 		name := path.Base(u.Path)
-		poison := svc.NewQueueClient(name + PoisonSuffix)
+		poison := svc.NewQueueClient(name + queue.PoisonSuffix)
 		if _, err := poison.Create(ctx, nil); err != nil && !queueerror.HasCode(err, queueerror.QueueAlreadyExists) {
-			return nil, fmt.Errorf("create queue %s%s: %w", name, PoisonSuffix, err)
+			return nil, fmt.Errorf("create queue %s%s: %w", name, queue.PoisonSuffix, err)
 		}
 		out[kind] = Queue{Name: name, Jobs: c, Poison: poison}
 	}
@@ -311,9 +310,9 @@ func (w *Worker) handle(parent context.Context, c consumer, m *azqueue.DequeuedM
 	}
 	d.log = w.log.With("queue", c.Name, "message_id", d.id, "dequeue_count", d.count)
 
-	job, err := message.Decode(d.text)
+	job, err := queue.Decode(d.text)
 	if err == nil && job.Kind != c.kind {
-		err = fmt.Errorf("%w: a %s job on the %s queue", message.ErrMalformed, job.Kind, c.Name)
+		err = fmt.Errorf("%w: a %s job on the %s queue", queue.ErrMalformed, job.Kind, c.Name)
 	}
 	if err != nil {
 		d.log.ErrorContext(ctx, "dropping a malformed queue message: no retry can fix it", "err", err, "length", len(d.text))
@@ -391,7 +390,7 @@ func (w *Worker) poison(ctx context.Context, d delivery, why string) {
 	}
 	w.delete(ctx, d)
 	w.poisoned.Add(1)
-	d.log.ErrorContext(ctx, "queue message poisoned", "poison_queue", d.c.Name+PoisonSuffix, "reason", why)
+	d.log.ErrorContext(ctx, "queue message poisoned", "poison_queue", d.c.Name+queue.PoisonSuffix, "reason", why)
 }
 
 // retryLater makes a failed message visible again after RetryDelay instead of at the

@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
@@ -29,7 +29,7 @@ func (f runnerFunc) Run(ctx context.Context, job credential.Job) error { return 
 // fixture is a set of job queues of its own on the test Azurite, with their poison queues.
 type fixture struct {
 	t      *testing.T
-	qs     *queue.Queues
+	qs     *azurequeue.Queues
 	queues map[credential.JobKind]Queue
 }
 
@@ -41,12 +41,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	qs, err := queue.Open(ctx, svc, queue.Options{NamePrefix: testenv.UniqueName(t, "w")})
+	qs, err := azurequeue.Open(ctx, svc, azurequeue.Options{NamePrefix: testenv.UniqueName(t, "w")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range message.Kinds() {
+		for _, k := range queue.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -231,7 +231,7 @@ func TestJobsRunAndAreDeleted(t *testing.T) {
 func TestMalformedMessagesDropped(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	wrongKind, err := message.Encode(spPoll("wrong-queue"))
+	wrongKind, err := queue.Encode(spPoll("wrong-queue"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestFailingJobPoisoned(t *testing.T) {
 	}
 	var poisoned []string
 	for _, m := range f.peek(q.Poison) {
-		job, err := message.Decode(*m.MessageText)
+		job, err := queue.Decode(*m.MessageText)
 		if err != nil {
 			t.Fatalf("poisoned message is not the original: %v", err)
 		}
@@ -497,7 +497,7 @@ func TestGracefulStop(t *testing.T) {
 	eventually(t, 10*time.Second, "the two unfinished messages visible again", func() bool {
 		left = map[string]int64{}
 		for _, m := range f.peek(q.Jobs) {
-			job, err := message.Decode(*m.MessageText)
+			job, err := queue.Decode(*m.MessageText)
 			if err != nil {
 				t.Fatal(err)
 			}

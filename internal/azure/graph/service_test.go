@@ -16,8 +16,8 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
@@ -25,7 +25,7 @@ import (
 // serviceOnStandIn is the credential service with its real adapters: the Graph client
 // against the stand-in, the store and the queues on Azurite. It logs to log (nowhere
 // when nil).
-func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credential.Service, *queue.Queues) {
+func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credential.Service, *azurequeue.Queues) {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
@@ -43,12 +43,12 @@ func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credential.
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs, err := queue.Open(ctx, qsvc, queue.Options{NamePrefix: testenv.UniqueName(t, "g")})
+	qs, err := azurequeue.Open(ctx, qsvc, azurequeue.Options{NamePrefix: testenv.UniqueName(t, "g")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range message.Kinds() {
+		for _, k := range queue.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -60,7 +60,7 @@ func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credential.
 	return svc, qs
 }
 
-func cleanupJobs(t *testing.T, qs *queue.Queues) []credential.Job {
+func cleanupJobs(t *testing.T, qs *azurequeue.Queues) []credential.Job {
 	t.Helper()
 	n := int32(32)
 	resp, err := qs.Client(credential.JobAppCleanup).DequeueMessages(context.Background(), &azqueue.DequeueMessagesOptions{NumberOfMessages: &n})
@@ -69,7 +69,7 @@ func cleanupJobs(t *testing.T, qs *queue.Queues) []credential.Job {
 	}
 	var jobs []credential.Job
 	for _, m := range resp.Messages {
-		j, err := message.Decode(*m.MessageText)
+		j, err := queue.Decode(*m.MessageText)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,4 @@
-// Package sweep runs the health sweep on an interval when no Azure Functions host runs the
-// health-sweep timer function: the standalone twin of that timer, for `make run` and a
-// handler run by itself. Both call the same sweep (credential.Service.SweepHealth).
-//
-// The first sweep runs one interval after the start, not at it, so a restart does not
-// probe the whole fleet at once. A sweep that fails is logged; the next tick sweeps again.
-// Run returns once its context is done and the sweep in flight, if any, has returned.
-package sweep
+package worker
 
 import (
 	"context"
@@ -19,7 +12,11 @@ type Sweeper interface {
 	SweepHealth(ctx context.Context) (int, error)
 }
 
-// Ticker calls a Sweeper every Interval.
+// Ticker runs the health sweep on an interval: the standalone twin of the health-sweep timer
+// function (queue.HealthSweep), for `make run` and a handler run by itself. Both call the
+// same sweep. The first sweep runs one interval after the start, not at it, so a restart
+// does not probe the whole fleet at once. A sweep that fails is logged; the next tick
+// sweeps again.
 type Ticker struct {
 	Sweeper  Sweeper
 	Interval time.Duration
@@ -27,10 +24,11 @@ type Ticker struct {
 }
 
 // Run sweeps every t.Interval until ctx is done. Sweeps never overlap: a sweep that takes
-// longer than the interval delays the next tick.
+// longer than the interval delays the next tick. It returns once ctx is done and the sweep
+// in flight, if any, has returned.
 func (t *Ticker) Run(ctx context.Context) error {
 	if t.Sweeper == nil || t.Interval <= 0 {
-		return errors.New("sweep: a sweeper and a positive interval are required")
+		return errors.New("health sweep ticker: a sweeper and a positive interval are required")
 	}
 	log := t.Log
 	if log == nil {

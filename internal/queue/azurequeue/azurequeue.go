@@ -1,4 +1,8 @@
-package queue
+// Package azurequeue is the Azure Storage queue implementation of credential.Scheduler: one
+// queue per row of internal/queue's job table, each message the job's wire format with a
+// time-to-live past its deadline. A poll that must happen again is a new message with a
+// visibility delay: nothing waits in-process.
+package azurequeue
 
 import (
 	"context"
@@ -11,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // ttlPastDeadline keeps a window's messages alive a while after its deadline, so the
@@ -44,14 +48,13 @@ func Open(ctx context.Context, svc *azqueue.ServiceClient, opts Options) (*Queue
 		opts.Now = time.Now
 	}
 	q := &Queues{clients: map[credential.JobKind]*azqueue.QueueClient{}, now: opts.Now}
-	for _, kind := range message.Kinds() {
-		name, _ := message.QueueName(kind)
-		name = opts.NamePrefix + name
+	for _, jq := range queue.JobQueues {
+		name := opts.NamePrefix + jq.Queue
 		c := svc.NewQueueClient(name)
 		if _, err := c.Create(ctx, nil); err != nil && !queueerror.HasCode(err, queueerror.QueueAlreadyExists) {
 			return nil, fmt.Errorf("create queue %s: %w", name, err)
 		}
-		q.clients[kind] = c
+		q.clients[jq.Kind] = c
 	}
 	return q, nil
 }
@@ -66,7 +69,7 @@ func (q *Queues) Schedule(ctx context.Context, j credential.Job, delay time.Dura
 	if !ok {
 		return fmt.Errorf("schedule: no queue for job kind %q", j.Kind)
 	}
-	body, err := message.Encode(j)
+	body, err := queue.Encode(j)
 	if err != nil {
 		return fmt.Errorf("encode %s job: %w", j.Kind, err)
 	}

@@ -1,7 +1,4 @@
-// Package message is the wire format of background jobs: JSON, base64-encoded as the Azure
-// Functions queue trigger expects (its default messageEncoding), one queue per job kind.
-// It imports no Azure SDK, so the HTTP adapter can decode the host's payloads with it.
-package message
+package queue
 
 import (
 	"encoding/base64"
@@ -12,34 +9,6 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/credential"
 )
-
-// Queue names, kept short: the host appends "-poison" for messages it gives up on.
-const (
-	NameSPPoll      = "sppoll"
-	NameAccessProbe = "accessprobe"
-	NameAppCleanup  = "appcleanup"
-	NameHealthProbe = "healthprobe"
-)
-
-// Kinds lists the job kinds, one queue each.
-func Kinds() []credential.JobKind {
-	return []credential.JobKind{credential.JobSPPoll, credential.JobAccessProbe, credential.JobAppCleanup, credential.JobHealthProbe}
-}
-
-// QueueName returns the queue of a job kind.
-func QueueName(kind credential.JobKind) (string, error) {
-	switch kind {
-	case credential.JobSPPoll:
-		return NameSPPoll, nil
-	case credential.JobAccessProbe:
-		return NameAccessProbe, nil
-	case credential.JobAppCleanup:
-		return NameAppCleanup, nil
-	case credential.JobHealthProbe:
-		return NameHealthProbe, nil
-	}
-	return "", fmt.Errorf("no queue for job kind %q", kind)
-}
 
 // message is the JSON body of a queue message.
 type message struct {
@@ -76,7 +45,7 @@ func DecodeJSON(b []byte) (credential.Job, error) {
 	job := credential.Job{Kind: credential.JobKind(m.Kind), OrgID: m.OrgID, CredentialID: m.CredentialID,
 		Generation: m.Generation, Deadline: m.Deadline, Attempt: m.Attempt, AppObjectID: m.AppObjectID,
 		IssuedAt: m.IssuedAt}
-	if _, err := QueueName(job.Kind); err != nil || job.OrgID == "" || job.CredentialID == "" {
+	if _, ok := Of(job.Kind); !ok || job.OrgID == "" || job.CredentialID == "" {
 		return credential.Job{}, fmt.Errorf("%w: missing kind, org or credential", ErrMalformed)
 	}
 	if job.Kind == credential.JobHealthProbe && job.IssuedAt.IsZero() {

@@ -1,4 +1,4 @@
-package queue
+package azurequeue
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/message"
+	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
@@ -26,7 +26,7 @@ func TestScheduleDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range message.Kinds() {
+		for _, k := range queue.Kinds() {
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
@@ -53,7 +53,7 @@ func TestScheduleDelay(t *testing.T) {
 		}
 		if len(resp.Messages) == 1 {
 			m := resp.Messages[0]
-			got, err := message.Decode(*m.MessageText)
+			got, err := queue.Decode(*m.MessageText)
 			if err != nil {
 				t.Fatal(err)
 			}
