@@ -44,7 +44,7 @@ type options struct {
 	tenants                               string
 	propagation, ficPropagation           time.Duration
 	identityHeader, azuriteBlob, accounts string
-	platformStorage                       string
+	platformStorage, apiAppID             string
 	chaos                                 localazure.Chaos
 	chaosStatuses                         string
 }
@@ -66,6 +66,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.StringVar(&o.azuriteBlob, "azurite-blob", "", "Azurite blob endpoint without account, e.g. https://127.0.0.1:10000, for container creation")
 	fs.StringVar(&o.accounts, "accounts", "", "storage accounts and keys, in AZURITE_ACCOUNTS' format name:key;name2:key2 (with -azurite-blob)")
 	fs.StringVar(&o.platformStorage, "platform-storage", "", "ACCOUNT: the platform's own storage account (the environment default), registered in the home tenant with the managed identity granted Storage Blob Data Contributor, as the deployment does in Azure; the backend creates each organization's container there itself")
+	fs.StringVar(&o.apiAppID, "api-app-id", "", "client id of the platform API's app registration (multi-tenant, v2.0 tokens), registered in the home tenant: customers' managed identities get tokens for it once it is installed in their tenant; empty: none")
 	fs.StringVar(&o.storageAddr, "storage-addr", "127.0.0.1:10443", "listen address (HTTPS) of the RBAC front for <account>.blob.localhost, served with -azurite-blob; empty: none")
 	fs.Float64Var(&o.chaos.Probability, "chaos-probability", 0, "chance (0-1) that a Graph, Entra token or managed identity token call fails at random; 0: off")
 	fs.StringVar(&o.chaosStatuses, "chaos-statuses", "429,503", "comma-separated statuses random faults answer with (429 carries Retry-After)")
@@ -121,6 +122,7 @@ func run(ctx context.Context, args []string, log *slog.Logger, ready func(addr s
 		FICPropagationDelay: o.ficPropagation,
 		IdentityHeader:      o.identityHeader,
 		Logger:              log,
+		APIAppID:            o.apiAppID,
 	}
 	var azurite *http.Transport
 	if o.azuriteBlob != "" {

@@ -143,6 +143,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		"bad accounts":          append([]string{"-cert", certFile, "-key", keyFile, "-azurite-blob", "https://127.0.0.1:1", "-accounts", "a:%%"}, ids...),
 		"stray argument":        append([]string{"-cert", certFile, "-key", keyFile, "extra"}, ids...),
 		"unknown flag":          append([]string{"-nope"}, ids...),
+		"bad API app id":        append([]string{"-cert", certFile, "-key", keyFile, "-api-app-id", "api://azcreds"}, ids...),
+		"API app id of the MI":  append([]string{"-cert", certFile, "-key", keyFile, "-api-app-id", miClientID}, ids...),
 	}
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -151,6 +153,54 @@ func TestRunRejectsBadFlags(t *testing.T) {
 				t.Fatal("run succeeded")
 			}
 		})
+	}
+}
+
+// TestRunServesThePlatformAPI: with -api-app-id the platform API's app is registered, so a
+// customer can install it (az ad sp create --id) and a managed identity of theirs can then
+// get a token for it from the tenant's identity endpoint.
+func TestRunServesThePlatformAPI(t *testing.T) {
+	const apiAppID = "bf01b0aa-723e-4500-96ee-1bc388018396"
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	addr, _, stop := serve(t,
+		"-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile,
+		"-home-tenant", homeTenant, "-mi-client-id", miClientID, "-mi-object-id", miObjectID,
+		"-tenants", custTenant, "-api-app-id", apiAppID,
+	)
+	defer stop()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+	do := func(method, path, body string, header map[string]string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, "https://"+addr+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	status, mi := do(http.MethodPost, "/control/tenants/"+custTenant+"/managedIdentities", `{"name":"lake-job"}`, nil)
+	if status != http.StatusCreated || mi["identity_endpoint"] != "https://"+addr+"/msi/tenants/"+custTenant+"/token" {
+		t.Fatalf("create identity: %d %v", status, mi)
+	}
+	tokenPath := "/msi/tenants/" + custTenant + "/token?api-version=2019-08-01&resource=" + apiAppID + "&client_id=" + mi["clientId"].(string)
+	header := map[string]string{"X-IDENTITY-HEADER": "local"}
+	if status, m := do(http.MethodGet, tokenPath, "", header); status != http.StatusBadRequest || m["error"] != "invalid_resource" {
+		t.Errorf("token before the API is installed: %d %v", status, m)
+	}
+	if status, sp := do(http.MethodPost, "/control/tenants/"+custTenant+"/servicePrincipals", `{"appId":"`+apiAppID+`"}`, nil); status != http.StatusCreated || sp["displayName"] != "azcreds-api" {
+		t.Fatalf("install the API: %d %v", status, sp)
+	}
+	if status, m := do(http.MethodGet, tokenPath, "", header); status != http.StatusOK || m["access_token"] == "" {
+		t.Errorf("token after the API is installed: %d %v", status, m)
 	}
 }
 

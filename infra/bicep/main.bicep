@@ -11,7 +11,10 @@
 //     handler creates at the organization's first /creds (user delegation SAS signed by the
 //     identity, which is Storage Blob Data Contributor on the account);
 //   - Application Insights on a Log Analytics workspace, Entra ID ingestion only;
-//   - a Flex Consumption function app running the custom handler (runtime `custom`).
+//   - a Flex Consumption function app running the custom handler (runtime `custom`);
+//   - the platform API's Entra app registration (multi-tenant, v2.0 tokens) and its service
+//     principal, for workload identities: customers' managed identities sign in to the API
+//     with tokens for it (modules/api-app.bicep, docs/WORKLOAD_IDENTITIES.md).
 //
 // Deploy with `make deploy` (README, "Deploy to Azure"); main.bicepparam holds the values.
 // The Graph permission needs an administrator: see modules/graph-permission.bicep.
@@ -115,6 +118,9 @@ param maximumInstanceCount int = 40
 ])
 param instanceMemoryMB int = 2048
 
+@description('Register the platform API in Entra ID (multi-tenant, v2.0 tokens) so that customers\' managed identities can sign in to it (workload identities). Needs a deploying principal allowed to register applications; false: workload identities are off (AZCREDS_API_APP_ID empty).')
+param workloadIdentities bool = true
+
 @description('Grant the identity Microsoft Graph Application.ReadWrite.OwnedBy here. Needs a deploying principal with Privileged Role Administrator (or AppRoleAssignment.ReadWrite.All); set false when an administrator grants it separately (README, "Deploy to Azure").')
 param grantGraphPermission bool = true
 
@@ -176,6 +182,14 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+module apiApp 'modules/api-app.bicep' = if (workloadIdentities) {
+  name: 'api-app'
+  params: {
+    uniqueName: '${appName}-api-${token}'
+    displayName: '${appName} API'
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   params: {
@@ -196,6 +210,7 @@ module functionApp 'modules/function-app.bicep' = {
     authIssuer: authIssuer
     authAudience: authAudience
     authJwksUrl: authJwksUrl
+    apiAppId: workloadIdentities ? apiApp.outputs.appId : ''
     logLevel: logLevel
     graphBaseUrl: graphBaseUrl
     defaultStorageAccount: platformStorage.outputs.name
@@ -240,6 +255,9 @@ output managedIdentityObjectId string = identity.properties.principalId
 
 @description('Tenant of the deployment (AZCREDS_HOME_TENANT_ID): where app registrations are created.')
 output homeTenantId string = tenant().tenantId
+
+@description('Client id of the platform API\'s app registration (AZCREDS_API_APP_ID), empty when workload identities are off: each customer installs it once in their tenant with `az ad sp create --id <it>`.')
+output apiAppId string = workloadIdentities ? apiApp.outputs.appId : ''
 
 @description('The environment default\'s storage account.')
 output defaultStorageAccount string = platformStorage.outputs.name

@@ -2,7 +2,8 @@ package auth
 
 import "errors"
 
-// ErrUnauthenticated matches every refusal of [Verifier.Verify]. The HTTP layer maps it to
+// ErrUnauthenticated matches every refusal of [Verifier.Verify], [EntraVerifier.Verify] and
+// [Authenticator.Authenticate]. The HTTP layer maps it to
 // 401 and logs the error's text, which names a short cause and never the token.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
@@ -29,4 +30,15 @@ func (r *refusal) Unwrap() []error {
 		return []error{ErrUnauthenticated, r.err}
 	}
 	return []error{ErrUnauthenticated}
+}
+
+// Cause returns the fixed cause of a refusal ("token expired", "entra token: wrong
+// audience"), or "" when err is not one. A cause never quotes the token or its claims, so
+// an HTTP layer may pass it on to the caller (an error_description of RFC 6750).
+func Cause(err error) string {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.cause
+	}
+	return ""
 }

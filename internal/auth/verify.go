@@ -46,6 +46,7 @@ type Config struct {
 
 // Verifier checks API bearer tokens. It is safe for concurrent use.
 type Verifier struct {
+	issuer    string
 	opts      []jwt.ParserOption
 	staticKey *rsa.PublicKey // set when Config.PublicKeyPEM is
 	jwks      *jwksCache     // set when Config.JWKSURL is
@@ -63,12 +64,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if (cfg.JWKSURL == "") == (len(cfg.PublicKeyPEM) == 0) {
 		return nil, errors.New("auth config: set exactly one of JWKS URL and public key PEM")
 	}
-	leeway := cfg.Leeway
-	switch {
-	case leeway == 0:
-		leeway = DefaultLeeway
-	case leeway < 0 || leeway > maxLeeway:
-		return nil, fmt.Errorf("auth config: leeway %v outside 0 to %v", leeway, maxLeeway)
+	leeway, err := leewayOf(cfg.Leeway)
+	if err != nil {
+		return nil, fmt.Errorf("auth config: %w", err)
 	}
 	interval := cfg.JWKSRefreshInterval
 	switch {
@@ -83,6 +81,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 
 	v := &Verifier{
+		issuer: cfg.Issuer,
 		opts: []jwt.ParserOption{
 			// RS256 only: refuses alg "none" and HS256 signed with the public key's bytes.
 			jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
@@ -111,6 +110,17 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	v.staticKey = key
 	return v, nil
+}
+
+// leewayOf is the configured leeway: DefaultLeeway for zero, at most five minutes.
+func leewayOf(leeway time.Duration) (time.Duration, error) {
+	switch {
+	case leeway == 0:
+		return DefaultLeeway, nil
+	case leeway < 0 || leeway > maxLeeway:
+		return 0, fmt.Errorf("leeway %v outside 0 to %v", leeway, maxLeeway)
+	}
+	return leeway, nil
 }
 
 // checkJWKSURL insists on https, since whoever can rewrite the key set can mint tokens.
@@ -188,11 +198,18 @@ func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
 	if v.staticKey != nil {
 		return v.staticKey, nil
 	}
+	return keyOf(ctx, v.jwks, t)
+}
+
+// keyOf looks the token's kid up in keys. Only the kid of the header is used: a key or key
+// URL in the header (jwk, jku, x5u) is never followed, since the token would vouch for
+// itself.
+func keyOf(ctx context.Context, keys *jwksCache, t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	if kid == "" {
 		return nil, &keyError{cause: "token has no kid"}
 	}
-	k, err := v.jwks.key(ctx, kid)
+	k, err := keys.key(ctx, kid)
 	switch {
 	case err == nil:
 		return k, nil

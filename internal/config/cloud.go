@@ -30,6 +30,11 @@ type Cloud struct {
 	// TokenExchangeAudience is the audience of the managed identity's token that a federated
 	// identity credential trusting it must name in this cloud.
 	TokenExchangeAudience string
+	// TokenIssuerAuthority is the authority Entra ID names in the iss of the v2.0 tokens it
+	// issues in this cloud, with the trailing slash: iss is <it><tenant id>/v2.0. It is the
+	// authority host itself except in Azure China, whose v2.0 tokens name
+	// login.partner.microsoftonline.cn however they were requested.
+	TokenIssuerAuthority string
 }
 
 // The names of the clouds this binary knows.
@@ -55,6 +60,12 @@ const (
 //     https://learn.microsoft.com/azure/storage/common/storage-powershell-independent-clouds
 //   - the token-exchange audience per cloud for a managed identity as a federated credential:
 //     https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity
+//   - the issuer of v2.0 tokens per cloud, "https://<host>/{tenantid}/v2.0" in each cloud's
+//     tenant-independent OpenID configuration (<authority>common/v2.0/.well-known/openid-configuration);
+//     MSAL carries the same table for its offline metadata (AzureAD/microsoft-authentication-library-for-js,
+//     lib/msal-common/src/authority/AuthorityMetadata.ts), where login.chinacloudapi.cn issues as
+//     login.partner.microsoftonline.cn, the host Microsoft's national-cloud page lists for China:
+//     https://learn.microsoft.com/entra/identity-platform/authentication-national-cloud
 var clouds = []Cloud{
 	{
 		Name:                  CloudPublic,
@@ -63,6 +74,7 @@ var clouds = []Cloud{
 		BlobSuffixes:          []string{"blob.core.windows.net"},
 		BlobZoneSuffix:        "blob.storage.azure.net",
 		TokenExchangeAudience: "api://AzureADTokenExchange",
+		TokenIssuerAuthority:  "https://login.microsoftonline.com/",
 	},
 	{
 		Name:                  CloudUSGovernment,
@@ -70,6 +82,7 @@ var clouds = []Cloud{
 		GraphBaseURL:          "https://graph.microsoft.us/v1.0",
 		BlobSuffixes:          []string{"blob.core.usgovcloudapi.net"},
 		TokenExchangeAudience: "api://AzureADTokenExchangeUSGov",
+		TokenIssuerAuthority:  "https://login.microsoftonline.us/",
 	},
 	{
 		Name:                  CloudChina,
@@ -77,6 +90,7 @@ var clouds = []Cloud{
 		GraphBaseURL:          "https://microsoftgraph.chinacloudapi.cn/v1.0",
 		BlobSuffixes:          []string{"blob.core.chinacloudapi.cn"},
 		TokenExchangeAudience: "api://AzureADTokenExchangeChina",
+		TokenIssuerAuthority:  "https://login.partner.microsoftonline.cn/",
 	},
 }
 
@@ -99,6 +113,14 @@ func CloudByName(name string) (Cloud, bool) {
 	}
 	return Cloud{}, false
 }
+
+// EntraKeysPath is where, under an authority host, Entra ID publishes the tenant-independent
+// signing keys of its v2.0 tokens (the jwks_uri of <authority>common/v2.0/.well-known/openid-configuration):
+// https://learn.microsoft.com/entra/identity-platform/access-tokens#validate-the-signature
+const EntraKeysPath = "common/discovery/v2.0/keys"
+
+// EntraKeysURL is the cloud's tenant-independent v2.0 signing keys.
+func (c Cloud) EntraKeysURL() string { return c.AuthorityHost + EntraKeysPath }
 
 // BlobEndpointTemplate is the cloud's standard blob endpoint template, %s the account name.
 func (c Cloud) BlobEndpointTemplate() string {
@@ -208,6 +230,8 @@ func (p *parser) pinCloud(c *Config) {
 	}
 	c.Cloud = authority
 	c.AuthorityHost = authority.AuthorityHost
+	c.WorkloadIssuerAuthority = authority.TokenIssuerAuthority
+	c.WorkloadKeysURL = authority.EntraKeysURL()
 	c.GraphBaseURL = authority.GraphBaseURL
 	c.BlobEndpointTemplate = template
 }

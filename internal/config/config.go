@@ -68,6 +68,11 @@ const (
 	KeyAuthPublicKeyFile = "AZCREDS_AUTH_PUBLIC_KEY_FILE"
 	// KeyAuthSigningKeyFile is read only by `handler token`, which mints local tokens.
 	KeyAuthSigningKeyFile = "AZCREDS_AUTH_SIGNING_KEY_FILE"
+	// KeyAPIAppID is the client (application) id of the platform API's own Entra app
+	// registration: the audience of the Entra tokens with which customers' workload
+	// identities (managed identities) call the API, and the id a customer installs in their
+	// tenant. Empty: workload identities are off, and only the platform's tokens are accepted.
+	KeyAPIAppID = "AZCREDS_API_APP_ID"
 
 	KeySPPollWindow        = "AZCREDS_SP_POLL_WINDOW"
 	KeyAccessProbeWindow   = "AZCREDS_ACCESS_PROBE_WINDOW"
@@ -200,6 +205,16 @@ type Config struct {
 	AuthJWKSURL       string
 	AuthPublicKeyFile string
 
+	// APIAppID is the platform API's app registration client id, lower case: the audience
+	// of workload identities' Entra tokens ("": workload identities off).
+	APIAppID string
+	// WorkloadIssuerAuthority and WorkloadKeysURL follow the cloud: a workload identity's
+	// token names <WorkloadIssuerAuthority><tid>/v2.0 as its issuer and is signed by a key
+	// published at WorkloadKeysURL (Entra's tenant-independent v2.0 keys). On the local
+	// stack both are the stand-in's, which plays the authority.
+	WorkloadIssuerAuthority string
+	WorkloadKeysURL         string
+
 	SPPollWindow      time.Duration
 	AccessProbeWindow time.Duration
 	PropagationGrace  time.Duration
@@ -319,6 +334,7 @@ func Parse(get Source) (Config, error) {
 		AuthAudience:            p.required(KeyAuthAudience),
 		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
 		AuthPublicKeyFile:       p.str(KeyAuthPublicKeyFile, ""),
+		APIAppID:                p.guid(KeyAPIAppID),
 		SPPollWindow:            p.duration(KeySPPollWindow, DefaultSPPollWindow),
 		AccessProbeWindow:       p.duration(KeyAccessProbeWindow, DefaultAccessProbeWindow),
 		PropagationGrace:        p.duration(KeyPropagationGrace, DefaultPropagationGrace),
@@ -431,6 +447,22 @@ func (p *parser) endpointTemplate(key, def string) string {
 		p.errs = append(p.errs, fmt.Errorf("%s must be an https URL with one %%s for the account name, like %s, got %q", key, DefaultBlobEndpointTemplate, v))
 	}
 	return v
+}
+
+var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// guid reads an optional GUID in its 8-4-4-4-12 spelling, as Entra shows ids, lower-cased
+// the way Entra writes them into tokens.
+func (p *parser) guid(key string) string {
+	v := p.str(key, "")
+	if v == "" {
+		return ""
+	}
+	if !guidPattern.MatchString(v) {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a GUID like 00000000-0000-0000-0000-000000000000 (an application's client id), got %q", key, v))
+		return ""
+	}
+	return strings.ToLower(v)
 }
 
 // hostPort reads an optional host:port.
@@ -621,7 +653,7 @@ func Keys() []string {
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
 		KeyDefaultStorageAccount, KeyDefaultContainerPrefix, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
-		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile,
+		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile, KeyAPIAppID,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,
 		KeyCreateGuardDelay,

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 // LocalSetting is a setting that belongs to the local stack alone, with why Azure has no
@@ -63,6 +64,10 @@ func (p *parser) localStack(c *Config) {
 			KeyLocalStack, KeyCustomHandlerPort))
 	}
 	c.Cloud, _ = CloudByName(CloudPublic)
+	// The stand-in issues and publishes its keys as the authority it serves: workload
+	// identities' tokens name it, whatever host it listens on.
+	authority := strings.TrimSuffix(c.AuthorityHost, "/") + "/"
+	c.WorkloadIssuerAuthority, c.WorkloadKeysURL = authority, authority+EntraKeysPath
 	if c.LocalInvocations && !loopback(c.ListenAddr) {
 		p.errs = append(p.errs, fmt.Errorf("%s needs a loopback %s, got %q: the invocation endpoints have no authentication",
 			KeyLocalInvocations, KeyListenAddr, c.ListenAddr))

@@ -282,3 +282,53 @@ func TestCloudByName(t *testing.T) {
 		t.Error("Clouds shares its slices")
 	}
 }
+
+// TestWorkloadIdentitySettings: the API app's client id turns workload identities on, and
+// where their tokens come from follows the cloud: each cloud's v2.0 issuer and tenant-
+// independent keys in Azure mode, the stand-in's on the local stack.
+func TestWorkloadIdentitySettings(t *testing.T) {
+	c, err := Parse(source(azure()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIAppID != "" {
+		t.Errorf("API app id %q without the setting: workload identities must be off by default", c.APIAppID)
+	}
+
+	const appID = "9f5b7c3e-2a41-4d6b-8e0f-1c2d3e4f5a6b"
+	cases := []struct{ cloud, issuer, keys string }{
+		{CloudPublic, "https://login.microsoftonline.com/", "https://login.microsoftonline.com/common/discovery/v2.0/keys"},
+		{CloudUSGovernment, "https://login.microsoftonline.us/", "https://login.microsoftonline.us/common/discovery/v2.0/keys"},
+		{CloudChina, "https://login.partner.microsoftonline.cn/", "https://login.chinacloudapi.cn/common/discovery/v2.0/keys"},
+	}
+	for _, tc := range cases {
+		cl, _ := CloudByName(tc.cloud)
+		m := with(azure(), KeyAPIAppID, strings.ToUpper(appID), KeyAuthorityHost, cl.AuthorityHost,
+			KeyGraphBaseURL, cl.GraphBaseURL, KeyBlobEndpointTemplate, cl.BlobEndpointTemplate())
+		c, err := Parse(source(m))
+		if err != nil {
+			t.Errorf("%s: %v", tc.cloud, err)
+			continue
+		}
+		if c.APIAppID != appID || c.WorkloadIssuerAuthority != tc.issuer || c.WorkloadKeysURL != tc.keys {
+			t.Errorf("%s: app %q, issuer authority %q, keys %q; want %q %q %q", tc.cloud, c.APIAppID,
+				c.WorkloadIssuerAuthority, c.WorkloadKeysURL, appID, tc.issuer, tc.keys)
+		}
+	}
+
+	// The local stack: the stand-in is the authority, with or without the trailing slash.
+	for _, authority := range []string{"https://127.0.0.1:7443/", "https://127.0.0.1:7443"} {
+		c, err := Parse(source(with(valid(), KeyAPIAppID, appID, KeyAuthorityHost, authority)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.WorkloadIssuerAuthority != "https://127.0.0.1:7443/" || c.WorkloadKeysURL != "https://127.0.0.1:7443/common/discovery/v2.0/keys" {
+			t.Errorf("local stack with authority %q: issuer authority %q, keys %q", authority, c.WorkloadIssuerAuthority, c.WorkloadKeysURL)
+		}
+	}
+
+	for _, bad := range []string{"api://" + appID, "not-a-guid", appID + "0", "{" + appID + "}", strings.ReplaceAll(appID, "-", "")} {
+		refused(t, bad, with(azure(), KeyAPIAppID, bad), KeyAPIAppID, "must be a GUID")
+		refused(t, bad+" locally", with(valid(), KeyAPIAppID, bad), KeyAPIAppID, "must be a GUID")
+	}
+}

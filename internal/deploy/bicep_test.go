@@ -42,8 +42,13 @@ var verifiedVersions = map[string]string{
 	"Microsoft.Insights/components":                             "2020-02-02", // change log: DisableLocalAuth, WorkspaceResourceId
 	"Microsoft.OperationalInsights/workspaces":                  "2023-09-01", // change log: GA, no property changes since 2022-10-01
 	"Microsoft.Authorization/roleAssignments":                   "2022-04-01",
-	"Microsoft.Graph/servicePrincipals":                         "v1.0", // Microsoft Graph Bicep extension, v1.0 types
-	"Microsoft.Graph/appRoleAssignedTo":                         "v1.0",
+	// Microsoft Graph Bicep extension, v1.0 types (learn.microsoft.com/graph/templates/bicep/reference,
+	// view graph-bicep-1.0): applications (uniqueName, displayName, signInAudience,
+	// api.requestedAccessTokenVersion) and servicePrincipals (appId), as in the extension's
+	// quickstart application-serviceprincipal-create-client-resource.
+	"Microsoft.Graph/applications":      "v1.0",
+	"Microsoft.Graph/servicePrincipals": "v1.0",
+	"Microsoft.Graph/appRoleAssignedTo": "v1.0",
 }
 
 // graphExtension is the Microsoft Graph Bicep extension's v1.0 types, GA since 1.0.0.
@@ -232,6 +237,43 @@ func TestBicepStructure(t *testing.T) {
 		}
 		if def := regexp.MustCompile(`(?m)^param defaultContainerPrefix string = '([^']*)'`).FindStringSubmatch(main.codeOnly()); def == nil || def[1] != config.DefaultContainerPrefix {
 			t.Errorf("main.bicep's defaultContainerPrefix default is %v, want the binary's default %q", def, config.DefaultContainerPrefix)
+		}
+	})
+
+	// The platform API's app registration, for workload identities: multi-tenant (each
+	// customer installs it in their tenant), v2.0 tokens (the handler refuses v1.0), its
+	// client id the audience (no identifier URI), a service principal at home, and its
+	// client id handed to the handler.
+	t.Run("platform API app registration", func(t *testing.T) {
+		src := file(t, files, "infra/bicep/modules/api-app.bicep").codeOnly()
+		for _, want := range []string{
+			"extension microsoftGraphV1", "resource api 'Microsoft.Graph/applications@v1.0' = {",
+			"signInAudience: 'AzureADMultipleOrgs'", "requestedAccessTokenVersion: 2",
+			"resource apiServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {", "appId: api.appId",
+			"output appId string = api.appId",
+		} {
+			if !strings.Contains(src, want) {
+				t.Errorf("api-app.bicep lacks %s", want)
+			}
+		}
+		for _, banned := range []string{"identifierUris", "AzureADMyOrg", "requestedAccessTokenVersion: 1", "passwordCredentials", "keyCredentials"} {
+			if strings.Contains(src, banned) {
+				t.Errorf("api-app.bicep has %s", banned)
+			}
+		}
+		m := main.codeOnly()
+		for _, want := range []string{
+			"module apiApp 'modules/api-app.bicep' = if (workloadIdentities) {",
+			"apiAppId: workloadIdentities ? apiApp.outputs.appId : ''",
+			"output apiAppId string = workloadIdentities ? apiApp.outputs.appId : ''",
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("main.bicep lacks %s", want)
+			}
+		}
+		fa := file(t, files, "infra/bicep/modules/function-app.bicep").codeOnly()
+		if !regexp.MustCompile(`name: '` + config.KeyAPIAppID + `'\s+value: apiAppId\b`).MatchString(fa) {
+			t.Errorf("function-app.bicep does not set %s to the apiAppId parameter", config.KeyAPIAppID)
 		}
 	})
 

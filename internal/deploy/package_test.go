@@ -400,6 +400,7 @@ func azureSettings(env testenv.Env, port, table, identityEndpoint string) map[st
 		"AZCREDS_AUTH_ISSUER":            "https://issuer.invalid/",
 		"AZCREDS_AUTH_AUDIENCE":          "azcreds-api",
 		"AZCREDS_AUTH_JWKS_URL":          "https://issuer.invalid/.well-known/jwks.json",
+		"AZCREDS_API_APP_ID":             "bf01b0aa-723e-4500-96ee-1bc388018396", // the api-app module's output
 		"AZCREDS_LOG_LEVEL":              "debug",
 		"IDENTITY_ENDPOINT":              identityEndpoint,
 		"IDENTITY_HEADER":                idHeader,
@@ -700,6 +701,8 @@ func refusals(t *testing.T, env testenv.Env, dir, exe string) {
 			set(config.KeyAuthJWKSURL, "http://127.0.0.1:9/jwks")},
 		{"the local stack under the host", config.KeyLocalStack, "refused under the Functions host",
 			set(config.KeyLocalStack, "true")},
+		{"an API app id that is no client id", config.KeyAPIAppID, "must be a GUID",
+			set(config.KeyAPIAppID, "api://azcreds")},
 	}
 	noHost := base()
 	delete(noHost, config.KeyCustomHandlerPort)

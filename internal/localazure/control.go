@@ -59,7 +59,8 @@ func (s *Server) AddTenant(id, displayName string) (t Tenant, created bool, err 
 	if displayName == "" {
 		displayName = "Tenant " + id[:8]
 	}
-	nt := &tenant{id: id, displayName: displayName, createdAt: s.now(), sps: map[string]*servicePrincipal{}}
+	nt := &tenant{id: id, displayName: displayName, createdAt: s.now(), sps: map[string]*servicePrincipal{},
+		identities: map[string]*userAssignedIdentity{}}
 	s.tenants[id] = nt
 	return s.publicTenant(nt), true, nil
 }
@@ -91,8 +92,8 @@ func (s *Server) InstallServicePrincipal(tenantID, appID string) (sp ServicePrin
 	if !ok {
 		return ServicePrincipal{}, false, notFound("TenantNotFound", "tenant %q does not exist", tenantID)
 	}
-	app, ok := s.appsByAppID[appID]
-	if !ok {
+	app := s.lookupAppID(appID)
+	if app == nil {
 		return ServicePrincipal{}, false, notFound("Request_ResourceNotFound",
 			"Resource '%s' does not exist or one of its queried reference-property objects are not present.", appID)
 	}

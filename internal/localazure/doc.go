@@ -11,9 +11,15 @@
 // (AADSTS numbers, OData error codes), so the code under test classifies them exactly as
 // it would in Azure.
 //
+// Customers' workload identities are played too: managed identities in customer tenants,
+// the identity endpoint of their workloads, and the Entra v2.0 tokens they get there for
+// the platform API (an app of the home tenant, Config.APIAppID), refused with AADSTS500011
+// until the customer installs the API's service principal in their tenant.
+//
 // The customer's side (creating tenants, installing a service principal, registering a
 // storage account, granting or revoking a data-plane role with a propagation delay,
-// creating a container on Azurite, injecting faults) is served under /control/ and is
+// creating a container on Azurite, creating a managed identity or playing its workload,
+// injecting faults) is served under /control/ and is
 // also available as Go methods on Server. See README.md in this directory for the
 // control endpoints.
 //

@@ -30,6 +30,12 @@ func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Reques
 	s.mu.Lock()
 	_, ok := s.tenants[name]
 	s.mu.Unlock()
+	// The tenant-independent documents name the issuer with a {tenantid} placeholder: a
+	// token's issuer is its own tenant's.
+	issuer := authority(r) + "/" + name + "/v2.0"
+	if name == "common" || name == "organizations" {
+		ok, issuer = true, authority(r)+"/{tenantid}/v2.0"
+	}
 	if !ok {
 		e := errTenantNotFound(name)
 		e.oauth = "invalid_tenant"
@@ -46,7 +52,7 @@ func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Reques
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
-		"issuer":                                base + "/v2.0",
+		"issuer":                                issuer,
 		"request_uri_parameter_supported":       false,
 		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
 		"device_authorization_endpoint":         base + "/oauth2/v2.0/devicecode",

@@ -192,7 +192,7 @@ func TestTokenRules(t *testing.T) {
 			}
 			want := Claims{
 				Issuer: "https://sts.windows.net/" + custTenant + "/", Subject: spID, Audience: aud,
-				TenantID: custTenant, ObjectID: spID, AppID: installed.appID,
+				TenantID: custTenant, ObjectID: spID, AppID: installed.appID, Version: "1.0",
 				IssuedAt: f.clock.Now().Add(-clockSkewAllowance), NotBefore: f.clock.Now().Add(-clockSkewAllowance),
 				ExpiresAt: f.clock.Now().Add(accessTokenLifetime),
 			}

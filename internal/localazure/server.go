@@ -62,6 +62,11 @@ type Config struct {
 	Logger *slog.Logger
 	// SigningKey signs every token the stand-in issues. A fresh 2048-bit key when nil.
 	SigningKey *rsa.PrivateKey
+	// APIAppID, when set, is the client id of the platform API's app registration in the
+	// home tenant (multi-tenant, v2.0 tokens), with its service principal there: the
+	// resource customers' managed identities get tokens for once the customer has
+	// installed it in their tenant (POST /control/tenants/{t}/servicePrincipals).
+	APIAppID string
 }
 
 // Server is the stand-in. Its zero value is not usable; create it with New.
@@ -77,6 +82,7 @@ type Server struct {
 	keyID          string
 	containers     ContainerCreator
 	handler        http.Handler
+	apiApp         *application // the platform API's app registration; nil when not configured
 
 	mu          sync.Mutex
 	tenants     map[string]*tenant        // by lower-case id
@@ -87,13 +93,16 @@ type Server struct {
 	faults      map[Operation][]*Fault    // FIFO per operation
 	chaos       chaosState                // random faults, own lock
 	firewalled  map[string]bool           // accounts whose network rules refuse every request
+	rogueKey    *rsa.PrivateKey           // signs tokens with a key never published; made on first use
+	rogueKeyID  string
 }
 
 type tenant struct {
 	id          string
 	displayName string
 	createdAt   time.Time
-	sps         map[string]*servicePrincipal // by app id
+	sps         map[string]*servicePrincipal     // by app id
+	identities  map[string]*userAssignedIdentity // customers' managed identities, by client id
 }
 
 type servicePrincipal struct {
@@ -175,7 +184,13 @@ func New(cfg Config) (*Server, error) {
 	s.keyID = base64.RawURLEncoding.EncodeToString(sum[:12])
 
 	now := s.now()
-	s.tenants[s.home] = &tenant{id: s.home, displayName: "Home", createdAt: now, sps: map[string]*servicePrincipal{}}
+	s.tenants[s.home] = &tenant{id: s.home, displayName: "Home", createdAt: now, sps: map[string]*servicePrincipal{},
+		identities: map[string]*userAssignedIdentity{}}
+	if cfg.APIAppID != "" {
+		if err := s.registerAPIApp(strings.ToLower(cfg.APIAppID)); err != nil {
+			return nil, err
+		}
+	}
 	for _, id := range cfg.Tenants {
 		if _, _, err := s.AddTenant(id, ""); err != nil {
 			return nil, fmt.Errorf("add tenant %q: %w", id, err)
@@ -198,6 +213,8 @@ func (s *Server) routes() http.Handler {
 	entra.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleKeys)
 	entra.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken)
 	entra.HandleFunc("GET /msi/token", s.handleManagedIdentityToken) // App Service IDENTITY_ENDPOINT
+	// A customer workload's identity endpoint, serving its tenant's managed identities.
+	entra.HandleFunc("GET "+WorkloadIdentityPath("{tenant}"), s.handleWorkloadIdentityToken)
 
 	// Microsoft Graph v1.0.
 	graph := http.NewServeMux()
@@ -218,6 +235,10 @@ func (s *Server) routes() http.Handler {
 	control.HandleFunc("GET /control/tenants/{tenant}/servicePrincipals", s.handleListServicePrincipals)
 	control.HandleFunc("POST /control/tenants/{tenant}/servicePrincipals", s.handleInstallServicePrincipal)
 	control.HandleFunc("DELETE /control/tenants/{tenant}/servicePrincipals/{id}", s.handleRemoveServicePrincipal)
+	control.HandleFunc("GET /control/tenants/{tenant}/managedIdentities", s.handleListManagedIdentities)
+	control.HandleFunc("POST /control/tenants/{tenant}/managedIdentities", s.handleCreateManagedIdentity)
+	control.HandleFunc("DELETE /control/tenants/{tenant}/managedIdentities/{id}", s.handleDeleteManagedIdentity)
+	control.HandleFunc("POST /control/tenants/{tenant}/managedIdentities/{id}/token", s.handleMintWorkloadToken)
 	control.HandleFunc("GET /control/applications", s.handleControlListApplications)
 	control.HandleFunc("GET /control/storageAccounts", s.handleListStorageAccounts)
 	control.HandleFunc("POST /control/storageAccounts", s.handleRegisterStorageAccount)
@@ -302,6 +323,34 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// registerAPIApp registers the platform API's app, as the deployment does in Azure: a
+// multi-tenant app with v2.0 tokens whose client id is its audience, and its service
+// principal in the home tenant. It is not the backend's to list or change (the managed
+// identity does not own it), so Graph does not show it.
+func (s *Server) registerAPIApp(appID string) error {
+	if !isGUID(appID) || appID == s.mi.ClientID {
+		return fmt.Errorf("platform API app id %q must be a GUID other than the managed identity's", appID)
+	}
+	now := s.now()
+	s.apiApp = &application{objectID: uuid.NewString(), appID: appID, displayName: APIAppDisplayName,
+		signInAudience: "AzureADMultipleOrgs", createdAt: now}
+	s.tenants[s.home].sps[appID] = &servicePrincipal{objectID: uuid.NewString(), appID: appID,
+		displayName: APIAppDisplayName, tenantID: s.home, createdAt: now}
+	return nil
+}
+
+// lookupAppID finds an app registration by its client id, the platform API's included.
+// Called with s.mu held.
+func (s *Server) lookupAppID(appID string) *application {
+	if a, ok := s.appsByAppID[appID]; ok {
+		return a
+	}
+	if s.apiApp != nil && s.apiApp.appID == appID {
+		return s.apiApp
+	}
+	return nil
 }
 
 // isGUID reports whether s is a GUID in its usual 8-4-4-4-12 spelling, as Azure ids are.

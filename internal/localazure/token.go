@@ -45,12 +45,16 @@ func V2Issuer(tenantID string) string {
 
 // Claims are the claims of a token the stand-in issued.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	Audience  string
-	TenantID  string
-	ObjectID  string
-	AppID     string
+	Issuer   string
+	Subject  string
+	Audience string
+	TenantID string
+	ObjectID string
+	AppID    string
+	// AuthorizedParty is the azp of a v2.0 token: the client id.
+	AuthorizedParty string
+	// Version is the ver claim, "1.0" or "2.0".
+	Version   string
 	IssuedAt  time.Time
 	NotBefore time.Time
 	ExpiresAt time.Time
@@ -59,18 +63,22 @@ type Claims struct {
 // wireClaims is the JWT payload. aud is a plain string, as Entra writes it for access
 // tokens (golang-jwt's RegisteredClaims would write an array).
 type wireClaims struct {
-	Audience     string `json:"aud"`
-	Issuer       string `json:"iss"`
-	IssuedAt     int64  `json:"iat"`
-	NotBefore    int64  `json:"nbf"`
-	ExpiresAt    int64  `json:"exp"`
-	Subject      string `json:"sub"`
-	TenantID     string `json:"tid"`
-	ObjectID     string `json:"oid"`
-	AppID        string `json:"appid,omitempty"`
-	IdentityType string `json:"idtyp,omitempty"`
-	Version      string `json:"ver"`
-	TokenID      string `json:"uti"`
+	Audience  string `json:"aud"`
+	Issuer    string `json:"iss"`
+	IssuedAt  int64  `json:"iat"`
+	NotBefore int64  `json:"nbf"`
+	ExpiresAt int64  `json:"exp"`
+	Subject   string `json:"sub"`
+	TenantID  string `json:"tid"`
+	ObjectID  string `json:"oid"`
+	AppID     string `json:"appid,omitempty"`
+	// AuthorizedParty and AuthorizedPartyACR are v2.0 tokens' client id and how it
+	// authenticated (2: a certificate or managed identity); v1.0 tokens say appid instead.
+	AuthorizedParty    string `json:"azp,omitempty"`
+	AuthorizedPartyACR string `json:"azpacr,omitempty"`
+	IdentityType       string `json:"idtyp,omitempty"`
+	Version            string `json:"ver"`
+	TokenID            string `json:"uti"`
 }
 
 func (c *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) {
@@ -91,7 +99,7 @@ func (c *wireClaims) GetAudience() (jwt.ClaimStrings, error) {
 func (c *wireClaims) public() Claims {
 	return Claims{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, TenantID: c.TenantID,
-		ObjectID: c.ObjectID, AppID: c.AppID,
+		ObjectID: c.ObjectID, AppID: c.AppID, AuthorizedParty: c.AuthorizedParty, Version: c.Version,
 		IssuedAt: time.Unix(c.IssuedAt, 0), NotBefore: time.Unix(c.NotBefore, 0), ExpiresAt: time.Unix(c.ExpiresAt, 0),
 	}
 }
@@ -106,11 +114,9 @@ func (s *Server) issue(iss, aud, tid, oid, appID, version string, lifetime time.
 		Subject: oid, TenantID: tid, ObjectID: oid, AppID: appID, IdentityType: "app", Version: version,
 		TokenID: uuid.NewString(),
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	t.Header["kid"] = s.keyID
-	raw, err := t.SignedString(s.key)
+	raw, err := sign(c, s.key, s.keyID)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
+		return "", time.Time{}, err
 	}
 	return raw, exp, nil
 }

@@ -37,6 +37,10 @@ param tableName string
 param authIssuer string
 param authAudience string
 param authJwksUrl string
+
+@description('Client id of the platform API\'s app registration, the audience of workload identities\' tokens; empty: workload identities off.')
+param apiAppId string
+
 param logLevel string
 param graphBaseUrl string
 param defaultStorageAccount string
@@ -188,6 +192,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AZCREDS_AUTH_JWKS_URL'
           value: authJwksUrl
+        }
+        {
+          // Workload identities: the audience of their Entra tokens; their issuer and keys
+          // follow AZCREDS_AUTHORITY_HOST's cloud.
+          name: 'AZCREDS_API_APP_ID'
+          value: apiAppId
         }
         {
           name: 'AZCREDS_SP_POLL_WINDOW'

@@ -46,6 +46,8 @@ func HandlerEnv(c HandlerConfig) []string {
 		config.KeyAuthIssuer + "=" + AuthIssuer,
 		config.KeyAuthAudience + "=" + AuthAudience,
 		config.KeyAuthPublicKeyFile + "=" + c.PublicKeyFile,
+		// Workload identities: the stand-in, the authority above, issues their tokens.
+		config.KeyAPIAppID + "=" + APIAppID,
 		config.KeyBlobEndpointTemplate + "=https://%s.blob.localhost:" + frontPort + "/",
 		config.KeyLocalBlobAddr + "=" + c.StorageFrontAddr,
 		config.KeyLocalBlobAccounts + "=" + accountNames(Accounts()),

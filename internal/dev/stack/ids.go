@@ -12,6 +12,20 @@ const (
 	CustomerTenant2         = "1b78be43-50bf-4fd3-8f25-7a03eb996648"
 )
 
+// APIAppID is the client id of the platform API's own app registration, which the stand-in
+// registers in the home tenant (multi-tenant, v2.0 tokens) and the handler takes as the
+// audience of workload identities' tokens.
+const APIAppID = "bf01b0aa-723e-4500-96ee-1bc388018396"
+
+// The demo workload identity: a managed identity of CustomerTenant1 that the stand-in
+// creates at start, whose workload's identity endpoint is the stand-in's
+// localazure.WorkloadIdentityPath(CustomerTenant1).
+const (
+	WorkloadIdentityName        = "lake-job"
+	WorkloadIdentityClientID    = "7ab7e149-fa92-4d13-b4f5-3968577a83a7"
+	WorkloadIdentityPrincipalID = "a820f16c-a584-4d66-a058-4e948d87ea75"
+)
+
 // CustomerTenants are the customer tenants that exist when the stand-in starts.
 func CustomerTenants() []string { return []string{CustomerTenant1, CustomerTenant2} }
 

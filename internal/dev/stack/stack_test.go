@@ -421,6 +421,11 @@ func TestHandlerEnvIsValidConfig(t *testing.T) {
 		t.Errorf("storage %q, auth %q %q %q", c.Storage.ConnectionString, c.AuthIssuer, c.AuthAudience, c.AuthPublicKeyFile)
 	}
 
+	if c.APIAppID != APIAppID || c.WorkloadIssuerAuthority != "https://127.0.0.1:12010/" ||
+		c.WorkloadKeysURL != "https://127.0.0.1:12010/common/discovery/v2.0/keys" {
+		t.Errorf("workload identities: API app %q, issuer authority %q, keys %q: want the stand-in's", c.APIAppID, c.WorkloadIssuerAuthority, c.WorkloadKeysURL)
+	}
+
 	own := base
 	own.Settings = []string{config.KeyTableName + "=mine", config.KeySPPollWindow + "=20s"}
 	c = parse(HandlerEnv(own))

@@ -1,8 +1,11 @@
 package stack
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -53,7 +56,7 @@ func (s *StandIn) Start(ctx context.Context, l *Launcher) (*Process, error) {
 		"-home-tenant", HomeTenantID, "-mi-client-id", ManagedIdentityClientID, "-mi-object-id", ManagedIdentityObjectID,
 		"-identity-header", IdentityHeader, "-tenants", CustomerTenant1 + "," + CustomerTenant2,
 		"-propagation", s.Propagation.String(), "-azurite-blob", s.AzuriteBlob, "-accounts", AzuriteAccounts(s.Accounts),
-		"-platform-storage", PlatformAccountName}
+		"-platform-storage", PlatformAccountName, "-api-app-id", APIAppID}
 	p, err := l.Start(Command{Name: "the Entra/Graph stand-in", Path: s.Bin, Args: append(args, s.Args...), Log: s.Log})
 	if err != nil {
 		return nil, err
@@ -74,7 +77,37 @@ func (s *StandIn) Start(ctx context.Context, l *Launcher) (*Process, error) {
 		p.Stop()
 		return nil, err
 	}
+	if err := CreateWorkloadIdentity(ctx, client, s.ControlURL()); err != nil {
+		p.Stop()
+		return nil, err
+	}
 	return p, nil
+}
+
+// CreateWorkloadIdentity creates the demo workload identity in CustomerTenant1, as the
+// customer's `az identity create` does. The customer has not installed the platform API
+// in their tenant yet: that step is theirs.
+func CreateWorkloadIdentity(ctx context.Context, client *http.Client, controlURL string) error {
+	body, err := json.Marshal(map[string]string{"name": WorkloadIdentityName, "clientId": WorkloadIdentityClientID,
+		"principalId": WorkloadIdentityPrincipalID})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, controlURL+"/tenants/"+CustomerTenant1+"/managedIdentities", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("create the workload identity with the stand-in: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("create the workload identity with the stand-in: %s %s", resp.Status, msg)
+	}
+	return nil
 }
 
 // RegisterCustomerAccounts registers every customer account with the stand-in under the
