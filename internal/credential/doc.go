@@ -3,8 +3,8 @@
 // of what users type into the wizard, and the Service that ties them to storage, the home
 // tenant's directory and the background pollers.
 //
-// It imports no Azure SDK. It declares the interfaces it consumes (Store, Directory,
-// Scheduler) and adapters in other packages implement them.
+// It imports no Azure SDK. It declares every interface it consumes in ports.go, and
+// adapters in other packages implement them.
 //
 // The state machine:
 //

@@ -44,19 +44,6 @@ type HealthEvent struct {
 	Generation    int64
 }
 
-// HealthStore keeps the health re-probe's results beside the credentials.
-type HealthStore interface {
-	// EachVerified calls fn with every verified credential of every organization, a page
-	// at a time; an error from fn stops the walk and is returned.
-	EachVerified(ctx context.Context, fn func(*Credential) error) error
-	// UpdateHealth writes c if it is unchanged since it was read, appending ev to its
-	// health log in the same transaction when ev is not nil. A stale write fails with an
-	// error matching ErrConflict.
-	UpdateHealth(ctx context.Context, c *Credential, ev *HealthEvent) error
-	// HealthEvents reads a credential's health log, oldest first.
-	HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error)
-}
-
 // maxHealthWrites bounds the writes of one health result that lose a race to unrelated
 // writes of the same row.
 const maxHealthWrites = 3

@@ -8,6 +8,13 @@ import (
 	"time"
 )
 
+// SASLifetime is how long an issued SAS is valid; SASClockSkew is how far back it starts,
+// for clocks that run behind.
+const (
+	SASLifetime  = time.Hour
+	SASClockSkew = 5 * time.Minute
+)
+
 // EnvironmentDefault is the platform's own storage, used when neither the workspace nor
 // the organization names a credential. It is signed with the backend's managed identity.
 // Every organization has a container of its own there (OrgContainer), created by the
