@@ -20,7 +20,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/message"
 )
 
-// JobRunner runs one background job; credential.Service is one. It returns an error only
+// JobRunner runs one background job; credential.Runner is one. It returns an error only
 // for a failure worth delivering the same message again.
 type JobRunner interface {
 	Run(ctx context.Context, job credential.Job) error
@@ -40,8 +40,8 @@ type QueueFunction struct {
 // message under the invocation's Data.
 const queueBinding = "job"
 
-// HealthSweeper schedules a health re-probe of every verified credential; credential.Service
-// is one.
+// HealthSweeper schedules a health re-probe of every verified credential;
+// credential.HealthMonitor is one.
 type HealthSweeper interface {
 	SweepHealth(ctx context.Context) (int, error)
 }

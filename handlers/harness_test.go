@@ -26,6 +26,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/store"
@@ -145,8 +146,8 @@ type harness struct {
 	signingKey, publicKey []byte
 	// table is the store's table through the real client, for reading every row.
 	table *aztables.Client
-	// svc runs background jobs the way the queue functions do.
-	svc *credential.Service
+	// domain runs background jobs the way the queue functions do.
+	domain *credentialtest.Domain
 }
 
 // fakeSigner stands in for user delegation SAS signing (tested against Azurite in
@@ -222,7 +223,7 @@ func newLimitedHarness(t *testing.T, limits store.Limits, opts ...func(*credenti
 
 // newHarnessWith is newHarness with per-organization limits on the store, whose service's
 // adapters wrap changes first (to inject faults); wrap may be nil.
-func newHarnessWith(t *testing.T, limits store.Limits, wrap func(*credential.Deps), opts ...func(*credential.Config)) *harness {
+func newHarnessWith(t *testing.T, limits store.Limits, wrap func(*credentialtest.Ports), opts ...func(*credential.Config)) *harness {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
@@ -262,14 +263,12 @@ func newHarnessWith(t *testing.T, limits store.Limits, wrap func(*credential.Dep
 	for _, o := range opts {
 		o(&cfg)
 	}
-	deps := credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer, Containers: containers}
+	ports := credentialtest.NewFakes().Ports()
+	ports.Store, ports.Workspaces, ports.Health, ports.Scheduler, ports.Directory, ports.Signer, ports.Containers = st, st, st, qs, dir, signer, containers
 	if wrap != nil {
-		wrap(&deps)
+		wrap(&ports)
 	}
-	svc, err := credential.NewService(cfg, deps, log, credential.WithClock(clk.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	domain := credentialtest.Wire(t, credentialtest.Setup{Config: cfg, Ports: ports, Now: clk.Now})
 	key, pub := testKey(t)
 	verifier, err := auth.NewVerifier(auth.Config{Issuer: testIssuer, Audience: testAudience, PublicKeyPEM: pub, Now: clk.Now})
 	if err != nil {
@@ -285,10 +284,10 @@ func newHarnessWith(t *testing.T, limits store.Limits, wrap func(*credential.Dep
 		t.Fatal(err)
 	}
 	// The API and the queue functions on one port, as the Functions host calls them.
-	srv := httptest.NewServer(Compose(New(svc, verifier, log), NewInvoker(svc, log)))
+	srv := httptest.NewServer(Compose(New(domain.Onboarding, domain.Issuance, verifier, log), NewInvoker(domain.Runner, log)))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer, containers: containers,
-		signingKey: key, publicKey: pub, table: tables.NewClient(tableName), svc: svc}
+		signingKey: key, publicKey: pub, table: tables.NewClient(tableName), domain: domain}
 }
 
 func testKey(t *testing.T) (private, public []byte) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/store"
 )
 
@@ -214,9 +214,9 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	const total, locked = 250, 100
 	sched := &countingScheduler{}
 	wss := &failingWorkspaces{}
-	h := newHarnessWith(t, store.Limits{}, func(d *credential.Deps) {
-		sched.Scheduler, d.Scheduler = d.Scheduler, sched
-		wss.WorkspaceStore, d.Workspaces = d.Workspaces, wss
+	h := newHarnessWith(t, store.Limits{}, func(p *credentialtest.Ports) {
+		sched.Scheduler, p.Scheduler = p.Scheduler, sched
+		wss.WorkspaceStore, p.Workspaces = p.Workspaces, wss
 	})
 	ctx := context.Background()
 	x := h.verified(org, "x", "az://acctx/box/p")
@@ -282,7 +282,7 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	// First run: one page cleared, then it dies before queueing the next.
 	sched.calls.Store(0)
 	sched.failAt.Store(1)
-	if err := h.svc.Run(ctx, job); err == nil {
+	if err := h.domain.Runner.Run(ctx, job); err == nil {
 		t.Fatal("the first run did not fail")
 	}
 	if n := stored(); n != total-credential.UnlinkPageSize {
@@ -296,7 +296,7 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	// The retry dies half-way through the next page.
 	wss.updates.Store(0)
 	wss.failAt.Store(20)
-	if err := h.svc.Run(ctx, job); err == nil {
+	if err := h.domain.Runner.Run(ctx, job); err == nil {
 		t.Fatal("the second run did not fail")
 	}
 	if n := stored(); n != total-credential.UnlinkPageSize-19 {
@@ -305,7 +305,7 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	same("after a run that died half-way through a page")
 
 	// The next retry finishes: the rest of the links, then the app.
-	if err := h.svc.Run(ctx, job); err != nil {
+	if err := h.domain.Runner.Run(ctx, job); err != nil {
 		t.Fatal(err)
 	}
 	if n := stored(); n != locked {
@@ -343,15 +343,12 @@ func TestCachedResolutionOfADeletedCredential(t *testing.T) {
 	def := h.verified(org, "def", "az://acctdef/lake")
 	h.setDefault(def.ID)
 	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": x.ID}), http.StatusCreated)
-	other, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID, ResolutionCacheTTL: time.Minute,
-		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-"}},
-		credential.Deps{Store: h.store, Directory: h.dir, Scheduler: h.queues, Workspaces: h.store, Signer: h.signer, Containers: h.containers},
-		slog.New(slog.DiscardHandler), credential.WithClock(h.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ports := credentialtest.NewFakes().Ports()
+	ports.Store, ports.Workspaces, ports.Health, ports.Scheduler, ports.Directory, ports.Signer, ports.Containers = h.store, h.store, h.store, h.queues, h.dir, h.signer, h.containers
+	other := credentialtest.Wire(t, credentialtest.Setup{Config: credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID, ResolutionCacheTTL: time.Minute,
+		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-"}}, Ports: ports, Now: h.clock.Now})
 	ctx := context.Background()
-	issue := func() (*credential.Issued, error) { return other.IssueSAS(ctx, org, "ws", "t", "req") }
+	issue := func() (*credential.Issued, error) { return other.Issuance.IssueSAS(ctx, org, "ws", "t", "req") }
 	if is, err := issue(); err != nil || is.Credential.ID != x.ID {
 		t.Fatalf("before the delete: %+v, %v", is, err)
 	}
@@ -386,7 +383,7 @@ func (h *hookedWorkspaces) UnlockedLinks(ctx context.Context, orgID, credentialI
 // loses; the lock stands, and the job looks again before it deletes the app.
 func TestCleanUpRacesALock(t *testing.T) {
 	hooked := &hookedWorkspaces{}
-	h := newHarnessWith(t, store.Limits{}, func(d *credential.Deps) { hooked.WorkspaceStore, d.Workspaces = d.Workspaces, hooked })
+	h := newHarnessWith(t, store.Limits{}, func(p *credentialtest.Ports) { hooked.WorkspaceStore, p.Workspaces = p.Workspaces, hooked })
 	x := h.verified(org, "x", "az://acctx/box")
 	def := h.verified(org, "def", "az://acctdef/lake")
 	for _, ws := range []string{"ws-race", "ws-calm"} {
@@ -399,7 +396,7 @@ func TestCleanUpRacesALock(t *testing.T) {
 	if len(jobs) != 1 {
 		t.Fatalf("clean-up jobs %+v", jobs)
 	}
-	if err := h.svc.Run(context.Background(), jobs[0]); err != nil {
+	if err := h.domain.Runner.Run(context.Background(), jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	h.wantPin("ws-race", "org_default", def.ID)
@@ -413,7 +410,7 @@ func TestCleanUpRacesALock(t *testing.T) {
 	if _, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID)); !ok {
 		t.Fatal("the app went while a link might remain")
 	}
-	if err := h.svc.Run(context.Background(), again[0]); err != nil {
+	if err := h.domain.Runner.Run(context.Background(), again[0]); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID)); ok {

@@ -89,7 +89,7 @@ func (a *API) registerWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if req.CredentialID != "" && !isUUID(req.CredentialID) {
 		return credential.ErrNotFound
 	}
-	res, err := a.creds.RegisterWorkspace(r.Context(), orgOf(r), req.WorkspaceID, req.CredentialID)
+	res, err := a.issuance.RegisterWorkspace(r.Context(), orgOf(r), req.WorkspaceID, req.CredentialID)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (a *API) registerWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getWorkspace(w http.ResponseWriter, r *http.Request) error {
-	res, err := a.creds.Workspace(r.Context(), orgOf(r), r.PathValue("ws"))
+	res, err := a.issuance.Workspace(r.Context(), orgOf(r), r.PathValue("ws"))
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (a *API) linkWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if !isUUID(req.CredentialID) {
 		return credential.ErrNotFound
 	}
-	res, err := a.creds.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), req.CredentialID)
+	res, err := a.issuance.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), req.CredentialID)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (a *API) linkWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) unlinkWorkspace(w http.ResponseWriter, r *http.Request) error {
-	res, err := a.creds.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), "")
+	res, err := a.issuance.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), "")
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (a *API) issueSAS(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &emptyRequest{}, true); err != nil {
 		return err
 	}
-	is, err := a.creds.IssueSAS(r.Context(), orgOf(r), r.PathValue("ws"), r.PathValue("table"), RequestID(r.Context()))
+	is, err := a.issuance.IssueSAS(r.Context(), orgOf(r), r.PathValue("ws"), r.PathValue("table"), RequestID(r.Context()))
 	if err != nil {
 		return err
 	}

@@ -227,7 +227,7 @@ func TestDeleteCredentialFallsBack(t *testing.T) {
 	if len(jobs) != 1 {
 		t.Fatalf("clean-up jobs %+v", jobs)
 	}
-	if err := h.svc.Run(context.Background(), jobs[0]); err != nil {
+	if err := h.domain.Runner.Run(context.Background(), jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	check("after the clean-up")

@@ -3,7 +3,6 @@ package credential_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/message"
 )
 
@@ -34,14 +34,8 @@ func (s *refusingScheduler) Schedule(ctx context.Context, job credential.Job, de
 // backstopService is the fixture's service on sched.
 func (f *fixture) backstopService(sched credential.Scheduler) {
 	f.t.Helper()
-	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second, WindowBackstop: 3 * time.Second},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: sched, Finder: f.fake, Prober: f.fake, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.svc = svc
+	f.svc = f.wire(credential.Config{SPPollInterval: time.Second, AccessProbeInterval: time.Second, WindowBackstop: 3 * time.Second},
+		func(p *credentialtest.Ports) { p.Scheduler = sched })
 }
 
 // next waits (up to 10 s) for the next message of kind, delayed ones included, and takes it.
@@ -80,12 +74,12 @@ func TestBackstopStartsAWindowWhoseFirstJobWasLost(t *testing.T) {
 	f.backstopService(sched)
 	ctx := context.Background()
 	f.fake.finds = []findResult{{objectID: "sp-object"}}
-	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "b1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "b1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sched.refuseFirst.Store(true)
-	got, err := f.svc.SubmitTenant(ctx, "org", c.ID, credential.TenantInput{TenantID: tenant}, "r1")
+	got, err := f.svc.Onboarding.SubmitTenant(ctx, "org", c.ID, credential.TenantInput{TenantID: tenant}, "r1")
 	if err != nil {
 		t.Fatalf("submit with its first job lost: %v, want success (the backstop starts the window)", err)
 	}
@@ -98,7 +92,7 @@ func TestBackstopStartsAWindowWhoseFirstJobWasLost(t *testing.T) {
 		t.Fatalf("after the backstop: %s, want sp_verified", c.State)
 	}
 
-	got, err = f.svc.SubmitStorage(ctx, "org", c.ID, raceStorage, "r2")
+	got, err = f.svc.Onboarding.SubmitStorage(ctx, "org", c.ID, raceStorage, "r2")
 	if err != nil {
 		t.Fatalf("storage submit with its first job lost: %v", err)
 	}
@@ -144,12 +138,12 @@ func TestSubmitWithoutItsBackstopChangesNothing(t *testing.T) {
 	sched := &refusingScheduler{Scheduler: f.queues}
 	f.backstopService(sched)
 	ctx := context.Background()
-	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "b3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "b3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sched.refuseBackstop.Store(true)
-	if _, err := f.svc.SubmitTenant(ctx, "org", c.ID, credential.TenantInput{TenantID: tenant}, "r1"); !errors.Is(err, credential.ErrUnavailable) {
+	if _, err := f.svc.Onboarding.SubmitTenant(ctx, "org", c.ID, credential.TenantInput{TenantID: tenant}, "r1"); !errors.Is(err, credential.ErrUnavailable) {
 		t.Fatalf("submit without its backstop: %v, want ErrUnavailable", err)
 	}
 	if got := f.get(c.ID); got.State != credential.StateDraft || got.Generation != c.Generation || got.Revision != c.Revision {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/faultproxy"
 	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
@@ -77,12 +77,7 @@ func newProxiedFixture(t *testing.T, hold time.Duration) (*fixture, *faultproxy.
 		}
 	})
 	f.queues = qs
-	f.svc, err = credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi"},
-		credential.Deps{Store: st, Directory: f.fake, Scheduler: qs, Finder: f.fake, Prober: f.fake, Workspaces: st},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.svc = f.wire(credential.Config{}, func(p *credentialtest.Ports) { p.Scheduler = qs })
 	return f, p
 }
 
@@ -117,7 +112,7 @@ func (f *fixture) nextJob(kind credential.JobKind, limit time.Duration) (credent
 func TestCleanUpWhileTheDeleteIsSlow(t *testing.T) {
 	f, p := newProxiedFixture(t, 3*time.Second)
 	ctx := context.Background()
-	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "slow-delete", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
+	c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "slow-delete", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +122,7 @@ func TestCleanUpWhileTheDeleteIsSlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleted := make(chan error, 1)
-	go func() { deleted <- f.svc.Delete(ctx, "org", c.ID) }()
+	go func() { deleted <- f.svc.Onboarding.Delete(ctx, "org", c.ID) }()
 	job, ok := f.nextJob(credential.JobAppCleanup, 10*time.Second)
 	if !ok {
 		t.Fatal("no clean-up job queued")
@@ -153,7 +148,7 @@ func TestCleanUpWhileTheDeleteIsSlow(t *testing.T) {
 func TestCleanUpLeavesTheAppOfAFailedDelete(t *testing.T) {
 	f, _ := newProxiedFixture(t, time.Second)
 	ctx := context.Background()
-	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "kept", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
+	c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "kept", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +188,7 @@ func TestDeleteRacingAPoller(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleted := make(chan error, 1)
-	go func() { deleted <- f.svc.Delete(ctx, "org", id) }()
+	go func() { deleted <- f.svc.Onboarding.Delete(ctx, "org", id) }()
 	for p.Stats().Services[faultproxy.ServiceQueue].Faults.Timeout == 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -214,14 +209,14 @@ func TestDeleteRacingAPoller(t *testing.T) {
 func TestDeleteWhoseAnswerWasLost(t *testing.T) {
 	f, p := newProxiedFixture(t, time.Second)
 	ctx := context.Background()
-	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "lost-delete", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
+	c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "lost-delete", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Inject(faultproxy.ServiceTable, "POST batch", faultproxy.FaultLostBusy, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Delete(ctx, "org", c.ID); err != nil {
+	if err := f.svc.Onboarding.Delete(ctx, "org", c.ID); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	if p.Stats().Services[faultproxy.ServiceTable].OperationFaults["POST batch"] != 1 {

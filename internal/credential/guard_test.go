@@ -3,11 +3,11 @@ package credential_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/store"
 )
 
@@ -44,19 +44,13 @@ func (s *flakyStore) Delete(ctx context.Context, c *credential.Credential) error
 
 // guardService is the fixture's service with a one-second guard delay, on dir and st
 // (the fixture's store when nil).
-func (f *fixture) guardService(dir credential.Directory, st credential.Store) *credential.Service {
+func (f *fixture) guardService(dir credential.Directory, st credential.Store) *credentialtest.Domain {
 	f.t.Helper()
 	if st == nil {
 		st = f.store
 	}
-	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second, CreateGuardDelay: time.Second},
-		credential.Deps{Store: st, Directory: dir, Scheduler: f.queues, Finder: f.fake, Prober: f.fake, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return svc
+	return f.wire(credential.Config{SPPollInterval: time.Second, AccessProbeInterval: time.Second, CreateGuardDelay: time.Second},
+		func(p *credentialtest.Ports) { p.Store, p.Directory, p.Scheduler = st, dir, f.queues })
 }
 
 func guardOf(id string) credential.Job {
@@ -68,7 +62,7 @@ func guardOf(id string) credential.Job {
 func TestCreateSchedulesItsGuard(t *testing.T) {
 	f := newFixture(t)
 	f.svc = f.guardService(f.fake, nil)
-	c, err := f.svc.Create(context.Background(), "org", credential.CreateInput{Name: "g1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	c, err := f.svc.Onboarding.Create(context.Background(), "org", credential.CreateInput{Name: "g1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +84,7 @@ func TestCreateSchedulesItsGuard(t *testing.T) {
 // create's Graph call repeated after a lost answer finds the same app.
 func TestCreateIsOneAppPerCredential(t *testing.T) {
 	f := newFixture(t)
-	c, err := f.svc.Create(context.Background(), "org", credential.CreateInput{Name: "g2", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	c, err := f.svc.Onboarding.Create(context.Background(), "org", credential.CreateInput{Name: "g2", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +115,7 @@ func TestGuardDeletesWhatACreateLeft(t *testing.T) {
 			st := &flakyStore{Store: f.store, failDelete: tc.keepRow}
 			f.svc = f.guardService(dir, st)
 			ctx := context.Background()
-			_, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "g3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+			_, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "g3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 			if !errors.Is(err, credential.ErrUnavailable) {
 				t.Fatalf("create: %v, want ErrUnavailable", err)
 			}
@@ -149,7 +143,7 @@ func TestGuardDeletesWhatACreateLeft(t *testing.T) {
 				t.Fatalf("row after the guard: %v, want ErrNotFound", err)
 			}
 			// The name is free again.
-			if _, err := f.guardService(f.fake, nil).Create(ctx, "org", credential.CreateInput{Name: "g3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r"); err != nil {
+			if _, err := f.guardService(f.fake, nil).Onboarding.Create(ctx, "org", credential.CreateInput{Name: "g3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r"); err != nil {
 				t.Fatalf("create with the freed name: %v", err)
 			}
 		})
@@ -201,7 +195,7 @@ func TestFailedCreateUndoneAfterAConflict(t *testing.T) {
 	st := &conflictingStore{Store: f.store, conflicts: 2}
 	svc := f.guardService(&failingDirectory{scripted: f.fake}, st)
 	ctx := context.Background()
-	_, err := svc.Create(ctx, "org", credential.CreateInput{Name: "half", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	_, err := svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "half", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err == nil {
 		t.Fatal("the create passed")
 	}

@@ -2,7 +2,6 @@ package credential_test
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 // hookProber answers the access probe from a script, one report per call, repeating the
@@ -76,14 +76,8 @@ func newHealthFixture(t *testing.T, spread time.Duration) *healthFixture {
 	t.Helper()
 	f := newFixture(t)
 	h := &healthFixture{fixture: f, prober: &hookProber{}, sched: &recordingScheduler{Scheduler: f.queues}}
-	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second, HealthSpread: spread},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: h.sched, Finder: f.fake, Prober: h.prober, Health: f.store, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc = svc
+	f.svc = f.wire(credential.Config{SPPollInterval: time.Second, AccessProbeInterval: time.Second, HealthSpread: spread},
+		func(p *credentialtest.Ports) { p.Scheduler, p.Prober = h.sched, h.prober })
 	return h
 }
 
@@ -113,7 +107,7 @@ func (h *healthFixture) probe(c *credential.Credential, reports ...credential.Pr
 
 func (h *healthFixture) healthEvents(id string) []string {
 	h.t.Helper()
-	evs, err := h.svc.HealthEvents(context.Background(), "org", id)
+	evs, err := h.svc.Health.HealthEvents(context.Background(), "org", id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -141,7 +135,7 @@ func (h *healthFixture) stillVerified(c *credential.Credential) {
 func TestHealthOK(t *testing.T) {
 	h := newHealthFixture(t, 0)
 	c := h.verified()
-	n, err := h.svc.SweepHealth(context.Background())
+	n, err := h.svc.Health.SweepHealth(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("sweep scheduled %d, %v; want 1", n, err)
 	}
@@ -316,7 +310,7 @@ func TestHealthWriteRaces(t *testing.T) {
 	ctx := context.Background()
 	c := h.verified()
 	h.prober.during = func() {
-		if _, err := h.svc.SetOrgDefault(ctx, "org", c.ID); err != nil {
+		if _, err := h.svc.Onboarding.SetOrgDefault(ctx, "org", c.ID); err != nil {
 			t.Error(err)
 		}
 	}
@@ -333,7 +327,7 @@ func TestHealthWriteRaces(t *testing.T) {
 
 	d := h.verified()
 	h.prober.during = func() {
-		if err := h.svc.Delete(ctx, "org", d.ID); err != nil {
+		if err := h.svc.Onboarding.Delete(ctx, "org", d.ID); err != nil {
 			t.Error(err)
 		}
 	}
@@ -357,12 +351,12 @@ func TestHealthWriteRaces(t *testing.T) {
 func TestHealthSkipsUnverified(t *testing.T) {
 	h := newHealthFixture(t, 0)
 	ctx := context.Background()
-	draft, err := h.svc.Create(ctx, "org", credential.CreateInput{Name: "draft", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	draft, err := h.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "draft", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pendingID, _ := h.atStorage() // access_pending; its probe job is left alone
-	n, err := h.svc.SweepHealth(ctx)
+	n, err := h.svc.Health.SweepHealth(ctx)
 	if err != nil || n != 0 {
 		t.Fatalf("sweep scheduled %d, %v; want none", n, err)
 	}
@@ -393,7 +387,7 @@ func TestHealthSweepSpread(t *testing.T) {
 		h.sched.mu.Lock()
 		h.sched.jobs, h.sched.delays = nil, nil
 		h.sched.mu.Unlock()
-		n, err := h.svc.SweepHealth(ctx)
+		n, err := h.svc.Health.SweepHealth(ctx)
 		if err != nil || n != len(ids) {
 			t.Fatalf("sweep scheduled %d, %v; want %d", n, err, len(ids))
 		}

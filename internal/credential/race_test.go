@@ -3,7 +3,6 @@ package credential_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/message"
 )
 
@@ -114,14 +114,8 @@ func newRaceFixture(t *testing.T, sched credential.Scheduler) (*fixture, *gate) 
 	if sched == nil {
 		sched = f.queues
 	}
-	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: chainsOnly{sched}, Finder: g, Prober: g, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc = svc
+	f.svc = f.wire(credential.Config{SPPollInterval: time.Second, AccessProbeInterval: time.Second},
+		func(p *credentialtest.Ports) { p.Scheduler, p.Finder, p.Prober = chainsOnly{sched}, g, g })
 	return f, g
 }
 
@@ -195,7 +189,7 @@ func lostRace(err error) bool {
 // runAsync runs job in the context.Background(); the returned channel gets Run's error.
 func runAsync(f *fixture, job credential.Job) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- f.svc.Run(context.Background(), job) }()
+	go func() { done <- f.svc.Runner.Run(context.Background(), job) }()
 	return done
 }
 
@@ -212,7 +206,7 @@ func TestRaceStorageResubmitWhileProbing(t *testing.T) {
 		g.arm(held, raceFound)
 		done := runAsync(f, job)
 		g.wait(t)
-		c, err := f.svc.SubmitStorage(context.Background(), "org", id, raceStorage, "resubmit")
+		c, err := f.svc.Onboarding.SubmitStorage(context.Background(), "org", id, raceStorage, "resubmit")
 		if err != nil || c.Generation != job.Generation+1 {
 			t.Fatalf("iteration %d: resubmit during the probe: %v (generation %d)", i, err, c.Generation)
 		}
@@ -255,7 +249,7 @@ func TestRaceStorageResubmitAgainstProbe(t *testing.T) {
 		done := runAsync(f, job)
 		g.wait(t)
 		go g.open()
-		_, serr := f.svc.SubmitStorage(context.Background(), "org", id, raceStorage, "resubmit")
+		_, serr := f.svc.Onboarding.SubmitStorage(context.Background(), "org", id, raceStorage, "resubmit")
 		if err := <-done; err != nil {
 			t.Fatalf("iteration %d: probe: %v", i, err)
 		}
@@ -324,7 +318,7 @@ func TestRaceDeleteWhilePolling(t *testing.T) {
 		g.arm(held, raceNotYet)
 		done := runAsync(f, job)
 		g.wait(t)
-		if err := f.svc.Delete(context.Background(), "org", id); err != nil {
+		if err := f.svc.Onboarding.Delete(context.Background(), "org", id); err != nil {
 			t.Fatalf("iteration %d: delete during the %s: %v", i, kind, err)
 		}
 		g.open()
@@ -356,7 +350,7 @@ func TestRaceDeleteAgainstPoll(t *testing.T) {
 		done := runAsync(f, job)
 		g.wait(t)
 		go g.open()
-		derr := f.svc.Delete(context.Background(), "org", id)
+		derr := f.svc.Onboarding.Delete(context.Background(), "org", id)
 		if err := <-done; err != nil {
 			t.Fatalf("iteration %d: poll: %v", i, err)
 		}
@@ -372,7 +366,7 @@ func TestRaceDeleteAgainstPoll(t *testing.T) {
 			if c := f.get(id); c.Progress.Attempts != 1 {
 				t.Fatalf("iteration %d: poll won but the row has %d attempts", i, c.Progress.Attempts)
 			}
-			if err := f.svc.Delete(context.Background(), "org", id); err != nil {
+			if err := f.svc.Onboarding.Delete(context.Background(), "org", id); err != nil {
 				t.Fatalf("iteration %d: delete after the race: %v", i, err)
 			}
 		default:
@@ -421,8 +415,12 @@ func TestRaceSetDefaultWhileDeleting(t *testing.T) {
 		// The delete makes more storage calls before its write than the set: give it a
 		// head start of 0 to 27 ms so that both orders of the writes happen.
 		lead := time.Duration(i%10) * 3 * time.Millisecond
-		wg.Go(func() { <-go1; time.Sleep(lead); _, setErr = f.svc.SetOrgDefault(context.Background(), "org", id) })
-		wg.Go(func() { <-go1; delErr = f.svc.Delete(context.Background(), "org", id) })
+		wg.Go(func() {
+			<-go1
+			time.Sleep(lead)
+			_, setErr = f.svc.Onboarding.SetOrgDefault(context.Background(), "org", id)
+		})
+		wg.Go(func() { <-go1; delErr = f.svc.Onboarding.Delete(context.Background(), "org", id) })
 		close(go1)
 		wg.Wait()
 		def, err := f.store.OrgDefault(context.Background(), "org")
@@ -455,7 +453,7 @@ func TestRaceSetDefaultWhileDeleting(t *testing.T) {
 			if !exists || def != id {
 				t.Fatalf("iteration %d: the default was set and the delete refused, yet row %v default %q", i, exists, def)
 			}
-			if err := f.svc.Delete(context.Background(), "org", id); err != nil {
+			if err := f.svc.Onboarding.Delete(context.Background(), "org", id); err != nil {
 				t.Fatal(err)
 			}
 			if def, _ := f.store.OrgDefault(context.Background(), "org"); def != "" {
@@ -478,7 +476,7 @@ func TestRaceTenantResubmitWhilePolling(t *testing.T) {
 		g.arm([]answer{raceNotYet, raceFound}[i%2], raceFound)
 		done := runAsync(f, job)
 		g.wait(t)
-		c, err := f.svc.SubmitTenant(context.Background(), "org", id, raceTenant, "resubmit")
+		c, err := f.svc.Onboarding.SubmitTenant(context.Background(), "org", id, raceTenant, "resubmit")
 		if err != nil || c.Generation != job.Generation+1 {
 			t.Fatalf("iteration %d: resubmit during the poll: %v", i, err)
 		}
@@ -551,7 +549,7 @@ func TestRedeliveryReschedulesLostFollowUp(t *testing.T) {
 			g.answerThen(raceNotYet)
 			job.Delivery = 1
 			sched.fail.Store(true)
-			if err := f.svc.Run(context.Background(), job); !errors.Is(err, credential.ErrUnavailable) {
+			if err := f.svc.Runner.Run(context.Background(), job); !errors.Is(err, credential.ErrUnavailable) {
 				t.Fatalf("run with the queue failing: %v, want it retried", err)
 			}
 			if c := f.get(id); c.Progress.Attempts != 1 || f.queued(kind) != 0 {

@@ -3,7 +3,6 @@ package credential_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/message"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/store"
@@ -95,7 +95,7 @@ func (s *scripted) DeleteApp(ctx context.Context, objectID string) error {
 
 type fixture struct {
 	t      *testing.T
-	svc    *credential.Service
+	svc    *credentialtest.Domain
 	store  *store.Store
 	queues *queue.Queues
 	fake   *scripted
@@ -144,13 +144,20 @@ func newFixture(t *testing.T) *fixture {
 		}
 	})
 	f.queues = qs
-	f.svc, err = credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi", SPPollInterval: time.Second, AccessProbeInterval: time.Second},
-		credential.Deps{Store: st, Directory: f.fake, Scheduler: chainsOnly{qs}, Finder: f.fake, Prober: f.fake, Workspaces: st},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.svc = f.wire(credential.Config{SPPollInterval: time.Second, AccessProbeInterval: time.Second}, nil)
 	return f
+}
+
+// wire builds the fixture's domain with cfg on the fixture's ports (the scheduler leaving
+// out the backstops), changed by with when it is not nil.
+func (f *fixture) wire(cfg credential.Config, with func(*credentialtest.Ports)) *credentialtest.Domain {
+	f.t.Helper()
+	p := credentialtest.Ports{Store: f.store, Workspaces: f.store, Health: f.store, Scheduler: chainsOnly{f.queues}, Directory: f.fake,
+		Finder: f.fake, Prober: f.fake, Signer: &credentialtest.Signer{}, Containers: &credentialtest.Containers{}}
+	if with != nil {
+		with(&p)
+	}
+	return credentialtest.Wire(f.t, credentialtest.Setup{Config: cfg, Ports: p, Now: f.clock})
 }
 
 const tenant = "ceeafc3d-f026-420b-a75b-9df0c970e6d1"
@@ -159,11 +166,11 @@ const tenant = "ceeafc3d-f026-420b-a75b-9df0c970e6d1"
 func (f *fixture) submitted() (string, credential.Job) {
 	f.t.Helper()
 	ctx := context.Background()
-	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "c-" + uuid.NewString()[:8], StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
+	c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "c-" + uuid.NewString()[:8], StorageType: "azure_federated", BasePath: "az://bloblake/lakedata/p"}, "r0")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.svc.SubmitTenant(ctx, "org", c.ID, credential.TenantInput{TenantID: tenant}, "r1"); err != nil {
+	if _, err := f.svc.Onboarding.SubmitTenant(ctx, "org", c.ID, credential.TenantInput{TenantID: tenant}, "r1"); err != nil {
 		f.t.Fatal(err)
 	}
 	return c.ID, f.single(credential.JobSPPoll)
@@ -175,7 +182,7 @@ func (f *fixture) atStorage() (string, credential.Job) {
 	f.fake.finds = []findResult{{objectID: "sp-object"}}
 	id, job := f.submitted()
 	f.run(job)
-	if _, err := f.svc.SubmitStorage(context.Background(), "org", id, credential.StorageInput{
+	if _, err := f.svc.Onboarding.SubmitStorage(context.Background(), "org", id, credential.StorageInput{
 		SubscriptionID: "0b1f6471-1bf0-4dda-aec3-cb9272f09590", ResourceGroup: "rg", StorageAccount: "bloblake", ContainerName: "lakedata"}, "r2"); err != nil {
 		f.t.Fatal(err)
 	}
@@ -184,7 +191,7 @@ func (f *fixture) atStorage() (string, credential.Job) {
 
 func (f *fixture) run(job credential.Job) {
 	f.t.Helper()
-	if err := f.svc.Run(context.Background(), job); err != nil {
+	if err := f.svc.Runner.Run(context.Background(), job); err != nil {
 		f.t.Fatalf("run %+v: %v", job, err)
 	}
 }
@@ -340,7 +347,7 @@ func TestReplayedAndStaleJobsChangeNothing(t *testing.T) {
 		t.Fatalf("replay counted: %d attempts", c.Progress.Attempts)
 	}
 	// Restart the window: the old generation's job is dead.
-	if _, err := f.svc.SubmitTenant(context.Background(), "org", id, credential.TenantInput{TenantID: tenant}, "r3"); err != nil {
+	if _, err := f.svc.Onboarding.SubmitTenant(context.Background(), "org", id, credential.TenantInput{TenantID: tenant}, "r3"); err != nil {
 		t.Fatal(err)
 	}
 	fresh := f.single(credential.JobSPPoll)
@@ -361,7 +368,7 @@ func TestReplayedAndStaleJobsChangeNothing(t *testing.T) {
 		t.Fatalf("events (-want +got):\n%s", diff)
 	}
 	// A job for a deleted credential is done, not an error.
-	if err := f.svc.Delete(context.Background(), "org", id); err != nil {
+	if err := f.svc.Onboarding.Delete(context.Background(), "org", id); err != nil {
 		t.Fatal(err)
 	}
 	f.run(fresh)
@@ -448,7 +455,7 @@ func TestProbeTimeoutThenSaveUnverified(t *testing.T) {
 	f.now = f.now.Add(30 * time.Second)
 	f.run(job)
 	next := f.single(credential.JobAccessProbe)
-	if _, err := f.svc.SaveUnverified(context.Background(), "org", id, "r"); !errors.Is(err, credential.ErrConflict) {
+	if _, err := f.svc.Onboarding.SaveUnverified(context.Background(), "org", id, "r"); !errors.Is(err, credential.ErrConflict) {
 		t.Fatalf("save before the deadline: %v", err)
 	}
 	f.now = f.now.Add(5 * time.Minute)
@@ -460,7 +467,7 @@ func TestProbeTimeoutThenSaveUnverified(t *testing.T) {
 	if len(f.jobs(credential.JobAccessProbe)) != 0 {
 		t.Fatal("probing went on past the deadline")
 	}
-	if c, err := f.svc.SaveUnverified(context.Background(), "org", id, "r"); err != nil || c.State != credential.StateUnverifiedSaved {
+	if c, err := f.svc.Onboarding.SaveUnverified(context.Background(), "org", id, "r"); err != nil || c.State != credential.StateUnverifiedSaved {
 		t.Fatalf("save anyway: %v", err)
 	}
 }
@@ -468,7 +475,7 @@ func TestProbeTimeoutThenSaveUnverified(t *testing.T) {
 func TestCleanUpApp(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "c1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "c1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +484,7 @@ func TestCleanUpApp(t *testing.T) {
 	if len(f.fake.deleted) != 0 {
 		t.Fatal("deleted the app of a live credential")
 	}
-	if err := f.svc.Delete(ctx, "org", c.ID); err != nil {
+	if err := f.svc.Onboarding.Delete(ctx, "org", c.ID); err != nil {
 		t.Fatal(err)
 	}
 	f.run(f.single(credential.JobAppCleanup))
@@ -511,14 +518,14 @@ func TestStorageCallsPerStep(t *testing.T) {
 	// The organization's first create: its credential counter is initialised (read,
 	// count, insert); a later create reads it once (5).
 	count("create", 7, func() {
-		c, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "c1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+		c, err := f.svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "c1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 		if err != nil {
 			t.Fatal(err)
 		}
 		id = c.ID
 	})
 	count("submit tenant", 4, func() {
-		if _, err := f.svc.SubmitTenant(ctx, "org", id, credential.TenantInput{TenantID: tenant}, "r"); err != nil {
+		if _, err := f.svc.Onboarding.SubmitTenant(ctx, "org", id, credential.TenantInput{TenantID: tenant}, "r"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -527,7 +534,7 @@ func TestStorageCallsPerStep(t *testing.T) {
 	job = f.single(credential.JobSPPoll)
 	count("sp poll, found", 2, func() { f.run(job) })
 	count("submit storage", 4, func() {
-		if _, err := f.svc.SubmitStorage(ctx, "org", id, credential.StorageInput{SubscriptionID: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+		if _, err := f.svc.Onboarding.SubmitStorage(ctx, "org", id, credential.StorageInput{SubscriptionID: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
 			ResourceGroup: "rg", StorageAccount: "bloblake", ContainerName: "lakedata"}, "r"); err != nil {
 			t.Fatal(err)
 		}
@@ -543,10 +550,8 @@ func TestStorageCallsPerStep(t *testing.T) {
 // deadline is a time-out, not a terminal "role not sufficient".
 func TestGraceAsLongAsWindowTimesOut(t *testing.T) {
 	f := newFixture(t)
-	f.svc, _ = credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		AccessProbeWindow: time.Minute, PropagationGrace: time.Minute, SPPollInterval: time.Second, AccessProbeInterval: time.Second},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: chainsOnly{f.queues}, Finder: f.fake, Prober: f.fake, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
+	f.svc = f.wire(credential.Config{AccessProbeWindow: time.Minute, PropagationGrace: time.Minute,
+		SPPollInterval: time.Second, AccessProbeInterval: time.Second}, nil)
 	id, job := f.atStorage()
 	f.fake.reports = []credential.ProbeReport{report("403", "403", "403", "skip")}
 	f.now = f.now.Add(time.Minute)

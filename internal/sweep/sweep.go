@@ -1,6 +1,6 @@
 // Package sweep runs the health sweep on an interval when no Azure Functions host runs the
 // health-sweep timer function: the standalone twin of that timer, for `make run` and a
-// handler run by itself. Both call the same sweep (credential.Service.SweepHealth).
+// handler run by itself. Both call the same sweep (credential.HealthMonitor.SweepHealth).
 //
 // The first sweep runs one interval after the start, not at it, so a restart does not
 // probe the whole fleet at once. A sweep that fails is logged; the next tick sweeps again.
