@@ -8,31 +8,7 @@ import (
 	"strings"
 
 	"github.com/activeloopai/azcreds/internal/auth"
-	"github.com/activeloopai/azcreds/internal/credential"
 )
-
-// Onboarding is the domain's onboarding: the credential endpoints' commands and reads
-// (credential.Onboarding is one).
-type Onboarding interface {
-	Create(ctx context.Context, orgID string, in credential.CreateInput, requestID string) (*credential.Credential, error)
-	List(ctx context.Context, orgID string) ([]*credential.Credential, error)
-	Get(ctx context.Context, orgID, id string) (*credential.Credential, error)
-	Events(ctx context.Context, orgID, id string) ([]credential.EventRecord, error)
-	SubmitTenant(ctx context.Context, orgID, id string, in credential.TenantInput, requestID string) (*credential.Credential, error)
-	SubmitStorage(ctx context.Context, orgID, id string, in credential.StorageInput, requestID string) (*credential.Credential, error)
-	SaveUnverified(ctx context.Context, orgID, id, requestID string) (*credential.Credential, error)
-	SetOrgDefault(ctx context.Context, orgID, id string) (*credential.Credential, error)
-	Delete(ctx context.Context, orgID, id string) error
-}
-
-// Issuance is the domain's storage issuance: the workspace endpoints and the SDK's SAS
-// endpoint (credential.Issuance is one).
-type Issuance interface {
-	RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
-	Workspace(ctx context.Context, orgID, wsID string) (*credential.Resolution, error)
-	LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
-	IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*credential.Issued, error)
-}
 
 // Authenticator verifies API bearer tokens.
 type Authenticator interface {

@@ -1,12 +1,27 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
 )
+
+// Onboarding is the domain's onboarding: the credential endpoints' commands and reads
+// (credential.Onboarding is one).
+type Onboarding interface {
+	Create(ctx context.Context, orgID string, in credential.CreateInput, requestID string) (*credential.Credential, error)
+	List(ctx context.Context, orgID string) ([]*credential.Credential, error)
+	Get(ctx context.Context, orgID, id string) (*credential.Credential, error)
+	Events(ctx context.Context, orgID, id string) ([]credential.EventRecord, error)
+	SubmitTenant(ctx context.Context, orgID, id string, in credential.TenantInput, requestID string) (*credential.Credential, error)
+	SubmitStorage(ctx context.Context, orgID, id string, in credential.StorageInput, requestID string) (*credential.Credential, error)
+	SaveUnverified(ctx context.Context, orgID, id, requestID string) (*credential.Credential, error)
+	SetOrgDefault(ctx context.Context, orgID, id string) (*credential.Credential, error)
+	Delete(ctx context.Context, orgID, id string) error
+}
 
 // isUUID reports whether id is a credential id in its canonical form.
 func isUUID(id string) bool {

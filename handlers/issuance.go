@@ -1,11 +1,21 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/credential"
 )
+
+// Issuance is the domain's storage issuance: the workspace endpoints and the SDK's SAS
+// endpoint (credential.Issuance is one).
+type Issuance interface {
+	RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
+	Workspace(ctx context.Context, orgID, wsID string) (*credential.Resolution, error)
+	LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
+	IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*credential.Issued, error)
+}
 
 type registerWorkspaceRequest struct {
 	WorkspaceID  string `json:"workspace_id"`
