@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
-	"github.com/activeloopai/azcreds/internal/store"
 )
 
 func (h *harness) setDefault(id string) {
@@ -71,17 +69,11 @@ func TestPinsHoldWhateverTheDefault(t *testing.T) {
 
 	// No default at all (the row removed, as a DELETE of the org default would), then a
 	// default row naming a credential that does not exist: locked workspaces never read it.
-	ctx := context.Background()
-	if _, err := h.table.DeleteEntity(ctx, org, "d", nil); err != nil {
-		t.Fatal(err)
-	}
+	h.store.PutOrgDefault(org, "")
 	h.wantCreds("ws-x", "t3", x.ID, org+"/ws-x/t3/")
 	h.wantCreds("ws-env", "t4", "", "lake/"+org+"/ws-env/t4/")
 	h.wantCreds("ws-new", "t1", "", "lake/"+org+"/ws-new/t1/")
-	row, _ := json.Marshal(map[string]string{"PartitionKey": org, "RowKey": "d", "CredentialID": uuid.NewString()})
-	if _, err := h.table.AddEntity(ctx, row, nil); err != nil {
-		t.Fatal(err)
-	}
+	h.store.PutOrgDefault(org, uuid.NewString())
 	h.wantCreds("ws-x", "t4", x.ID, org+"/ws-x/t4/")
 	h.wantCreds("ws-env", "t5", "", "lake/"+org+"/ws-env/t5/")
 	h.wantPin("ws-x", "org_default", x.ID)
@@ -102,13 +94,9 @@ func TestRowsLockedBeforePins(t *testing.T) {
 	x := h.verified(org, "x", "az://acctx/lake")
 	y := h.verified(org, "y", "az://accty/lake")
 	h.setDefault(y.ID)
-	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339Nano)
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for ws, link := range map[string]string{"old-linked": x.ID, "old-env": ""} {
-		row, _ := json.Marshal(map[string]string{"PartitionKey": org, "RowKey": "w:" + ws, "ID": ws, "CredentialID": link,
-			"FirstTable": "t0", "LockedAt": at, "CreatedAt": at, "UpdatedAt": at})
-		if _, err := h.table.AddEntity(context.Background(), row, nil); err != nil {
-			t.Fatal(err)
-		}
+		h.store.PutWorkspace(&credential.Workspace{OrgID: org, ID: ws, CredentialID: link, FirstTable: "t0", LockedAt: at, CreatedAt: at, UpdatedAt: at})
 	}
 	h.wantPin("old-linked", "workspace", x.ID)
 	h.wantPin("old-env", "environment_default", "")
@@ -165,7 +153,7 @@ func TestRepointAfterDelete(t *testing.T) {
 		t.Fatalf("after the re-point: %+v", v)
 	}
 	h.wantCreds("ws", "t2", same.ID, "p/"+org+"/ws/t2/")
-	if got := h.signer.last(); got.Account != "acctx" || got.Container != "box" {
+	if got := h.signer.Last(); got.Account != "acctx" || got.Container != "box" {
 		t.Fatalf("SAS request after the re-point: %+v", got)
 	}
 	// Re-pointed, the link is locked like any other.
@@ -214,7 +202,7 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	const total, locked = 250, 100
 	sched := &countingScheduler{}
 	wss := &failingWorkspaces{}
-	h := newHarnessWith(t, store.Limits{}, func(p *credentialtest.Ports) {
+	h := newHarnessWith(t, credentialtest.Limits{}, func(p *credentialtest.Ports) {
 		sched.Scheduler, p.Scheduler = p.Scheduler, sched
 		wss.WorkspaceStore, p.Workspaces = p.Workspaces, wss
 	})
@@ -273,9 +261,7 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	}
 	job := jobs[0]
 	appLeft := func() bool {
-		h.dir.mu.Lock()
-		defer h.dir.mu.Unlock()
-		_, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID))
+		_, ok := h.dir.AppByName(credential.UniqueAppName(x.ID))
 		return ok
 	}
 
@@ -343,10 +329,9 @@ func TestCachedResolutionOfADeletedCredential(t *testing.T) {
 	def := h.verified(org, "def", "az://acctdef/lake")
 	h.setDefault(def.ID)
 	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": x.ID}), http.StatusCreated)
-	ports := credentialtest.NewFakes().Ports()
-	ports.Store, ports.Workspaces, ports.Health, ports.Scheduler, ports.Directory, ports.Signer, ports.Containers = h.store, h.store, h.store, h.queues, h.dir, h.signer, h.containers
-	other := credentialtest.Wire(t, credentialtest.Setup{Config: credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID, ResolutionCacheTTL: time.Minute,
-		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-"}}, Ports: ports, Now: h.clock.Now})
+	cfg := h.cfg
+	cfg.ResolutionCacheTTL = time.Minute
+	other := credentialtest.Wire(t, credentialtest.Setup{Config: cfg, Ports: h.ports, Now: h.clock.Now})
 	ctx := context.Background()
 	issue := func() (*credential.Issued, error) { return other.Issuance.IssueSAS(ctx, org, "ws", "t", "req") }
 	if is, err := issue(); err != nil || is.Credential.ID != x.ID {
@@ -383,7 +368,7 @@ func (h *hookedWorkspaces) UnlockedLinks(ctx context.Context, orgID, credentialI
 // loses; the lock stands, and the job looks again before it deletes the app.
 func TestCleanUpRacesALock(t *testing.T) {
 	hooked := &hookedWorkspaces{}
-	h := newHarnessWith(t, store.Limits{}, func(p *credentialtest.Ports) { hooked.WorkspaceStore, p.Workspaces = p.Workspaces, hooked })
+	h := newHarnessWith(t, credentialtest.Limits{}, func(p *credentialtest.Ports) { hooked.WorkspaceStore, p.Workspaces = p.Workspaces, hooked })
 	x := h.verified(org, "x", "az://acctx/box")
 	def := h.verified(org, "def", "az://acctdef/lake")
 	for _, ws := range []string{"ws-race", "ws-calm"} {
@@ -407,13 +392,13 @@ func TestCleanUpRacesALock(t *testing.T) {
 	if len(again) != 1 {
 		t.Fatalf("after a lost write the job did not look again: %+v", again)
 	}
-	if _, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID)); !ok {
+	if _, ok := h.dir.AppByName(credential.UniqueAppName(x.ID)); !ok {
 		t.Fatal("the app went while a link might remain")
 	}
 	if err := h.domain.Runner.Run(context.Background(), again[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID)); ok {
+	if _, ok := h.dir.AppByName(credential.UniqueAppName(x.ID)); ok {
 		t.Fatal("the app is left after the clean-up")
 	}
 	h.wantCreds("ws-race", "t2", def.ID, org+"/ws-race/t2/")

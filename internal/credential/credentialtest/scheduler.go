@@ -93,6 +93,24 @@ func (s *Scheduler) Take(kind credential.JobKind) []credential.Job {
 	return out
 }
 
+// Due removes and returns the queued jobs of kind that are due by the clock's time (those
+// a queue would deliver now), in the order they became due.
+func (s *Scheduler) Due(kind credential.JobKind) []credential.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var out []credential.Job
+	taken := map[int]bool{}
+	for _, sc := range s.sorted(kind) {
+		if !sc.Due.After(now) {
+			out = append(out, sc.Job)
+			taken[sc.seq] = true
+		}
+	}
+	s.pending = slices.DeleteFunc(s.pending, func(sc Scheduled) bool { return taken[sc.seq] })
+	return out
+}
+
 // Next removes and returns the queued job of kind that is due first, delayed or not,
 // delivered for the first time (Delivery 1); ok is false when none is queued.
 func (s *Scheduler) Next(kind credential.JobKind) (job credential.Job, ok bool) {
