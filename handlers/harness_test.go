@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/clocktest"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
@@ -37,7 +38,7 @@ type harness struct {
 	store      *credentialtest.Store
 	sched      *credentialtest.Scheduler
 	dir        *credentialtest.Directory
-	clock      *credentialtest.Clock
+	clock      *clocktest.Clock
 	signer     *credentialtest.Signer
 	containers *credentialtest.Containers
 	minter     *auth.Minter

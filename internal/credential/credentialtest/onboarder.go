@@ -136,9 +136,15 @@ func (o *Onboarder) Get(id string) *credential.Credential {
 // Causes are the causes of a credential's transitions, oldest first.
 func (o *Onboarder) Causes(id string) []credential.Event {
 	o.T.Helper()
-	evs, err := o.Store.Events(context.Background(), o.Org, id)
+	return causes(o.T, o.Store, o.Org, id)
+}
+
+// causes are the causes of a credential's transitions in s, oldest first.
+func causes(t testing.TB, s credential.Store, org, id string) []credential.Event {
+	t.Helper()
+	evs, err := s.Events(context.Background(), org, id)
 	if err != nil {
-		o.T.Fatal(err)
+		t.Fatal(err)
 	}
 	var out []credential.Event
 	for _, e := range evs {

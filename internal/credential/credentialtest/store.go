@@ -182,20 +182,22 @@ func (s *Store) Snapshot() []string {
 	return out
 }
 
-// call starts a call of the store: the fault armed for it, if any.
-func (s *Store) call(name string) error {
-	return s.faults.take(name)
-}
-
-// done runs the hooks armed for call.
-func (s *Store) done(call string) {
-	s.mu.Lock()
-	hooks := s.after[call]
-	delete(s.after, call)
-	s.mu.Unlock()
-	for _, fn := range hooks {
-		fn()
+// begin starts a call of the store: it meets the fault armed for call, if any, and
+// otherwise holds the store until end, which lets go of it and then runs the hooks armed
+// for call.
+func (s *Store) begin(call string) (end func(), err error) {
+	if err := s.faults.take(call); err != nil {
+		return nil, err
 	}
+	s.mu.Lock()
+	return func() {
+		hooks := s.after[call]
+		delete(s.after, call)
+		s.mu.Unlock()
+		for _, fn := range hooks {
+			fn()
+		}
+	}, nil
 }
 
 // lost reports whether the answer of this call of call is to be lost; s.mu is held.
@@ -263,12 +265,11 @@ func (p *partition) live() int {
 
 // Insert writes a new credential, its name and its creation event.
 func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credential.EventRecord) error {
-	if err := s.call("Insert"); err != nil {
+	end, err := s.begin("Insert")
+	if err != nil {
 		return err
 	}
-	defer s.done("Insert")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	c.Revision = 1
 	writeID := rand.Text()
 	var etag string
@@ -297,7 +298,7 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 		}
 		return false
 	}
-	err := s.attempt(CallInsert, write, landed)
+	err = s.attempt(CallInsert, write, landed)
 	if errors.Is(err, errExists) {
 		return &credential.ConflictError{Message: fmt.Sprintf("a credential named %q already exists in this organization", c.Name)}
 	}
@@ -310,12 +311,11 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 
 // Get reads one credential; a tombstone is not found.
 func (s *Store) Get(ctx context.Context, orgID, id string) (*credential.Credential, error) {
-	if err := s.call("Get"); err != nil {
+	end, err := s.begin("Get")
+	if err != nil {
 		return nil, err
 	}
-	defer s.done("Get")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	r := s.org(orgID).creds[id]
 	switch {
 	case r == nil:
@@ -335,12 +335,11 @@ func (r *credentialRow) read() *credential.Credential {
 
 // Tombstone reads what remains of a deleted credential.
 func (s *Store) Tombstone(ctx context.Context, orgID, id string) (*credential.DeletedCredential, error) {
-	if err := s.call("Tombstone"); err != nil {
+	end, err := s.begin("Tombstone")
+	if err != nil {
 		return nil, err
 	}
-	defer s.done("Tombstone")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	r := s.org(orgID).creds[id]
 	switch {
 	case r == nil:
@@ -354,12 +353,11 @@ func (s *Store) Tombstone(ctx context.Context, orgID, id string) (*credential.De
 
 // List reads an organization's credentials, oldest first.
 func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credential, error) {
-	if err := s.call("List"); err != nil {
+	end, err := s.begin("List")
+	if err != nil {
 		return nil, err
 	}
-	defer s.done("List")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	var out []*credential.Credential
 	for _, r := range s.org(orgID).creds {
 		if r.c != nil {
@@ -375,12 +373,11 @@ func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credentia
 // Update writes c if it is unchanged since it was read, with ev in the same transaction
 // when ev is not nil (which clears c.ETag).
 func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *credential.EventRecord) error {
-	if err := s.call("Update"); err != nil {
+	end, err := s.begin("Update")
+	if err != nil {
 		return err
 	}
-	defer s.done("Update")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	return s.update(c, "update credential "+c.ID, func(p *partition) error {
 		if ev == nil {
 			return nil
@@ -454,12 +451,11 @@ func (s *Store) update(c *credential.Credential, what string, log func(*partitio
 // Delete replaces c by its tombstone if c is unchanged since it was read, and removes
 // its name and the org default pointing at it.
 func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
-	if err := s.call("Delete"); err != nil {
+	end, err := s.begin("Delete")
+	if err != nil {
 		return err
 	}
-	defer s.done("Delete")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	what := "delete credential " + c.ID
 	if c.ETag == "" {
 		return fmt.Errorf("%s: no ETag; read it first", what)
@@ -494,23 +490,21 @@ func (s *Store) Delete(ctx context.Context, c *credential.Credential) error {
 
 // Events reads a credential's transition log, oldest first.
 func (s *Store) Events(ctx context.Context, orgID, id string) ([]credential.EventRecord, error) {
-	if err := s.call("Events"); err != nil {
+	end, err := s.begin("Events")
+	if err != nil {
 		return nil, err
 	}
-	defer s.done("Events")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	return byRevision(s.org(orgID).events[id]), nil
 }
 
 // OrgDefault returns the id of the organization's default credential, "" when none.
 func (s *Store) OrgDefault(ctx context.Context, orgID string) (string, error) {
-	if err := s.call("OrgDefault"); err != nil {
+	end, err := s.begin("OrgDefault")
+	if err != nil {
 		return "", err
 	}
-	defer s.done("OrgDefault")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	if d := s.org(orgID).def; d != nil {
 		return d.id, nil
 	}
@@ -521,12 +515,11 @@ func (s *Store) OrgDefault(ctx context.Context, orgID string) (string, error) {
 // check is a write of c's row (its ETag changes) and c.ETag is cleared, as in the Table
 // store's transaction.
 func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) error {
-	if err := s.call("SetOrgDefault"); err != nil {
+	end, err := s.begin("SetOrgDefault")
+	if err != nil {
 		return err
 	}
-	defer s.done("SetOrgDefault")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	p := s.org(c.OrgID)
 	if err := s.touch(p, c, "set org default"); err != nil {
 		return err
@@ -556,12 +549,11 @@ func (s *Store) touch(p *partition, c *credential.Credential, what string) error
 // InsertWorkspace writes a new workspace, checking c (when not nil) in the same
 // transaction.
 func (s *Store) InsertWorkspace(ctx context.Context, w *credential.Workspace, c *credential.Credential) error {
-	if err := s.call("InsertWorkspace"); err != nil {
+	end, err := s.begin("InsertWorkspace")
+	if err != nil {
 		return err
 	}
-	defer s.done("InsertWorkspace")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	writeID := rand.Text()
 	write := func() error {
 		p := s.org(w.OrgID)
@@ -581,7 +573,7 @@ func (s *Store) InsertWorkspace(ctx context.Context, w *credential.Workspace, c 
 		r := s.org(w.OrgID).workspaces[w.ID]
 		return r != nil && r.writeID == writeID
 	}
-	err := s.attempt(CallInsertWorkspace, write, landed)
+	err = s.attempt(CallInsertWorkspace, write, landed)
 	if errors.Is(err, errExists) {
 		return &credential.ConflictError{Message: fmt.Sprintf("workspace %q already exists", w.ID)}
 	}
@@ -610,12 +602,11 @@ func (s *Store) checkLink(p *partition, c *credential.Credential, what string) e
 
 // GetWorkspace reads one workspace.
 func (s *Store) GetWorkspace(ctx context.Context, orgID, id string) (*credential.Workspace, error) {
-	if err := s.call("GetWorkspace"); err != nil {
+	end, err := s.begin("GetWorkspace")
+	if err != nil {
 		return nil, err
 	}
-	defer s.done("GetWorkspace")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	r := s.org(orgID).workspaces[id]
 	if r == nil {
 		return nil, errNotFound("get workspace " + id)
@@ -631,12 +622,11 @@ func (r *workspaceRow) read() *credential.Workspace {
 
 // UpdateWorkspace writes w if unchanged since read, checking c (when not nil) as well.
 func (s *Store) UpdateWorkspace(ctx context.Context, w *credential.Workspace, c *credential.Credential) error {
-	if err := s.call("UpdateWorkspace"); err != nil {
+	end, err := s.begin("UpdateWorkspace")
+	if err != nil {
 		return err
 	}
-	defer s.done("UpdateWorkspace")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	what := "write workspace " + w.ID
 	if w.ETag == "" {
 		return fmt.Errorf("update workspace %s: no ETag; read it first", w.ID)
@@ -665,12 +655,11 @@ func (s *Store) UpdateWorkspace(ctx context.Context, w *credential.Workspace, c 
 // UnlockedLinks reads up to max unlocked workspaces linked to credential id, in the
 // order of their ids.
 func (s *Store) UnlockedLinks(ctx context.Context, orgID, id string, max int) ([]*credential.Workspace, error) {
-	if err := s.call("UnlockedLinks"); err != nil {
+	end, err := s.begin("UnlockedLinks")
+	if err != nil {
 		return nil, err
 	}
-	defer s.done("UnlockedLinks")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	var out []*credential.Workspace
 	for _, r := range s.org(orgID).workspaces {
 		if r.w.CredentialID == id && r.w.LockedAt.IsZero() {
@@ -684,11 +673,10 @@ func (s *Store) UnlockedLinks(ctx context.Context, orgID, id string, max int) ([
 // EachVerified calls fn with every verified credential of every organization, in the
 // order of organization and credential id.
 func (s *Store) EachVerified(ctx context.Context, fn func(*credential.Credential) error) error {
-	if err := s.call("EachVerified"); err != nil {
+	end, err := s.begin("EachVerified")
+	if err != nil {
 		return err
 	}
-	defer s.done("EachVerified")
-	s.mu.Lock()
 	var all []*credential.Credential
 	for _, p := range s.orgs {
 		for _, r := range p.creds {
@@ -697,7 +685,7 @@ func (s *Store) EachVerified(ctx context.Context, fn func(*credential.Credential
 			}
 		}
 	}
-	s.mu.Unlock()
+	end() // fn may call the store
 	slices.SortFunc(all, func(a, b *credential.Credential) int {
 		return cmp.Or(cmp.Compare(a.OrgID, b.OrgID), cmp.Compare(a.ID, b.ID))
 	})
@@ -712,12 +700,11 @@ func (s *Store) EachVerified(ctx context.Context, fn func(*credential.Credential
 // UpdateHealth writes c if it is unchanged since it was read, with ev in its health log
 // in the same transaction when ev is not nil (which clears c.ETag).
 func (s *Store) UpdateHealth(ctx context.Context, c *credential.Credential, ev *credential.HealthEvent) error {
-	if err := s.call("UpdateHealth"); err != nil {
+	end, err := s.begin("UpdateHealth")
+	if err != nil {
 		return err
 	}
-	defer s.done("UpdateHealth")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	return s.update(c, "update health of credential "+c.ID, func(p *partition) error {
 		if _, ok := p.health[c.ID][c.Revision]; ok {
 			return errExists
@@ -734,12 +721,11 @@ func (s *Store) UpdateHealth(ctx context.Context, c *credential.Credential, ev *
 
 // HealthEvents reads a credential's health log, oldest first.
 func (s *Store) HealthEvents(ctx context.Context, orgID, id string) ([]credential.HealthEvent, error) {
-	if err := s.call("HealthEvents"); err != nil {
+	end, err := s.begin("HealthEvents")
+	if err != nil {
 		return nil, err
 	}
-	defer s.done("HealthEvents")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer end()
 	return byRevision(s.org(orgID).health[id]), nil
 }
 

@@ -118,15 +118,7 @@ func (c contract) verified(s StoreUnderTest, org, name string) *credential.Crede
 
 func (c contract) causes(s StoreUnderTest, org, id string) []credential.Event {
 	c.t.Helper()
-	evs, err := s.Store.Events(context.Background(), org, id)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var out []credential.Event
-	for _, e := range evs {
-		out = append(out, e.Cause)
-	}
-	return out
+	return causes(c.t, s.Store, org, id)
 }
 
 var ignoreStoreFields = cmpopts.IgnoreFields(credential.Credential{}, "ETag", "IsOrgDefault")

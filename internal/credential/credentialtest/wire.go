@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/activeloopai/azcreds/internal/clocktest"
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
@@ -21,9 +22,12 @@ type Ports struct {
 	Containers credential.ContainerCreator
 }
 
+// T0 is where the fakes' clock starts.
+var T0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
 // Fakes is one in-memory implementation of each port, on one clock.
 type Fakes struct {
-	Clock      *Clock
+	Clock      *clocktest.Clock
 	Store      *Store
 	Scheduler  *Scheduler
 	Directory  *Directory
@@ -35,7 +39,7 @@ type Fakes struct {
 
 // NewFakes returns fresh fakes on a clock standing at T0.
 func NewFakes(opts ...StoreOption) *Fakes {
-	clock := NewClock(T0)
+	clock := clocktest.New(T0)
 	return &Fakes{Clock: clock, Store: NewStore(append([]StoreOption{WithStoreClock(clock.Now)}, opts...)...),
 		Scheduler: NewScheduler(clock.Now), Directory: NewDirectory(), Finder: &Finder{}, Prober: &Prober{},
 		Signer: &Signer{}, Containers: &Containers{}}
