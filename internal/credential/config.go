@@ -38,7 +38,8 @@ type Config struct {
 	AccessProbeInterval time.Duration
 	// EnvironmentDefault is the platform's own storage for workspaces with no credential.
 	EnvironmentDefault EnvironmentDefault
-	// ResolutionCacheTTL keeps a locked workspace's storage resolution this long (0: off).
+	// ResolutionCacheTTL keeps a locked workspace's storage resolution this long (0: off);
+	// it is the TTL of the instance's ResolutionCache (NewResolutionCache).
 	ResolutionCacheTTL time.Duration
 	// HealthSpread spreads a health sweep's probes over this long (0: all at once).
 	HealthSpread time.Duration

@@ -342,7 +342,7 @@ const (
 // Delete replaces a credential by its tombstone and removes its name and the org default
 // pointing at it, in one transaction: from then on the credential is not found, unlocked
 // workspaces linked to it fall back, and locked ones answer CredentialDeletedError. The
-// clean-up job (CleanUpApp) clears the unlocked workspaces' links and then deletes the
+// clean-up job (Jobs.CleanUpApp) clears the unlocked workspaces' links and then deletes the
 // app registration in the background. A poller writing the row meanwhile does not fail
 // the delete: it reads the row again and deletes that. The job is scheduled before the
 // row changes, so a crash in between leaves the job, never an orphaned app; the job

@@ -69,7 +69,7 @@ type Store interface {
 	// Delete replaces c by its tombstone if c is unchanged since it was read, and removes
 	// its name reservation and the org default when it points at c, in one transaction.
 	// From then on Get, List and every other read of credentials treat c as missing;
-	// workspace links to c stay until a clean-up clears them (see CleanUpApp). c no longer
+	// workspace links to c stay until a clean-up clears them (Jobs.CleanUpApp). c no longer
 	// counts toward the credential limit.
 	Delete(ctx context.Context, c *Credential) error
 	// Tombstone reads what remains of a deleted credential; ErrNotFound when the
