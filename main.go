@@ -206,7 +206,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := credential.NewService(credential.Config{
+	domain := credential.Config{
 		HomeTenantID:            cfg.HomeTenantID,
 		ManagedIdentityObjectID: cfg.ManagedIdentityObjectID,
 		SPPollWindow:            cfg.SPPollWindow,
@@ -220,26 +220,45 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 		HealthSpread:       cfg.HealthSpread,
 		CreateRate:         cfg.CreateRate,
-	}, credential.Deps{Store: st, Directory: dir, Scheduler: sched, Finder: finder, Prober: prober,
-		Workspaces: st, Signer: signer, Containers: containers, Health: st}, log)
+	}
+	// One resolution cache per instance: issuance fills it, onboarding's deletes and
+	// default changes empty an organization's part of it.
+	resolutions := credential.NewResolutionCache(cfg.ResolutionCacheTTL)
+	onboarding, err := credential.NewOnboarding(domain, st, dir, sched, resolutions, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	api := handlers.New(svc, verifier, log)
+	issuance, err := credential.NewIssuance(domain, st, st, signer, containers, resolutions, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := credential.NewJobs(domain, st, st, dir, sched, finder, prober, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	health, err := credential.NewHealthMonitor(domain, st, st, sched, prober, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	runner, err := credential.NewRunner(jobs, health, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	api := handlers.New(onboarding, issuance, verifier, log)
 	if cfg.FunctionsHost || cfg.LocalInvocations {
-		return handlers.Compose(api, handlers.NewInvoker(svc, log, handlers.WithHealthSweep(svc))), nil, nil
+		return handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health))), nil, nil
 	}
 	consumed, err := worker.Open(ctx, queues, sched)
 	if err != nil {
 		return nil, nil, err
 	}
-	jobs, err := worker.New(consumed, svc, worker.Options{Log: log.With("component", "worker")})
+	queueWorker, err := worker.New(consumed, runner, worker.Options{Log: log.With("component", "worker")})
 	if err != nil {
 		return nil, nil, err
 	}
-	work := together{jobs}
+	work := together{queueWorker}
 	if cfg.HealthInterval > 0 {
-		work = append(work, &worker.Ticker{Sweeper: svc, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
+		work = append(work, &worker.Ticker{Sweeper: health, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
 	}
 	return api, work, nil
 }

@@ -8,25 +8,7 @@ import (
 	"strings"
 
 	"github.com/activeloopai/azcreds/internal/auth"
-	"github.com/activeloopai/azcreds/internal/credential"
 )
-
-// Credentials is the domain service the HTTP adapter calls.
-type Credentials interface {
-	Create(ctx context.Context, orgID string, in credential.CreateInput, requestID string) (*credential.Credential, error)
-	List(ctx context.Context, orgID string) ([]*credential.Credential, error)
-	Get(ctx context.Context, orgID, id string) (*credential.Credential, error)
-	Events(ctx context.Context, orgID, id string) ([]credential.EventRecord, error)
-	SubmitTenant(ctx context.Context, orgID, id string, in credential.TenantInput, requestID string) (*credential.Credential, error)
-	SubmitStorage(ctx context.Context, orgID, id string, in credential.StorageInput, requestID string) (*credential.Credential, error)
-	SaveUnverified(ctx context.Context, orgID, id, requestID string) (*credential.Credential, error)
-	SetOrgDefault(ctx context.Context, orgID, id string) (*credential.Credential, error)
-	Delete(ctx context.Context, orgID, id string) error
-	RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
-	Workspace(ctx context.Context, orgID, wsID string) (*credential.Resolution, error)
-	LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
-	IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*credential.Issued, error)
-}
 
 // Authenticator verifies API bearer tokens.
 type Authenticator interface {
@@ -50,16 +32,17 @@ type Route struct {
 
 // API serves the credential endpoints.
 type API struct {
-	creds  Credentials
-	authn  Authenticator
-	log    *slog.Logger
-	routes []Route
-	mux    *http.ServeMux
+	onboarding Onboarding
+	issuance   Issuance
+	authn      Authenticator
+	log        *slog.Logger
+	routes     []Route
+	mux        *http.ServeMux
 }
 
-// New builds the HTTP API.
-func New(creds Credentials, authn Authenticator, log *slog.Logger) *API {
-	a := &API{creds: creds, authn: authn, log: log, mux: http.NewServeMux()}
+// New builds the HTTP API on the domain's onboarding and issuance.
+func New(onboarding Onboarding, issuance Issuance, authn Authenticator, log *slog.Logger) *API {
+	a := &API{onboarding: onboarding, issuance: issuance, authn: authn, log: log, mux: http.NewServeMux()}
 	a.routes = []Route{
 		{Method: http.MethodGet, Pattern: "/", Public: true, handler: a.health},
 		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, Function: "openapi", handler: a.openAPI},

@@ -114,7 +114,7 @@ func TestBodyRules(t *testing.T) {
 			t.Errorf("%s: message %q, want %q", c.name, e.Message, c.msg)
 		}
 	}
-	if h.dir.count() != 0 {
+	if h.dir.Apps() != 0 {
 		t.Fatal("a refused body created an app")
 	}
 }

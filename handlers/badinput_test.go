@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -20,8 +19,7 @@ import (
 )
 
 // watched is the API and the queue functions on one port, as the Functions host sees
-// them, over real Table and Queue storage on Azurite, with the table's client at hand so
-// a test can read every row before and after.
+// them, with every row of the store at hand so a test can compare them before and after.
 type watched struct{ *harness }
 
 func newWatched(t *testing.T) *watched {
@@ -29,24 +27,8 @@ func newWatched(t *testing.T) *watched {
 	return &watched{newHarness(t)}
 }
 
-// rows reads every entity of the table through the real client, system properties
-// (ETag, Timestamp) included, so that any write shows.
-func (w *watched) rows() []string {
-	w.t.Helper()
-	var out []string
-	pager := w.table.NewListEntitiesPager(nil)
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		for _, e := range page.Entities {
-			out = append(out, string(e))
-		}
-	}
-	slices.Sort(out)
-	return out
-}
+// rows lists every row of the store with its ETag, so that any write shows.
+func (w *watched) rows() []string { return w.store.Snapshot() }
 
 // send is one raw request: path as written (escapes kept), no redirect followed, the
 // body and Content-Type as given.
@@ -235,7 +217,7 @@ func TestBadBodies(t *testing.T) {
 	w := newWatched(t)
 	f := w.fixture(org)
 	before := w.rows()
-	apps := w.dir.count()
+	apps := w.dir.Apps()
 	sent := 0
 	for _, rt := range f.bodyRoutes(org) {
 		bad := badBodies(rt.valid, rt.emptyOK)
@@ -261,7 +243,7 @@ func TestBadBodies(t *testing.T) {
 	if diff := cmp.Diff(before, w.rows()); diff != "" {
 		t.Fatalf("bad bodies changed rows (-before +after):\n%s", diff)
 	}
-	if n := w.dir.count(); n != apps {
+	if n := w.dir.Apps(); n != apps {
 		t.Fatalf("bad bodies changed the directory: %d apps, had %d", n, apps)
 	}
 	t.Logf("%d bad bodies over %d routes: all 4xx, no row changed", sent, len(f.bodyRoutes(org)))

@@ -1,6 +1,11 @@
 // Package handlers is the HTTP adapter of the credential API: it authenticates the
 // caller, decodes bodies, calls the domain and writes JSON. It imports no Azure SDK.
 //
+// Its files follow the domain's job types, each behind a small interface of its own:
+// onboarding.go (the credential endpoints, Onboarding), issuance.go (the workspace and
+// SAS endpoints, Issuance), functions.go (the Functions host's queue and timer
+// invocations: JobRunner, HealthSweeper); api.go holds the routes and authentication.
+//
 // Handlers return errors; one adapter (serve) maps them to a status and a public message,
 // logs the private cause, recovers panics, and stamps every response with X-Request-Id.
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 // TestCredsEnvironmentDefaultPerOrganization: on the environment default every
@@ -29,7 +30,7 @@ func TestCredsEnvironmentDefaultPerOrganization(t *testing.T) {
 			v.PathPrefix != "lake/"+o+"/ws/events/" {
 			t.Errorf("%s: creds %+v, want container %s", o, v, want)
 		}
-		if req := h.signer.last(); req.Container != want || req.Account != "platformacct" || !req.Identity.Platform {
+		if req := h.signer.Last(); req.Container != want || req.Account != "platformacct" || !req.Identity.Platform {
 			t.Errorf("%s: signed %+v", o, req)
 		}
 		if e := h.workspace(o, "ws").Effective; e.ContainerName != want || e.StorageAccount != "platformacct" || e.Source != "environment_default" {
@@ -42,7 +43,7 @@ func TestCredsEnvironmentDefaultPerOrganization(t *testing.T) {
 	}
 	// Asked before each environment-default SAS (the adapter answers a warm call from memory).
 	want := []string{"platformacct/" + containers[orgs[0]], "platformacct/" + containers[orgs[1]]}
-	if diff := cmp.Diff(want, h.containers.requests()); diff != "" {
+	if diff := cmp.Diff(want, h.containers.Asked()); diff != "" {
 		t.Errorf("containers asked for (-want +got):\n%s", diff)
 	}
 
@@ -50,8 +51,8 @@ func TestCredsEnvironmentDefaultPerOrganization(t *testing.T) {
 	h.want(h.call("POST", orgs[0], "/organizations/"+orgs[0]+"/workspaces", map[string]string{"workspace_id": "ws-own", "credential_id": d.ID}), http.StatusCreated)
 	v, r := h.creds(orgs[0], "ws-own", "events")
 	h.want(r, http.StatusOK)
-	if v.Container != "data" || len(h.containers.requests()) != 2 {
-		t.Errorf("credential's creds %+v, containers asked %v: a credential's SAS creates nothing", v, h.containers.requests())
+	if v.Container != "data" || len(h.containers.Asked()) != 2 {
+		t.Errorf("credential's creds %+v, containers asked %v: a credential's SAS creates nothing", v, h.containers.Asked())
 	}
 }
 
@@ -60,29 +61,23 @@ func TestCredsEnvironmentDefaultPerOrganization(t *testing.T) {
 // or 503 with Retry-After when Azure was unavailable) and signs nothing.
 func TestCredsEnvironmentDefaultContainerRefused(t *testing.T) {
 	h := newHarness(t)
-	h.containers.failWith(&credential.ProviderError{Code: "AuthorizationPermissionMismatch", Status: http.StatusForbidden, RequestID: "req-1"})
-	signed := h.signer.count()
+	h.containers.Inject(failing(&credential.ProviderError{Code: "AuthorizationPermissionMismatch", Status: http.StatusForbidden, RequestID: "req-1"}))
+	signed := len(h.signer.Requests())
 	_, r := h.creds(org, "ws", "events")
 	h.want(r, http.StatusBadGateway)
 	if e := r.errorBody(t); e.Code != "sas_issuance_failed" || !strings.Contains(e.Message, "AuthorizationPermissionMismatch") {
 		t.Errorf("error %+v", e)
 	}
-	h.containers.failWith(&credential.ProviderError{Kind: credential.ErrUnavailable, Code: "ServerBusy", Status: http.StatusServiceUnavailable})
+	h.containers.Inject(failing(&credential.ProviderError{Kind: credential.ErrUnavailable, Code: "ServerBusy", Status: http.StatusServiceUnavailable}))
 	_, r = h.creds(org, "ws", "events")
 	h.want(r, http.StatusServiceUnavailable)
 	if r.header.Get("Retry-After") == "" || r.errorBody(t).Code != "sas_issuance_failed" {
 		t.Errorf("unavailable: %d %v %s", r.status, r.header, r.body)
 	}
-	if n := h.signer.count() - signed; n != 0 {
+	if n := len(h.signer.Requests()) - signed; n != 0 {
 		t.Errorf("%d SAS signed without a container", n)
 	}
-	h.containers.failWith(nil)
+	h.containers.Inject(credentialtest.Fault{})
 	_, r = h.creds(org, "ws", "events")
 	h.want(r, http.StatusOK)
-}
-
-func (f *fakeSigner) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.requests)
 }

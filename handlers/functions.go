@@ -21,13 +21,13 @@ import (
 	"github.com/activeloopai/azcreds/internal/queue"
 )
 
-// JobRunner runs one background job; credential.Service is one. It returns an error only
+// JobRunner runs one background job; credential.Runner is one. It returns an error only
 // for a failure worth delivering the same message again.
 type JobRunner interface {
 	Run(ctx context.Context, job credential.Job) error
 }
 
-// HealthSweeper schedules a health re-probe of every verified credential; credential.Service
+// HealthSweeper schedules a health re-probe of every verified credential; credential.HealthMonitor
 // is one.
 type HealthSweeper interface {
 	SweepHealth(ctx context.Context) (int, error)

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -13,23 +12,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
-	"github.com/google/uuid"
-
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/clocktest"
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/queue"
-	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
-	"github.com/activeloopai/azcreds/internal/store"
-	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 const (
@@ -39,256 +28,77 @@ const (
 	miObjectID   = "5b0f0c8e-8f6c-4a53-9d1a-3c2e1f0a9b7d"
 )
 
-// fakeDirectory stands in for Microsoft Graph in the API tests (Graph itself is tested
-// through msgraph-sdk-go against the local stand-in). It keeps the apps it was asked to
-// create, and its failure knobs make a step fail.
-type fakeDirectory struct {
-	mu         sync.Mutex
-	apps       map[string]credential.App // by object id
-	unique     map[string]string         // object id by unique name
-	fics       map[string][]credential.FederatedCredential
-	failCreate error
-	failFIC    error
-	failDelete error
-}
-
-func newFakeDirectory() *fakeDirectory {
-	return &fakeDirectory{apps: map[string]credential.App{}, unique: map[string]string{}, fics: map[string][]credential.FederatedCredential{}}
-}
-
-// CreateApp is an upsert by unique name, as Graph's is.
-func (d *fakeDirectory) CreateApp(ctx context.Context, name, uniqueName string) (credential.App, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.failCreate != nil {
-		return credential.App{}, d.failCreate
-	}
-	if app, ok := d.byUniqueName(uniqueName); ok {
-		return app, nil
-	}
-	app := credential.App{ObjectID: uuid.NewString(), AppID: uuid.NewString()}
-	d.apps[app.ObjectID] = app
-	d.unique[uniqueName] = app.ObjectID
-	return app, nil
-}
-
-func (d *fakeDirectory) FindApp(ctx context.Context, uniqueName string) (credential.App, bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	app, ok := d.byUniqueName(uniqueName)
-	return app, ok, nil
-}
-
-func (d *fakeDirectory) byUniqueName(name string) (credential.App, bool) {
-	app, ok := d.apps[d.unique[name]]
-	return app, ok
-}
-
-func (d *fakeDirectory) AddFederatedCredential(ctx context.Context, objectID string, fc credential.FederatedCredential) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.failFIC != nil {
-		return d.failFIC
-	}
-	if _, ok := d.apps[objectID]; !ok {
-		return credential.ErrNotFound
-	}
-	d.fics[objectID] = append(d.fics[objectID], fc)
-	return nil
-}
-
-func (d *fakeDirectory) DeleteApp(ctx context.Context, objectID string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.failDelete != nil {
-		return d.failDelete
-	}
-	delete(d.apps, objectID)
-	delete(d.fics, objectID)
-	return nil
-}
-
-func (d *fakeDirectory) count() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.apps)
-}
-
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// harness is the API over real Table and Queue storage on Azurite.
+// harness is the API and the queue functions on one port, as the Functions host calls
+// them, over the domain on in-memory ports (internal/credential/credentialtest): Graph,
+// Entra and blob signing are tested through their real clients in their own packages,
+// storage by the store contract that the in-memory store passes too.
 type harness struct {
-	t      *testing.T
-	srv    *httptest.Server
-	store  *store.Store
-	queues *azurequeue.Queues
-	dir    *fakeDirectory
-	clock  *clock
-	minter *auth.Minter
-	other  *auth.Minter // signs with a key the API does not trust
-	calls  *callCounter // storage transactions (table and queue calls)
-	signer *fakeSigner
-	// containers stands in for the environment default's container creation.
-	containers *fakeContainers
+	t          *testing.T
+	srv        *httptest.Server
+	store      *credentialtest.Store
+	sched      *credentialtest.Scheduler
+	dir        *credentialtest.Directory
+	clock      *clocktest.Clock
+	signer     *credentialtest.Signer
+	containers *credentialtest.Containers
+	minter     *auth.Minter
+	other      *auth.Minter // signs with a key the API does not trust
 	// signingKey and publicKey are the PEM key pair the API trusts, for hand-made tokens.
 	signingKey, publicKey []byte
-	// table is the store's table through the real client, for reading every row.
-	table *aztables.Client
-	// svc runs background jobs the way the queue functions do.
-	svc *credential.Service
-}
-
-// fakeSigner stands in for user delegation SAS signing (tested against Azurite in
-// internal/azure/blob): it records what it was asked and can be made to fail.
-type fakeSigner struct {
-	mu       sync.Mutex
-	requests []credential.SASRequest
-	fail     error
-}
-
-func (f *fakeSigner) ContainerSAS(ctx context.Context, r credential.SASRequest) (credential.SAS, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.requests = append(f.requests, r)
-	if f.fail != nil {
-		return credential.SAS{}, f.fail
-	}
-	return credential.SAS{AccountURL: "https://" + r.Account + ".blob.core.windows.net", Token: credential.Secret("sv=2025-01-05&sig=fake")}, nil
-}
-
-// fakeContainers stands in for creating the environment default's containers (tested
-// against Azurite in internal/azure/blob): it records what it was asked and can be made
-// to fail.
-type fakeContainers struct {
-	mu    sync.Mutex
-	asked []string // account/container, in order
-	fail  error
-}
-
-func (f *fakeContainers) EnsureContainer(ctx context.Context, account, container string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.asked = append(f.asked, account+"/"+container)
-	return f.fail
-}
-
-func (f *fakeContainers) requests() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.asked...)
-}
-
-func (f *fakeContainers) failWith(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fail = err
-}
-
-func (f *fakeSigner) last() credential.SASRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.requests[len(f.requests)-1]
-}
-
-// callCounter is an azcore pipeline policy that counts the storage calls made.
-type callCounter struct{ n atomic.Int64 }
-
-func (c *callCounter) Do(req *policy.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return req.Next()
+	// ports and cfg are what the domain was wired with.
+	ports credentialtest.Ports
+	cfg   credential.Config
+	// domain runs background jobs the way the queue functions do.
+	domain *credentialtest.Domain
 }
 
 func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
 	t.Helper()
-	return newHarnessWith(t, store.Limits{}, nil, opts...)
+	return newHarnessWith(t, credentialtest.Limits{}, nil, opts...)
 }
 
 // newLimitedHarness is newHarness with per-organization limits on the store.
-func newLimitedHarness(t *testing.T, limits store.Limits, opts ...func(*credential.Config)) *harness {
+func newLimitedHarness(t *testing.T, limits credentialtest.Limits, opts ...func(*credential.Config)) *harness {
 	t.Helper()
 	return newHarnessWith(t, limits, nil, opts...)
 }
 
-// newHarnessWith is newHarness with per-organization limits on the store, whose service's
-// adapters wrap changes first (to inject faults); wrap may be nil.
-func newHarnessWith(t *testing.T, limits store.Limits, wrap func(*credential.Deps), opts ...func(*credential.Config)) *harness {
+// newHarnessWith is newHarness with per-organization limits on the store, whose domain's
+// ports wrap changes first; wrap may be nil.
+func newHarnessWith(t *testing.T, limits credentialtest.Limits, wrap func(*credentialtest.Ports), opts ...func(*credential.Config)) *harness {
 	t.Helper()
-	env := testenv.Azurite(t)
-	ctx := context.Background()
-	calls := &callCounter{}
-	tables, err := aztables.NewServiceClientFromConnectionString(env.ConnString, &aztables.ClientOptions{
-		ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{calls}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tableName := testenv.UniqueName(t, "api")
-	st, err := store.Open(ctx, tables, tableName, store.WithLimits(limits))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = tables.DeleteTable(context.Background(), tableName, nil) })
-	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnString, &azqueue.ClientOptions{
-		ClientOptions: azcore.ClientOptions{PerCallPolicies: []policy.Policy{calls}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := testenv.UniqueName(t, "q")
-	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	qs, err := azurequeue.Open(ctx, qsvc, azurequeue.Options{NamePrefix: prefix, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, k := range queue.Kinds() {
-			_, _ = qs.Client(k).Delete(context.Background(), nil)
-		}
-	})
-	dir := newFakeDirectory()
-	log := slog.New(slog.DiscardHandler)
-	signer, containers := &fakeSigner{}, &fakeContainers{}
+	fake := credentialtest.NewFakes(credentialtest.WithLimits(limits))
 	cfg := credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID,
 		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-", Prefix: "lake"}}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	deps := credential.Deps{Store: st, Directory: dir, Scheduler: qs, Workspaces: st, Signer: signer, Containers: containers}
+	ports := fake.Ports()
 	if wrap != nil {
-		wrap(&deps)
+		wrap(&ports)
 	}
-	svc, err := credential.NewService(cfg, deps, log, credential.WithClock(clk.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	domain := credentialtest.Wire(t, credentialtest.Setup{Config: cfg, Ports: ports, Now: fake.Clock.Now})
+	log := slog.New(slog.DiscardHandler)
 	key, pub := testKey(t)
-	verifier, err := auth.NewVerifier(auth.Config{Issuer: testIssuer, Audience: testAudience, PublicKeyPEM: pub, Now: clk.Now})
+	verifier, err := auth.NewVerifier(auth.Config{Issuer: testIssuer, Audience: testAudience, PublicKeyPEM: pub, Now: fake.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	minter, err := auth.NewMinter(key, testIssuer, testAudience, clk.Now)
+	minter, err := auth.NewMinter(key, testIssuer, testAudience, fake.Clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	otherKey, _ := testKey(t)
-	other, err := auth.NewMinter(otherKey, testIssuer, testAudience, clk.Now)
+	other, err := auth.NewMinter(otherKey, testIssuer, testAudience, fake.Clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The API and the queue functions on one port, as the Functions host calls them.
-	srv := httptest.NewServer(Compose(New(svc, verifier, log), NewInvoker(svc, log)))
+	srv := httptest.NewServer(Compose(New(domain.Onboarding, domain.Issuance, verifier, log), NewInvoker(domain.Runner, log)))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, srv: srv, store: st, queues: qs, dir: dir, clock: clk, minter: minter, other: other, calls: calls, signer: signer, containers: containers,
-		signingKey: key, publicKey: pub, table: tables.NewClient(tableName), svc: svc}
+	return &harness{t: t, srv: srv, store: fake.Store, sched: fake.Scheduler, dir: fake.Directory, clock: fake.Clock,
+		signer: fake.Signer, containers: fake.Containers, minter: minter, other: other, signingKey: key, publicKey: pub,
+		ports: ports, cfg: cfg, domain: domain}
 }
 
 func testKey(t *testing.T) (private, public []byte) {
@@ -405,49 +215,18 @@ func (h *harness) create(org, name, basePath string) detailView {
 }
 
 // advance moves a credential as a poller would: through the domain's transition table,
-// written by the store (the pollers themselves arrive with background verification).
+// written by the store.
 func (h *harness) advance(org, id string, ev credential.Event, change func(*credential.Credential)) {
 	h.t.Helper()
-	ctx := context.Background()
-	c, err := h.store.Get(ctx, org, id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	to, err := credential.Next(c.State, ev)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	rec := &credential.EventRecord{Time: h.clock.Now(), From: c.State, To: to, Cause: ev, Generation: c.Generation}
-	c.State = to
-	if change != nil {
-		change(c)
-	}
-	if err := h.store.Update(ctx, c, rec); err != nil {
-		h.t.Fatal(err)
-	}
+	o := credentialtest.Onboarder{T: h.t, Org: org, Store: h.store, Now: h.clock.Now}
+	o.Advance(id, ev, change)
 }
 
-// jobs drains the queue of kind and returns its jobs.
-func (h *harness) jobs(kind credential.JobKind) []credential.Job {
-	h.t.Helper()
-	ctx := context.Background()
-	var out []credential.Job
-	n := int32(32)
-	resp, err := h.queues.Client(kind).DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &n})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, m := range resp.Messages {
-		job, err := queue.Decode(*m.MessageText)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		out = append(out, job)
-		if _, err := h.queues.Client(kind).DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil {
-			h.t.Fatal(err)
-		}
-	}
-	return out
-}
+// jobs takes the queued jobs of kind that are due, as a queue would deliver them now.
+func (h *harness) jobs(kind credential.JobKind) []credential.Job { return h.sched.Due(kind) }
+
+// failing is the Fault of a fake that fails every call with err from now on; a nil err
+// clears it.
+func failing(err error) credentialtest.Fault { return credentialtest.Fault{Times: -1, Err: err} }
 
 var errGraphDown = errors.Join(credential.ErrUnavailable, errors.New("graph answered 503"))

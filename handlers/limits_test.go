@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 // burst sends n requests at once and returns their answers.
@@ -53,7 +53,7 @@ func wantOneWinner(t *testing.T, rs []response, won int, limit string) {
 // place; another organization has its own count.
 func TestCredentialQuota(t *testing.T) {
 	const limit = 5
-	h := newLimitedHarness(t, store.Limits{Credentials: limit})
+	h := newLimitedHarness(t, credentialtest.Limits{Credentials: limit})
 	base := "/organizations/" + org + "/credentials"
 	var first detailView
 	for i := range limit - 1 {
@@ -67,7 +67,7 @@ func TestCredentialQuota(t *testing.T) {
 			"base_path": "az://bloblake/lakedata"})
 	})
 	wantOneWinner(t, rs, http.StatusCreated, "limit of 5 credentials")
-	if n := h.dir.count(); n != limit {
+	if n := h.dir.Apps(); n != limit {
 		t.Errorf("%d app registrations, want %d: a refused create made one", n, limit)
 	}
 	r := h.call("POST", org, base, map[string]string{"name": "late", "storage_type": "azure_federated", "base_path": "az://bloblake/lakedata"})
@@ -84,7 +84,7 @@ func TestCredentialQuota(t *testing.T) {
 // one wins.
 func TestWorkspaceQuota(t *testing.T) {
 	const limit = 5
-	h := newLimitedHarness(t, store.Limits{Workspaces: limit})
+	h := newLimitedHarness(t, credentialtest.Limits{Workspaces: limit})
 	ws := "/organizations/" + org + "/workspaces"
 	_, r := h.creds(org, "ws-used", "t1") // recorded and locked by /creds
 	h.want(r, http.StatusOK)

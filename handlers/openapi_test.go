@@ -113,7 +113,7 @@ func openAPIPath(pattern string) string {
 }
 
 func apiRoutes() []Route {
-	return New(nil, nil, slog.New(slog.DiscardHandler)).Routes()
+	return New(nil, nil, nil, slog.New(slog.DiscardHandler)).Routes()
 }
 
 // resolveParameter follows a "#/components/parameters/<name>" reference.
@@ -400,7 +400,7 @@ func TestOpenAPIServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := New(nil, nil, slog.New(slog.DiscardHandler))
+	api := New(nil, nil, nil, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
 	if rec.Code != http.StatusOK {

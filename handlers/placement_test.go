@@ -2,10 +2,8 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -16,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 func (h *harness) setDefault(id string) {
@@ -71,17 +69,11 @@ func TestPinsHoldWhateverTheDefault(t *testing.T) {
 
 	// No default at all (the row removed, as a DELETE of the org default would), then a
 	// default row naming a credential that does not exist: locked workspaces never read it.
-	ctx := context.Background()
-	if _, err := h.table.DeleteEntity(ctx, org, "d", nil); err != nil {
-		t.Fatal(err)
-	}
+	h.store.PutOrgDefault(org, "")
 	h.wantCreds("ws-x", "t3", x.ID, org+"/ws-x/t3/")
 	h.wantCreds("ws-env", "t4", "", "lake/"+org+"/ws-env/t4/")
 	h.wantCreds("ws-new", "t1", "", "lake/"+org+"/ws-new/t1/")
-	row, _ := json.Marshal(map[string]string{"PartitionKey": org, "RowKey": "d", "CredentialID": uuid.NewString()})
-	if _, err := h.table.AddEntity(ctx, row, nil); err != nil {
-		t.Fatal(err)
-	}
+	h.store.PutOrgDefault(org, uuid.NewString())
 	h.wantCreds("ws-x", "t4", x.ID, org+"/ws-x/t4/")
 	h.wantCreds("ws-env", "t5", "", "lake/"+org+"/ws-env/t5/")
 	h.wantPin("ws-x", "org_default", x.ID)
@@ -102,13 +94,9 @@ func TestRowsLockedBeforePins(t *testing.T) {
 	x := h.verified(org, "x", "az://acctx/lake")
 	y := h.verified(org, "y", "az://accty/lake")
 	h.setDefault(y.ID)
-	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339Nano)
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for ws, link := range map[string]string{"old-linked": x.ID, "old-env": ""} {
-		row, _ := json.Marshal(map[string]string{"PartitionKey": org, "RowKey": "w:" + ws, "ID": ws, "CredentialID": link,
-			"FirstTable": "t0", "LockedAt": at, "CreatedAt": at, "UpdatedAt": at})
-		if _, err := h.table.AddEntity(context.Background(), row, nil); err != nil {
-			t.Fatal(err)
-		}
+		h.store.PutWorkspace(&credential.Workspace{OrgID: org, ID: ws, CredentialID: link, FirstTable: "t0", LockedAt: at, CreatedAt: at, UpdatedAt: at})
 	}
 	h.wantPin("old-linked", "workspace", x.ID)
 	h.wantPin("old-env", "environment_default", "")
@@ -165,7 +153,7 @@ func TestRepointAfterDelete(t *testing.T) {
 		t.Fatalf("after the re-point: %+v", v)
 	}
 	h.wantCreds("ws", "t2", same.ID, "p/"+org+"/ws/t2/")
-	if got := h.signer.last(); got.Account != "acctx" || got.Container != "box" {
+	if got := h.signer.Last(); got.Account != "acctx" || got.Container != "box" {
 		t.Fatalf("SAS request after the re-point: %+v", got)
 	}
 	// Re-pointed, the link is locked like any other.
@@ -214,9 +202,9 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	const total, locked = 250, 100
 	sched := &countingScheduler{}
 	wss := &failingWorkspaces{}
-	h := newHarnessWith(t, store.Limits{}, func(d *credential.Deps) {
-		sched.Scheduler, d.Scheduler = d.Scheduler, sched
-		wss.WorkspaceStore, d.Workspaces = d.Workspaces, wss
+	h := newHarnessWith(t, credentialtest.Limits{}, func(p *credentialtest.Ports) {
+		sched.Scheduler, p.Scheduler = p.Scheduler, sched
+		wss.WorkspaceStore, p.Workspaces = p.Workspaces, wss
 	})
 	ctx := context.Background()
 	x := h.verified(org, "x", "az://acctx/box/p")
@@ -273,16 +261,14 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	}
 	job := jobs[0]
 	appLeft := func() bool {
-		h.dir.mu.Lock()
-		defer h.dir.mu.Unlock()
-		_, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID))
+		_, ok := h.dir.AppByName(credential.UniqueAppName(x.ID))
 		return ok
 	}
 
 	// First run: one page cleared, then it dies before queueing the next.
 	sched.calls.Store(0)
 	sched.failAt.Store(1)
-	if err := h.svc.Run(ctx, job); err == nil {
+	if err := h.domain.Runner.Run(ctx, job); err == nil {
 		t.Fatal("the first run did not fail")
 	}
 	if n := stored(); n != total-credential.UnlinkPageSize {
@@ -296,7 +282,7 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	// The retry dies half-way through the next page.
 	wss.updates.Store(0)
 	wss.failAt.Store(20)
-	if err := h.svc.Run(ctx, job); err == nil {
+	if err := h.domain.Runner.Run(ctx, job); err == nil {
 		t.Fatal("the second run did not fail")
 	}
 	if n := stored(); n != total-credential.UnlinkPageSize-19 {
@@ -305,7 +291,7 @@ func TestDeleteWithManyLinkedWorkspaces(t *testing.T) {
 	same("after a run that died half-way through a page")
 
 	// The next retry finishes: the rest of the links, then the app.
-	if err := h.svc.Run(ctx, job); err != nil {
+	if err := h.domain.Runner.Run(ctx, job); err != nil {
 		t.Fatal(err)
 	}
 	if n := stored(); n != locked {
@@ -343,15 +329,11 @@ func TestCachedResolutionOfADeletedCredential(t *testing.T) {
 	def := h.verified(org, "def", "az://acctdef/lake")
 	h.setDefault(def.ID)
 	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": x.ID}), http.StatusCreated)
-	other, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID, ResolutionCacheTTL: time.Minute,
-		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-"}},
-		credential.Deps{Store: h.store, Directory: h.dir, Scheduler: h.queues, Workspaces: h.store, Signer: h.signer, Containers: h.containers},
-		slog.New(slog.DiscardHandler), credential.WithClock(h.clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := h.cfg
+	cfg.ResolutionCacheTTL = time.Minute
+	other := credentialtest.Wire(t, credentialtest.Setup{Config: cfg, Ports: h.ports, Now: h.clock.Now})
 	ctx := context.Background()
-	issue := func() (*credential.Issued, error) { return other.IssueSAS(ctx, org, "ws", "t", "req") }
+	issue := func() (*credential.Issued, error) { return other.Issuance.IssueSAS(ctx, org, "ws", "t", "req") }
 	if is, err := issue(); err != nil || is.Credential.ID != x.ID {
 		t.Fatalf("before the delete: %+v, %v", is, err)
 	}
@@ -386,7 +368,7 @@ func (h *hookedWorkspaces) UnlockedLinks(ctx context.Context, orgID, credentialI
 // loses; the lock stands, and the job looks again before it deletes the app.
 func TestCleanUpRacesALock(t *testing.T) {
 	hooked := &hookedWorkspaces{}
-	h := newHarnessWith(t, store.Limits{}, func(d *credential.Deps) { hooked.WorkspaceStore, d.Workspaces = d.Workspaces, hooked })
+	h := newHarnessWith(t, credentialtest.Limits{}, func(p *credentialtest.Ports) { hooked.WorkspaceStore, p.Workspaces = p.Workspaces, hooked })
 	x := h.verified(org, "x", "az://acctx/box")
 	def := h.verified(org, "def", "az://acctdef/lake")
 	for _, ws := range []string{"ws-race", "ws-calm"} {
@@ -399,7 +381,7 @@ func TestCleanUpRacesALock(t *testing.T) {
 	if len(jobs) != 1 {
 		t.Fatalf("clean-up jobs %+v", jobs)
 	}
-	if err := h.svc.Run(context.Background(), jobs[0]); err != nil {
+	if err := h.domain.Runner.Run(context.Background(), jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	h.wantPin("ws-race", "org_default", def.ID)
@@ -410,13 +392,13 @@ func TestCleanUpRacesALock(t *testing.T) {
 	if len(again) != 1 {
 		t.Fatalf("after a lost write the job did not look again: %+v", again)
 	}
-	if _, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID)); !ok {
+	if _, ok := h.dir.AppByName(credential.UniqueAppName(x.ID)); !ok {
 		t.Fatal("the app went while a link might remain")
 	}
-	if err := h.svc.Run(context.Background(), again[0]); err != nil {
+	if err := h.domain.Runner.Run(context.Background(), again[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := h.dir.byUniqueName(credential.UniqueAppName(x.ID)); ok {
+	if _, ok := h.dir.AppByName(credential.UniqueAppName(x.ID)); ok {
 		t.Fatal("the app is left after the clean-up")
 	}
 	h.wantCreds("ws-race", "t2", def.ID, org+"/ws-race/t2/")

@@ -239,7 +239,7 @@ func TestNoResponseRevealsAnotherOrg(t *testing.T) {
 	// B has a credential of its own, so its list and default routes have something to show.
 	own := h.create(orgB, "b-own", "az://bacct/bbox")
 
-	routes := New(nil, nil, slog.New(slog.DiscardHandler)).Routes()
+	routes := New(nil, nil, nil, slog.New(slog.DiscardHandler)).Routes()
 	// How B calls each route with A's values: the status B must get, and the body.
 	type call struct {
 		status int

@@ -62,7 +62,7 @@ const usage = `usage: devstack run [-stack-only] | walkthrough [flags] | load | 
 // commands are devstack's subcommands.
 var commands = map[string]func(ctx context.Context, d *dev, args []string) error{
 	"run":         runStack,
-	"walkthrough": walkthrough,
+	"walkthrough": runWalkthrough,
 	"load":        load,
 	"test":        test,
 	"fuzz":        fuzz,

@@ -11,13 +11,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/dev/stack"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
-// walkthrough is `make walkthrough`: with `make run` up, one whole onboarding against it,
+// runWalkthrough is `make walkthrough`: with `make run` up, one whole onboarding against it,
 // the wizard's requests to the API and the customer's steps through the stand-in's
 // control endpoints, each step printed with its time.
-func walkthrough(ctx context.Context, d *dev, args []string) error {
+func runWalkthrough(ctx context.Context, d *dev, args []string) error {
 	fs := flag.NewFlagSet("walkthrough", flag.ContinueOnError)
 	org := fs.String("org", stack.DemoOrg, "organization")
 	tenant := fs.String("tenant", stack.CustomerTenant1, "customer tenant id (one the stand-in knows)")
@@ -51,8 +51,8 @@ func walkthrough(ctx context.Context, d *dev, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	t, err := wizard.Walkthrough(ctx, &wizard.API{BaseURL: api, Org: *org, Token: tok},
-		&wizard.Customer{ControlURL: "https://" + stack.Addr(ports.StandIn) + "/control", HTTP: client}, wizard.Plan{
+	t, err := walkthrough.Run(ctx, &walkthrough.API{BaseURL: api, Org: *org, Token: tok},
+		&walkthrough.Customer{ControlURL: "https://" + stack.Addr(ports.StandIn) + "/control", HTTP: client}, walkthrough.Plan{
 			Name: "walkthrough-" + suffix, TenantID: *tenant,
 			SubscriptionID: stack.CustomerSubscriptionID, ResourceGroup: stack.CustomerResourceGroup,
 			Account: *account, Container: *container, Prefix: *prefix, Poll: *poll}, os.Stdout)

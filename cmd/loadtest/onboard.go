@@ -16,7 +16,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/faultproxy"
 	"github.com/activeloopai/azcreds/internal/loadtest"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // tokenEnv carries the API token to `loadtest onboard`, so it never shows in a process
@@ -205,7 +205,7 @@ func runOnboard(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // steadyC connections for steadyD. guarded makes the set-up calls; Run guards base itself.
 func runSteady(ctx context.Context, o onboardOptions, guarded, base *http.Client, id string,
 	usage func() loadtest.ProcessUsage, storage func() (faultproxy.Stats, error), out io.Writer) ([]steadyRun, error) {
-	api := &wizard.API{BaseURL: o.cfg.APIURL, Org: o.cfg.Org, Token: o.cfg.Token, HTTP: guarded}
+	api := &walkthrough.API{BaseURL: o.cfg.APIURL, Org: o.cfg.Org, Token: o.cfg.Token, HTTP: guarded}
 	ws := fmt.Sprintf("loadws%d", time.Now().UnixMilli()%1_000_000)
 	if err := api.RegisterWorkspace(ctx, ws, id); err != nil {
 		return nil, fmt.Errorf("register workspace: %w", err)

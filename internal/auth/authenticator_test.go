@@ -12,12 +12,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/clocktest"
 )
 
 // authenticatorFixture is a platform verifier (local key) and an Entra verifier (keys on a
 // loopback server), the two verifiers an Authenticator combines.
 type authenticatorFixture struct {
-	clk      *clock
+	clk      *clocktest.Clock
 	platform *auth.Verifier
 	minter   *auth.Minter // platform tokens
 	entra    *auth.EntraVerifier

@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/clocktest"
 	"github.com/activeloopai/azcreds/internal/config"
 )
 
@@ -34,7 +35,7 @@ type entraKey struct {
 	pub  *auth.Minter
 }
 
-func newEntraKey(t *testing.T, clk *clock) entraKey {
+func newEntraKey(t *testing.T, clk *clocktest.Clock) entraKey {
 	t.Helper()
 	k := newTestKey(t)
 	m, err := auth.NewMinter(k.pkcs8PEM, testIssuer, testAudience, clk.Now)
@@ -68,7 +69,7 @@ func entraToken(authority, tid string, now time.Time) jwt.MapClaims {
 	}
 }
 
-func newEntraVerifier(t *testing.T, srv *jwksServer, clk *clock, authority string, interval time.Duration) *auth.EntraVerifier {
+func newEntraVerifier(t *testing.T, srv *jwksServer, clk *clocktest.Clock, authority string, interval time.Duration) *auth.EntraVerifier {
 	t.Helper()
 	v, err := auth.NewEntraVerifier(auth.EntraConfig{
 		Audience: apiAppID, IssuerAuthority: authority, KeysURL: srv.URL + "/common/discovery/v2.0/keys",
@@ -284,7 +285,7 @@ func TestEntraKeyRotation(t *testing.T) {
 	wantEntraRefused(t, v, token(newKey), "rate limited")
 	wantFetches(t, srv, 1)
 
-	clk.Add(auth.DefaultJWKSRefreshInterval)
+	clk.Advance(auth.DefaultJWKSRefreshInterval)
 	for range 3 {
 		wantWorkload(t, v, token(newKey), wantMI)
 		wantWorkload(t, v, token(oldKey), wantMI)
@@ -294,7 +295,7 @@ func TestEntraKeyRotation(t *testing.T) {
 	// The old key is withdrawn: an unknown kid makes the next fetch, after which the old
 	// key no longer verifies.
 	srv.serve(t, newKey.pub)
-	clk.Add(auth.DefaultJWKSRefreshInterval)
+	clk.Advance(auth.DefaultJWKSRefreshInterval)
 	wantEntraRefused(t, v, signRS256(t, newTestKey(t).priv, "unknown-kid", entraToken(publicLogin, customerTenant, clk.Now())), "no key")
 	wantFetches(t, srv, 3)
 	wantEntraRefused(t, v, token(oldKey), "no key")
@@ -352,11 +353,11 @@ func TestEntraUnknownKIDFloodIsBounded(t *testing.T) {
 	wantWorkload(t, v, key.sign(t, entraToken(publicLogin, customerTenant, clk.Now())), wantMI)
 	wantFetches(t, srv, 1)
 
-	clk.Add(time.Minute) // the default interval, but this verifier's is longer
+	clk.Advance(time.Minute) // the default interval, but this verifier's is longer
 	flood()
 	wantFetches(t, srv, 1)
 
-	clk.Add(interval)
+	clk.Advance(interval)
 	flood()
 	wantFetches(t, srv, 2)
 }

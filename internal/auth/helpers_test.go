@@ -8,11 +8,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/activeloopai/azcreds/internal/clocktest"
 )
 
 const (
@@ -20,25 +21,7 @@ const (
 	testAudience = "api://azcreds"
 )
 
-// clock is an injectable clock that tests move by hand instead of sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clocktest.Clock { return clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // testKey is an RSA key with its PEM forms.
 type testKey struct {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/clocktest"
 )
 
 // jwksServer is an identity provider's key endpoint on loopback that counts its fetches
@@ -81,7 +82,7 @@ func (s *jwksServer) respond(status int, body []byte) {
 	s.status, s.body = status, body
 }
 
-func newMinter(t *testing.T, clk *clock) *auth.Minter {
+func newMinter(t *testing.T, clk *clocktest.Clock) *auth.Minter {
 	t.Helper()
 	m, err := auth.NewMinter(newTestKey(t).pkcs8PEM, testIssuer, testAudience, clk.Now)
 	if err != nil {
@@ -99,7 +100,7 @@ func mint(t *testing.T, m *auth.Minter) string {
 	return tok
 }
 
-func newJWKSVerifier(t *testing.T, srv *jwksServer, clk *clock, interval time.Duration) *auth.Verifier {
+func newJWKSVerifier(t *testing.T, srv *jwksServer, clk *clocktest.Clock, interval time.Duration) *auth.Verifier {
 	t.Helper()
 	v, err := auth.NewVerifier(auth.Config{
 		Issuer: testIssuer, Audience: testAudience,
@@ -177,7 +178,7 @@ func TestJWKSKeyRotation(t *testing.T) {
 	wantRefused(t, v, mint(t, newKey), "rate limited")
 	wantFetches(t, srv, 1)
 
-	clk.Add(auth.DefaultJWKSRefreshInterval)
+	clk.Advance(auth.DefaultJWKSRefreshInterval)
 	for range 3 {
 		wantAccepted(t, v, mint(t, newKey))
 		wantAccepted(t, v, mint(t, oldKey))
@@ -186,7 +187,7 @@ func TestJWKSKeyRotation(t *testing.T) {
 
 	// The old key is withdrawn: after the next refresh it no longer verifies.
 	srv.serve(t, newKey)
-	clk.Add(auth.DefaultJWKSRefreshInterval)
+	clk.Advance(auth.DefaultJWKSRefreshInterval)
 	wantRefused(t, v, signRS256(t, newTestKey(t).priv, "unknown-kid", validClaims(clk.Now())), "no key")
 	wantFetches(t, srv, 3)
 	wantRefused(t, v, mint(t, oldKey), "no key")
@@ -226,11 +227,11 @@ func TestJWKSUnknownKIDFloodIsBounded(t *testing.T) {
 	wantAccepted(t, v, mint(t, m)) // the one fetch serves real tokens
 	wantFetches(t, srv, 1)
 
-	clk.Add(time.Minute) // the default interval, but this verifier's is longer
+	clk.Advance(time.Minute) // the default interval, but this verifier's is longer
 	flood()
 	wantFetches(t, srv, 1)
 
-	clk.Add(interval)
+	clk.Advance(interval)
 	flood()
 	wantFetches(t, srv, 2)
 }
@@ -261,7 +262,7 @@ func TestJWKSServerDown(t *testing.T) {
 			wantRefused(t, v, mint(t, m), "rate limited")
 
 			srv.serve(t, m)
-			clk.Add(auth.DefaultJWKSRefreshInterval)
+			clk.Advance(auth.DefaultJWKSRefreshInterval)
 			if tt.name != "connection refused" {
 				wantAccepted(t, v, mint(t, m))
 			}
@@ -280,7 +281,7 @@ func TestJWKSOutageKeepsCachedKeys(t *testing.T) {
 	// Long after the fetch the set is stale: the next verification refetches, and when
 	// the host is down the cached key keeps working rather than logging everyone out.
 	srv.respond(http.StatusServiceUnavailable, nil)
-	clk.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	wantAccepted(t, v, mint(t, m))
 	wantFetches(t, srv, 2)
 	wantAccepted(t, v, mint(t, m)) // within the interval: no new attempt

@@ -78,7 +78,7 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 				t.Errorf("Verify() = %+v, want user-7 with org-a only", p)
 			}
 
-			clk.Add(16 * time.Minute)
+			clk.Advance(16 * time.Minute)
 			if _, err := v.Verify(context.Background(), tok); !errors.Is(err, auth.ErrUnauthenticated) {
 				t.Errorf("Verify() after expiry error = %v, want ErrUnauthenticated", err)
 			}

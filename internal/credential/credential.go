@@ -33,7 +33,7 @@ type Credential struct {
 	// before the first. It is apart from State: a degraded credential stays verified.
 	Health Health
 
-	// IsOrgDefault is not stored on the row; the service fills it in from the org default.
+	// IsOrgDefault is not stored on the row; Onboarding's reads fill it in from the org default.
 	IsOrgDefault bool
 
 	// Revision counts the writes of the row; events are keyed by it.

@@ -1,10 +1,20 @@
 // Package credential is the domain of managed Azure credentials: the states a credential
 // moves through during onboarding, the one transition table that moves it, the validation
-// of what users type into the wizard, and the Service that ties them to storage, the home
-// tenant's directory and the background pollers.
+// of what users type into the wizard, and one type per job, each on the ports it uses:
 //
-// It imports no Azure SDK. It declares the interfaces it consumes (Store, Directory,
-// Scheduler) and adapters in other packages implement them.
+//   - Onboarding (onboarding.go): the wizard's commands (create, tenant, storage, save
+//     unverified, org default, delete) and the reads of credentials and their events.
+//   - Jobs (jobs.go): the background jobs: the service principal poll, the access probe,
+//     the app clean-up of a delete and the guard of a create; Runner runs any job.
+//   - Issuance (issuance.go): workspaces, where their storage resolves, the pin at the
+//     first table, and SAS issuance.
+//   - HealthMonitor (health.go): the health sweep and re-probe of verified credentials.
+//
+// Onboarding and Jobs share the transition writer (state.go) and the windows' scheduling
+// (windows.go); Onboarding and Issuance share an instance's ResolutionCache.
+//
+// It imports no Azure SDK. It declares every interface it consumes in ports.go, and
+// adapters in other packages implement them.
 //
 // The state machine:
 //
@@ -27,6 +37,6 @@
 // org default's credential, or the environment default), and nothing moves it afterwards.
 // Deleting a credential leaves a tombstone: unlocked workspaces linked to it fall back,
 // locked ones get a CredentialDeletedError until re-pointed to a credential with the same
-// base path (issue.go). The delete's clean-up job clears the unlocked links and deletes
-// the app registration (verify.go).
+// base path (issuance.go). The delete's clean-up job clears the unlocked links and
+// deletes the app registration (jobs.go).
 package credential

@@ -3,7 +3,6 @@ package credential
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"errors"
 	"strings"
 )
 
@@ -57,20 +56,13 @@ func ValidateContainerPrefix(field, prefix string) error {
 	return nil
 }
 
-// validate checks a configured environment default: its account, its container prefix,
-// and that something creates its containers.
-func (e EnvironmentDefault) validate(containers ContainerCreator) error {
+// validate checks a configured environment default: its account and its container prefix.
+func (e EnvironmentDefault) validate() error {
 	if !e.Configured() {
 		return nil
 	}
 	if err := ValidateStorageAccount("account", e.Account); err != nil {
 		return err
 	}
-	if err := ValidateContainerPrefix("container_prefix", e.ContainerPrefix); err != nil {
-		return err
-	}
-	if containers == nil {
-		return errors.New("no container creator: each organization's container is created at its first SAS")
-	}
-	return nil
+	return ValidateContainerPrefix("container_prefix", e.ContainerPrefix)
 }

@@ -117,3 +117,50 @@ func (e *RateLimitError) RetrySeconds() int {
 
 // Is makes a RateLimitError match ErrRateLimited.
 func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
+
+// Errors of the service principal lookup. Adapters wrap them (with a *ProviderError that
+// carries Entra's code) so the poll can tell "not yet" from "never".
+var (
+	// ErrSPNotFound: the app's service principal is not (yet) in the tenant. Entra's
+	// AADSTS700016 at token time means the same thing: an app can always read its own
+	// service principal once it can sign in to the tenant.
+	ErrSPNotFound = errors.New("service principal not found")
+	// ErrTenantNotFound: the tenant does not exist (AADSTS90002).
+	ErrTenantNotFound = errors.New("tenant not found")
+	// ErrFederation: Entra refused our own federated credential (AADSTS700213,
+	// AADSTS70025). That is the platform's fault, not the customer's.
+	ErrFederation = errors.New("federated credential refused")
+)
+
+// ProviderError carries what Azure or Entra said: the provider's code (AADSTS700016,
+// ContainerNotFound, ...), the HTTP status and the request id support needs.
+type ProviderError struct {
+	Kind      error // a sentinel of this package, or nil
+	Code      string
+	Status    int
+	RequestID string
+	Err       error
+}
+
+func (e *ProviderError) Error() string {
+	msg := e.Code
+	if msg == "" {
+		msg = fmt.Sprintf("status %d", e.Status)
+	}
+	if e.Err != nil {
+		return msg + ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap exposes both the sentinel and the cause to errors.Is and errors.As.
+func (e *ProviderError) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// providerDetails digs the code and request id out of an error chain.
+func providerDetails(err error) (code, requestID string) {
+	var pe *ProviderError
+	if errors.As(err, &pe) {
+		return pe.Code, pe.RequestID
+	}
+	return "", ""
+}

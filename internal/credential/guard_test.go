@@ -3,85 +3,46 @@ package credential_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
-// failingDirectory is the scripted directory whose federated credential step fails, and
-// whose app deletion fails too when failDelete is set: a create that dies half-way.
-type failingDirectory struct {
-	*scripted
-	failDelete bool
-}
-
-func (d *failingDirectory) AddFederatedCredential(context.Context, string, credential.FederatedCredential) error {
-	return credential.ErrUnavailable
-}
-
-func (d *failingDirectory) DeleteApp(ctx context.Context, objectID string) error {
-	if d.failDelete {
-		return errors.New("graph is down")
-	}
-	return d.scripted.DeleteApp(ctx, objectID)
-}
-
-// flakyStore is the Azurite store whose deletes fail when failDelete is set.
-type flakyStore struct {
-	*store.Store
-	failDelete bool
-}
-
-func (s *flakyStore) Delete(ctx context.Context, c *credential.Credential) error {
-	if s.failDelete {
-		return errors.New("storage is down")
-	}
-	return s.Store.Delete(ctx, c)
-}
-
-// guardService is the fixture's service with a one-second guard delay, on dir and st
-// (the fixture's store when nil).
-func (f *fixture) guardService(dir credential.Directory, st credential.Store) *credential.Service {
-	f.t.Helper()
-	if st == nil {
-		st = f.store
-	}
-	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second, CreateGuardDelay: time.Second},
-		credential.Deps{Store: st, Directory: dir, Scheduler: f.queues, Finder: f.fake, Prober: f.fake, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return svc
+// newGuardFixture is the fixture with a one-second guard delay.
+func newGuardFixture(t *testing.T) *fixture {
+	return newFixture(t, credential.Config{CreateGuardDelay: time.Second}, nil)
 }
 
 func guardOf(id string) credential.Job {
 	return credential.Job{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: id}
 }
 
+// failCreateHalfway makes the directory refuse the federated credential, the step after
+// the app exists: a create that dies half-way.
+func (f *fixture) failCreateHalfway() {
+	f.fake.Directory.Inject("AddFederatedCredential", credentialtest.Fault{Times: -1, Err: credential.ErrUnavailable})
+}
+
 // TestCreateSchedulesItsGuard: every create queues its guard before it makes the app, and
 // the guard of a create that finished changes nothing.
 func TestCreateSchedulesItsGuard(t *testing.T) {
-	f := newFixture(t)
-	f.svc = f.guardService(f.fake, nil)
-	c, err := f.svc.Create(context.Background(), "org", credential.CreateInput{Name: "g1", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := f.single(credential.JobAppCleanup)
+	f := newGuardFixture(t)
+	c := f.Create("g1")
+	job := f.Single(credential.JobAppCleanup)
 	if job != guardOf(c.ID) {
 		t.Fatalf("guard job %+v, want %+v", job, guardOf(c.ID))
 	}
-	f.now = f.now.Add(time.Second)
-	f.run(job)
-	if len(f.fake.deleted) != 0 {
-		t.Fatalf("the guard of a finished create deleted %v", f.fake.deleted)
+	if h := f.fake.Scheduler.History(); h[0].Job != job || h[0].Delay != time.Second {
+		t.Fatalf("first job %+v after %v, want the guard after the guard delay", h[0].Job, h[0].Delay)
 	}
-	if got := f.get(c.ID); got.App != c.App {
+	f.fake.Clock.Advance(time.Second)
+	f.Run(job)
+	if d := f.fake.Directory.Deleted(); len(d) != 0 {
+		t.Fatalf("the guard of a finished create deleted %v", d)
+	}
+	if got := f.Get(c.ID); got.App != c.App {
 		t.Fatalf("app %+v after the guard, want %+v", got.App, c.App)
 	}
 }
@@ -89,12 +50,9 @@ func TestCreateSchedulesItsGuard(t *testing.T) {
 // TestCreateIsOneAppPerCredential: the app is keyed by the credential's unique name, so a
 // create's Graph call repeated after a lost answer finds the same app.
 func TestCreateIsOneAppPerCredential(t *testing.T) {
-	f := newFixture(t)
-	c, err := f.svc.Create(context.Background(), "org", credential.CreateInput{Name: "g2", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := f.fake.CreateApp(context.Background(), credential.AppNamePrefix+"g2", credential.UniqueAppName(c.ID))
+	f := newFixture(t, credential.Config{}, nil)
+	c := f.Create("g2")
+	again, err := f.fake.Directory.CreateApp(context.Background(), credential.AppNamePrefix+"g2", credential.UniqueAppName(c.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +63,8 @@ func TestCreateIsOneAppPerCredential(t *testing.T) {
 
 // TestGuardDeletesWhatACreateLeft: a create that died between making the app and
 // recording it (here the federated credential failed, then the app's deletion, the
-// clean-up job is lost, and in one case the row's deletion failed too) ends with neither app nor row once the guard runs, and the name
-// is free again.
+// clean-up job is lost, and in one case the row's deletion failed too) ends with neither
+// app nor row once the guard runs, and the name is free again.
 func TestGuardDeletesWhatACreateLeft(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -116,12 +74,14 @@ func TestGuardDeletesWhatACreateLeft(t *testing.T) {
 		{name: "row left behind too", keepRow: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			dir := &failingDirectory{scripted: f.fake, failDelete: true}
-			st := &flakyStore{Store: f.store, failDelete: tc.keepRow}
-			f.svc = f.guardService(dir, st)
+			f := newGuardFixture(t)
+			f.failCreateHalfway()
+			f.fake.Directory.Inject("DeleteApp", credentialtest.Fault{Times: -1, Err: errors.New("graph is down")})
+			if tc.keepRow {
+				f.fake.Store.Inject("Delete", credentialtest.Fault{Times: -1, Err: errors.New("storage is down")})
+			}
 			ctx := context.Background()
-			_, err := f.svc.Create(ctx, "org", credential.CreateInput{Name: "g3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+			_, err := f.Domain.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "g3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 			if !errors.Is(err, credential.ErrUnavailable) {
 				t.Fatalf("create: %v, want ErrUnavailable", err)
 			}
@@ -132,26 +92,26 @@ func TestGuardDeletesWhatACreateLeft(t *testing.T) {
 				t.Fatal("nothing queued for the failed create")
 			}
 			guard := guardOf(queued[0].CredentialID)
-			if len(f.fake.apps) != 1 {
-				t.Fatalf("apps after the failed create: %v, want the one left behind", f.fake.apps)
+			if n := f.fake.Directory.Apps(); n != 1 {
+				t.Fatalf("%d apps after the failed create, want the one left behind", n)
 			}
-			_, err = f.store.Get(ctx, "org", guard.CredentialID)
+			_, err = f.fake.Store.Get(ctx, "org", guard.CredentialID)
 			if kept := err == nil; kept != tc.keepRow {
 				t.Fatalf("row kept after the failed create: %v (%v), want %v", kept, err, tc.keepRow)
 			}
-			dir.failDelete, st.failDelete = false, false
-			f.now = f.now.Add(time.Second)
-			f.run(guard)
-			if len(f.fake.apps) != 0 {
-				t.Fatalf("apps after the guard: %v, want none", f.fake.apps)
+			f.fake.Directory.Inject("DeleteApp", credentialtest.Fault{})
+			f.fake.Store.Inject("Delete", credentialtest.Fault{})
+			f.fake.Clock.Advance(time.Second)
+			f.Run(guard)
+			if n := f.fake.Directory.Apps(); n != 0 {
+				t.Fatalf("%d apps after the guard, want none", n)
 			}
-			if _, err := f.store.Get(ctx, "org", guard.CredentialID); !errors.Is(err, credential.ErrNotFound) {
+			if _, err := f.fake.Store.Get(ctx, "org", guard.CredentialID); !errors.Is(err, credential.ErrNotFound) {
 				t.Fatalf("row after the guard: %v, want ErrNotFound", err)
 			}
 			// The name is free again.
-			if _, err := f.guardService(f.fake, nil).Create(ctx, "org", credential.CreateInput{Name: "g3", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r"); err != nil {
-				t.Fatalf("create with the freed name: %v", err)
-			}
+			f.fake.Directory.Inject("AddFederatedCredential", credentialtest.Fault{})
+			f.Create("g3")
 		})
 	}
 }
@@ -159,56 +119,45 @@ func TestGuardDeletesWhatACreateLeft(t *testing.T) {
 // TestGuardWaitsForAYoungRow: a row younger than the delay (another instance's clock
 // ahead of this one's) is looked at again later, not judged now.
 func TestGuardWaitsForAYoungRow(t *testing.T) {
-	f := newFixture(t)
+	f := newGuardFixture(t)
 	ctx := context.Background()
+	now := f.fake.Clock.Now()
 	c := &credential.Credential{OrgID: "org", ID: "young", Name: "g4", StorageType: "azure_federated",
-		State: credential.StateDraft, CreatedAt: f.now, UpdatedAt: f.now}
+		State: credential.StateDraft, CreatedAt: now, UpdatedAt: now}
 	c.BasePath, _ = credential.ParseBasePath("az://bloblake/lakedata")
-	if err := f.store.Insert(ctx, c, credential.EventRecord{Time: f.now, To: credential.StateDraft, Cause: credential.EventCreated}); err != nil {
+	if err := f.fake.Store.Insert(ctx, c, credential.EventRecord{Time: now, To: credential.StateDraft, Cause: credential.EventCreated}); err != nil {
 		t.Fatal(err)
 	}
-	f.svc = f.guardService(f.fake, nil)
-	f.now = f.now.Add(500 * time.Millisecond)
-	f.run(guardOf("young"))
-	if job := f.single(credential.JobAppCleanup); job != guardOf("young") {
+	f.fake.Clock.Advance(500 * time.Millisecond)
+	f.Run(guardOf("young"))
+	if job := f.Single(credential.JobAppCleanup); job != guardOf("young") {
 		t.Fatalf("rescheduled %+v, want the guard again", job)
 	}
-	if _, err := f.store.Get(ctx, "org", "young"); err != nil {
+	if h := f.fake.Scheduler.History(); h[len(h)-1].Delay != 500*time.Millisecond {
+		t.Fatalf("rescheduled after %v, want when the row is old enough (500ms)", h[len(h)-1].Delay)
+	}
+	if _, err := f.fake.Store.Get(ctx, "org", "young"); err != nil {
 		t.Fatalf("young row: %v, want it kept", err)
 	}
 }
 
-// conflictingStore is the Azurite store whose first delete loses a race: another request
-// moved the row or the organization's credential count since it was read.
-type conflictingStore struct {
-	*store.Store
-	conflicts int
-}
-
-func (s *conflictingStore) Delete(ctx context.Context, c *credential.Credential) error {
-	if s.conflicts > 0 {
-		s.conflicts--
-		return &credential.ConflictError{Message: "the credential was changed by another request; read it again and retry"}
-	}
-	return s.Store.Delete(ctx, c)
-}
-
 // TestFailedCreateUndoneAfterAConflict: the row of a create that failed half-way is
-// removed even when its first delete meets a concurrent change, so neither its name nor
-// its place under the credential limit waits for the guard.
+// removed even when its first deletes meet a concurrent change (another request moved
+// the row or the organization's credential count since it was read), so neither its
+// name nor its place under the credential limit waits for the guard.
 func TestFailedCreateUndoneAfterAConflict(t *testing.T) {
-	f := newFixture(t)
-	st := &conflictingStore{Store: f.store, conflicts: 2}
-	svc := f.guardService(&failingDirectory{scripted: f.fake}, st)
+	f := newGuardFixture(t)
+	f.failCreateHalfway()
+	f.fake.Store.Inject("Delete", credentialtest.Fault{Times: 2,
+		Err: &credential.ConflictError{Message: "the credential was changed by another request; read it again and retry"}})
 	ctx := context.Background()
-	_, err := svc.Create(ctx, "org", credential.CreateInput{Name: "half", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
-	if err == nil {
+	if _, err := f.Domain.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "half", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r"); err == nil {
 		t.Fatal("the create passed")
 	}
-	if cs, err := f.store.List(ctx, "org"); err != nil || len(cs) != 0 {
+	if cs, err := f.fake.Store.List(ctx, "org"); err != nil || len(cs) != 0 {
 		t.Fatalf("rows left: %v, %v", cs, err)
 	}
-	if st.conflicts != 0 {
-		t.Fatalf("%d conflicts not met", st.conflicts)
+	if n := f.fake.Store.FaultsLeft("Delete"); n != 0 {
+		t.Fatalf("%d conflicts not met", n)
 	}
 }

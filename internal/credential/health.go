@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"time"
 )
 
@@ -44,17 +45,29 @@ type HealthEvent struct {
 	Generation    int64
 }
 
-// HealthStore keeps the health re-probe's results beside the credentials.
-type HealthStore interface {
-	// EachVerified calls fn with every verified credential of every organization, a page
-	// at a time; an error from fn stops the walk and is returned.
-	EachVerified(ctx context.Context, fn func(*Credential) error) error
-	// UpdateHealth writes c if it is unchanged since it was read, appending ev to its
-	// health log in the same transaction when ev is not nil. A stale write fails with an
-	// error matching ErrConflict.
-	UpdateHealth(ctx context.Context, c *Credential, ev *HealthEvent) error
-	// HealthEvents reads a credential's health log, oldest first.
-	HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error)
+// HealthMonitor re-probes verified credentials: a sweep schedules one health probe per
+// verified credential, spread over a while, and each probe records the credential's
+// health (never its state) with an event when it changes.
+type HealthMonitor struct {
+	cfg       Config
+	store     Store
+	health    HealthStore
+	scheduler Scheduler
+	prober    Prober
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// NewHealthMonitor returns the health sweep and probe on their ports.
+func NewHealthMonitor(cfg Config, store Store, health HealthStore, scheduler Scheduler, prober Prober, log *slog.Logger,
+	opts ...Option) (*HealthMonitor, error) {
+	if err := required("credential health monitor", map[string]any{"store": store, "health store": health,
+		"scheduler": scheduler, "prober": prober, "log": log}); err != nil {
+		return nil, err
+	}
+	cfg.withDefaults()
+	o := newOptions(opts)
+	return &HealthMonitor{cfg: cfg, store: store, health: health, scheduler: scheduler, prober: prober, log: log, now: o.now}, nil
 }
 
 // maxHealthWrites bounds the writes of one health result that lose a race to unrelated
@@ -65,17 +78,14 @@ const maxHealthWrites = 3
 // delay within the configured spread (the same for a credential at every sweep), so a
 // large fleet does not probe at once. It returns how many it scheduled; it stops at the
 // first error, and a later sweep covers whatever this one missed.
-func (s *Service) SweepHealth(ctx context.Context) (int, error) {
-	if s.health == nil {
-		return 0, errors.New("health sweep: the service has no health store")
-	}
-	now := s.now().UTC()
+func (m *HealthMonitor) SweepHealth(ctx context.Context) (int, error) {
+	now := m.now().UTC()
 	n := 0
-	err := s.health.EachVerified(ctx, func(c *Credential) error {
-		delay := spreadDelay(c.OrgID, c.ID, s.cfg.HealthSpread)
+	err := m.health.EachVerified(ctx, func(c *Credential) error {
+		delay := spreadDelay(c.OrgID, c.ID, m.cfg.HealthSpread)
 		job := Job{Kind: JobHealthProbe, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation,
 			IssuedAt: now, Deadline: now.Add(delay)}
-		if err := s.scheduler.Schedule(ctx, job, delay); err != nil {
+		if err := m.scheduler.Schedule(ctx, job, delay); err != nil {
 			return fmt.Errorf("schedule the health probe of credential %s: %w", c.ID, err)
 		}
 		n++
@@ -84,7 +94,7 @@ func (s *Service) SweepHealth(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("health sweep after %d probes: %w", n, err)
 	}
-	s.log.InfoContext(ctx, "health sweep scheduled its probes", "probes", n, "spread", s.cfg.HealthSpread.String())
+	m.log.InfoContext(ctx, "health sweep scheduled its probes", "probes", n, "spread", m.cfg.HealthSpread.String())
 	return n, nil
 }
 
@@ -102,11 +112,8 @@ func spreadDelay(orgID, id string, spread time.Duration) time.Duration {
 // The state never changes. A job for a credential that is no longer verified, of another
 // generation, deleted, or already checked since the sweep issued the job changes nothing,
 // so a duplicate or late delivery is harmless.
-func (s *Service) ProbeHealth(ctx context.Context, job Job) error {
-	if s.health == nil || s.prober == nil {
-		return errors.New("health probe: the service has no health store or prober")
-	}
-	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+func (m *HealthMonitor) ProbeHealth(ctx context.Context, job Job) error {
+	c, err := m.store.Get(ctx, job.OrgID, job.CredentialID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -114,19 +121,19 @@ func (s *Service) ProbeHealth(ctx context.Context, job Job) error {
 		return fmt.Errorf("read credential %s for its health probe: %w", job.CredentialID, err)
 	}
 	if !healthDue(c, job) {
-		s.log.DebugContext(ctx, "health probe dropped: not verified, another generation, or checked since the sweep",
+		m.log.DebugContext(ctx, "health probe dropped: not verified, another generation, or checked since the sweep",
 			"org", job.OrgID, "credential", job.CredentialID, "state", c.State, "generation", c.Generation,
 			"job_generation", job.Generation, "checked_at", c.Health.CheckedAt, "issued_at", job.IssuedAt)
 		return nil
 	}
 	target := probeTarget(c)
 	target.FreshToken = deniedBefore(c.Health.Checks)
-	started := s.now().UTC()
-	report := s.prober.Probe(ctx, target)
-	result := healthOf(ClassifyProbe(report, target, c.SPObjectID, true), report, s.now().UTC())
+	started := m.now().UTC()
+	report := m.prober.Probe(ctx, target)
+	result := healthOf(ClassifyProbe(report, target, c.SPObjectID, true), report, m.now().UTC())
 
 	for writes := 1; ; writes++ {
-		err := s.recordHealth(ctx, c, result)
+		err := m.recordHealth(ctx, c, result)
 		if errors.Is(err, ErrNotFound) {
 			return nil // deleted meanwhile
 		}
@@ -134,11 +141,11 @@ func (s *Service) ProbeHealth(ctx context.Context, job Job) error {
 			return err
 		}
 		if writes == maxHealthWrites {
-			s.log.InfoContext(ctx, "health result dropped: the credential kept changing under it", "org", c.OrgID, "credential", c.ID)
+			m.log.InfoContext(ctx, "health result dropped: the credential kept changing under it", "org", c.OrgID, "credential", c.ID)
 			return nil
 		}
 		// Someone else wrote the row. Retry on what it is now, if the result still applies.
-		c, err = s.store.Get(ctx, job.OrgID, job.CredentialID)
+		c, err = m.store.Get(ctx, job.OrgID, job.CredentialID)
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
@@ -146,7 +153,7 @@ func (s *Service) ProbeHealth(ctx context.Context, job Job) error {
 			return fmt.Errorf("read credential %s again for its health result: %w", job.CredentialID, err)
 		}
 		if !healthApplies(c, job, target, started) {
-			s.log.InfoContext(ctx, "health result dropped: the credential changed or was checked meanwhile", "org", c.OrgID, "credential", c.ID)
+			m.log.InfoContext(ctx, "health result dropped: the credential changed or was checked meanwhile", "org", c.OrgID, "credential", c.ID)
 			return nil
 		}
 	}
@@ -187,7 +194,7 @@ func healthOf(v Verdict, r ProbeReport, at time.Time) Health {
 
 // recordHealth writes result on c, with a health event when the status changes. A
 // credential never checked counts as ok: it was verified.
-func (s *Service) recordHealth(ctx context.Context, c *Credential, result Health) error {
+func (m *HealthMonitor) recordHealth(ctx context.Context, c *Credential, result Health) error {
 	prev := c.Health
 	from := prev.Status
 	if from == "" {
@@ -207,28 +214,25 @@ func (s *Service) recordHealth(ctx context.Context, c *Credential, result Health
 			ProviderError: result.Problem.ProviderError, RequestID: result.Problem.RequestID, Generation: c.Generation}
 	}
 	c.Health = result
-	if err := s.health.UpdateHealth(ctx, c, ev); err != nil {
+	if err := m.health.UpdateHealth(ctx, c, ev); err != nil {
 		c.Health = prev
 		return fmt.Errorf("record health of credential %s: %w", c.ID, err)
 	}
 	switch {
 	case ev != nil && result.Status == HealthDegraded:
-		s.log.WarnContext(ctx, "credential access degraded", "org", c.OrgID, "credential", c.ID,
+		m.log.WarnContext(ctx, "credential access degraded", "org", c.OrgID, "credential", c.ID,
 			"code", result.Problem.Code, "hint", result.Problem.Hint, "provider_error", result.Problem.ProviderError,
 			"provider_request_id", result.Problem.RequestID)
 	case ev != nil:
-		s.log.InfoContext(ctx, "credential access recovered", "org", c.OrgID, "credential", c.ID)
+		m.log.InfoContext(ctx, "credential access recovered", "org", c.OrgID, "credential", c.ID)
 	}
 	return nil
 }
 
 // HealthEvents reads a credential's health log.
-func (s *Service) HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error) {
-	if s.health == nil {
-		return nil, errors.New("health events: the service has no health store")
-	}
-	if _, err := s.store.Get(ctx, orgID, id); err != nil {
+func (m *HealthMonitor) HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error) {
+	if _, err := m.store.Get(ctx, orgID, id); err != nil {
 		return nil, err
 	}
-	return s.health.HealthEvents(ctx, orgID, id)
+	return m.health.HealthEvents(ctx, orgID, id)
 }

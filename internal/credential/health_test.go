@@ -2,7 +2,6 @@ package credential_test
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -12,108 +11,30 @@ import (
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
-// hookProber answers the access probe from a script, one report per call, repeating the
-// last, records what it was asked, and runs during (when set) inside each probe: a write
-// racing the probe.
-type hookProber struct {
-	mu      sync.Mutex
-	reports []credential.ProbeReport
-	targets []credential.ProbeTarget
-	during  func()
-}
-
-func (p *hookProber) Probe(ctx context.Context, t credential.ProbeTarget) credential.ProbeReport {
-	p.mu.Lock()
-	r := p.reports[min(len(p.targets), len(p.reports)-1)]
-	p.targets = append(p.targets, t)
-	during := p.during
-	p.mu.Unlock()
-	if during != nil {
-		during()
-	}
-	return r
-}
-
-func (p *hookProber) script(reports ...credential.ProbeReport) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.reports, p.targets = reports, nil
-}
-
-func (p *hookProber) calls() []credential.ProbeTarget {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]credential.ProbeTarget(nil), p.targets...)
-}
-
-// recordingScheduler hands jobs to the real queues and remembers each with its delay.
-type recordingScheduler struct {
-	credential.Scheduler
-	mu     sync.Mutex
-	jobs   []credential.Job
-	delays []time.Duration
-}
-
-func (r *recordingScheduler) Schedule(ctx context.Context, job credential.Job, delay time.Duration) error {
-	r.mu.Lock()
-	if job.Kind == credential.JobHealthProbe {
-		r.jobs = append(r.jobs, job)
-		r.delays = append(r.delays, delay)
-	}
-	r.mu.Unlock()
-	return r.Scheduler.Schedule(ctx, job, delay)
-}
-
 type healthFixture struct {
 	*fixture
-	prober *hookProber
-	sched  *recordingScheduler
 }
 
-// newHealthFixture is the verify fixture whose service also keeps health, probes with a
-// hookProber and spreads a sweep over spread.
+// newHealthFixture is the fixture whose health sweep spreads its probes over spread.
 func newHealthFixture(t *testing.T, spread time.Duration) *healthFixture {
 	t.Helper()
-	f := newFixture(t)
-	h := &healthFixture{fixture: f, prober: &hookProber{}, sched: &recordingScheduler{Scheduler: f.queues}}
-	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second, HealthSpread: spread},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: h.sched, Finder: f.fake, Prober: h.prober, Health: f.store, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc = svc
-	return h
-}
-
-// verified onboards a credential to verified and returns it.
-func (h *healthFixture) verified() *credential.Credential {
-	h.t.Helper()
-	id, job := h.atStorage()
-	h.prober.script(report("pass", "pass", "pass", "pass"))
-	h.run(job)
-	c := h.get(id)
-	if c.State != credential.StateVerified {
-		h.t.Fatalf("onboarding ended in %s", c.State)
-	}
-	return c
+	return &healthFixture{newFixture(t, credential.Config{HealthSpread: spread}, nil)}
 }
 
 // probe runs a health job for c issued a second from now, another second before it runs.
 func (h *healthFixture) probe(c *credential.Credential, reports ...credential.ProbeReport) *credential.Credential {
 	h.t.Helper()
-	h.prober.script(reports...)
-	h.now = h.now.Add(time.Second)
-	job := credential.Job{Kind: credential.JobHealthProbe, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.now}
-	h.now = h.now.Add(time.Second)
-	h.run(job)
-	return h.get(c.ID)
+	h.fake.Prober.Script(reports...)
+	h.fake.Clock.Advance(time.Second)
+	job := credential.Job{Kind: credential.JobHealthProbe, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.fake.Clock.Now()}
+	h.fake.Clock.Advance(time.Second)
+	h.Run(job)
+	return h.Get(c.ID)
 }
 
 func (h *healthFixture) healthEvents(id string) []string {
 	h.t.Helper()
-	evs, err := h.svc.HealthEvents(context.Background(), "org", id)
+	evs, err := h.Domain.Health.HealthEvents(context.Background(), "org", id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -133,33 +54,33 @@ func (h *healthFixture) stillVerified(c *credential.Credential) {
 	if c.State != credential.StateVerified {
 		h.t.Errorf("state %s, want verified: health never moves a credential", c.State)
 	}
-	if diff := cmp.Diff(onboarded, h.causes(c.ID)); diff != "" {
+	if diff := cmp.Diff(onboarded, h.Causes(c.ID)); diff != "" {
 		h.t.Errorf("transition log (-want +got):\n%s", diff)
 	}
 }
 
 func TestHealthOK(t *testing.T) {
 	h := newHealthFixture(t, 0)
-	c := h.verified()
-	n, err := h.svc.SweepHealth(context.Background())
+	c := h.Verified()
+	n, err := h.Domain.Health.SweepHealth(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("sweep scheduled %d, %v; want 1", n, err)
 	}
-	job := h.single(credential.JobHealthProbe)
-	if job.CredentialID != c.ID || job.Generation != c.Generation || !job.IssuedAt.Equal(h.now) {
+	job := h.Single(credential.JobHealthProbe)
+	if job.CredentialID != c.ID || job.Generation != c.Generation || !job.IssuedAt.Equal(h.fake.Clock.Now()) {
 		t.Fatalf("health job %+v", job)
 	}
-	h.prober.script(report("pass", "pass", "pass", "pass"))
-	h.now = h.now.Add(time.Second)
-	h.run(job)
-	got := h.get(c.ID)
-	want := credential.Health{Status: credential.HealthOK, CheckedAt: h.now, Since: c.VerifiedAt,
+	h.fake.Prober.Script(report("pass", "pass", "pass", "pass"))
+	h.fake.Clock.Advance(time.Second)
+	h.Run(job)
+	got := h.Get(c.ID)
+	want := credential.Health{Status: credential.HealthOK, CheckedAt: h.fake.Clock.Now(), Since: c.VerifiedAt,
 		Checks: []credential.Check{{Name: "user_delegation_key", Result: "pass"}, {Name: "write", Result: "pass"},
 			{Name: "list_read", Result: "pass"}, {Name: "delete", Result: "pass"}}}
 	if diff := cmp.Diff(want, got.Health); diff != "" {
 		t.Fatalf("health (-want +got):\n%s", diff)
 	}
-	if calls := h.prober.calls(); len(calls) != 1 || calls[0].Account != "bloblake" || calls[0].Prefix != "p" || calls[0].FreshToken {
+	if calls := h.fake.Prober.Targets(); len(calls) != 1 || calls[0].Account != "bloblake" || calls[0].Prefix != "p" || calls[0].FreshToken {
 		t.Fatalf("probe targets %+v", calls)
 	}
 	h.stillVerified(got)
@@ -201,11 +122,11 @@ func TestHealthDegradedOutcomes(t *testing.T) {
 			skip("write"), skip("list_read"), skip("delete")}}, "unexpected_error", "", "ServerBusy"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := h.verified()
+			c := h.Verified()
 			got := h.probe(c, tc.report)
 			hl := got.Health
 			if hl.Status != credential.HealthDegraded || hl.Problem.Code != tc.code || hl.Problem.Hint != tc.hint ||
-				hl.Problem.ProviderError != tc.pe || hl.Problem.Message == "" || !hl.CheckedAt.Equal(h.now) || !hl.Since.Equal(h.now) {
+				hl.Problem.ProviderError != tc.pe || hl.Problem.Message == "" || !hl.CheckedAt.Equal(h.fake.Clock.Now()) || !hl.Since.Equal(h.fake.Clock.Now()) {
 				t.Fatalf("health %+v, want degraded %s/%s/%s", hl, tc.code, tc.hint, tc.pe)
 			}
 			if len(hl.Checks) != len(tc.report.Checks) {
@@ -226,13 +147,13 @@ func TestHealthDegradedOutcomes(t *testing.T) {
 // health events, takes a fresh token after a 403, and keeps the transition log as it was.
 func TestHealthRecoversAndOnlyChangesMakeEvents(t *testing.T) {
 	h := newHealthFixture(t, 0)
-	c := h.verified()
+	c := h.Verified()
 	ok, revoked := report("pass", "pass", "pass", "pass"), report("403", "403", "403", "skip")
 	var tokens []bool
 	var degradedSince time.Time
 	for i, r := range []credential.ProbeReport{ok, ok, revoked, revoked, ok, ok} {
 		got := h.probe(c, r)
-		tokens = append(tokens, h.prober.calls()[0].FreshToken)
+		tokens = append(tokens, h.fake.Prober.Targets()[0].FreshToken)
 		want := credential.HealthOK
 		if i == 2 || i == 3 {
 			want = credential.HealthDegraded
@@ -267,38 +188,38 @@ func TestHealthRecoversAndOnlyChangesMakeEvents(t *testing.T) {
 // once.
 func TestHealthStaleAndDuplicateJobs(t *testing.T) {
 	h := newHealthFixture(t, 0)
-	c := h.verified()
-	h.prober.script(report("403", "403", "403", "skip"))
-	job := credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.now}
-	h.now = h.now.Add(time.Second)
-	h.run(job)
-	first := h.get(c.ID)
-	h.now = h.now.Add(time.Second)
-	h.run(job) // delivered again
+	c := h.Verified()
+	h.fake.Prober.Script(report("403", "403", "403", "skip"))
+	job := credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.fake.Clock.Now()}
+	h.fake.Clock.Advance(time.Second)
+	h.Run(job)
+	first := h.Get(c.ID)
+	h.fake.Clock.Advance(time.Second)
+	h.Run(job) // delivered again
 	stale := job
 	stale.IssuedAt = job.IssuedAt.Add(-time.Minute)
-	h.run(stale) // issued by an older sweep
+	h.Run(stale) // issued by an older sweep
 	other := job
 	other.Generation++
-	other.IssuedAt = h.now
-	h.run(other) // another generation
-	if n := len(h.prober.calls()); n != 1 {
+	other.IssuedAt = h.fake.Clock.Now()
+	h.Run(other) // another generation
+	if n := len(h.fake.Prober.Targets()); n != 1 {
 		t.Fatalf("probed %d times, want once", n)
 	}
-	if got := h.get(c.ID); !got.Health.CheckedAt.Equal(first.Health.CheckedAt) || got.Revision != first.Revision {
+	if got := h.Get(c.ID); !got.Health.CheckedAt.Equal(first.Health.CheckedAt) || got.Revision != first.Revision {
 		t.Fatalf("a dropped job wrote: checked %v revision %d, want %v %d", got.Health.CheckedAt, got.Revision, first.Health.CheckedAt, first.Revision)
 	}
 
 	// Six deliveries of one job at once: each may probe, one result lands, one event.
-	h.prober.script(report("pass", "pass", "pass", "pass"))
-	dup := credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.now}
-	h.now = h.now.Add(time.Second)
+	h.fake.Prober.Script(report("pass", "pass", "pass", "pass"))
+	dup := credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.fake.Clock.Now()}
+	h.fake.Clock.Advance(time.Second)
 	var wg sync.WaitGroup
 	for range 6 {
-		wg.Go(func() { h.run(dup) })
+		wg.Go(func() { h.Run(dup) })
 	}
 	wg.Wait()
-	got := h.get(c.ID)
+	got := h.Get(c.ID)
 	if got.Health.Status != credential.HealthOK || got.Revision != first.Revision+1 {
 		t.Fatalf("after duplicates: %s at revision %d, want ok written once (revision %d)", got.Health.Status, got.Revision, first.Revision+1)
 	}
@@ -314,40 +235,40 @@ func TestHealthStaleAndDuplicateJobs(t *testing.T) {
 func TestHealthWriteRaces(t *testing.T) {
 	h := newHealthFixture(t, 0)
 	ctx := context.Background()
-	c := h.verified()
-	h.prober.during = func() {
-		if _, err := h.svc.SetOrgDefault(ctx, "org", c.ID); err != nil {
+	c := h.Verified()
+	h.fake.Prober.During(func() {
+		if _, err := h.Domain.Onboarding.SetOrgDefault(ctx, "org", c.ID); err != nil {
 			t.Error(err)
 		}
-	}
+	})
 	got := h.probe(c, report("403", "403", "403", "skip"))
 	if got.Health.Status != credential.HealthDegraded {
 		t.Fatalf("health %+v after a racing write, want degraded", got.Health)
 	}
-	if def, err := h.store.OrgDefault(ctx, "org"); err != nil || def != c.ID {
+	if def, err := h.fake.Store.OrgDefault(ctx, "org"); err != nil || def != c.ID {
 		t.Fatalf("org default %q, %v: the racing write was lost", def, err)
 	}
 	if diff := cmp.Diff([]string{"ok>degraded:role_not_sufficient"}, h.healthEvents(c.ID)); diff != "" {
 		t.Errorf("health events (-want +got):\n%s", diff)
 	}
 
-	d := h.verified()
-	h.prober.during = func() {
-		if err := h.svc.Delete(ctx, "org", d.ID); err != nil {
+	d := h.Verified()
+	h.fake.Prober.During(func() {
+		if err := h.Domain.Onboarding.Delete(ctx, "org", d.ID); err != nil {
 			t.Error(err)
 		}
-	}
-	h.prober.script(report("pass", "pass", "pass", "pass"))
-	h.now = h.now.Add(time.Second)
-	h.run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: d.ID, Generation: d.Generation, IssuedAt: h.now}) // fails the test on an error
-	if _, err := h.store.Get(ctx, "org", d.ID); err == nil {
+	})
+	h.fake.Prober.Script(report("pass", "pass", "pass", "pass"))
+	h.fake.Clock.Advance(time.Second)
+	h.Run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: d.ID, Generation: d.Generation, IssuedAt: h.fake.Clock.Now()}) // fails the test on an error
+	if _, err := h.fake.Store.Get(ctx, "org", d.ID); err == nil {
 		t.Fatal("the deleted credential came back")
 	}
-	h.prober.during = nil
+	h.fake.Prober.During(nil)
 	// A job for a credential deleted before it runs probes nothing.
-	before := len(h.prober.calls())
-	h.run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: d.ID, Generation: d.Generation, IssuedAt: h.now})
-	if len(h.prober.calls()) != before {
+	before := len(h.fake.Prober.Targets())
+	h.Run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: d.ID, Generation: d.Generation, IssuedAt: h.fake.Clock.Now()})
+	if len(h.fake.Prober.Targets()) != before {
 		t.Fatal("probed a deleted credential")
 	}
 }
@@ -357,23 +278,23 @@ func TestHealthWriteRaces(t *testing.T) {
 func TestHealthSkipsUnverified(t *testing.T) {
 	h := newHealthFixture(t, 0)
 	ctx := context.Background()
-	draft, err := h.svc.Create(ctx, "org", credential.CreateInput{Name: "draft", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
+	draft, err := h.Domain.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "draft", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pendingID, _ := h.atStorage() // access_pending; its probe job is left alone
-	n, err := h.svc.SweepHealth(ctx)
+	pendingID, _ := h.AtStorage() // access_pending; its probe job is left alone
+	n, err := h.Domain.Health.SweepHealth(ctx)
 	if err != nil || n != 0 {
 		t.Fatalf("sweep scheduled %d, %v; want none", n, err)
 	}
 	for _, id := range []string{draft.ID, pendingID} {
-		c := h.get(id)
-		h.run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: id, Generation: c.Generation, IssuedAt: h.now})
-		if after := h.get(id); after.Revision != c.Revision || after.Health.Status != "" {
+		c := h.Get(id)
+		h.Run(credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: id, Generation: c.Generation, IssuedAt: h.fake.Clock.Now()})
+		if after := h.Get(id); after.Revision != c.Revision || after.Health.Status != "" {
 			t.Errorf("%s credential: a health job wrote it", c.State)
 		}
 	}
-	if n := len(h.prober.calls()); n != 0 {
+	if n := len(h.fake.Prober.Targets()); n != 0 {
 		t.Fatalf("probed %d times, want never", n)
 	}
 }
@@ -385,23 +306,19 @@ func TestHealthSweepSpread(t *testing.T) {
 	h := newHealthFixture(t, spread)
 	ids := map[string]bool{}
 	for range 5 {
-		ids[h.verified().ID] = true
+		ids[h.Verified().ID] = true
 	}
 	ctx := context.Background()
 	sweep := func() map[string]time.Duration {
 		t.Helper()
-		h.sched.mu.Lock()
-		h.sched.jobs, h.sched.delays = nil, nil
-		h.sched.mu.Unlock()
-		n, err := h.svc.SweepHealth(ctx)
+		h.fake.Scheduler.Forget()
+		n, err := h.Domain.Health.SweepHealth(ctx)
 		if err != nil || n != len(ids) {
 			t.Fatalf("sweep scheduled %d, %v; want %d", n, err, len(ids))
 		}
-		h.sched.mu.Lock()
-		defer h.sched.mu.Unlock()
 		out := map[string]time.Duration{}
-		for i, job := range h.sched.jobs {
-			d := h.sched.delays[i]
+		for _, sc := range h.fake.Scheduler.History() {
+			job, d := sc.Job, sc.Delay
 			if !ids[job.CredentialID] || d < 0 || d >= spread || !job.Deadline.Equal(job.IssuedAt.Add(d)) {
 				t.Errorf("job %+v with delay %v: want a verified credential due within %v", job, d, spread)
 			}
@@ -410,7 +327,7 @@ func TestHealthSweepSpread(t *testing.T) {
 		return out
 	}
 	first := sweep()
-	h.now = h.now.Add(15 * time.Minute)
+	h.fake.Clock.Advance(15 * time.Minute)
 	if diff := cmp.Diff(first, sweep()); diff != "" {
 		t.Errorf("a credential's point in the spread moved between sweeps (-first +second):\n%s", diff)
 	}

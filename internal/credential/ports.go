@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// The ports: every interface the domain consumes, with the values that cross them.
+// Adapters in other packages implement them (internal/store, internal/queue,
+// internal/azure/...); internal/credential/credentialtest has in-memory ones for tests.
+
 // App is an app registration in the platform's home tenant, as the domain needs it.
 type App struct {
 	// ObjectID is the application object's id (used to manage it through Graph).
@@ -65,7 +69,7 @@ type Store interface {
 	// Delete replaces c by its tombstone if c is unchanged since it was read, and removes
 	// its name reservation and the org default when it points at c, in one transaction.
 	// From then on Get, List and every other read of credentials treat c as missing;
-	// workspace links to c stay until a clean-up clears them (see CleanUpApp). c no longer
+	// workspace links to c stay until a clean-up clears them (Jobs.CleanUpApp). c no longer
 	// counts toward the credential limit.
 	Delete(ctx context.Context, c *Credential) error
 	// Tombstone reads what remains of a deleted credential; ErrNotFound when the
@@ -128,4 +132,120 @@ type Job struct {
 // Scheduler hands jobs to the background workers, visible after delay.
 type Scheduler interface {
 	Schedule(ctx context.Context, job Job, delay time.Duration) error
+}
+
+// Finder looks for a credential's service principal in the customer's tenant, signed in
+// as the app itself (managed identity -> federated assertion -> customer tenant).
+type Finder interface {
+	FindServicePrincipal(ctx context.Context, tenantID, appID string) (objectID string, err error)
+}
+
+// ProbeTarget is what the access probe checks, as the credential's service principal.
+type ProbeTarget struct {
+	TenantID  string
+	AppID     string
+	Account   string
+	Container string
+	Prefix    string
+	// FreshToken asks for a new storage token instead of a cached one: after a 403 a
+	// cached token could hide a role that has arrived since.
+	FreshToken bool
+}
+
+// The checks of the access probe, in the order they run.
+const (
+	CheckUserDelegationKey = "user_delegation_key"
+	CheckWrite             = "write"
+	CheckListRead          = "list_read"
+	CheckDelete            = "delete"
+)
+
+// Results of one check.
+const (
+	ResultPass = "pass"
+	ResultFail = "fail"
+	ResultSkip = "skip"
+)
+
+// CheckResult is one check as the prober saw it.
+type CheckResult struct {
+	Name      string
+	Result    string
+	Status    int    // HTTP status of the failure
+	Code      string // the storage error code, e.g. AuthorizationPermissionMismatch
+	RequestID string
+}
+
+// ProbeReport is everything one probe attempt found.
+type ProbeReport struct {
+	Checks []CheckResult
+	// AccountNotFound: the account's blob endpoint did not resolve.
+	AccountNotFound bool
+}
+
+// Prober runs the access probe: user delegation key, write a probe blob under the prefix,
+// list and read it back, delete it.
+type Prober interface {
+	Probe(ctx context.Context, t ProbeTarget) ProbeReport
+}
+
+// SignerIdentity is who signs a SAS: a credential's service principal in the customer's
+// tenant, or the platform's own managed identity (the environment default).
+type SignerIdentity struct {
+	TenantID string
+	AppID    string
+	Platform bool // the backend's managed identity; TenantID and AppID are empty
+}
+
+// SASRequest asks for a user delegation SAS on one container.
+type SASRequest struct {
+	Identity  SignerIdentity
+	Account   string
+	Container string
+	Start     time.Time
+	Expiry    time.Time
+}
+
+// SAS is a signed container SAS.
+type SAS struct {
+	AccountURL string // e.g. https://bloblake.blob.core.windows.net
+	Token      Secret // the query string, without '?'
+}
+
+// Signer issues user delegation SAS tokens: read, add, create, write, delete and list on
+// one container, signed with a user delegation key of the identity. Failures wrap a
+// *ProviderError with the storage code (or ErrUnavailable).
+type Signer interface {
+	ContainerSAS(ctx context.Context, r SASRequest) (SAS, error)
+}
+
+// WorkspaceStore keeps workspaces beside the credentials of their organization.
+type WorkspaceStore interface {
+	// InsertWorkspace writes a new workspace; an existing one fails matching ErrConflict
+	// (also at the limit), a new one in an organization at its workspace limit with a
+	// *QuotaError. When c is not nil, the write also checks that c is unchanged since it
+	// was read.
+	InsertWorkspace(ctx context.Context, w *Workspace, c *Credential) error
+	// GetWorkspace reads one; a missing one is ErrNotFound.
+	GetWorkspace(ctx context.Context, orgID, id string) (*Workspace, error)
+	// UpdateWorkspace writes w if it is unchanged since it was read. When c is not nil,
+	// the write also checks that c is unchanged since it was read (one transaction), so
+	// a link never points at a credential deleted meanwhile.
+	UpdateWorkspace(ctx context.Context, w *Workspace, c *Credential) error
+	// UnlockedLinks reads up to max unlocked workspaces linked to credential id (a
+	// deleted credential's clean-up clears their links a page at a time).
+	UnlockedLinks(ctx context.Context, orgID, credentialID string, max int) ([]*Workspace, error)
+}
+
+// HealthStore keeps the health re-probe's results beside the credentials.
+type HealthStore interface {
+	// EachVerified calls fn with every verified credential of every organization, a page
+	// at a time; an error from fn stops the walk and is returned.
+	EachVerified(ctx context.Context, fn func(*Credential) error) error
+	// UpdateHealth writes c if it is unchanged since it was read, appending ev to its
+	// health log in the same transaction when ev is not nil. A stale write fails with an
+	// error matching ErrConflict.
+	UpdateHealth(ctx context.Context, c *Credential, ev *HealthEvent) error
+	// HealthEvents reads a credential's health log, oldest first.
+	HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error)
 }

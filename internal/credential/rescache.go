@@ -5,8 +5,10 @@ import (
 	"time"
 )
 
-// resolutionCache keeps, for a few seconds, where a workspace's tables go, so that the
-// SDK's /creds calls of a busy workspace need no Table Storage round trip.
+// ResolutionCache keeps, for a few seconds, where a workspace's tables go, so that the
+// SDK's /creds calls of a busy workspace need no Table Storage round trip. One instance
+// has one, shared by Issuance (which fills it) and Onboarding (whose deletes and org
+// default changes drop an organization's entries).
 //
 // Why a short cache is safe: only locked workspaces are cached, whose link can no longer
 // change except by deleting the credential, and only credentials in verified (a final
@@ -14,7 +16,7 @@ import (
 // this instance drops the organization's entries at once; on other instances an entry
 // lives at most the TTL. That delay is small beside what a delete cannot undo anyway: a
 // SAS already issued stays valid for its hour.
-type resolutionCache struct {
+type ResolutionCache struct {
 	ttl time.Duration
 	max int
 
@@ -32,11 +34,12 @@ type cachedResolution struct {
 // maxCachedResolutions bounds the cache; past it, new entries are not kept.
 const maxCachedResolutions = 100_000
 
-func newResolutionCache(ttl time.Duration) *resolutionCache {
-	return &resolutionCache{ttl: ttl, max: maxCachedResolutions, entries: map[resolutionKey]cachedResolution{}}
+// NewResolutionCache returns an empty cache whose entries live ttl (0: nothing is kept).
+func NewResolutionCache(ttl time.Duration) *ResolutionCache {
+	return &ResolutionCache{ttl: ttl, max: maxCachedResolutions, entries: map[resolutionKey]cachedResolution{}}
 }
 
-func (c *resolutionCache) get(org, ws string, now time.Time) (Resolution, bool) {
+func (c *ResolutionCache) get(org, ws string, now time.Time) (Resolution, bool) {
 	if c.ttl <= 0 {
 		return Resolution{}, false
 	}
@@ -51,7 +54,7 @@ func (c *resolutionCache) get(org, ws string, now time.Time) (Resolution, bool) 
 
 // put keeps r when it may be cached: a locked workspace served by a verified credential
 // or by the environment default.
-func (c *resolutionCache) put(org, ws string, r *Resolution, now time.Time) {
+func (c *ResolutionCache) put(org, ws string, r *Resolution, now time.Time) {
 	if c.ttl <= 0 || r.Workspace == nil || !r.Workspace.Locked() {
 		return
 	}
@@ -74,7 +77,7 @@ func (c *resolutionCache) put(org, ws string, r *Resolution, now time.Time) {
 }
 
 // forget drops every entry of an organization.
-func (c *resolutionCache) forget(org string) {
+func (c *ResolutionCache) forget(org string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.entries {

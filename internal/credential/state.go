@@ -1,5 +1,11 @@
 package credential
 
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
 // State is where a credential is in onboarding, spelled as stored and as the API shows it.
 type State string
 
@@ -74,3 +80,39 @@ func (s State) Known() bool {
 
 // Usable reports whether a credential in s can be an org default or serve SAS requests.
 func (s State) Usable() bool { return s == StateVerified || s == StateUnverifiedSaved }
+
+// transitioner writes transitions: it moves a credential by the table and writes the row
+// with its event in one conditional write. The job types share it; nothing else writes
+// a credential's state after its creation.
+type transitioner struct {
+	store Store
+	now   func() time.Time
+}
+
+// apply moves c by ev, applies change, and writes it with its event, conditional on the
+// ETag c was read with. A window-starting event bumps the generation.
+func (t transitioner) apply(ctx context.Context, c *Credential, ev Event, requestID string, change func(*Credential)) error {
+	to, err := Next(c.State, ev)
+	if err != nil {
+		return err
+	}
+	now := t.now().UTC()
+	rec := EventRecord{Time: now, From: c.State, To: to, Cause: ev, RequestID: requestID}
+	c.State = to
+	c.UpdatedAt = now
+	if ev == EventSubmitTenant || ev == EventSubmitStorage {
+		c.Generation++
+		c.LastError = Problem{}
+	}
+	if to == StateVerified && c.VerifiedAt.IsZero() {
+		c.VerifiedAt = now
+	}
+	if change != nil {
+		change(c)
+	}
+	rec.Generation = c.Generation
+	if err := t.store.Update(ctx, c, &rec); err != nil {
+		return fmt.Errorf("%s for credential %s: %w", ev, c.ID, err)
+	}
+	return nil
+}

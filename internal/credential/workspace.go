@@ -1,7 +1,6 @@
 package credential
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -63,24 +62,6 @@ const (
 	// SourceNone: nothing resolves (no link, no org default, no environment default).
 	SourceNone Source = "none"
 )
-
-// WorkspaceStore keeps workspaces beside the credentials of their organization.
-type WorkspaceStore interface {
-	// InsertWorkspace writes a new workspace; an existing one fails matching ErrConflict
-	// (also at the limit), a new one in an organization at its workspace limit with a
-	// *QuotaError. When c is not nil, the write also checks that c is unchanged since it
-	// was read.
-	InsertWorkspace(ctx context.Context, w *Workspace, c *Credential) error
-	// GetWorkspace reads one; a missing one is ErrNotFound.
-	GetWorkspace(ctx context.Context, orgID, id string) (*Workspace, error)
-	// UpdateWorkspace writes w if it is unchanged since it was read. When c is not nil,
-	// the write also checks that c is unchanged since it was read (one transaction), so
-	// a link never points at a credential deleted meanwhile.
-	UpdateWorkspace(ctx context.Context, w *Workspace, c *Credential) error
-	// UnlockedLinks reads up to max unlocked workspaces linked to credential id (a
-	// deleted credential's clean-up clears their links a page at a time).
-	UnlockedLinks(ctx context.Context, orgID, credentialID string, max int) ([]*Workspace, error)
-}
 
 // ErrWorkspaceLocked is a link change on a workspace that has tables.
 var ErrWorkspaceLocked = errors.New("workspace credential link is locked")

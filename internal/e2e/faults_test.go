@@ -20,7 +20,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/faultproxy"
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // storageFaults are the soak's storage fault rates, per request: 503 ServerBusy before
@@ -71,7 +71,7 @@ func startFaultProxy(t *testing.T, env testenv.Env) (*faultproxy.Proxy, testenv.
 // 429 and transport failures, reads again freely, and before it resubmits a write it
 // reads the credential to see whether the write landed after all.
 type patient struct {
-	api     *wizard.API
+	api     *walkthrough.API
 	retries *atomic.Int64
 }
 
@@ -80,7 +80,7 @@ func transient(err error) bool {
 	if err == nil {
 		return false
 	}
-	var e *wizard.Error
+	var e *walkthrough.Error
 	if errors.As(err, &e) {
 		return e.Status >= 500 || e.Status == http.StatusTooManyRequests
 	}
@@ -88,7 +88,7 @@ func transient(err error) bool {
 }
 
 func isStatus(err error, status int) bool {
-	var e *wizard.Error
+	var e *walkthrough.Error
 	return errors.As(err, &e) && e.Status == status
 }
 
@@ -112,13 +112,13 @@ func (p *patient) retry(ctx context.Context, what string, call func() error) err
 	}
 }
 
-func (p *patient) get(ctx context.Context, id string) (c wizard.Credential, err error) {
+func (p *patient) get(ctx context.Context, id string) (c walkthrough.Credential, err error) {
 	err = p.retry(ctx, "get "+id, func() error { c, err = p.api.Get(ctx, id); return err })
 	return c, err
 }
 
 // list reads the organization's credentials (id and name).
-func (p *patient) list(ctx context.Context) (out []wizard.Credential, err error) {
+func (p *patient) list(ctx context.Context) (out []walkthrough.Credential, err error) {
 	err = p.retry(ctx, "list", func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.api.BaseURL+"/organizations/"+p.api.Org+"/credentials", nil)
 		if err != nil {
@@ -132,10 +132,10 @@ func (p *patient) list(ctx context.Context) (out []wizard.Credential, err error)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return &wizard.Error{Status: resp.StatusCode}
+			return &walkthrough.Error{Status: resp.StatusCode}
 		}
 		var body struct {
-			Credentials []wizard.Credential `json:"credentials"`
+			Credentials []walkthrough.Credential `json:"credentials"`
 		}
 		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 			return err
@@ -149,7 +149,7 @@ func (p *patient) list(ctx context.Context) (out []wizard.Credential, err error)
 // create makes the credential named name. After a failed attempt it looks for the name:
 // a credential with its app is the one the lost attempt made; one without an app is a
 // create still running or being undone, so it waits for either; none, it creates again.
-func (p *patient) create(ctx context.Context, name, basePath string) (wizard.Credential, error) {
+func (p *patient) create(ctx context.Context, name, basePath string) (walkthrough.Credential, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	for {
@@ -164,9 +164,9 @@ func (p *patient) create(ctx context.Context, name, basePath string) (wizard.Cre
 		for {
 			cs, err := p.list(ctx)
 			if err != nil {
-				return wizard.Credential{}, err
+				return walkthrough.Credential{}, err
 			}
-			i := slices.IndexFunc(cs, func(c wizard.Credential) bool { return c.Name == name })
+			i := slices.IndexFunc(cs, func(c walkthrough.Credential) bool { return c.Name == name })
 			if i < 0 {
 				break // nothing landed: create again
 			}
@@ -188,7 +188,7 @@ func (p *patient) create(ctx context.Context, name, basePath string) (wizard.Cre
 
 // submit sends a window-starting write (tenant or storage); after a failure it reads the
 // credential and resubmits only when the generation shows the write did not land.
-func (p *patient) submit(ctx context.Context, id string, send func() (wizard.Credential, error)) (wizard.Credential, error) {
+func (p *patient) submit(ctx context.Context, id string, send func() (walkthrough.Credential, error)) (walkthrough.Credential, error) {
 	before, err := p.get(ctx, id)
 	if err != nil {
 		return before, err
@@ -226,7 +226,7 @@ func (p *patient) delete(ctx context.Context, id string) error {
 	})
 }
 
-func (p *patient) wait(ctx context.Context, id string, limit time.Duration, done func(wizard.Credential) bool) (wizard.Credential, error) {
+func (p *patient) wait(ctx context.Context, id string, limit time.Duration, done func(walkthrough.Credential) bool) (walkthrough.Credential, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for {
@@ -246,7 +246,7 @@ func (p *patient) wait(ctx context.Context, id string, limit time.Duration, done
 }
 
 func (p *patient) events(ctx context.Context, id string) (out []string, err error) {
-	var evs []wizard.Event
+	var evs []walkthrough.Event
 	err = p.retry(ctx, "events "+id, func() error { evs, err = p.api.Events(ctx, id); return err })
 	for _, e := range evs {
 		out = append(out, e.From+">"+e.To+":"+e.Cause)
@@ -292,7 +292,7 @@ type soakRun struct {
 	name     string
 	id       string
 	appID    string
-	final    wizard.Credential
+	final    walkthrough.Credential
 	err      error
 }
 
@@ -339,7 +339,7 @@ func (r *soakRun) run(ctx context.Context, si *standIn) error {
 	if err := install(tenantA); err != nil {
 		return fmt.Errorf("install the service principal: %w", err)
 	}
-	if _, err := r.p.submit(ctx, r.id, func() (wizard.Credential, error) { return r.p.api.SubmitTenant(ctx, r.id, tenant) }); err != nil {
+	if _, err := r.p.submit(ctx, r.id, func() (walkthrough.Credential, error) { return r.p.api.SubmitTenant(ctx, r.id, tenant) }); err != nil {
 		return fmt.Errorf("submit tenant: %w", err)
 	}
 	if r.scenario == scenarioDeleted && r.i%20 == 9 {
@@ -348,7 +348,7 @@ func (r *soakRun) run(ctx context.Context, si *standIn) error {
 	}
 	// A dequeue whose answer was lost hides its message for the worker's visibility
 	// timeout (60 s) before it comes back: the waits allow for one.
-	c, err = r.p.wait(ctx, r.id, soakWindowWait(soakSPWindow), wizard.InState("sp_verified", "draft"))
+	c, err = r.p.wait(ctx, r.id, soakWindowWait(soakSPWindow), walkthrough.InState("sp_verified", "draft"))
 	if err != nil {
 		return err
 	}
@@ -359,23 +359,23 @@ func (r *soakRun) run(ctx context.Context, si *standIn) error {
 	if c.State != "sp_verified" {
 		return fmt.Errorf("after the tenant step: %s (%s)", c.State, c.LastError)
 	}
-	role := wizard.RoleContributor
+	role := walkthrough.RoleContributor
 	if r.scenario == scenarioReaderRole {
-		role = wizard.RoleReader
+		role = walkthrough.RoleReader
 	}
-	scope := wizard.AccountScope(subscriptionID, resourceGroup, "custacct1")
+	scope := walkthrough.AccountScope(subscriptionID, resourceGroup, "custacct1")
 	if err := customerRetry(ctx, func() error { _, err := si.customer.GrantRole(ctx, spID, role, scope); return err }); err != nil {
 		return fmt.Errorf("grant %s: %w", role, err)
 	}
-	form := wizard.StorageForm{SubscriptionID: subscriptionID, ResourceGroup: resourceGroup, StorageAccount: "custacct1", ContainerName: container}
-	if _, err := r.p.submit(ctx, r.id, func() (wizard.Credential, error) { return r.p.api.SubmitStorage(ctx, r.id, form) }); err != nil {
+	form := walkthrough.StorageForm{SubscriptionID: subscriptionID, ResourceGroup: resourceGroup, StorageAccount: "custacct1", ContainerName: container}
+	if _, err := r.p.submit(ctx, r.id, func() (walkthrough.Credential, error) { return r.p.api.SubmitStorage(ctx, r.id, form) }); err != nil {
 		return fmt.Errorf("submit storage: %w", err)
 	}
 	if r.scenario == scenarioDeleted {
 		// Deleted while the access probe runs.
 		return r.p.delete(ctx, r.id)
 	}
-	r.final, err = r.p.wait(ctx, r.id, soakWindowWait(soakProbeWindow), wizard.InState("verified", "sp_verified"))
+	r.final, err = r.p.wait(ctx, r.id, soakWindowWait(soakProbeWindow), walkthrough.InState("verified", "sp_verified"))
 	return err
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // healthDetail is the part of the credential detail the health tests read.
@@ -100,13 +100,13 @@ func (h *handler) withSettings(t *testing.T, vars ...string) {
 func (o *onboarding) verifiedWithRole(propagation time.Duration) string {
 	o.t.Helper()
 	o.toSPVerified()
-	grant, err := o.customer.GrantRole(context.Background(), o.spID, wizard.RoleContributor, o.accountScope())
+	grant, err := o.customer.GrantRole(context.Background(), o.spID, walkthrough.RoleContributor, o.accountScope())
 	if err != nil {
 		o.t.Fatal(err)
 	}
 	time.Sleep(propagation)
 	o.submitStorage()
-	if c := o.wait(20*time.Second, wizard.InState("verified", "sp_verified")); c.State != "verified" {
+	if c := o.wait(20*time.Second, walkthrough.InState("verified", "sp_verified")); c.State != "verified" {
 		o.t.Fatalf("state %s/%s: %s", c.State, c.Status(), c.LastError)
 	}
 	return grant
@@ -163,7 +163,7 @@ func TestHealthDriftStandalone(t *testing.T) {
 	t.Logf("degraded %s after the revoke took effect (interval %s, spread %s)", took.Round(time.Millisecond), interval, spread)
 	checkDegraded(t, d)
 
-	if _, err := o.customer.GrantRole(ctx, o.spID, wizard.RoleContributor, o.accountScope()); err != nil {
+	if _, err := o.customer.GrantRole(ctx, o.spID, walkthrough.RoleContributor, o.accountScope()); err != nil {
 		t.Fatal(err)
 	}
 	effective = time.Now().Add(propagation)
@@ -255,7 +255,7 @@ func TestHealthSweepFunctionsHost(t *testing.T) {
 	d, _ := o.waitHealth("degraded", start, 15*time.Second)
 	checkDegraded(t, d)
 
-	if _, err := o.customer.GrantRole(ctx, o.spID, wizard.RoleContributor, o.accountScope()); err != nil {
+	if _, err := o.customer.GrantRole(ctx, o.spID, walkthrough.RoleContributor, o.accountScope()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(propagation + 200*time.Millisecond)

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // fakeHost plays the Azure Functions host for a handler that serves the host's invocations
@@ -126,16 +126,16 @@ func TestFunctionsHostProtocol(t *testing.T) {
 
 	o := newOnboarding(t, h, si, "custacct1", true)
 	o.submitTenant(tenantA) // not installed yet: a few polls go by
-	o.wait(15*time.Second, func(c wizard.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 2 })
+	o.wait(15*time.Second, func(c walkthrough.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 2 })
 	o.submitTenant(tenantA) // restart the window: generation 2
 	o.install(tenantA)
-	if c := o.wait(15*time.Second, wizard.InState("sp_verified", "draft")); c.State != "sp_verified" {
+	if c := o.wait(15*time.Second, walkthrough.InState("sp_verified", "draft")); c.State != "sp_verified" {
 		t.Fatalf("state %s: %s", c.State, c.LastError)
 	}
-	o.grant(wizard.RoleContributor, o.accountScope())
+	o.grant(walkthrough.RoleContributor, o.accountScope())
 	time.Sleep(1500 * time.Millisecond) // propagation
 	o.submitStorage()
-	if c := o.wait(20*time.Second, wizard.InState("verified", "sp_verified")); c.State != "verified" {
+	if c := o.wait(20*time.Second, walkthrough.InState("verified", "sp_verified")); c.State != "verified" {
 		t.Fatalf("state %s/%s: %s", c.State, c.Status(), c.LastError)
 	}
 	// Late deliveries of every message seen, the first window's included.

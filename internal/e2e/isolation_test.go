@@ -17,15 +17,15 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/faultproxy"
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // isolationParty is one organization of the isolation matrix with the SAS /creds gave it.
 type isolationParty struct {
 	name    string // B, C, D, E
 	source  string // what serves it
-	api     *wizard.API
-	creds   wizard.Creds
+	api     *walkthrough.API
+	creds   walkthrough.Creds
 	account string
 }
 
@@ -118,11 +118,11 @@ func TestIsolation(t *testing.T) {
 	e := newOnboarding(t, h, si, "custacct1", true)
 	for _, o := range []*onboarding{d, e} {
 		o.toSPVerified()
-		o.grant(wizard.RoleContributor, o.accountScope())
+		o.grant(walkthrough.RoleContributor, o.accountScope())
 	}
 	for _, o := range []*onboarding{d, e} {
 		o.submitStorage() // the probe waits out the role's propagation
-		if c := o.wait(30*time.Second, wizard.InState("verified", "sp_verified")); c.State != "verified" {
+		if c := o.wait(30*time.Second, walkthrough.InState("verified", "sp_verified")); c.State != "verified" {
 			t.Fatalf("%s/%s: %s", c.State, c.Status(), c.LastError)
 		}
 		if err := o.api.RegisterWorkspace(ctx, "ws", o.cred.ID); err != nil {
@@ -269,7 +269,7 @@ func TestEnvironmentDefaultFirstCalls(t *testing.T) {
 	want := orgContainer(api.Org)
 	before := proxy.Stats()
 	const callers = 16
-	got := make([]wizard.Creds, callers)
+	got := make([]walkthrough.Creds, callers)
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -336,13 +336,13 @@ func BenchmarkEnvironmentDefaultCreds(b *testing.B) {
 	h := startHandler(b, env, si, defaultSettings())
 	ctx := context.Background()
 	warmUp(b, h)
-	call := func(b *testing.B, api *wizard.API, ws string) {
+	call := func(b *testing.B, api *walkthrough.API, ws string) {
 		if _, err := api.Creds(ctx, ws, "t"); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.Run("first call of an organization", func(b *testing.B) {
-		apis := make([]*wizard.API, b.N)
+		apis := make([]*walkthrough.API, b.N)
 		for i := range apis {
 			apis[i] = h.api(b)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // envSoakSeed repeats the kill times of an earlier TestSoakWorkerKilled run.
@@ -136,7 +136,7 @@ func (o *onboarding) throughKills(ctx context.Context, stats *outageStats, insta
 	if err != nil {
 		return wrap(err)
 	}
-	c, err := waitUntil(ctx, o.api, o.cred.ID, stats, wizard.InState("sp_verified", "draft"))
+	c, err := waitUntil(ctx, o.api, o.cred.ID, stats, walkthrough.InState("sp_verified", "draft"))
 	if err != nil {
 		return wrap(err)
 	}
@@ -147,10 +147,10 @@ func (o *onboarding) throughKills(ctx context.Context, stats *outageStats, insta
 		return wrap(err)
 	}
 	time.Sleep(grant)
-	if _, err := o.customer.GrantRole(ctx, spID, wizard.RoleContributor, o.accountScope()); err != nil {
+	if _, err := o.customer.GrantRole(ctx, spID, walkthrough.RoleContributor, o.accountScope()); err != nil {
 		return wrap(err)
 	}
-	c, err = waitUntil(ctx, o.api, o.cred.ID, stats, wizard.InState("verified", "sp_verified"))
+	c, err = waitUntil(ctx, o.api, o.cred.ID, stats, walkthrough.InState("verified", "sp_verified"))
 	if err != nil {
 		return wrap(err)
 	}

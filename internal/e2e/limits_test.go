@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // errorCode is the code of an API error answer ("" when err is none).
 func errorCode(err error) (status int, code string) {
-	var e *wizard.Error
+	var e *walkthrough.Error
 	if !errors.As(err, &e) {
 		return 0, ""
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // BenchmarkSPPollThroughput measures how many service principal polls one standalone
@@ -74,7 +74,7 @@ func BenchmarkSPPollThroughput(b *testing.B) {
 		b.ReportMetric(float64(after-before)/elapsed.Seconds(), "polls/s")
 	}
 	b.StopTimer()
-	var c wizard.Credential
+	var c walkthrough.Credential
 	if c, _ = api.Get(ctx, ids[0]); c.State != "sp_pending" {
 		b.Fatalf("state %s", c.State)
 	}

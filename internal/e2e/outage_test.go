@@ -16,7 +16,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // Helpers for onboardings that go on while the handler or its storage is down: the
@@ -25,7 +25,7 @@ import (
 // mayRecover says whether an API call may succeed when tried again: no answer at all
 // (the handler is down or restarting) or a 5xx.
 func mayRecover(err error) bool {
-	var apiErr *wizard.Error
+	var apiErr *walkthrough.Error
 	if errors.As(err, &apiErr) {
 		return apiErr.Status >= 500
 	}
@@ -40,7 +40,7 @@ type outageStats struct {
 }
 
 func (s *outageStats) record(err error) {
-	var apiErr *wizard.Error
+	var apiErr *walkthrough.Error
 	switch {
 	case !errors.As(err, &apiErr):
 		s.unanswered.Add(1)
@@ -72,9 +72,9 @@ func retryThrough(ctx context.Context, stats *outageStats, f func() error) error
 }
 
 // waitUntil polls the credential, through outages, until done says so.
-func waitUntil(ctx context.Context, api *wizard.API, id string, stats *outageStats, done func(wizard.Credential) bool) (wizard.Credential, error) {
+func waitUntil(ctx context.Context, api *walkthrough.API, id string, stats *outageStats, done func(walkthrough.Credential) bool) (walkthrough.Credential, error) {
 	for {
-		var c wizard.Credential
+		var c walkthrough.Credential
 		err := retryThrough(ctx, stats, func() (err error) { c, err = api.Get(ctx, id); return err })
 		if err != nil {
 			return c, err
@@ -91,19 +91,19 @@ func waitUntil(ctx context.Context, api *wizard.API, id string, stats *outageSta
 }
 
 // attempted is a waitUntil condition: the current window has made n attempts.
-func attempted(n int) func(wizard.Credential) bool {
-	return func(c wizard.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= n }
+func attempted(n int) func(walkthrough.Credential) bool {
+	return func(c walkthrough.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= n }
 }
 
 // submitStorageThrough submits the storage form until it lands. A submit whose answer was lost
 // is sent again, as a wizard does: that starts one more window, never a double transition.
 func (o *onboarding) submitStorageThrough(ctx context.Context, stats *outageStats) error {
-	form := wizard.StorageForm{SubscriptionID: subscriptionID, ResourceGroup: resourceGroup, StorageAccount: o.account, ContainerName: o.container}
+	form := walkthrough.StorageForm{SubscriptionID: subscriptionID, ResourceGroup: resourceGroup, StorageAccount: o.account, ContainerName: o.container}
 	err := retryThrough(ctx, stats, func() error {
 		_, err := o.api.SubmitStorage(ctx, o.cred.ID, form)
 		return err
 	})
-	var apiErr *wizard.Error
+	var apiErr *walkthrough.Error
 	if errors.As(err, &apiErr) && apiErr.Status == 409 {
 		// An earlier submit landed and its probe already finished.
 		return nil
@@ -114,7 +114,7 @@ func (o *onboarding) submitStorageThrough(ctx context.Context, stats *outageStat
 // checkTransitions checks a credential's events: one chain (each from is the previous
 // to), no transition of a window recorded twice, and the onboarding's steps in order,
 // with only windows restarted by a resubmit in between.
-func checkTransitions(evs []wizard.Event) error {
+func checkTransitions(evs []walkthrough.Event) error {
 	seen := map[string]bool{}
 	prev := ""
 	var steps []string

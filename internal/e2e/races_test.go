@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // TestRacesThroughHTTP is the end-to-end twin of internal/credential's race tests: the
@@ -38,14 +38,14 @@ func TestRacesThroughHTTP(t *testing.T) {
 	for i := range resubmits {
 		wg.Go(func() {
 			time.Sleep(time.Duration(i%4) * 250 * time.Millisecond) // against probes in flight and between them
-			_, errs[i] = o.api.SubmitStorage(ctx, o.cred.ID, wizard.StorageForm{SubscriptionID: subscriptionID,
+			_, errs[i] = o.api.SubmitStorage(ctx, o.cred.ID, walkthrough.StorageForm{SubscriptionID: subscriptionID,
 				ResourceGroup: resourceGroup, StorageAccount: o.account, ContainerName: o.container})
 		})
 	}
 	wg.Wait()
 	landed, refused := 0, 0
 	for _, err := range errs {
-		var apiErr *wizard.Error
+		var apiErr *walkthrough.Error
 		switch {
 		case err == nil:
 			landed++
@@ -55,8 +55,8 @@ func TestRacesThroughHTTP(t *testing.T) {
 			t.Fatalf("storage resubmit: %v, want 200 or 409", err)
 		}
 	}
-	o.grant(wizard.RoleContributor, o.accountScope())
-	c, err := waitUntil(ctx, o.api, o.cred.ID, stats, wizard.InState("verified", "sp_verified"))
+	o.grant(walkthrough.RoleContributor, o.accountScope())
+	c, err := waitUntil(ctx, o.api, o.cred.ID, stats, walkthrough.InState("verified", "sp_verified"))
 	if err != nil || c.State != "verified" {
 		t.Fatalf("after the resubmits: %s %v", c.State, err)
 	}
@@ -87,7 +87,7 @@ func TestRacesThroughHTTP(t *testing.T) {
 	conflicts := 0
 	for {
 		err := d.api.Delete(ctx, d.cred.ID)
-		var apiErr *wizard.Error
+		var apiErr *walkthrough.Error
 		if err == nil {
 			break
 		}
@@ -96,7 +96,7 @@ func TestRacesThroughHTTP(t *testing.T) {
 		}
 		conflicts++
 	}
-	var apiErr *wizard.Error
+	var apiErr *walkthrough.Error
 	if _, err := d.api.Get(ctx, d.cred.ID); !errors.As(err, &apiErr) || apiErr.Status != 404 {
 		t.Fatalf("GET after the delete: %v, want 404", err)
 	}

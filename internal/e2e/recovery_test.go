@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // ownStorage gives a test's handler tables and queues of its own (custacct2), so that the
@@ -33,11 +33,11 @@ func TestProbeTimeoutThenSaveAnyway(t *testing.T) {
 	o.toSPVerified()
 	o.submitStorage()
 	_, err := o.api.SaveUnverified(context.Background(), o.cred.ID)
-	var apiErr *wizard.Error
+	var apiErr *walkthrough.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != 409 {
 		t.Fatalf("save-unverified while probing: %v", err)
 	}
-	c := o.wait(20*time.Second, func(c wizard.Credential) bool { return c.Status() == "timed_out" || c.State != "access_pending" })
+	c := o.wait(20*time.Second, func(c walkthrough.Credential) bool { return c.Status() == "timed_out" || c.State != "access_pending" })
 	if c.State != "access_pending" || c.Status() != "timed_out" || c.LastErrorProviderError != "AuthorizationPermissionMismatch" {
 		t.Fatalf("got %s/%s %s: %s", c.State, c.Status(), c.LastErrorProviderError, c.LastError)
 	}
@@ -45,10 +45,10 @@ func TestProbeTimeoutThenSaveAnyway(t *testing.T) {
 		t.Fatalf("save anyway: %v (%s)", err, c.State)
 	}
 	// Retry is a new storage submit: the window starts again.
-	o.grant(wizard.RoleContributor, o.accountScope())
+	o.grant(walkthrough.RoleContributor, o.accountScope())
 	time.Sleep(time.Second) // the role's propagation
 	o.submitStorage()
-	if c := o.wait(15*time.Second, wizard.InState("verified", "sp_verified")); c.State != "verified" {
+	if c := o.wait(15*time.Second, walkthrough.InState("verified", "sp_verified")); c.State != "verified" {
 		t.Fatalf("retry after save anyway: %s/%s %s", c.State, c.Status(), c.LastError)
 	}
 }
@@ -66,14 +66,14 @@ func TestWorkerKilledMidProbe(t *testing.T) {
 	o := newOnboarding(t, h, si, "custacct1", true)
 	o.toSPVerified()
 	o.submitStorage()
-	o.wait(15*time.Second, func(c wizard.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 2 })
+	o.wait(15*time.Second, func(c walkthrough.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 2 })
 	h.proc.kill()
 	if _, err := o.api.Get(context.Background(), o.cred.ID); err == nil {
 		t.Fatal("the API answered with the handler killed")
 	}
-	o.grant(wizard.RoleContributor, o.accountScope())
+	o.grant(walkthrough.RoleContributor, o.accountScope())
 	h.restart(t)
-	c := o.wait(90*time.Second, wizard.InState("verified", "sp_verified"))
+	c := o.wait(90*time.Second, walkthrough.InState("verified", "sp_verified"))
 	if c.State != "verified" {
 		t.Fatalf("after the restart: %s/%s %s", c.State, c.Status(), c.LastError)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // azuriteDown is how long each outage of TestSoakAzuriteRestart lasts: longer than the
@@ -67,7 +67,7 @@ func TestSoakAzuriteRestart(t *testing.T) {
 		o.install(tenantA)
 	}
 	eachOnboarding(t, obs, func(o *onboarding) error {
-		c, err := waitUntil(ctx, o.api, o.cred.ID, stats, wizard.InState("sp_verified", "draft"))
+		c, err := waitUntil(ctx, o.api, o.cred.ID, stats, walkthrough.InState("sp_verified", "draft"))
 		if err == nil && c.State != "sp_verified" {
 			err = errors.New("the service principal poll ended in " + c.State + ": " + c.LastError)
 		}
@@ -91,10 +91,10 @@ func TestSoakAzuriteRestart(t *testing.T) {
 	}
 	restore = outage(t, az, h, obs[0], second)
 	for _, o := range obs {
-		o.grant(wizard.RoleContributor, o.accountScope())
+		o.grant(walkthrough.RoleContributor, o.accountScope())
 	}
 	eachOnboarding(t, obs, func(o *onboarding) error {
-		c, err := waitUntil(ctx, o.api, o.cred.ID, stats, wizard.InState("verified", "sp_verified"))
+		c, err := waitUntil(ctx, o.api, o.cred.ID, stats, walkthrough.InState("verified", "sp_verified"))
 		if err == nil && c.State != "verified" {
 			err = errors.New("the access probe ended in " + c.State + ": " + c.LastError)
 		}
@@ -151,7 +151,7 @@ func outage(t *testing.T, az *azurite, h *handler, o *onboarding, sig syscall.Si
 }
 
 // getRaw reads a credential and returns the answer's status, Retry-After and body.
-func getRaw(ctx context.Context, api *wizard.API, id string) (status int, retryAfter, body string, err error) {
+func getRaw(ctx context.Context, api *walkthrough.API, id string) (status int, retryAfter, body string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.BaseURL+"/organizations/"+api.Org+"/credentials/"+id, nil)
 	if err != nil {
 		return 0, "", "", err

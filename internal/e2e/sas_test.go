@@ -18,7 +18,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/localdial"
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // sasContainer is a container client that holds nothing but a SAS: no key, no token.
@@ -64,7 +64,7 @@ func useSAS(t *testing.T, c *container.Client, prefix string) {
 	}
 }
 
-func checkSASShape(t *testing.T, c wizard.Creds) {
+func checkSASShape(t *testing.T, c walkthrough.Creds) {
 	t.Helper()
 	q, err := url.ParseQuery(c.SASToken)
 	if err != nil {
@@ -111,10 +111,10 @@ func sasScenarios(t *testing.T, h *handler, si *standIn) {
 		t.Parallel()
 		o := newOnboarding(t, h, si, "custacct1", true)
 		o.toSPVerified()
-		o.grant(wizard.RoleContributor, o.accountScope())
+		o.grant(walkthrough.RoleContributor, o.accountScope())
 		time.Sleep(2500 * time.Millisecond) // the role's propagation, so the probe passes at once
 		o.submitStorage()
-		if c := o.wait(20*time.Second, wizard.InState("verified", "sp_verified")); c.State != "verified" {
+		if c := o.wait(20*time.Second, walkthrough.InState("verified", "sp_verified")); c.State != "verified" {
 			t.Fatalf("%s/%s: %s", c.State, c.Status(), c.LastError)
 		}
 		ctx := context.Background()

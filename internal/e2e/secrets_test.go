@@ -21,7 +21,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // Patterns of secret material in general, besides the exact values a run knows.
@@ -52,10 +52,10 @@ func TestNoSecretsAtRest(t *testing.T) {
 
 	o := newOnboarding(t, h, si, "custacct1", true)
 	o.toSPVerified()
-	o.grant(wizard.RoleContributor, o.accountScope())
+	o.grant(walkthrough.RoleContributor, o.accountScope())
 	time.Sleep(1500 * time.Millisecond) // the role's propagation, so the probe passes at once
 	o.submitStorage()
-	if c := o.wait(30*time.Second, wizard.InState("verified", "sp_verified")); c.State != "verified" {
+	if c := o.wait(30*time.Second, walkthrough.InState("verified", "sp_verified")); c.State != "verified" {
 		t.Fatalf("%s/%s: %s", c.State, c.Status(), c.LastError)
 	}
 	if err := o.api.RegisterWorkspace(ctx, "ws1", ""); err != nil {
@@ -95,7 +95,7 @@ func TestNoSecretsAtRest(t *testing.T) {
 		"API token":        tokenParts(o.api.Token),
 		"forged API token": tokenParts(forged),
 	}
-	for _, c := range []wizard.Creds{fromCred, fromEnv} {
+	for _, c := range []walkthrough.Creds{fromCred, fromEnv} {
 		q, err := url.ParseQuery(c.SASToken)
 		if err != nil {
 			t.Fatal(err)

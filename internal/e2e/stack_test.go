@@ -18,7 +18,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/dev/stack"
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // binDir holds the binaries TestMain builds once for the package.
@@ -112,7 +112,7 @@ func (p *process) kill() { p.Kill() }
 type standIn struct {
 	url       string // https://127.0.0.1:port
 	frontAddr string
-	customer  *wizard.Customer
+	customer  *walkthrough.Customer
 	proc      *process
 }
 
@@ -138,7 +138,7 @@ func startStandInWith(t testing.TB, env testenv.Env, propagation time.Duration, 
 		t.Fatal(err)
 	}
 	return &standIn{url: cfg.URL(), frontAddr: cfg.StorageFrontAddr, proc: watch(t, "localazure", p),
-		customer: &wizard.Customer{ControlURL: cfg.ControlURL()}}
+		customer: &walkthrough.Customer{ControlURL: cfg.ControlURL()}}
 }
 
 // settings are the handler's windows, shortened for tests.
@@ -294,22 +294,22 @@ func (a *azurite) start() {
 func (a *azurite) stop(sig syscall.Signal) { a.Stop(sig) }
 
 // api is a wizard client of a fresh organization.
-func (h *handler) api(t testing.TB) *wizard.API {
+func (h *handler) api(t testing.TB) *walkthrough.API {
 	t.Helper()
 	org := "org-" + uuid.NewString()[:8]
 	tok, err := h.signing.Mint("e2e", []string{org}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &wizard.API{BaseURL: h.url, Org: org, Token: tok}
+	return &walkthrough.API{BaseURL: h.url, Org: org, Token: tok}
 }
 
 // onboarding is one credential's way through the wizard in a test.
 type onboarding struct {
 	t         *testing.T
-	api       *wizard.API
-	customer  *wizard.Customer
-	cred      wizard.Credential
+	api       *walkthrough.API
+	customer  *walkthrough.Customer
+	cred      walkthrough.Credential
 	account   string
 	container string
 	spID      string
@@ -354,7 +354,7 @@ func (o *onboarding) submitTenant(tenant string) {
 
 func (o *onboarding) submitStorage() {
 	o.t.Helper()
-	c, err := o.api.SubmitStorage(context.Background(), o.cred.ID, wizard.StorageForm{
+	c, err := o.api.SubmitStorage(context.Background(), o.cred.ID, walkthrough.StorageForm{
 		SubscriptionID: subscriptionID, ResourceGroup: resourceGroup, StorageAccount: o.account, ContainerName: o.container})
 	if err != nil {
 		o.t.Fatal(err)
@@ -370,11 +370,11 @@ func (o *onboarding) grant(role, scope string) {
 }
 
 func (o *onboarding) accountScope() string {
-	return wizard.AccountScope(subscriptionID, resourceGroup, o.account)
+	return walkthrough.AccountScope(subscriptionID, resourceGroup, o.account)
 }
 
 // wait polls until done, for at most limit.
-func (o *onboarding) wait(limit time.Duration, done func(wizard.Credential) bool) wizard.Credential {
+func (o *onboarding) wait(limit time.Duration, done func(walkthrough.Credential) bool) walkthrough.Credential {
 	o.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
@@ -391,7 +391,7 @@ func (o *onboarding) toSPVerified() {
 	o.t.Helper()
 	o.install(tenantA)
 	o.submitTenant(tenantA)
-	if c := o.wait(15*time.Second, wizard.InState("sp_verified", "draft")); c.State != "sp_verified" {
+	if c := o.wait(15*time.Second, walkthrough.InState("sp_verified", "draft")); c.State != "sp_verified" {
 		o.t.Fatalf("state %s: %s", c.State, c.LastError)
 	}
 }

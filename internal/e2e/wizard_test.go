@@ -11,7 +11,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/dev/stack"
 	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // TestWalkthroughOnStackInUse: the walkthrough (`make walkthrough`) runs, twice in a row,
@@ -31,7 +31,7 @@ func TestWalkthroughOnStackInUse(t *testing.T) {
 	for i := range 2 {
 		var out bytes.Buffer
 		container := testenv.UniqueName(t, "inuse")
-		_, err := wizard.Walkthrough(ctx, api, si.customer, wizard.Plan{
+		_, err := walkthrough.Run(ctx, api, si.customer, walkthrough.Plan{
 			Name: "inuse-" + container, TenantID: tenantA, SubscriptionID: subscriptionID, ResourceGroup: resourceGroup,
 			Account: "custacct1", Container: container, Prefix: "lake", Poll: 200 * time.Millisecond}, &out)
 		if err != nil {
@@ -56,7 +56,7 @@ func TestWizard(t *testing.T) {
 		container := testenv.UniqueName(t, "walk")
 		var out bytes.Buffer
 		api := h.api(t)
-		timings, err := wizard.Walkthrough(context.Background(), api, si.customer, wizard.Plan{
+		timings, err := walkthrough.Run(context.Background(), api, si.customer, walkthrough.Plan{
 			Name: "walk-" + container, TenantID: tenantA, SubscriptionID: subscriptionID, ResourceGroup: resourceGroup,
 			Account: "custacct1", Container: container, Prefix: "lake", Poll: 200 * time.Millisecond}, &out)
 		t.Logf("walkthrough:\n%s", out.String())
@@ -77,13 +77,13 @@ func TestWizard(t *testing.T) {
 		t.Parallel()
 		o := newOnboarding(t, h, si, "custacct1", true)
 		o.submitTenant(tenantA)
-		c := o.wait(10*time.Second, func(c wizard.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 3 })
+		c := o.wait(10*time.Second, func(c walkthrough.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 3 })
 		if c.State != "sp_pending" || c.Status() != "polling" {
 			t.Fatalf("before the install: %s %s", c.State, c.Status())
 		}
 		o.install(tenantA)
 		installed := time.Now()
-		c = o.wait(10*time.Second, wizard.InState("sp_verified"))
+		c = o.wait(10*time.Second, walkthrough.InState("sp_verified"))
 		if took := time.Since(installed); took > 3*time.Second {
 			t.Errorf("found %s after the install; want within one poll interval (1 s) and slack", took)
 		}
@@ -97,7 +97,7 @@ func TestWizard(t *testing.T) {
 		o := newOnboarding(t, h, si, "custacct1", true)
 		o.install(tenantA)
 		o.submitTenant(tenantB)
-		c := o.wait(40*time.Second, wizard.InState("draft"))
+		c := o.wait(40*time.Second, walkthrough.InState("draft"))
 		if c.LastError != "Couldn't find the service principal in your tenant" || c.LastErrorProviderError != "AADSTS700016" {
 			t.Fatalf("last error %q (%s)", c.LastError, c.LastErrorProviderError)
 		}
@@ -107,7 +107,7 @@ func TestWizard(t *testing.T) {
 		t.Parallel()
 		o := newOnboarding(t, h, si, "custacct1", true)
 		o.submitTenant("00000000-0000-4000-8000-000000000000")
-		c := o.wait(10*time.Second, wizard.InState("draft"))
+		c := o.wait(10*time.Second, walkthrough.InState("draft"))
 		if c.LastErrorProviderError != "AADSTS90002" || c.LastErrorCode != "tenant_not_found" {
 			t.Fatalf("last error %q code %s provider %s", c.LastError, c.LastErrorCode, c.LastErrorProviderError)
 		}
@@ -121,21 +121,21 @@ func TestWizard(t *testing.T) {
 		provider      string
 	}{
 		{name: "Reader only", account: "custacct1", container: true,
-			setup:  func(o *onboarding) { o.grant(wizard.RoleReader, o.accountScope()) },
+			setup:  func(o *onboarding) { o.grant(walkthrough.RoleReader, o.accountScope()) },
 			status: "role_not_sufficient", hint: "reader_role", provider: "AuthorizationPermissionMismatch"},
 		{name: "container scope only", account: "custacct1", container: true,
 			setup: func(o *onboarding) {
-				o.grant(wizard.RoleContributor, wizard.ContainerScope(subscriptionID, resourceGroup, o.account, o.container))
+				o.grant(walkthrough.RoleContributor, walkthrough.ContainerScope(subscriptionID, resourceGroup, o.account, o.container))
 			},
 			status: "role_not_sufficient", hint: "container_scope", provider: "AuthorizationPermissionMismatch"},
 		{name: "no role at all", account: "custacct1", container: true, setup: func(o *onboarding) {},
 			status: "role_not_sufficient", hint: "no_role", provider: "AuthorizationPermissionMismatch"},
 		{name: "container missing", account: "custacct1", container: false,
-			setup:  func(o *onboarding) { o.grant(wizard.RoleContributor, o.accountScope()) },
+			setup:  func(o *onboarding) { o.grant(walkthrough.RoleContributor, o.accountScope()) },
 			status: "container_not_found", provider: "ContainerNotFound"},
 		{name: "firewall", account: "custacct2", container: true,
 			setup: func(o *onboarding) {
-				o.grant(wizard.RoleContributor, o.accountScope())
+				o.grant(walkthrough.RoleContributor, o.accountScope())
 				if err := o.customer.SetFirewall(context.Background(), o.account, true); err != nil {
 					o.t.Fatal(err)
 				}
@@ -150,7 +150,7 @@ func TestWizard(t *testing.T) {
 			pc.setup(o)
 			o.submitStorage()
 			started := time.Now()
-			c := o.wait(30*time.Second, wizard.InState("sp_verified", "verified"))
+			c := o.wait(30*time.Second, walkthrough.InState("sp_verified", "verified"))
 			if c.State != "sp_verified" || c.Status() != pc.status || c.LastErrorHint != pc.hint || c.LastErrorProviderError != pc.provider {
 				t.Fatalf("got %s/%s hint %q provider %q: %s", c.State, c.Status(), c.LastErrorHint, c.LastErrorProviderError, c.LastError)
 			}
@@ -168,7 +168,7 @@ func TestWizard(t *testing.T) {
 		o := newOnboarding(t, h, si, "nosuchacct", false)
 		o.toSPVerified()
 		o.submitStorage()
-		c := o.wait(10*time.Second, wizard.InState("sp_verified", "verified"))
+		c := o.wait(10*time.Second, walkthrough.InState("sp_verified", "verified"))
 		if c.Status() != "storage_account_not_found" || !strings.Contains(c.LastError, "nosuchacct") {
 			t.Fatalf("got %s/%s: %s", c.State, c.Status(), c.LastError)
 		}
@@ -178,14 +178,14 @@ func TestWizard(t *testing.T) {
 		t.Parallel()
 		o := newOnboarding(t, h, si, "custacct1", true)
 		o.submitTenant(tenantA)
-		o.wait(10*time.Second, func(c wizard.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 2 })
+		o.wait(10*time.Second, func(c walkthrough.Credential) bool { return c.Progress != nil && c.Progress.Attempts >= 2 })
 		o.submitTenant(tenantA)
 		if o.cred.Generation != 2 {
 			t.Fatalf("generation %d after the resubmit", o.cred.Generation)
 		}
 		time.Sleep(3 * time.Second) // let both chains' messages come due
 		o.install(tenantA)
-		o.wait(10*time.Second, wizard.InState("sp_verified"))
+		o.wait(10*time.Second, walkthrough.InState("sp_verified"))
 		time.Sleep(2 * time.Second) // any surviving old-chain message would arrive now
 		want := []string{">draft:created", "draft>sp_pending:submit_tenant", "sp_pending>sp_pending:submit_tenant", "sp_pending>sp_verified:sp_found"}
 		if diff := cmp.Diff(want, o.causes()); diff != "" {

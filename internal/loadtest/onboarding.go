@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // Bounds of an onboarding run.
@@ -111,8 +111,8 @@ type OnboardingResult struct {
 // onboardingRun is the state of one RunOnboarding.
 type onboardingRun struct {
 	cfg      OnboardingConfig
-	api      *wizard.API
-	customer *wizard.Customer
+	api      *walkthrough.API
+	customer *walkthrough.Customer
 	client   *http.Client
 
 	mu       sync.Mutex
@@ -226,8 +226,8 @@ func RunOnboarding(ctx context.Context, cfg OnboardingConfig) (OnboardingResult,
 	defer cancel()
 
 	r := &onboardingRun{cfg: cfg, client: client,
-		api:      &wizard.API{BaseURL: cfg.APIURL, Org: cfg.Org, Token: cfg.Token, HTTP: client},
-		customer: &wizard.Customer{ControlURL: cfg.ControlURL, HTTP: client}}
+		api:      &walkthrough.API{BaseURL: cfg.APIURL, Org: cfg.Org, Token: cfg.Token, HTTP: client},
+		customer: &walkthrough.Customer{ControlURL: cfg.ControlURL, HTTP: client}}
 	if err := r.customer.CreateContainer(ctx, cfg.Account, cfg.Container); err != nil {
 		return OnboardingResult{}, fmt.Errorf("create container %s: %w", cfg.Container, err)
 	}
@@ -322,7 +322,7 @@ func (r *onboardingRun) each(ctx context.Context, n int, f func(i int)) {
 func (r *onboardingRun) startAll(ctx context.Context, start time.Time) []string {
 	cfg := r.cfg
 	ids := make([]string, cfg.Credentials)
-	scope := wizard.AccountScope(cfg.SubscriptionID, cfg.ResourceGroup, cfg.Account)
+	scope := walkthrough.AccountScope(cfg.SubscriptionID, cfg.ResourceGroup, cfg.Account)
 	run := start.UnixMilli() % 1_000_000
 	r.each(ctx, cfg.Credentials, func(i int) {
 		name := fmt.Sprintf("load-%d-%05d", run, i)
@@ -336,7 +336,7 @@ func (r *onboardingRun) startAll(ctx context.Context, start time.Time) []string 
 			r.fail("install service principal", err)
 			return
 		}
-		if _, err := r.customer.GrantRole(ctx, sp, wizard.RoleContributor, scope); err != nil {
+		if _, err := r.customer.GrantRole(ctx, sp, walkthrough.RoleContributor, scope); err != nil {
 			r.fail("grant role", err)
 			return
 		}
@@ -403,7 +403,7 @@ func (r *onboardingRun) follow(ctx context.Context, start time.Time, creating *a
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			for id := range submit {
-				_, err := r.api.SubmitStorage(ctx, id, wizard.StorageForm{SubscriptionID: cfg.SubscriptionID,
+				_, err := r.api.SubmitStorage(ctx, id, walkthrough.StorageForm{SubscriptionID: cfg.SubscriptionID,
 					ResourceGroup: cfg.ResourceGroup, StorageAccount: cfg.Account, ContainerName: cfg.Container})
 				if err != nil {
 					r.fail("submit storage", err)

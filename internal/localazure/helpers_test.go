@@ -11,9 +11,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/activeloopai/azcreds/internal/clocktest"
 )
 
 const (
@@ -25,36 +26,18 @@ const (
 	subscription = "66666666-6666-6666-6666-666666666666"
 )
 
-// clock is a settable clock for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	t     *testing.T
 	s     *Server
 	srv   *httptest.Server
-	clock *clock
+	clock *clocktest.Clock
 }
 
 // newFixture serves a stand-in with a home tenant, one customer tenant and a clock at a
 // fixed instant over TLS. configure may adjust the Config.
 func newFixture(t *testing.T, configure func(*Config)) *fixture {
 	t.Helper()
-	c := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	cfg := Config{
 		HomeTenantID:     homeTenant,
 		ManagedIdentity:  ManagedIdentity{ClientID: miClientID, ObjectID: miObjectID},

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/activeloopai/azcreds/internal/clocktest"
 	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
@@ -45,7 +46,7 @@ type frontFixture struct {
 func newFrontFixture(t *testing.T) *frontFixture {
 	t.Helper()
 	env := testenv.Azurite(t)
-	c := &clock{t: time.Now()}
+	c := clocktest.New(time.Now())
 	f := newFixture(t, func(cfg *Config) { cfg.Now = c.Now; cfg.PropagationDelay = frontPropagation })
 	f.clock = c
 	h, err := f.s.StorageFront(StorageFrontConfig{Azurite: env.BlobEndpoint})

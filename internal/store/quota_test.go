@@ -146,41 +146,6 @@ func TestWorkspaceQuotaRace(t *testing.T) {
 	}
 }
 
-// TestDeleteFreesPlace: a delete gives its place back, in its own transaction.
-func TestDeleteFreesPlace(t *testing.T) {
-	s := newStore(t)
-	s.limits = Limits{Credentials: 2}
-	ctx := context.Background()
-	a, b := sample("org-a", "a"), sample("org-a", "b")
-	insert(t, s, a)
-	insert(t, s, b)
-	ev := credential.EventRecord{Time: t0, To: credential.StateDraft, Cause: credential.EventCreated}
-	if err := s.Insert(ctx, sample("org-a", "c"), ev); !errors.Is(err, credential.ErrQuotaExceeded) {
-		t.Fatalf("third credential: %v", err)
-	}
-	fresh, _ := s.Get(ctx, "org-a", a.ID)
-	if err := s.Delete(ctx, fresh); err != nil {
-		t.Fatal(err)
-	}
-	if got := counted(t, s, "org-a", credentialCounter); got != 1 {
-		t.Fatalf("counter after the delete %d, want 1", got)
-	}
-	insert(t, s, sample("org-a", "c"))
-	// A delete that fails (stale ETag) frees nothing.
-	stale, _ := s.Get(ctx, "org-a", b.ID)
-	fresh, _ = s.Get(ctx, "org-a", b.ID)
-	fresh.TenantID = "moved"
-	if err := s.Update(ctx, fresh, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, stale); !errors.Is(err, credential.ErrConflict) {
-		t.Fatalf("stale delete: %v", err)
-	}
-	if got := counted(t, s, "org-a", credentialCounter); got != 2 {
-		t.Fatalf("counter after a failed delete %d, want 2", got)
-	}
-}
-
 // TestCounterInitialisedFromRows: an organization whose rows were written before counters
 // existed gets its counter from one count of its rows; creates that race to initialise it,
 // each from its own instance, leave it equal to the rows. A delete initialises it too.

@@ -39,7 +39,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 )
 
-// JobRunner runs one background job; credential.Service is one. It returns an error only
+// JobRunner runs one background job; credential.Runner is one. It returns an error only
 // for a failure worth delivering the same message again.
 type JobRunner interface {
 	Run(ctx context.Context, job credential.Job) error

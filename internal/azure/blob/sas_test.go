@@ -29,6 +29,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/azure/identity"
+	"github.com/activeloopai/azcreds/internal/clocktest"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localazure"
 	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
@@ -93,25 +94,6 @@ func newSASEnv(tb testing.TB) *sasEnv {
 	return &sasEnv{env: env, s: local.Server, local: local, clock: clock, mi: mi, chain: chain,
 		template:  front.EndpointTemplate,
 		transport: front.Transport(tb, names...)}
-}
-
-// fakeClock is the signer's own clock, which the tests set; it never reaches Azurite's
-// token checks.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
 }
 
 // spApp is a credential's app registration, with its service principal in the customer
@@ -489,7 +471,7 @@ func TestContainerSASKeyCache(t *testing.T) {
 	a := e.newApp(t, true)
 	e.grant(t, a.spObjectID, localazure.RoleBlobDataContributor, accountScope("custacct1", resourceRG))
 	c := e.createContainer(t, "custacct1", "")
-	clock := &fakeClock{now: time.Now()}
+	clock := clocktest.New(time.Now()) // the signer's own clock; it never reaches Azurite
 	s, rec, creds := e.signer(t, SignerOptions{Now: clock.Now})
 	id := appIdentity(a)
 

@@ -2,7 +2,6 @@ package graph
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 	"github.com/activeloopai/azcreds/internal/localazure"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
@@ -25,7 +25,7 @@ import (
 // serviceOnStandIn is the credential service with its real adapters: the Graph client
 // against the stand-in, the store and the queues on Azurite. It logs to log (nowhere
 // when nil).
-func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credential.Service, *azurequeue.Queues) {
+func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credentialtest.Domain, *azurequeue.Queues) {
 	t.Helper()
 	env := testenv.Azurite(t)
 	ctx := context.Background()
@@ -52,12 +52,10 @@ func serviceOnStandIn(t *testing.T, si *standIn, log *slog.Logger) (*credential.
 			_, _ = qs.Client(k).Delete(context.Background(), nil)
 		}
 	})
-	svc, err := credential.NewService(credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID},
-		credential.Deps{Store: st, Directory: si.directory(), Scheduler: qs, Workspaces: st}, cmp.Or(log, slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, qs
+	ports := credentialtest.NewFakes().Ports()
+	ports.Store, ports.Workspaces, ports.Health, ports.Scheduler, ports.Directory = st, st, st, qs, si.directory()
+	return credentialtest.Wire(t, credentialtest.Setup{Config: credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID},
+		Ports: ports, Log: log}), qs
 }
 
 func cleanupJobs(t *testing.T, qs *azurequeue.Queues) []credential.Job {
@@ -86,7 +84,7 @@ func TestCreateProvisionsThroughGraph(t *testing.T) {
 	si := newStandIn(t)
 	svc, qs := serviceOnStandIn(t, si, nil)
 	ctx := context.Background()
-	c, err := svc.Create(ctx, "org", createInput, "req")
+	c, err := svc.Onboarding.Create(ctx, "org", createInput, "req")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,17 +101,17 @@ func TestCreateProvisionsThroughGraph(t *testing.T) {
 		t.Fatalf("the provisioned app cannot sign in through its federated credential: %v", err)
 	}
 	// Delete queues the clean-up; the clean-up job deletes the app through Graph.
-	if err := svc.Delete(ctx, "org", c.ID); err != nil {
+	if err := svc.Onboarding.Delete(ctx, "org", c.ID); err != nil {
 		t.Fatal(err)
 	}
 	jobs := cleanupJobs(t, qs)
 	if len(jobs) != 1 {
 		t.Fatalf("clean-up jobs %+v", jobs)
 	}
-	if err := svc.Run(ctx, jobs[0]); err != nil {
+	if err := svc.Runner.Run(ctx, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Run(ctx, jobs[0]); err != nil { // delivered twice: 404 counts as done
+	if err := svc.Runner.Run(ctx, jobs[0]); err != nil { // delivered twice: 404 counts as done
 		t.Fatal(err)
 	}
 	if apps := si.controlApps(); len(apps) != 0 {
@@ -129,20 +127,20 @@ func TestFailedCreateLeavesNoApp(t *testing.T) {
 	ctx := context.Background()
 
 	si.fault(localazure.Fault{Operation: localazure.OpCreateFederatedCredential, Status: http.StatusInternalServerError, Count: 10})
-	if _, err := svc.Create(ctx, "org", createInput, "req"); err == nil {
+	if _, err := svc.Onboarding.Create(ctx, "org", createInput, "req"); err == nil {
 		t.Fatal("create succeeded with federated credentials failing")
 	}
 	if apps := si.controlApps(); len(apps) != 0 {
 		t.Fatalf("orphaned apps: %+v", apps)
 	}
-	if cs, err := svc.List(ctx, "org"); err != nil || len(cs) != 0 {
+	if cs, err := svc.Onboarding.List(ctx, "org"); err != nil || len(cs) != 0 {
 		t.Fatalf("rows left: %v, %v", cs, err)
 	}
 
 	si.s.ClearFaults()
 	si.fault(localazure.Fault{Operation: localazure.OpCreateFederatedCredential, Status: http.StatusInternalServerError, Count: 10})
 	si.fault(localazure.Fault{Operation: localazure.OpDeleteApplication, Status: http.StatusInternalServerError, Count: 10})
-	if _, err := svc.Create(ctx, "org", createInput, "req"); err == nil {
+	if _, err := svc.Onboarding.Create(ctx, "org", createInput, "req"); err == nil {
 		t.Fatal("create succeeded")
 	}
 	if apps := si.controlApps(); len(apps) != 1 {
@@ -153,14 +151,14 @@ func TestFailedCreateLeavesNoApp(t *testing.T) {
 		t.Fatalf("clean-up jobs %+v", jobs)
 	}
 	si.s.ClearFaults()
-	if err := svc.Run(ctx, jobs[0]); err != nil {
+	if err := svc.Runner.Run(ctx, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	if apps := si.controlApps(); len(apps) != 0 {
 		t.Fatalf("orphaned apps after clean-up: %+v", apps)
 	}
 	// The name is free again.
-	if _, err := svc.Create(ctx, "org", createInput, "req-"+uuid.NewString()); err != nil {
+	if _, err := svc.Onboarding.Create(ctx, "org", createInput, "req-"+uuid.NewString()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -207,15 +205,15 @@ func TestForgedCleanUpDeletesNothing(t *testing.T) {
 	logs := &errorLog{}
 	svc, qs := serviceOnStandIn(t, si, slog.New(slog.NewJSONHandler(logs, nil)))
 	ctx := context.Background()
-	a, err := svc.Create(ctx, "org", credential.CreateInput{Name: "a", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r1")
+	a, err := svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "a", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := svc.Create(ctx, "org", credential.CreateInput{Name: "b", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r2")
+	b, err := svc.Onboarding.Create(ctx, "org", credential.CreateInput{Name: "b", StorageType: "azure_federated", BasePath: "az://bloblake/lakedata"}, "r2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Delete(ctx, "org", a.ID); err != nil {
+	if err := svc.Onboarding.Delete(ctx, "org", a.ID); err != nil {
 		t.Fatal(err)
 	}
 	own := cleanupJobs(t, qs)
@@ -235,7 +233,7 @@ func TestForgedCleanUpDeletesNothing(t *testing.T) {
 		{Kind: credential.JobAppCleanup, OrgID: "org", CredentialID: uuid.NewString(), AppObjectID: b.App.ObjectID},
 	}
 	for i, job := range forged {
-		if err := svc.Run(ctx, job); err != nil {
+		if err := svc.Runner.Run(ctx, job); err != nil {
 			t.Fatalf("forged job %d: %v", i, err)
 		}
 		if got := appObjectIDs(si.controlApps()); len(got) != 2 {
@@ -245,7 +243,7 @@ func TestForgedCleanUpDeletesNothing(t *testing.T) {
 			t.Fatalf("forged job %d: %d error-level records, want %d: %v", i, n, i+1, logs.errors())
 		}
 	}
-	if err := svc.Run(ctx, own[0]); err != nil {
+	if err := svc.Runner.Run(ctx, own[0]); err != nil {
 		t.Fatal(err)
 	}
 	if got := appObjectIDs(si.controlApps()); len(got) != 1 || got[0] != b.App.ObjectID {

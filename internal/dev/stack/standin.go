@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/wizard"
+	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // DefaultPropagation is how long the stand-in takes to make a role assignment effective:
@@ -73,7 +73,7 @@ func (s *StandIn) Start(ctx context.Context, l *Launcher) (*Process, error) {
 	if s.NoRegistration {
 		return p, nil
 	}
-	if err := RegisterCustomerAccounts(ctx, &wizard.Customer{ControlURL: s.ControlURL(), HTTP: client}); err != nil {
+	if err := RegisterCustomerAccounts(ctx, &walkthrough.Customer{ControlURL: s.ControlURL(), HTTP: client}); err != nil {
 		p.Stop()
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func CreateWorkloadIdentity(ctx context.Context, client *http.Client, controlURL
 
 // RegisterCustomerAccounts registers every customer account with the stand-in under the
 // fixed subscription and resource group, as the customer's Azure has them.
-func RegisterCustomerAccounts(ctx context.Context, c *wizard.Customer) error {
+func RegisterCustomerAccounts(ctx context.Context, c *walkthrough.Customer) error {
 	for _, a := range CustomerAccounts() {
 		if err := c.RegisterStorageAccount(ctx, a.Name, CustomerSubscriptionID, CustomerResourceGroup); err != nil {
 			return fmt.Errorf("register %s with the stand-in: %w", a.Name, err)

@@ -4,8 +4,50 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
+)
+
+// Issuance serves storage to workspaces: it registers and links them, resolves where a
+// workspace's tables go (its link, the org default, the environment default), pins a
+// workspace to that at its first table, and issues the container SAS for a table,
+// creating an organization's environment-default container at its first SAS. A short
+// per-instance cache keeps busy locked workspaces' resolutions.
+type Issuance struct {
+	env         EnvironmentDefault
+	store       Store
+	workspaces  WorkspaceStore
+	signer      Signer
+	containers  ContainerCreator
+	resolutions *ResolutionCache
+	transitions transitioner
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// NewIssuance returns storage issuance on its ports; resolutions is the instance's cache
+// of workspace resolutions, shared with Onboarding.
+func NewIssuance(cfg Config, store Store, workspaces WorkspaceStore, signer Signer, containers ContainerCreator,
+	resolutions *ResolutionCache, log *slog.Logger, opts ...Option) (*Issuance, error) {
+	if err := required("credential issuance", map[string]any{"store": store, "workspace store": workspaces, "signer": signer,
+		"container creator": containers, "resolution cache": resolutions, "log": log}); err != nil {
+		return nil, err
+	}
+	cfg.withDefaults()
+	if err := cfg.EnvironmentDefault.validate(); err != nil {
+		return nil, fmt.Errorf("credential issuance: environment default: %w", err)
+	}
+	o := newOptions(opts)
+	return &Issuance{env: cfg.EnvironmentDefault, store: store, workspaces: workspaces, signer: signer, containers: containers,
+		resolutions: resolutions, transitions: transitioner{store: store, now: o.now}, log: log, now: o.now}, nil
+}
+
+// SASLifetime is how long an issued SAS is valid; SASClockSkew is how far back it starts,
+// for clocks that run behind.
+const (
+	SASLifetime  = time.Hour
+	SASClockSkew = 5 * time.Minute
 )
 
 // EnvironmentDefault is the platform's own storage, used when neither the workspace nor
@@ -76,19 +118,19 @@ func (e *SASError) Unwrap() error { return e.Err }
 // RegisterWorkspace records a workspace and links it: to credentialID when given; else to
 // the organization's one verified credential; with several, the caller must name one
 // (a *CandidatesError lists them); with none, the workspace falls back to the org default.
-func (s *Service) RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*Resolution, error) {
+func (is *Issuance) RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*Resolution, error) {
 	if err := ValidateWorkspaceID(wsID); err != nil {
 		return nil, err
 	}
 	var link *Credential
 	if credentialID != "" {
-		c, err := s.usable(ctx, orgID, credentialID, "link a workspace to it")
+		c, err := is.usable(ctx, orgID, credentialID, "link a workspace to it")
 		if err != nil {
 			return nil, err
 		}
 		link = c
 	} else {
-		cs, err := s.store.List(ctx, orgID)
+		cs, err := is.store.List(ctx, orgID)
 		if err != nil {
 			return nil, err
 		}
@@ -106,25 +148,25 @@ func (s *Service) RegisterWorkspace(ctx context.Context, orgID, wsID, credential
 			return nil, &CandidatesError{Candidates: verified}
 		}
 	}
-	now := s.now().UTC()
+	now := is.now().UTC()
 	w := &Workspace{OrgID: orgID, ID: wsID, CreatedAt: now, UpdatedAt: now}
 	if link != nil {
 		w.CredentialID = link.ID
 	}
-	if err := s.workspaces.InsertWorkspace(ctx, w, link); err != nil {
+	if err := is.workspaces.InsertWorkspace(ctx, w, link); err != nil {
 		if errors.Is(err, ErrConflict) {
-			if _, gerr := s.workspaces.GetWorkspace(ctx, orgID, wsID); gerr == nil {
+			if _, gerr := is.workspaces.GetWorkspace(ctx, orgID, wsID); gerr == nil {
 				return nil, &ConflictError{Message: fmt.Sprintf("workspace %q is already registered; change its link with PUT .../workspaces/%s/credential", wsID, wsID)}
 			}
 		}
 		return nil, fmt.Errorf("register workspace %s: %w", wsID, err)
 	}
-	return s.resolve(ctx, orgID, w)
+	return is.resolve(ctx, orgID, w)
 }
 
 // usable reads a credential that can serve SAS requests (verified or unverified_saved).
-func (s *Service) usable(ctx context.Context, orgID, id, action string) (*Credential, error) {
-	c, err := s.store.Get(ctx, orgID, id)
+func (is *Issuance) usable(ctx context.Context, orgID, id, action string) (*Credential, error) {
+	c, err := is.store.Get(ctx, orgID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -135,20 +177,20 @@ func (s *Service) usable(ctx context.Context, orgID, id, action string) (*Creden
 }
 
 // Workspace reads a workspace and where its storage comes from.
-func (s *Service) Workspace(ctx context.Context, orgID, wsID string) (*Resolution, error) {
+func (is *Issuance) Workspace(ctx context.Context, orgID, wsID string) (*Resolution, error) {
 	if err := ValidateWorkspaceID(wsID); err != nil {
 		return nil, err
 	}
-	w, err := s.getWorkspace(ctx, orgID, wsID)
+	w, err := is.getWorkspace(ctx, orgID, wsID)
 	if err != nil {
 		return nil, err
 	}
-	return s.resolve(ctx, orgID, w)
+	return is.resolve(ctx, orgID, w)
 }
 
 // getWorkspace reads a workspace; a missing one is a *NotFoundError naming it.
-func (s *Service) getWorkspace(ctx context.Context, orgID, wsID string) (*Workspace, error) {
-	w, err := s.workspaces.GetWorkspace(ctx, orgID, wsID)
+func (is *Issuance) getWorkspace(ctx context.Context, orgID, wsID string) (*Workspace, error) {
+	w, err := is.workspaces.GetWorkspace(ctx, orgID, wsID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, &NotFoundError{What: "workspace", ID: wsID}
 	}
@@ -157,49 +199,49 @@ func (s *Service) getWorkspace(ctx context.Context, orgID, wsID string) (*Worksp
 
 // LinkWorkspace points a workspace at a credential, or at none ("" falls back to the org
 // default). Once the workspace has a table the link is locked (*LockedError).
-func (s *Service) LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*Resolution, error) {
+func (is *Issuance) LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*Resolution, error) {
 	if err := ValidateWorkspaceID(wsID); err != nil {
 		return nil, err
 	}
-	w, err := s.getWorkspace(ctx, orgID, wsID)
+	w, err := is.getWorkspace(ctx, orgID, wsID)
 	if err != nil {
 		return nil, err
 	}
 	if w.Locked() {
-		return s.repoint(ctx, orgID, w, credentialID)
+		return is.repoint(ctx, orgID, w, credentialID)
 	}
 	var c *Credential
 	if credentialID != "" {
-		if c, err = s.usable(ctx, orgID, credentialID, "link a workspace to it"); err != nil {
+		if c, err = is.usable(ctx, orgID, credentialID, "link a workspace to it"); err != nil {
 			return nil, err
 		}
 	}
 	w.CredentialID = credentialID
-	w.UpdatedAt = s.now().UTC()
-	s.resolutions.forget(orgID)
-	if err := s.workspaces.UpdateWorkspace(ctx, w, c); err != nil {
+	w.UpdatedAt = is.now().UTC()
+	is.resolutions.forget(orgID)
+	if err := is.workspaces.UpdateWorkspace(ctx, w, c); err != nil {
 		return nil, fmt.Errorf("link workspace %s: %w", wsID, err)
 	}
-	return s.resolve(ctx, orgID, w)
+	return is.resolve(ctx, orgID, w)
 }
 
 // repoint re-links a locked workspace whose credential was deleted: only to a usable
 // credential of the organization with the deleted one's account, container and prefix,
 // so the workspace's tables stay where they are and reachable. Every other change of a
 // locked link is a *LockedError.
-func (s *Service) repoint(ctx context.Context, orgID string, w *Workspace, credentialID string) (*Resolution, error) {
+func (is *Issuance) repoint(ctx context.Context, orgID string, w *Workspace, credentialID string) (*Resolution, error) {
 	locked := &LockedError{Workspace: w.ID, FirstTable: w.FirstTable}
 	id := w.pinnedCredential()
 	if id == "" {
 		return nil, locked
 	}
-	if _, err := s.store.Get(ctx, orgID, id); !errors.Is(err, ErrNotFound) {
+	if _, err := is.store.Get(ctx, orgID, id); !errors.Is(err, ErrNotFound) {
 		if err != nil {
 			return nil, fmt.Errorf("read credential %s of workspace %s: %w", id, w.ID, err)
 		}
 		return nil, locked // the pinned credential still exists
 	}
-	d, err := s.tombstone(ctx, orgID, id)
+	d, err := is.tombstone(ctx, orgID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +259,7 @@ func (s *Service) repoint(ctx context.Context, orgID string, w *Workspace, crede
 			"elsewhere. Re-point it with PUT to a credential with the same account, container and prefix", deleted, d.BasePath)
 		return nil, locked
 	}
-	c, err := s.usable(ctx, orgID, credentialID, "re-point a workspace to it")
+	c, err := is.usable(ctx, orgID, credentialID, "re-point a workspace to it")
 	if err != nil {
 		return nil, err
 	}
@@ -226,18 +268,18 @@ func (s *Service) repoint(ctx context.Context, orgID string, w *Workspace, crede
 			"re-point it only to a credential with the same account, container and prefix", deleted, d.BasePath, c.ID, c.Name, c.BasePath)
 		return nil, locked
 	}
-	w.CredentialID, w.Pin, w.UpdatedAt = c.ID, SourceWorkspace, s.now().UTC()
-	s.resolutions.forget(orgID)
-	if err := s.workspaces.UpdateWorkspace(ctx, w, c); err != nil {
+	w.CredentialID, w.Pin, w.UpdatedAt = c.ID, SourceWorkspace, is.now().UTC()
+	is.resolutions.forget(orgID)
+	if err := is.workspaces.UpdateWorkspace(ctx, w, c); err != nil {
 		return nil, fmt.Errorf("re-point workspace %s: %w", w.ID, err)
 	}
-	return s.resolve(ctx, orgID, w)
+	return is.resolve(ctx, orgID, w)
 }
 
 // tombstone reads a deleted credential's tombstone; one deleted before tombstones were
 // kept is known by its id alone.
-func (s *Service) tombstone(ctx context.Context, orgID, id string) (*DeletedCredential, error) {
-	d, err := s.store.Tombstone(ctx, orgID, id)
+func (is *Issuance) tombstone(ctx context.Context, orgID, id string) (*DeletedCredential, error) {
+	d, err := is.store.Tombstone(ctx, orgID, id)
 	if errors.Is(err, ErrNotFound) {
 		return &DeletedCredential{OrgID: orgID, ID: id}, nil
 	}
@@ -250,18 +292,18 @@ func (s *Service) tombstone(ctx context.Context, orgID, id string) (*DeletedCred
 // resolve finds a workspace's storage. A locked workspace stays where it locked: on its
 // credential (r.Deleted when that was deleted) or on the environment default. An unlocked
 // one uses its link, else the org default, else the environment default.
-func (s *Service) resolve(ctx context.Context, orgID string, w *Workspace) (*Resolution, error) {
+func (is *Issuance) resolve(ctx context.Context, orgID string, w *Workspace) (*Resolution, error) {
 	r := &Resolution{Workspace: w}
-	id, err := s.pick(ctx, orgID, r)
+	id, err := is.pick(ctx, orgID, r)
 	if err != nil {
 		return nil, err
 	}
 	if id == "" {
-		if !s.cfg.EnvironmentDefault.Configured() {
+		if !is.env.Configured() {
 			r.Source = SourceNone
 			return r, nil
 		}
-		e := s.cfg.EnvironmentDefault
+		e := is.env
 		r.Source, r.Account, r.Container, r.Prefix = SourceEnvironmentDefault, e.Account, e.OrgContainer(orgID), strings.Trim(e.Prefix, "/")
 		return r, nil
 	}
@@ -280,7 +322,7 @@ func (s *Service) resolve(ctx context.Context, orgID string, w *Workspace) (*Res
 // of the default moves it. A deleted credential (missing, or a tombstone) is "deleted"
 // for a locked workspace and absent for an unlocked one, whose link its clean-up clears
 // later.
-func (s *Service) pick(ctx context.Context, orgID string, r *Resolution) (string, error) {
+func (is *Issuance) pick(ctx context.Context, orgID string, r *Resolution) (string, error) {
 	w := r.Workspace
 	if w != nil && w.Locked() {
 		r.Source = SourceWorkspace
@@ -288,19 +330,19 @@ func (s *Service) pick(ctx context.Context, orgID string, r *Resolution) (string
 		if id == "" {
 			return "", nil
 		}
-		c, err := s.store.Get(ctx, orgID, id)
+		c, err := is.store.Get(ctx, orgID, id)
 		switch {
 		case err == nil:
 			r.Credential = c
 		case errors.Is(err, ErrNotFound):
-			r.Deleted, err = s.tombstone(ctx, orgID, id)
+			r.Deleted, err = is.tombstone(ctx, orgID, id)
 		default:
 			err = fmt.Errorf("read workspace credential %s: %w", id, err)
 		}
 		return id, err
 	}
 	if w != nil && w.CredentialID != "" {
-		c, err := s.store.Get(ctx, orgID, w.CredentialID)
+		c, err := is.store.Get(ctx, orgID, w.CredentialID)
 		if err == nil {
 			r.Source, r.Credential = SourceWorkspace, c
 			return c.ID, nil
@@ -312,14 +354,14 @@ func (s *Service) pick(ctx context.Context, orgID string, r *Resolution) (string
 
 	}
 	r.Source = SourceOrgDefault
-	def, err := s.store.OrgDefault(ctx, orgID)
+	def, err := is.store.OrgDefault(ctx, orgID)
 	if err != nil {
 		return "", fmt.Errorf("read org default: %w", err)
 	}
 	if def == "" {
 		return "", nil
 	}
-	c, err := s.store.Get(ctx, orgID, def)
+	c, err := is.store.Get(ctx, orgID, def)
 	if errors.Is(err, ErrNotFound) {
 		return "", nil // deleted since the default was read: the delete removed the default too
 	}
@@ -334,35 +376,35 @@ func (s *Service) pick(ctx context.Context, orgID string, r *Resolution) (string
 // storage, records the table (which locks the workspace's link), and signs a one-hour
 // user delegation SAS for the container. A credential in unverified_saved that signs
 // successfully becomes verified.
-func (s *Service) IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*Issued, error) {
+func (is *Issuance) IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*Issued, error) {
 	if err := ValidateWorkspaceID(wsID); err != nil {
 		return nil, err
 	}
 	if err := ValidateTableName(table); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveForTable(ctx, orgID, wsID, table)
+	r, err := is.resolveForTable(ctx, orgID, wsID, table)
 	if err != nil {
 		return nil, err
 	}
 	// A SAS carries its times in whole seconds; so does the answer's expiry.
-	now := s.now().UTC().Truncate(time.Second)
+	now := is.now().UTC().Truncate(time.Second)
 	req := SASRequest{Account: r.Account, Container: r.Container, Start: now.Add(-SASClockSkew), Expiry: now.Add(SASLifetime)}
 	if c := r.Credential; c != nil {
 		req.Identity = SignerIdentity{TenantID: c.TenantID, AppID: c.App.AppID}
 	} else {
 		req.Identity = SignerIdentity{Platform: true}
 		// The organization's own container is created at its first SAS (remembered after).
-		if err := s.containers.EnsureContainer(ctx, r.Account, r.Container); err != nil {
+		if err := is.containers.EnsureContainer(ctx, r.Account, r.Container); err != nil {
 			return nil, sasError(r, err)
 		}
 	}
-	sas, err := s.signer.ContainerSAS(ctx, req)
+	sas, err := is.signer.ContainerSAS(ctx, req)
 	if err != nil {
 		return nil, sasError(r, err)
 	}
 	if c := r.Credential; c != nil && c.State == StateUnverifiedSaved {
-		s.promote(ctx, c.OrgID, c.ID, requestID)
+		is.promote(ctx, c.OrgID, c.ID, requestID)
 	}
 	prefix := orgID + "/" + wsID + "/" + table + "/"
 	if r.Prefix != "" {
@@ -385,15 +427,15 @@ func sasError(r *Resolution, err error) *SASError {
 // resolveForTable resolves a workspace's storage for one of its tables and records the
 // table (which locks the link). A busy locked workspace's resolution comes from the
 // short cache.
-func (s *Service) resolveForTable(ctx context.Context, orgID, wsID, table string) (*Resolution, error) {
-	if r, ok := s.resolutions.get(orgID, wsID, s.now()); ok {
+func (is *Issuance) resolveForTable(ctx context.Context, orgID, wsID, table string) (*Resolution, error) {
+	if r, ok := is.resolutions.get(orgID, wsID, is.now()); ok {
 		return &r, nil
 	}
 	// Concurrent first calls for a new workspace or table race to record it; the losers
 	// read again and find it recorded (or the link that beat them), so they get the same
 	// answer instead of a conflict.
 	for attempt := 1; ; attempt++ {
-		r, err := s.resolveAndLock(ctx, orgID, wsID, table)
+		r, err := is.resolveAndLock(ctx, orgID, wsID, table)
 		if !errors.Is(err, errLockRaced) {
 			return r, err
 		}
@@ -410,15 +452,15 @@ const lockAttempts = 3
 // errLockRaced is a first-table record that lost to a concurrent write of the workspace.
 var errLockRaced = errors.New("the workspace changed while its first table was being recorded")
 
-func (s *Service) resolveAndLock(ctx context.Context, orgID, wsID, table string) (*Resolution, error) {
-	w, err := s.workspaces.GetWorkspace(ctx, orgID, wsID)
+func (is *Issuance) resolveAndLock(ctx context.Context, orgID, wsID, table string) (*Resolution, error) {
+	w, err := is.workspaces.GetWorkspace(ctx, orgID, wsID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	if errors.Is(err, ErrNotFound) {
 		w = nil
 	}
-	r, err := s.resolve(ctx, orgID, w)
+	r, err := is.resolve(ctx, orgID, w)
 	if err != nil {
 		return nil, err
 	}
@@ -431,10 +473,10 @@ func (s *Service) resolveAndLock(ctx context.Context, orgID, wsID, table string)
 	if c := r.Credential; c != nil && !c.State.Usable() {
 		return nil, &TransitionError{Action: "issue a SAS with credential " + c.Name, State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
 	}
-	if err := s.lockOnFirstTable(ctx, orgID, wsID, w, r, table); err != nil {
+	if err := is.lockOnFirstTable(ctx, orgID, wsID, w, r, table); err != nil {
 		return nil, err
 	}
-	s.resolutions.put(orgID, wsID, r, s.now())
+	is.resolutions.put(orgID, wsID, r, is.now())
 	return r, nil
 }
 
@@ -444,12 +486,12 @@ func (s *Service) resolveAndLock(ctx context.Context, orgID, wsID, table string)
 // workspace never registered is recorded now. Conditional writes make the lock safe
 // against a concurrent link change, and a pin on the org default's credential checks
 // that credential in the same transaction: whichever lands first wins, the other sees it.
-func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *Workspace, r *Resolution, table string) error {
+func (is *Issuance) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *Workspace, r *Resolution, table string) error {
 	if w != nil && w.Locked() {
 		return nil
 	}
-	s.resolutions.forget(orgID)
-	now := s.now().UTC()
+	is.resolutions.forget(orgID)
+	now := is.now().UTC()
 	link := ""
 	if r.Credential != nil {
 		link = r.Credential.ID
@@ -460,7 +502,7 @@ func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *W
 	}
 	if w == nil {
 		nw := &Workspace{OrgID: orgID, ID: wsID, CredentialID: link, FirstTable: table, LockedAt: now, Pin: r.Source, CreatedAt: now, UpdatedAt: now}
-		err := s.workspaces.InsertWorkspace(ctx, nw, pin)
+		err := is.workspaces.InsertWorkspace(ctx, nw, pin)
 		if err == nil {
 			r.Workspace = nw
 			return nil
@@ -471,7 +513,7 @@ func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *W
 		return fmt.Errorf("record workspace %s: %w", wsID, err)
 	}
 	w.FirstTable, w.LockedAt, w.UpdatedAt, w.Pin, w.CredentialID = table, now, now, r.Source, link
-	if err := s.workspaces.UpdateWorkspace(ctx, w, pin); err != nil {
+	if err := is.workspaces.UpdateWorkspace(ctx, w, pin); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return errLockRaced
 		}
@@ -483,12 +525,12 @@ func (s *Service) lockOnFirstTable(ctx context.Context, orgID, wsID string, w *W
 // promote moves an unverified_saved credential to verified after its first SAS. It reads
 // the row again (the lock may have written it) and leaves it alone when another request
 // promoted it or its state moved on.
-func (s *Service) promote(ctx context.Context, orgID, id, requestID string) {
-	c, err := s.store.Get(ctx, orgID, id)
+func (is *Issuance) promote(ctx context.Context, orgID, id, requestID string) {
+	c, err := is.store.Get(ctx, orgID, id)
 	if err == nil && c.State == StateUnverifiedSaved {
-		err = s.transition(ctx, c, EventSASIssued, requestID, nil)
+		err = is.transitions.apply(ctx, c, EventSASIssued, requestID, nil)
 	}
 	if err != nil && !errors.Is(err, ErrConflict) {
-		s.log.WarnContext(ctx, "SAS issued but the promotion to verified failed", "org", orgID, "credential", id, "err", err)
+		is.log.WarnContext(ctx, "SAS issued but the promotion to verified failed", "org", orgID, "credential", id, "err", err)
 	}
 }

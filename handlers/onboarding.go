@@ -1,12 +1,27 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
 )
+
+// Onboarding is the domain's onboarding: the credential endpoints' commands and reads
+// (credential.Onboarding is one).
+type Onboarding interface {
+	Create(ctx context.Context, orgID string, in credential.CreateInput, requestID string) (*credential.Credential, error)
+	List(ctx context.Context, orgID string) ([]*credential.Credential, error)
+	Get(ctx context.Context, orgID, id string) (*credential.Credential, error)
+	Events(ctx context.Context, orgID, id string) ([]credential.EventRecord, error)
+	SubmitTenant(ctx context.Context, orgID, id string, in credential.TenantInput, requestID string) (*credential.Credential, error)
+	SubmitStorage(ctx context.Context, orgID, id string, in credential.StorageInput, requestID string) (*credential.Credential, error)
+	SaveUnverified(ctx context.Context, orgID, id, requestID string) (*credential.Credential, error)
+	SetOrgDefault(ctx context.Context, orgID, id string) (*credential.Credential, error)
+	Delete(ctx context.Context, orgID, id string) error
+}
 
 // isUUID reports whether id is a credential id in its canonical form.
 func isUUID(id string) bool {
@@ -34,7 +49,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	c, err := a.creds.Create(r.Context(), orgOf(r), credential.CreateInput{
+	c, err := a.onboarding.Create(r.Context(), orgOf(r), credential.CreateInput{
 		Name: req.Name, StorageType: req.StorageType, BasePath: req.BasePath}, RequestID(r.Context()))
 	if err != nil {
 		return err
@@ -45,7 +60,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) error {
-	cs, err := a.creds.List(r.Context(), orgOf(r))
+	cs, err := a.onboarding.List(r.Context(), orgOf(r))
 	if err != nil {
 		return err
 	}
@@ -62,7 +77,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.creds.Get(r.Context(), orgOf(r), id)
+	c, err := a.onboarding.Get(r.Context(), orgOf(r), id)
 	if err != nil {
 		return err
 	}
@@ -75,7 +90,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	evs, err := a.creds.Events(r.Context(), orgOf(r), id)
+	evs, err := a.onboarding.Events(r.Context(), orgOf(r), id)
 	if err != nil {
 		return err
 	}
@@ -100,7 +115,7 @@ func (a *API) submitTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	c, err := a.creds.SubmitTenant(r.Context(), orgOf(r), id, credential.TenantInput{TenantID: req.TenantID}, RequestID(r.Context()))
+	c, err := a.onboarding.SubmitTenant(r.Context(), orgOf(r), id, credential.TenantInput{TenantID: req.TenantID}, RequestID(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -124,7 +139,7 @@ func (a *API) submitStorage(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, false); err != nil {
 		return err
 	}
-	c, err := a.creds.SubmitStorage(r.Context(), orgOf(r), id, credential.StorageInput{
+	c, err := a.onboarding.SubmitStorage(r.Context(), orgOf(r), id, credential.StorageInput{
 		SubscriptionID: req.SubscriptionID, ResourceGroup: req.ResourceGroup,
 		StorageAccount: req.StorageAccount, ContainerName: req.ContainerName}, RequestID(r.Context()))
 	if err != nil {
@@ -144,7 +159,7 @@ func (a *API) saveUnverified(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &emptyRequest{}, true); err != nil {
 		return err
 	}
-	c, err := a.creds.SaveUnverified(r.Context(), orgOf(r), id, RequestID(r.Context()))
+	c, err := a.onboarding.SaveUnverified(r.Context(), orgOf(r), id, RequestID(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -167,7 +182,7 @@ func (a *API) setOrgDefault(w http.ResponseWriter, r *http.Request) error {
 	if !isUUID(req.CredentialID) {
 		return credential.ErrNotFound
 	}
-	c, err := a.creds.SetOrgDefault(r.Context(), orgOf(r), req.CredentialID)
+	c, err := a.onboarding.SetOrgDefault(r.Context(), orgOf(r), req.CredentialID)
 	if err != nil {
 		return err
 	}
@@ -180,7 +195,7 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.creds.Delete(r.Context(), orgOf(r), id); err != nil {
+	if err := a.onboarding.Delete(r.Context(), orgOf(r), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

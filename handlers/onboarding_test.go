@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 const (
@@ -43,10 +44,10 @@ func TestLifecycle(t *testing.T) {
 	if d.Azure.StorageAccount != "bloblake" || d.Azure.ContainerName != "lakedata" || d.Azure.Prefix != "data" {
 		t.Errorf("azure %+v", d.Azure)
 	}
-	if h.dir.count() != 1 || len(h.dir.fics) != 1 {
-		t.Fatalf("directory holds %d apps", h.dir.count())
+	if h.dir.Apps() != 1 || len(h.dir.FederatedCredentials()) != 1 {
+		t.Fatalf("directory holds %d apps", h.dir.Apps())
 	}
-	for _, fc := range h.dir.fics {
+	for _, fc := range h.dir.FederatedCredentials() {
 		want := []credential.FederatedCredential{{Name: "azcreds-backend", Issuer: "https://login.microsoftonline.com/" + homeTenant + "/v2.0",
 			Subject: miObjectID, Audiences: []string{"api://AzureADTokenExchange"}, Description: fc[0].Description}}
 		if diff := cmp.Diff(want, fc); diff != "" {
@@ -237,7 +238,7 @@ func TestValidationMessages(t *testing.T) {
 			t.Errorf("create %v: got %+v", c.body, e)
 		}
 	}
-	if h.dir.count() != 0 {
+	if h.dir.Apps() != 0 {
 		t.Fatal("an invalid create made an app")
 	}
 
@@ -280,8 +281,8 @@ func TestDuplicateNameIsConflict(t *testing.T) {
 	if e := r.errorBody(t); e.Message != `a credential named "prod" already exists in this organization` {
 		t.Fatalf("message %q", e.Message)
 	}
-	if h.dir.count() != 1 {
-		t.Fatalf("a refused duplicate created an app: %d apps", h.dir.count())
+	if h.dir.Apps() != 1 {
+		t.Fatalf("a refused duplicate created an app: %d apps", h.dir.Apps())
 	}
 	h.create("org-b", "prod", "az://bloblake/lakedata") // other org, same name: fine
 }
@@ -337,14 +338,14 @@ func TestCreateCompensation(t *testing.T) {
 	body := map[string]string{"name": "c1", "storage_type": "azure_federated", "base_path": "az://bloblake/lakedata"}
 
 	// Graph fails to add the federated credential: the app is deleted again, no row stays.
-	h.dir.failFIC = errGraphDown
+	h.dir.Inject("AddFederatedCredential", failing(errGraphDown))
 	r := h.call("POST", org, base, body)
 	h.want(r, http.StatusServiceUnavailable)
 	if r.header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
-	if h.dir.count() != 0 {
-		t.Fatalf("%d apps left behind", h.dir.count())
+	if h.dir.Apps() != 0 {
+		t.Fatalf("%d apps left behind", h.dir.Apps())
 	}
 	var list listView
 	h.call("GET", org, base, nil).decode(t, &list)
@@ -353,21 +354,23 @@ func TestCreateCompensation(t *testing.T) {
 	}
 
 	// And when the delete fails too, the app's clean-up is queued.
-	h.dir.failDelete = errGraphDown
+	h.dir.Inject("DeleteApp", failing(errGraphDown))
 	h.want(h.call("POST", org, base, body), http.StatusServiceUnavailable)
 	jobs := h.jobs(credential.JobAppCleanup)
-	if len(jobs) != 1 || h.dir.count() != 1 {
-		t.Fatalf("clean-up jobs %+v, apps %d", jobs, h.dir.count())
+	if len(jobs) != 1 || h.dir.Apps() != 1 {
+		t.Fatalf("clean-up jobs %+v, apps %d", jobs, h.dir.Apps())
 	}
-	for objectID := range h.dir.apps {
+	for _, objectID := range h.dir.ObjectIDs() {
 		if jobs[0].AppObjectID != objectID {
 			t.Fatalf("clean-up job for %s, app is %s", jobs[0].AppObjectID, objectID)
 		}
 	}
 
 	// Graph down at creation: nothing to compensate, name free afterwards.
-	h.dir.failFIC, h.dir.failDelete, h.dir.failCreate = nil, nil, errGraphDown
+	h.dir.Inject("AddFederatedCredential", credentialtest.Fault{})
+	h.dir.Inject("DeleteApp", credentialtest.Fault{})
+	h.dir.Inject("CreateApp", failing(errGraphDown))
 	h.want(h.call("POST", org, base, body), http.StatusServiceUnavailable)
-	h.dir.failCreate = nil
+	h.dir.Inject("CreateApp", credentialtest.Fault{})
 	h.create(org, "c1", "az://bloblake/lakedata")
 }

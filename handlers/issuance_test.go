@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 // verified makes a credential and moves it to verified as the pollers would.
@@ -102,7 +103,7 @@ func TestCredsResolutionOrder(t *testing.T) {
 	if r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("Cache-Control %q", r.header.Get("Cache-Control"))
 	}
-	req := h.signer.last()
+	req := h.signer.Last()
 	now := h.clock.Now()
 	if !req.Expiry.Equal(now.Add(time.Hour)) || !req.Start.Equal(now.Add(-5*time.Minute)) || !v.ExpiresAt.Equal(req.Expiry) ||
 		req.Identity.AppID != linked.Azure.AppID || req.Identity.TenantID != tenantID || req.Identity.Platform {
@@ -113,13 +114,13 @@ func TestCredsResolutionOrder(t *testing.T) {
 	// workspace there, so an org default set later does not move it.
 	v, r = h.creds(org, "ws-b", "t1")
 	h.want(r, http.StatusOK)
-	if v.Source != "environment_default" || v.CredentialID != nil || v.PathPrefix != "lake/"+org+"/ws-b/t1/" || !h.signer.last().Identity.Platform {
+	if v.Source != "environment_default" || v.CredentialID != nil || v.PathPrefix != "lake/"+org+"/ws-b/t1/" || !h.signer.Last().Identity.Platform {
 		t.Fatalf("environment default: %+v", v)
 	}
 	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": def.ID}), http.StatusOK)
 	v, r = h.creds(org, "ws-b", "t2")
 	h.want(r, http.StatusOK)
-	if v.Source != "environment_default" || v.CredentialID != nil || v.PathPrefix != "lake/"+org+"/ws-b/t2/" || !h.signer.last().Identity.Platform {
+	if v.Source != "environment_default" || v.CredentialID != nil || v.PathPrefix != "lake/"+org+"/ws-b/t2/" || !h.signer.Last().Identity.Platform {
 		t.Fatalf("pinned to the environment default, after an org default was set: %+v", v)
 	}
 	// No link, and an org default: the org default.
@@ -204,14 +205,14 @@ func TestDeleteCredentialFallsBack(t *testing.T) {
 		v.Effective.StorageAccount != "accta" || v.Effective.ContainerName != "box" || v.Pin == nil || v.Pin.Source != "workspace" {
 		t.Fatalf("locked ws1 after the delete: %+v", v)
 	}
-	signed := len(h.signer.requests)
+	signed := len(h.signer.Requests())
 	_, r = h.creds(org, "ws1", "t2")
 	h.want(r, http.StatusConflict)
 	if e := r.errorBody(t); e.Code != "credential_deleted" || !strings.Contains(e.Message, a.ID) || !strings.Contains(e.Message, `"a"`) ||
 		!strings.Contains(e.Message, "az://accta/box") {
 		t.Fatalf("locked ws1 /creds after the delete: %+v", e)
 	}
-	if len(h.signer.requests) != signed {
+	if len(h.signer.Requests()) != signed {
 		t.Fatal("a SAS was signed for the workspace of a deleted credential")
 	}
 
@@ -227,7 +228,7 @@ func TestDeleteCredentialFallsBack(t *testing.T) {
 	if len(jobs) != 1 {
 		t.Fatalf("clean-up jobs %+v", jobs)
 	}
-	if err := h.svc.Run(context.Background(), jobs[0]); err != nil {
+	if err := h.domain.Runner.Run(context.Background(), jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	check("after the clean-up")
@@ -257,7 +258,7 @@ func TestUnverifiedSavedPromotion(t *testing.T) {
 	h.want(h.call("POST", org, base+"/save-unverified", nil), http.StatusOK)
 	h.want(h.call("PUT", org, "/organizations/"+org+"/credential", map[string]string{"credential_id": d.ID}), http.StatusOK)
 
-	h.signer.fail = &credential.ProviderError{Code: "AuthorizationPermissionMismatch", Status: 403, RequestID: "storage-req-1"}
+	h.signer.Inject(failing(&credential.ProviderError{Code: "AuthorizationPermissionMismatch", Status: 403, RequestID: "storage-req-1"}))
 	_, r := h.creds(org, "ws", "t")
 	h.want(r, http.StatusBadGateway)
 	if e := r.errorBody(t); e.Code != "sas_issuance_failed" || !strings.Contains(e.Message, "AuthorizationPermissionMismatch") || !strings.Contains(e.Message, "unverified_saved") {
@@ -269,7 +270,7 @@ func TestUnverifiedSavedPromotion(t *testing.T) {
 		t.Fatalf("state after a failed SAS: %s", got.State)
 	}
 
-	h.signer.fail = nil
+	h.signer.Inject(credentialtest.Fault{})
 	_, r = h.creds(org, "ws", "t")
 	h.want(r, http.StatusOK)
 	h.call("GET", org, base, nil).decode(t, &got)
@@ -311,30 +312,6 @@ func TestCredsInputValidation(t *testing.T) {
 	h.want(r, http.StatusForbidden)
 	r = h.do("POST", "/api/org/ws/ds/t/creds", nil, map[string]string{"Authorization": "Bearer " + h.token(org)})
 	h.want(r, http.StatusForbidden)
-}
-
-// TestResolutionCache: a locked workspace's /creds needs no storage call while its
-// resolution is cached; a delete on this instance drops it at once; it expires.
-func TestResolutionCache(t *testing.T) {
-	h := newHarness(t, func(c *credential.Config) { c.ResolutionCacheTTL = time.Minute })
-	a := h.verified(org, "a", "az://accta/box")
-	h.want(h.call("POST", org, "/organizations/"+org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": a.ID}), http.StatusCreated)
-	_, r := h.creds(org, "ws", "t") // locks and caches
-	h.want(r, http.StatusOK)
-	calls := func(f func()) int64 { before := h.calls.n.Load(); f(); return h.calls.n.Load() - before }
-	if n := calls(func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) }); n != 0 {
-		t.Fatalf("cached /creds made %d storage calls", n)
-	}
-	h.clock.Advance(time.Minute)
-	if n := calls(func() { _, r := h.creds(org, "ws", "t"); h.want(r, http.StatusOK) }); n != 2 {
-		t.Fatalf("expired entry: %d storage calls, want 2", n)
-	}
-	h.want(h.call("DELETE", org, "/organizations/"+org+"/credentials/"+a.ID, nil), http.StatusNoContent)
-	_, r = h.creds(org, "ws", "t")
-	h.want(r, http.StatusConflict)
-	if e := r.errorBody(t); e.Code != "credential_deleted" {
-		t.Fatalf("after the delete: %+v, want credential_deleted, not the cached resolution", e)
-	}
 }
 
 // TestCredsConcurrentFirstCalls: many first /creds calls of a new workspace at once (the

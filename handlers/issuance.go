@@ -1,11 +1,21 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/credential"
 )
+
+// Issuance is the domain's storage issuance: the workspace endpoints and the SDK's SAS
+// endpoint (credential.Issuance is one).
+type Issuance interface {
+	RegisterWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
+	Workspace(ctx context.Context, orgID, wsID string) (*credential.Resolution, error)
+	LinkWorkspace(ctx context.Context, orgID, wsID, credentialID string) (*credential.Resolution, error)
+	IssueSAS(ctx context.Context, orgID, wsID, table, requestID string) (*credential.Issued, error)
+}
 
 type registerWorkspaceRequest struct {
 	WorkspaceID  string `json:"workspace_id"`
@@ -89,7 +99,7 @@ func (a *API) registerWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if req.CredentialID != "" && !isUUID(req.CredentialID) {
 		return credential.ErrNotFound
 	}
-	res, err := a.creds.RegisterWorkspace(r.Context(), orgOf(r), req.WorkspaceID, req.CredentialID)
+	res, err := a.issuance.RegisterWorkspace(r.Context(), orgOf(r), req.WorkspaceID, req.CredentialID)
 	if err != nil {
 		return err
 	}
@@ -98,7 +108,7 @@ func (a *API) registerWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getWorkspace(w http.ResponseWriter, r *http.Request) error {
-	res, err := a.creds.Workspace(r.Context(), orgOf(r), r.PathValue("ws"))
+	res, err := a.issuance.Workspace(r.Context(), orgOf(r), r.PathValue("ws"))
 	if err != nil {
 		return err
 	}
@@ -117,7 +127,7 @@ func (a *API) linkWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if !isUUID(req.CredentialID) {
 		return credential.ErrNotFound
 	}
-	res, err := a.creds.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), req.CredentialID)
+	res, err := a.issuance.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), req.CredentialID)
 	if err != nil {
 		return err
 	}
@@ -126,7 +136,7 @@ func (a *API) linkWorkspace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) unlinkWorkspace(w http.ResponseWriter, r *http.Request) error {
-	res, err := a.creds.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), "")
+	res, err := a.issuance.LinkWorkspace(r.Context(), orgOf(r), r.PathValue("ws"), "")
 	if err != nil {
 		return err
 	}
@@ -150,7 +160,7 @@ func (a *API) issueSAS(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &emptyRequest{}, true); err != nil {
 		return err
 	}
-	is, err := a.creds.IssueSAS(r.Context(), orgOf(r), r.PathValue("ws"), r.PathValue("table"), RequestID(r.Context()))
+	is, err := a.issuance.IssueSAS(r.Context(), orgOf(r), r.PathValue("ws"), r.PathValue("table"), RequestID(r.Context()))
 	if err != nil {
 		return err
 	}

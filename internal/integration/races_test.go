@@ -1,21 +1,18 @@
-package credential_test
+package integration
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/queue"
+	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
 
 // The races of the wizard's requests against the pollers on one credential, run against
@@ -28,7 +25,7 @@ const raceIterations = 50
 
 // answer is what the gate says to a lookup or a probe.
 type answer struct {
-	find   findResult
+	find   credentialtest.Found
 	report credential.ProbeReport
 }
 
@@ -92,7 +89,7 @@ func (g *gate) pass() answer {
 
 func (g *gate) FindServicePrincipal(ctx context.Context, tenantID, appID string) (string, error) {
 	a := g.pass()
-	return a.find.objectID, a.find.err
+	return a.find.ObjectID, a.find.Err
 }
 
 func (g *gate) Probe(ctx context.Context, t credential.ProbeTarget) credential.ProbeReport {
@@ -100,40 +97,21 @@ func (g *gate) Probe(ctx context.Context, t credential.ProbeTarget) credential.P
 }
 
 var (
-	raceFound   = answer{find: findResult{objectID: "sp-object"}, report: report("pass", "pass", "pass", "pass")}
-	raceNotYet  = answer{find: findResult{err: provider(credential.ErrSPNotFound, "AADSTS700016")}, report: report("403", "403", "403", "skip")}
-	raceStorage = credential.StorageInput{SubscriptionID: "0b1f6471-1bf0-4dda-aec3-cb9272f09590", ResourceGroup: "rg", StorageAccount: "bloblake", ContainerName: "lakedata"}
-	raceTenant  = credential.TenantInput{TenantID: tenant}
+	raceFound  = answer{find: credentialtest.Found{ObjectID: "sp-object"}, report: credentialtest.Report("pass", "pass", "pass", "pass")}
+	raceNotYet = answer{find: credentialtest.Found{Err: credentialtest.Provider(credential.ErrSPNotFound, "AADSTS700016")},
+		report: credentialtest.Report("403", "403", "403", "skip")}
 )
 
-// newRaceFixture is a fixture whose service meets the gate instead of the script.
-func newRaceFixture(t *testing.T, sched credential.Scheduler) (*fixture, *gate) {
+// newRaceFixture is a fixture whose service principal lookup and access probe are a
+// gate, and whose scheduler leaves out the windows' backstops: the tests count the chains.
+func newRaceFixture(t *testing.T) (*fixture, *gate) {
 	t.Helper()
-	f := newFixture(t)
 	g := &gate{then: raceFound}
-	if sched == nil {
-		sched = f.queues
-	}
-	svc, err := credential.NewService(credential.Config{HomeTenantID: "home", ManagedIdentityObjectID: "mi",
-		SPPollInterval: time.Second, AccessProbeInterval: time.Second},
-		credential.Deps{Store: f.store, Directory: f.fake, Scheduler: chainsOnly{sched}, Finder: g, Prober: g, Workspaces: f.store},
-		slog.New(slog.DiscardHandler), credential.WithClock(f.clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc = svc
+	f := newFixture(t, credential.Config{}, options{}, func(p *credentialtest.Ports, f *fixture) {
+		p.Finder, p.Prober, p.Scheduler = g, g, credentialtest.WithoutBackstops(f.queues)
+	})
+	f.Finder = nil // the gate answers
 	return f, g
-}
-
-// queued is how many messages the queue of kind holds, delayed (invisible) ones included:
-// a follow-up that a losing job scheduled shows here at once.
-func (f *fixture) queued(kind credential.JobKind) int {
-	f.t.Helper()
-	p, err := f.queues.Client(kind).GetProperties(context.Background(), nil)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return int(*p.ApproximateMessagesCount)
 }
 
 // settleQueue runs the jobs of kind until its queue is empty and returns how many messages
@@ -141,30 +119,17 @@ func (f *fixture) queued(kind credential.JobKind) int {
 func (f *fixture) settleQueue(kind credential.JobKind) map[int64]int {
 	f.t.Helper()
 	seen := map[int64]int{}
-	q := f.queues.Client(kind)
+	q := azureQueue{t: f.t, qs: f.queues}
 	deadline := time.Now().Add(20 * time.Second)
-	for f.queued(kind) > 0 {
+	for q.Pending(kind) > 0 {
 		if time.Now().After(deadline) {
 			f.t.Fatalf("the %s queue did not empty: a poll chain goes on (generations so far %v)", kind, seen)
 		}
-		n := int32(32)
-		resp, err := q.DequeueMessages(context.Background(), &azqueue.DequeueMessagesOptions{NumberOfMessages: &n})
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		for _, m := range resp.Messages {
-			job, err := queue.Decode(*m.MessageText)
-			if err != nil {
-				f.t.Fatal(err)
-			}
+		n := q.deliver(kind, 32, func(job credential.Job) {
 			seen[job.Generation]++
-			job.Delivery = int(*m.DequeueCount)
-			f.run(job)
-			if _, err := q.DeleteMessage(context.Background(), *m.MessageID, *m.PopReceipt, nil); err != nil {
-				f.t.Fatal(err)
-			}
-		}
-		if len(resp.Messages) == 0 {
+			f.Run(job)
+		})
+		if n == 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
@@ -195,7 +160,7 @@ func lostRace(err error) bool {
 // runAsync runs job in the context.Background(); the returned channel gets Run's error.
 func runAsync(f *fixture, job credential.Job) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- f.svc.Run(context.Background(), job) }()
+	go func() { done <- f.Domain.Runner.Run(context.Background(), job) }()
 	return done
 }
 
@@ -204,15 +169,15 @@ func runAsync(f *fixture, job credential.Job) <-chan error {
 // "not yet" with its follow-up) changes nothing, and its chain ends there: the queue holds
 // only the new window's first job.
 func TestRaceStorageResubmitWhileProbing(t *testing.T) {
-	f, g := newRaceFixture(t, nil)
+	f, g := newRaceFixture(t)
 	for i := range raceIterations {
 		g.answerThen(raceFound)
-		id, job := f.atStorage()
+		id, job := f.AtStorage()
 		held := []answer{raceNotYet, raceFound}[i%2]
 		g.arm(held, raceFound)
 		done := runAsync(f, job)
 		g.wait(t)
-		c, err := f.svc.SubmitStorage(context.Background(), "org", id, raceStorage, "resubmit")
+		c, err := f.Domain.Onboarding.SubmitStorage(context.Background(), "org", id, credentialtest.Storage, "resubmit")
 		if err != nil || c.Generation != job.Generation+1 {
 			t.Fatalf("iteration %d: resubmit during the probe: %v (generation %d)", i, err, c.Generation)
 		}
@@ -220,13 +185,13 @@ func TestRaceStorageResubmitWhileProbing(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("iteration %d: the overtaken probe failed instead of ending: %v", i, err)
 		}
-		c = f.get(id)
+		c = f.Get(id)
 		if c.State != credential.StateAccessPending || c.Generation != job.Generation+1 || c.Progress.Attempts != 0 ||
 			c.Progress.Status != credential.StatusProbing || len(c.Progress.Checks) != 0 || c.LastError != (credential.Problem{}) {
 			t.Fatalf("iteration %d: the old probe wrote into the new window: %s gen %d attempts %d status %s checks %v",
 				i, c.State, c.Generation, c.Progress.Attempts, c.Progress.Status, c.Progress.Checks)
 		}
-		if n := f.queued(credential.JobAccessProbe); n != 1 {
+		if n := f.Queue.Pending(credential.JobAccessProbe); n != 1 {
 			t.Fatalf("iteration %d: %d probe messages after the restart of the window, want only the new window's first", i, n)
 		}
 		if seen := f.settleQueue(credential.JobAccessProbe); !cmp.Equal(seen, map[int64]int{job.Generation + 1: 1}) {
@@ -245,21 +210,21 @@ func TestRaceStorageResubmitWhileProbing(t *testing.T) {
 // and at most the one follow-up scheduled before the resubmit exists for the old window,
 // which changes nothing when it runs.
 func TestRaceStorageResubmitAgainstProbe(t *testing.T) {
-	f, g := newRaceFixture(t, nil)
+	f, g := newRaceFixture(t)
 	outcomes := map[string]int{}
 	for i := range raceIterations {
 		g.answerThen(raceFound)
-		id, job := f.atStorage()
+		id, job := f.AtStorage()
 		held := []answer{raceNotYet, raceFound}[i%2]
 		g.arm(held, raceFound)
 		done := runAsync(f, job)
 		g.wait(t)
 		go g.open()
-		_, serr := f.svc.SubmitStorage(context.Background(), "org", id, raceStorage, "resubmit")
+		_, serr := f.Domain.Onboarding.SubmitStorage(context.Background(), "org", id, credentialtest.Storage, "resubmit")
 		if err := <-done; err != nil {
 			t.Fatalf("iteration %d: probe: %v", i, err)
 		}
-		c := f.get(id)
+		c := f.Get(id)
 		switch {
 		case serr == nil:
 			outcomes["resubmit won"]++
@@ -278,7 +243,7 @@ func TestRaceStorageResubmitAgainstProbe(t *testing.T) {
 		if seen[job.Generation] > 1 || seen[job.Generation+1] > 1 {
 			t.Fatalf("iteration %d: a poll chain went on: messages per generation %v", i, seen)
 		}
-		if c := f.get(id); c.State != credential.StateVerified {
+		if c := f.Get(id); c.State != credential.StateVerified {
 			t.Fatalf("iteration %d: ended in %s", i, c.State)
 		}
 		assertNoDoubleTransition(t, f.transitions(id))
@@ -309,22 +274,22 @@ func assertNoDoubleTransition(t *testing.T, evs []string) {
 // or access probe is mid-flight. The job then finds nothing to write: it ends without an
 // error (no retry, no poison) and schedules nothing.
 func TestRaceDeleteWhilePolling(t *testing.T) {
-	f, g := newRaceFixture(t, nil)
+	f, g := newRaceFixture(t)
 	for i := range raceIterations {
 		kind := []credential.JobKind{credential.JobSPPoll, credential.JobAccessProbe}[i%2]
 		g.answerThen(raceFound)
 		var id string
 		var job credential.Job
 		if kind == credential.JobSPPoll {
-			id, job = f.submitted()
+			id, job = f.Submitted()
 		} else {
-			id, job = f.atStorage()
+			id, job = f.AtStorage()
 		}
 		held := []answer{raceNotYet, raceNotYet, raceFound, raceFound}[i%4]
 		g.arm(held, raceNotYet)
 		done := runAsync(f, job)
 		g.wait(t)
-		if err := f.svc.Delete(context.Background(), "org", id); err != nil {
+		if err := f.Domain.Onboarding.Delete(context.Background(), "org", id); err != nil {
 			t.Fatalf("iteration %d: delete during the %s: %v", i, kind, err)
 		}
 		g.open()
@@ -334,10 +299,10 @@ func TestRaceDeleteWhilePolling(t *testing.T) {
 		if _, err := f.store.Get(context.Background(), "org", id); !errors.Is(err, credential.ErrNotFound) {
 			t.Fatalf("iteration %d: the deleted credential is back: %v", i, err)
 		}
-		if n := f.queued(kind); n != 0 {
+		if n := f.Queue.Pending(kind); n != 0 {
 			t.Fatalf("iteration %d: the %s of a deleted credential scheduled %d follow-ups", i, kind, n)
 		}
-		if cleanup := f.single(credential.JobAppCleanup); cleanup.CredentialID != id {
+		if cleanup := f.Single(credential.JobAppCleanup); cleanup.CredentialID != id {
 			t.Fatalf("iteration %d: clean-up job %+v", i, cleanup)
 		}
 	}
@@ -347,16 +312,16 @@ func TestRaceDeleteWhilePolling(t *testing.T) {
 // the delete wins (the poll's job ends quietly, its follow-up if any changes nothing) or
 // gets 409 and the credential is whole.
 func TestRaceDeleteAgainstPoll(t *testing.T) {
-	f, g := newRaceFixture(t, nil)
+	f, g := newRaceFixture(t)
 	outcomes := map[string]int{}
 	for i := range raceIterations {
 		g.answerThen(raceFound)
-		id, job := f.submitted()
+		id, job := f.Submitted()
 		g.arm([]answer{raceNotYet, raceFound}[i%2], raceNotYet)
 		done := runAsync(f, job)
 		g.wait(t)
 		go g.open()
-		derr := f.svc.Delete(context.Background(), "org", id)
+		derr := f.Domain.Onboarding.Delete(context.Background(), "org", id)
 		if err := <-done; err != nil {
 			t.Fatalf("iteration %d: poll: %v", i, err)
 		}
@@ -369,10 +334,10 @@ func TestRaceDeleteAgainstPoll(t *testing.T) {
 			}
 		case lostRace(derr):
 			outcomes["poll won"]++
-			if c := f.get(id); c.Progress.Attempts != 1 {
+			if c := f.Get(id); c.Progress.Attempts != 1 {
 				t.Fatalf("iteration %d: poll won but the row has %d attempts", i, c.Progress.Attempts)
 			}
-			if err := f.svc.Delete(context.Background(), "org", id); err != nil {
+			if err := f.Domain.Onboarding.Delete(context.Background(), "org", id); err != nil {
 				t.Fatalf("iteration %d: delete after the race: %v", i, err)
 			}
 		default:
@@ -391,7 +356,7 @@ func TestRaceDeleteAgainstPoll(t *testing.T) {
 // the row, and the job deletes nothing while the row holds the app).
 func (f *fixture) cleanUps(id string) {
 	f.t.Helper()
-	jobs := f.jobs(credential.JobAppCleanup)
+	jobs := f.Queue.Take(credential.JobAppCleanup)
 	if len(jobs) == 0 || len(jobs) > 2 {
 		f.t.Fatalf("%d app clean-up jobs after deleting %s, want one per delete request", len(jobs), id)
 	}
@@ -399,7 +364,7 @@ func (f *fixture) cleanUps(id string) {
 		if j.CredentialID != id {
 			f.t.Fatalf("clean-up job %+v, want one for %s", j, id)
 		}
-		f.run(j)
+		f.Run(j)
 	}
 }
 
@@ -407,12 +372,12 @@ func (f *fixture) cleanUps(id string) {
 // once. At least one wins; never does the default point at a deleted credential, and the
 // loser gets 409 (or 404 once the credential is gone).
 func TestRaceSetDefaultWhileDeleting(t *testing.T) {
-	f, _ := newRaceFixture(t, nil)
+	f, _ := newRaceFixture(t)
 	outcomes := map[string]int{}
 	for i := range raceIterations {
-		id, job := f.atStorage()
-		f.run(job)
-		if c := f.get(id); c.State != credential.StateVerified {
+		id, job := f.AtStorage()
+		f.Run(job)
+		if c := f.Get(id); c.State != credential.StateVerified {
 			t.Fatalf("setup: %s", c.State)
 		}
 		var setErr, delErr error
@@ -421,8 +386,12 @@ func TestRaceSetDefaultWhileDeleting(t *testing.T) {
 		// The delete makes more storage calls before its write than the set: give it a
 		// head start of 0 to 27 ms so that both orders of the writes happen.
 		lead := time.Duration(i%10) * 3 * time.Millisecond
-		wg.Go(func() { <-go1; time.Sleep(lead); _, setErr = f.svc.SetOrgDefault(context.Background(), "org", id) })
-		wg.Go(func() { <-go1; delErr = f.svc.Delete(context.Background(), "org", id) })
+		wg.Go(func() {
+			<-go1
+			time.Sleep(lead)
+			_, setErr = f.Domain.Onboarding.SetOrgDefault(context.Background(), "org", id)
+		})
+		wg.Go(func() { <-go1; delErr = f.Domain.Onboarding.Delete(context.Background(), "org", id) })
 		close(go1)
 		wg.Wait()
 		def, err := f.store.OrgDefault(context.Background(), "org")
@@ -455,7 +424,7 @@ func TestRaceSetDefaultWhileDeleting(t *testing.T) {
 			if !exists || def != id {
 				t.Fatalf("iteration %d: the default was set and the delete refused, yet row %v default %q", i, exists, def)
 			}
-			if err := f.svc.Delete(context.Background(), "org", id); err != nil {
+			if err := f.Domain.Onboarding.Delete(context.Background(), "org", id); err != nil {
 				t.Fatal(err)
 			}
 			if def, _ := f.store.OrgDefault(context.Background(), "org"); def != "" {
@@ -471,14 +440,14 @@ func TestRaceSetDefaultWhileDeleting(t *testing.T) {
 // principal poll is mid-flight. The old poll's outcome changes nothing and schedules
 // nothing; the new window alone runs on.
 func TestRaceTenantResubmitWhilePolling(t *testing.T) {
-	f, g := newRaceFixture(t, nil)
+	f, g := newRaceFixture(t)
 	for i := range raceIterations {
 		g.answerThen(raceFound)
-		id, job := f.submitted()
+		id, job := f.Submitted()
 		g.arm([]answer{raceNotYet, raceFound}[i%2], raceFound)
 		done := runAsync(f, job)
 		g.wait(t)
-		c, err := f.svc.SubmitTenant(context.Background(), "org", id, raceTenant, "resubmit")
+		c, err := f.Domain.Onboarding.SubmitTenant(context.Background(), "org", id, credentialtest.Tenant, "resubmit")
 		if err != nil || c.Generation != job.Generation+1 {
 			t.Fatalf("iteration %d: resubmit during the poll: %v", i, err)
 		}
@@ -486,11 +455,11 @@ func TestRaceTenantResubmitWhilePolling(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("iteration %d: the overtaken poll failed instead of ending: %v", i, err)
 		}
-		c = f.get(id)
+		c = f.Get(id)
 		if c.State != credential.StateSPPending || c.Generation != job.Generation+1 || c.Progress.Attempts != 0 || c.SPObjectID != "" {
 			t.Fatalf("iteration %d: the old poll wrote into the new window: %s gen %d attempts %d sp %q", i, c.State, c.Generation, c.Progress.Attempts, c.SPObjectID)
 		}
-		if n := f.queued(credential.JobSPPoll); n != 1 {
+		if n := f.Queue.Pending(credential.JobSPPoll); n != 1 {
 			t.Fatalf("iteration %d: %d poll messages after the restart of the window, want only the new window's first", i, n)
 		}
 		if seen := f.settleQueue(credential.JobSPPoll); !cmp.Equal(seen, map[int64]int{job.Generation + 1: 1}) {
@@ -500,87 +469,5 @@ func TestRaceTenantResubmitWhilePolling(t *testing.T) {
 		if diff := cmp.Diff(want, f.transitions(id)); diff != "" {
 			t.Fatalf("iteration %d: events (-want +got):\n%s", i, diff)
 		}
-	}
-}
-
-// failingScheduler is the real queue with one injected failure: the next Schedule after
-// failNext fails as an unavailable queue would.
-// chainsOnly leaves out the backstops, the delayed copies of a window's first job that a
-// submit queues before its write (attempt 0, delayed; a window's first job proper goes
-// at once, its follow-ups have later attempts): the fixtures' tests count the chains'
-// messages, and backstop_test.go tests the backstops.
-type chainsOnly struct{ credential.Scheduler }
-
-func (s chainsOnly) Schedule(ctx context.Context, job credential.Job, delay time.Duration) error {
-	if job.Attempt == 0 && delay > 0 && (job.Kind == credential.JobSPPoll || job.Kind == credential.JobAccessProbe) {
-		return nil
-	}
-	return s.Scheduler.Schedule(ctx, job, delay)
-}
-
-type failingScheduler struct {
-	credential.Scheduler
-	fail atomic.Bool
-}
-
-func (s *failingScheduler) Schedule(ctx context.Context, job credential.Job, delay time.Duration) error {
-	if s.fail.Swap(false) {
-		return credential.ErrUnavailable
-	}
-	return s.Scheduler.Schedule(ctx, job, delay)
-}
-
-// TestRedeliveryReschedulesLostFollowUp: an attempt is saved, then its follow-up cannot be
-// scheduled (storage went away, or the worker died in between). The message comes back;
-// that redelivery finds its attempt already counted and schedules the follow-up again, so
-// the window goes on. A first delivery of a replayed message does not, so duplicates do
-// not multiply; nor does a redelivery after the window timed out.
-func TestRedeliveryReschedulesLostFollowUp(t *testing.T) {
-	for _, kind := range []credential.JobKind{credential.JobSPPoll, credential.JobAccessProbe} {
-		t.Run(string(kind), func(t *testing.T) {
-			sched := &failingScheduler{}
-			f, g := newRaceFixture(t, sched)
-			sched.Scheduler = f.queues
-			var id string
-			var job credential.Job
-			if kind == credential.JobSPPoll {
-				id, job = f.submitted()
-			} else {
-				id, job = f.atStorage()
-			}
-			g.answerThen(raceNotYet)
-			job.Delivery = 1
-			sched.fail.Store(true)
-			if err := f.svc.Run(context.Background(), job); !errors.Is(err, credential.ErrUnavailable) {
-				t.Fatalf("run with the queue failing: %v, want it retried", err)
-			}
-			if c := f.get(id); c.Progress.Attempts != 1 || f.queued(kind) != 0 {
-				t.Fatalf("setup: attempts %d, %d queued", c.Progress.Attempts, f.queued(kind))
-			}
-			f.run(job) // a first delivery of the same message: a duplicate, not a retry
-			if n := f.queued(kind); n != 0 {
-				t.Fatalf("a duplicate first delivery scheduled %d jobs", n)
-			}
-			job.Delivery = 2
-			f.run(job)
-			next := f.single(kind)
-			if next.Attempt != 1 || next.Generation != job.Generation {
-				t.Fatalf("rescheduled job %+v, want attempt 1 of generation %d", next, job.Generation)
-			}
-			// The window goes on from there, and times out as usual; a redelivery of its
-			// last attempt then schedules nothing.
-			f.now = f.now.Add(10 * time.Minute)
-			next.Delivery = 1
-			f.run(next)
-			c := f.get(id)
-			if c.Progress.Attempts != 2 || f.queued(kind) != 0 {
-				t.Fatalf("after the deadline: %s status %s attempts %d, %d queued", c.State, c.Progress.Status, c.Progress.Attempts, f.queued(kind))
-			}
-			next.Delivery = 3
-			f.run(next)
-			if n := f.queued(kind); n != 0 {
-				t.Fatalf("a redelivery after the window ended scheduled %d jobs", n)
-			}
-		})
 	}
 }

@@ -4,35 +4,54 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
+
+// Jobs runs the background jobs of onboarding: the service principal poll and the access
+// probe (one attempt each, then the next one scheduled until the window ends), and the
+// app clean-up: a delete's (the links of its unlocked workspaces, then its app) and a
+// create's guard (an app that a create left behind). Every job is idempotent: a stale,
+// replayed or redelivered one changes nothing, or reschedules what a delivery that died
+// did not.
+type Jobs struct {
+	cfg         Config
+	store       Store
+	workspaces  WorkspaceStore
+	directory   Directory
+	finder      Finder
+	prober      Prober
+	scheduler   Scheduler
+	windows     windows
+	transitions transitioner
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// NewJobs returns the onboarding's background jobs on their ports.
+func NewJobs(cfg Config, store Store, workspaces WorkspaceStore, directory Directory, scheduler Scheduler, finder Finder,
+	prober Prober, log *slog.Logger, opts ...Option) (*Jobs, error) {
+	if err := required("credential jobs", map[string]any{"store": store, "workspace store": workspaces, "directory": directory,
+		"scheduler": scheduler, "finder": finder, "prober": prober, "log": log}); err != nil {
+		return nil, err
+	}
+	cfg.withDefaults()
+	o := newOptions(opts)
+	return &Jobs{cfg: cfg, store: store, workspaces: workspaces, directory: directory, finder: finder, prober: prober,
+		scheduler: scheduler, windows: windows{scheduler: scheduler, cfg: cfg, now: o.now, log: log},
+		transitions: transitioner{store: store, now: o.now}, log: log, now: o.now}, nil
+}
 
 // SPNotFoundMessage is the wizard's text when the service principal poll runs out of time.
 const SPNotFoundMessage = "Couldn't find the service principal in your tenant"
 
-// Run does one background job. It returns an error only for a failure worth retrying the
-// same message for (storage unavailable, say); a job that is stale, replayed or about a
-// deleted credential is done when it changes nothing.
-func (s *Service) Run(ctx context.Context, job Job) error {
-	switch job.Kind {
-	case JobSPPoll:
-		return s.PollServicePrincipal(ctx, job)
-	case JobAccessProbe:
-		return s.ProbeAccess(ctx, job)
-	case JobAppCleanup:
-		return s.CleanUpApp(ctx, job)
-	case JobHealthProbe:
-		return s.ProbeHealth(ctx, job)
-	}
-	s.log.ErrorContext(ctx, "dropping a job of unknown kind", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID)
-	return nil
-}
-
-// current reads the credential a windowed job is about and says whether the job is still
-// the window's next step: same generation, expected state and window, and the attempt
-// the row expects (a replayed message finds the attempt already counted).
-func (s *Service) current(ctx context.Context, job Job, state State, window WindowKind) (*Credential, bool, error) {
-	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+// dueOrReschedule reads the credential a windowed job is about and says whether the job
+// is still the window's next step: same generation, expected state and window, and the
+// attempt the row expects (a replayed message finds the attempt already counted). A
+// redelivery of the attempt the row counted last schedules the window's next attempt
+// again (and is not due itself).
+func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window WindowKind) (*Credential, bool, error) {
+	c, err := j.store.Get(ctx, job.OrgID, job.CredentialID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, false, nil
 	}
@@ -46,73 +65,53 @@ func (s *Service) current(ctx context.Context, job Job, state State, window Wind
 		// attempt but may have died (or lost storage) before it scheduled the follow-up.
 		// Scheduling it again keeps the window alive; a duplicate it may make is dropped
 		// like any replay, and only redeliveries do this, so duplicates do not multiply.
-		s.log.InfoContext(ctx, "redelivered job: scheduling its window's next attempt again", "kind", job.Kind, "org", job.OrgID,
+		j.log.InfoContext(ctx, "redelivered job: scheduling its window's next attempt again", "kind", job.Kind, "org", job.OrgID,
 			"credential", job.CredentialID, "generation", job.Generation, "job_attempt", job.Attempt, "delivery", job.Delivery)
-		return c, false, s.next(ctx, c, job.Kind, s.interval(job.Kind))
+		return c, false, j.windows.next(ctx, c, job.Kind)
 	}
 	if !ok {
-		s.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
+		j.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
 			"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts, "state", c.State)
 	}
 	return c, ok, nil
-}
-
-// interval spaces the attempts of a windowed job kind.
-func (s *Service) interval(kind JobKind) time.Duration {
-	if kind == JobAccessProbe {
-		return s.cfg.AccessProbeInterval
-	}
-	return s.cfg.SPPollInterval
 }
 
 // save writes the outcome of an attempt: a transition with its event when ev is set,
 // else the progress alone. A conflict means another delivery or a new window got there
 // first, not found that the credential was deleted meanwhile; the job then ends without a
 // follow-up.
-func (s *Service) save(ctx context.Context, c *Credential, ev Event, change func(*Credential)) (bool, error) {
+func (j *Jobs) save(ctx context.Context, c *Credential, ev Event, change func(*Credential)) (bool, error) {
 	var err error
 	if ev != "" {
-		err = s.transition(ctx, c, ev, "", change)
+		err = j.transitions.apply(ctx, c, ev, "", change)
 	} else {
-		c.UpdatedAt = s.now().UTC()
+		c.UpdatedAt = j.now().UTC()
 		change(c)
-		err = s.store.Update(ctx, c, nil)
+		err = j.store.Update(ctx, c, nil)
 	}
 	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 		// A conflict: another delivery or a new window got there first. Not found: the
 		// credential was deleted while the attempt ran. Either way the job is done.
-		s.log.InfoContext(ctx, "job lost a race; another writer moved the credential on or deleted it", "org", c.OrgID, "credential", c.ID, "err", err)
+		j.log.InfoContext(ctx, "job lost a race; another writer moved the credential on or deleted it", "org", c.OrgID, "credential", c.ID, "err", err)
 		return false, nil
 	}
 	return err == nil, err
 }
 
-// next schedules the window's following attempt, due after interval but never after the
-// deadline, so the last attempt lands on it.
-func (s *Service) next(ctx context.Context, c *Credential, kind JobKind, interval time.Duration) error {
-	delay := min(interval, max(c.Progress.Deadline.Sub(s.now()), 0))
-	job := Job{Kind: kind, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation,
-		Deadline: c.Progress.Deadline, Attempt: c.Progress.Attempts}
-	if err := s.scheduler.Schedule(ctx, job, delay); err != nil {
-		return fmt.Errorf("schedule the next %s of credential %s: %w", kind, c.ID, err)
-	}
-	return nil
-}
-
 // PollServicePrincipal looks once for the app's service principal in the submitted tenant
-// and moves the credential by what it finds (SPEC.md, "SP poll").
-func (s *Service) PollServicePrincipal(ctx context.Context, job Job) error {
-	c, ok, err := s.current(ctx, job, StateSPPending, WindowSPPoll)
+// and moves the credential by what it finds.
+func (j *Jobs) PollServicePrincipal(ctx context.Context, job Job) error {
+	c, ok, err := j.dueOrReschedule(ctx, job, StateSPPending, WindowSPPoll)
 	if err != nil || !ok {
 		return err
 	}
-	objectID, ferr := s.finder.FindServicePrincipal(ctx, c.TenantID, c.App.AppID)
-	now := s.now()
+	objectID, ferr := j.finder.FindServicePrincipal(ctx, c.TenantID, c.App.AppID)
+	now := j.now()
 	code, requestID := providerDetails(ferr)
 	attempt := func(c *Credential) { c.Progress.Attempts++ }
 	switch {
 	case ferr == nil:
-		_, err = s.save(ctx, c, EventSPFound, func(c *Credential) {
+		_, err = j.save(ctx, c, EventSPFound, func(c *Credential) {
 			attempt(c)
 			c.SPObjectID = objectID
 			c.Progress.Status = StatusFound
@@ -120,7 +119,7 @@ func (s *Service) PollServicePrincipal(ctx context.Context, job Job) error {
 		})
 		return err
 	case errors.Is(ferr, ErrTenantNotFound):
-		_, err = s.save(ctx, c, EventTenantNotFound, func(c *Credential) {
+		_, err = j.save(ctx, c, EventTenantNotFound, func(c *Credential) {
 			attempt(c)
 			c.Progress.Status = StatusTenantNotFound
 			c.LastError = Problem{Code: string(StatusTenantNotFound), ProviderError: code, RequestID: requestID,
@@ -132,25 +131,25 @@ func (s *Service) PollServicePrincipal(ctx context.Context, job Job) error {
 	problem := Problem{}
 	switch {
 	case errors.Is(ferr, ErrFederation):
-		s.log.ErrorContext(ctx, "Entra refused the platform's federated credential: fix the app registration or the backend identity",
+		j.log.ErrorContext(ctx, "Entra refused the platform's federated credential: fix the app registration or the backend identity",
 			"org", c.OrgID, "credential", c.ID, "app_id", c.App.AppID, "tenant", c.TenantID, "provider_error", code, "err", ferr)
 		problem = Problem{Code: "federation_error", ProviderError: code, RequestID: requestID,
 			Message: "Sign-in with the platform's federated credential failed. This is a problem on our side, not in your tenant; we keep trying."}
 	case errors.Is(ferr, ErrSPNotFound), errors.Is(ferr, ErrUnavailable):
 	default:
-		s.log.WarnContext(ctx, "unexpected error looking for the service principal", "org", c.OrgID, "credential", c.ID, "err", ferr)
+		j.log.WarnContext(ctx, "unexpected error looking for the service principal", "org", c.OrgID, "credential", c.ID, "err", ferr)
 		problem = Problem{Code: string(StatusUnexpectedError), ProviderError: code, RequestID: requestID,
 			Message: "Looking for the service principal failed with an unexpected error; still trying."}
 	}
 	if !now.Before(c.Progress.Deadline) {
-		_, err = s.save(ctx, c, EventSPTimedOut, func(c *Credential) {
+		_, err = j.save(ctx, c, EventSPTimedOut, func(c *Credential) {
 			attempt(c)
 			c.Progress.Status = StatusNotFound
 			c.LastError = Problem{Code: "sp_not_found", Message: SPNotFoundMessage, ProviderError: code, RequestID: requestID}
 		})
 		return err
 	}
-	saved, err := s.save(ctx, c, "", func(c *Credential) {
+	saved, err := j.save(ctx, c, "", func(c *Credential) {
 		attempt(c)
 		c.Progress.Status = StatusPolling
 		c.LastError = problem
@@ -158,20 +157,20 @@ func (s *Service) PollServicePrincipal(ctx context.Context, job Job) error {
 	if !saved {
 		return err
 	}
-	return s.next(ctx, c, JobSPPoll, s.cfg.SPPollInterval)
+	return j.windows.next(ctx, c, JobSPPoll)
 }
 
-// ProbeAccess runs the access probe once and moves the credential by SPEC.md's outcome
-// table.
-func (s *Service) ProbeAccess(ctx context.Context, job Job) error {
-	c, ok, err := s.current(ctx, job, StateAccessPending, WindowAccessProbe)
+// ProbeAccess runs the access probe once and moves the credential by the probe's outcome
+// table (ClassifyProbe).
+func (j *Jobs) ProbeAccess(ctx context.Context, job Job) error {
+	c, ok, err := j.dueOrReschedule(ctx, job, StateAccessPending, WindowAccessProbe)
 	if err != nil || !ok {
 		return err
 	}
 	target := ProbeTarget{TenantID: c.TenantID, AppID: c.App.AppID, Account: c.Storage.Account,
 		Container: c.Storage.Container, Prefix: c.BasePath.Prefix, FreshToken: deniedBefore(c.Progress.Checks)}
-	report := s.prober.Probe(ctx, target)
-	now := s.now()
+	report := j.prober.Probe(ctx, target)
+	now := j.now()
 	// A grace as long as the window never ends: 403 and 404 then mean "not yet" until the
 	// deadline, and the probe times out instead of failing early.
 	afterGrace := !now.Before(c.Progress.GraceUntil) && c.Progress.GraceUntil.Before(c.Progress.Deadline)
@@ -187,15 +186,15 @@ func (s *Service) ProbeAccess(ctx context.Context, job Job) error {
 		c.LastError = v.Problem
 	}
 	if v.Status == StatusUnexpectedError {
-		s.log.WarnContext(ctx, "access probe met an unclassified error", "org", c.OrgID, "credential", c.ID,
+		j.log.WarnContext(ctx, "access probe met an unclassified error", "org", c.OrgID, "credential", c.ID,
 			"provider_error", v.Problem.ProviderError, "provider_request_id", v.Problem.RequestID)
 	}
 	if !v.Again {
-		_, err = s.save(ctx, c, v.Event, record)
+		_, err = j.save(ctx, c, v.Event, record)
 		return err
 	}
 	if !now.Before(c.Progress.Deadline) {
-		_, err = s.save(ctx, c, "", func(c *Credential) {
+		_, err = j.save(ctx, c, "", func(c *Credential) {
 			record(c)
 			c.Progress.Status = StatusTimedOut
 			c.LastError = Problem{Code: string(StatusTimedOut), ProviderError: v.Problem.ProviderError, RequestID: v.Problem.RequestID,
@@ -203,11 +202,11 @@ func (s *Service) ProbeAccess(ctx context.Context, job Job) error {
 		})
 		return err
 	}
-	saved, err := s.save(ctx, c, "", record)
+	saved, err := j.save(ctx, c, "", record)
 	if !saved {
 		return err
 	}
-	return s.next(ctx, c, JobAccessProbe, s.cfg.AccessProbeInterval)
+	return j.windows.next(ctx, c, JobAccessProbe)
 }
 
 // deniedBefore says whether the last attempt met a 403, after which a cached token could
@@ -229,49 +228,49 @@ func deniedBefore(checks []Check) bool {
 // the app (see deleteOwnApp). A job whose credential has neither a row nor a tombstone in
 // its organization deletes nothing. A job without an app is a create's guard (see
 // guardCreate).
-func (s *Service) CleanUpApp(ctx context.Context, job Job) error {
+func (j *Jobs) CleanUpApp(ctx context.Context, job Job) error {
 	if job.AppObjectID == "" {
-		return s.guardCreate(ctx, job)
+		return j.guardCreate(ctx, job)
 	}
-	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+	c, err := j.store.Get(ctx, job.OrgID, job.CredentialID)
 	switch {
-	case err == nil && c.App.ObjectID == job.AppObjectID && s.now().Before(job.Deadline):
+	case err == nil && c.App.ObjectID == job.AppObjectID && j.now().Before(job.Deadline):
 		// The delete that queued this job may still be under way.
-		return s.scheduler.Schedule(ctx, job, AppCleanupRecheck)
+		return j.scheduler.Schedule(ctx, job, AppCleanupRecheck)
 	case err == nil && c.App.ObjectID == job.AppObjectID:
-		s.log.InfoContext(ctx, "app clean-up skipped: the credential still holds the app", "org", job.OrgID, "credential", job.CredentialID)
+		j.log.InfoContext(ctx, "app clean-up skipped: the credential still holds the app", "org", job.OrgID, "credential", job.CredentialID)
 		return nil
 	case err == nil:
 		// A create's compensation: the row never recorded the app.
-		return s.deleteOwnApp(ctx, job, c.App.ObjectID)
+		return j.deleteOwnApp(ctx, job, c.App.ObjectID)
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("read credential %s before clean-up: %w", job.CredentialID, err)
 	}
-	d, ok, err := s.deletedOf(ctx, job)
+	d, ok, err := j.deletedOf(ctx, job)
 	if err != nil || !ok {
 		return err
 	}
 	if d.App.ObjectID != "" && d.App.ObjectID != job.AppObjectID {
-		s.refuseCleanUp(ctx, job, "the deleted credential held another app", d.App.ObjectID)
+		j.refuseCleanUp(ctx, job, "the deleted credential held another app", d.App.ObjectID)
 		return nil
 	}
-	more, err := s.unlink(ctx, job.OrgID, job.CredentialID)
+	more, err := j.unlink(ctx, job.OrgID, job.CredentialID)
 	if err != nil {
 		return err
 	}
 	if more {
-		return s.scheduler.Schedule(ctx, job, 0)
+		return j.scheduler.Schedule(ctx, job, 0)
 	}
-	return s.deleteOwnApp(ctx, job, d.App.ObjectID)
+	return j.deleteOwnApp(ctx, job, d.App.ObjectID)
 }
 
 // deletedOf reads the tombstone of the job's credential. Without one the credential
 // never existed in the job's organization (every delete leaves one): the job is forged or
 // misdirected, deletes nothing, and is logged at error level (ok false).
-func (s *Service) deletedOf(ctx context.Context, job Job) (*DeletedCredential, bool, error) {
-	d, err := s.store.Tombstone(ctx, job.OrgID, job.CredentialID)
+func (j *Jobs) deletedOf(ctx context.Context, job Job) (*DeletedCredential, bool, error) {
+	d, err := j.store.Tombstone(ctx, job.OrgID, job.CredentialID)
 	if errors.Is(err, ErrNotFound) {
-		s.refuseCleanUp(ctx, job, "no such credential in the job's organization", "")
+		j.refuseCleanUp(ctx, job, "no such credential in the job's organization", "")
 		return nil, false, nil
 	}
 	if err != nil {
@@ -289,15 +288,15 @@ const UnlinkPageSize = 100
 // Each write is conditional on the workspace as read: one changed meanwhile (linked
 // elsewhere, or locked) is read again on the next page. It reports whether links may
 // remain.
-func (s *Service) unlink(ctx context.Context, orgID, id string) (bool, error) {
-	ws, err := s.workspaces.UnlockedLinks(ctx, orgID, id, UnlinkPageSize)
+func (j *Jobs) unlink(ctx context.Context, orgID, id string) (bool, error) {
+	ws, err := j.workspaces.UnlockedLinks(ctx, orgID, id, UnlinkPageSize)
 	if err != nil {
 		return false, fmt.Errorf("read the workspaces linked to deleted credential %s: %w", id, err)
 	}
 	raced := false
 	for _, w := range ws {
-		w.CredentialID, w.UpdatedAt = "", s.now().UTC()
-		err := s.workspaces.UpdateWorkspace(ctx, w, nil)
+		w.CredentialID, w.UpdatedAt = "", j.now().UTC()
+		err := j.workspaces.UpdateWorkspace(ctx, w, nil)
 		if errors.Is(err, ErrConflict) {
 			raced = true
 			continue
@@ -307,7 +306,7 @@ func (s *Service) unlink(ctx context.Context, orgID, id string) (bool, error) {
 		}
 	}
 	if len(ws) > 0 {
-		s.log.InfoContext(ctx, "workspace links of a deleted credential cleared", "org", orgID, "credential", id, "workspaces", len(ws), "raced", raced)
+		j.log.InfoContext(ctx, "workspace links of a deleted credential cleared", "org", orgID, "credential", id, "workspaces", len(ws), "raced", raced)
 	}
 	return raced || len(ws) == UnlinkPageSize, nil
 }
@@ -316,31 +315,31 @@ func (s *Service) unlink(ctx context.Context, orgID, id string) (bool, error) {
 // only when it is the app the job names (when it names one) and the one the credential
 // recorded (when it recorded one): a stale or forged job naming another credential's app
 // deletes nothing. No app under the name counts as done.
-func (s *Service) deleteOwnApp(ctx context.Context, job Job, recorded string) error {
+func (j *Jobs) deleteOwnApp(ctx context.Context, job Job, recorded string) error {
 	name := UniqueAppName(job.CredentialID)
-	app, ok, err := s.directory.FindApp(ctx, name)
+	app, ok, err := j.directory.FindApp(ctx, name)
 	if err != nil {
 		return fmt.Errorf("find app %s of credential %s: %w", name, job.CredentialID, err)
 	}
 	if !ok {
-		s.log.InfoContext(ctx, "no app registration left to delete", "org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID)
+		j.log.InfoContext(ctx, "no app registration left to delete", "org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID)
 		return nil
 	}
 	if (job.AppObjectID != "" && app.ObjectID != job.AppObjectID) || (recorded != "" && app.ObjectID != recorded) {
-		s.refuseCleanUp(ctx, job, "the app registered under the credential's unique name is another one", app.ObjectID)
+		j.refuseCleanUp(ctx, job, "the app registered under the credential's unique name is another one", app.ObjectID)
 		return nil
 	}
-	if err := s.directory.DeleteApp(ctx, app.ObjectID); err != nil {
+	if err := j.directory.DeleteApp(ctx, app.ObjectID); err != nil {
 		return fmt.Errorf("delete app %s of credential %s: %w", app.ObjectID, job.CredentialID, err)
 	}
-	s.log.InfoContext(ctx, "app registration deleted", "org", job.OrgID, "credential", job.CredentialID, "app_id", app.AppID, "app_object_id", app.ObjectID)
+	j.log.InfoContext(ctx, "app registration deleted", "org", job.OrgID, "credential", job.CredentialID, "app_id", app.AppID, "app_object_id", app.ObjectID)
 	return nil
 }
 
 // refuseCleanUp drops a clean-up job that names an app its credential does not own: a
 // stale or forged message. Nothing is deleted, and the error-level log makes it seen.
-func (s *Service) refuseCleanUp(ctx context.Context, job Job, why, ownApp string) {
-	s.log.ErrorContext(ctx, "app clean-up refused: the job names an app that is not its credential's; nothing deleted", "why", why,
+func (j *Jobs) refuseCleanUp(ctx context.Context, job Job, why, ownApp string) {
+	j.log.ErrorContext(ctx, "app clean-up refused: the job names an app that is not its credential's; nothing deleted", "why", why,
 		"org", job.OrgID, "credential", job.CredentialID, "app_object_id", job.AppObjectID, "credential_app_object_id", ownApp)
 }
 
@@ -353,19 +352,19 @@ func (s *Service) refuseCleanUp(ctx context.Context, job Job, why, ownApp string
 // at again when it is old enough. A deleted credential's app goes too, when it is the
 // one the tombstone records; a credential with neither row nor tombstone in the job's
 // organization is none of this job's business, and nothing is deleted.
-func (s *Service) guardCreate(ctx context.Context, job Job) error {
-	c, err := s.store.Get(ctx, job.OrgID, job.CredentialID)
+func (j *Jobs) guardCreate(ctx context.Context, job Job) error {
+	c, err := j.store.Get(ctx, job.OrgID, job.CredentialID)
 	recorded := ""
 	switch {
 	case err == nil && c.App.ObjectID != "":
 		return nil
 	case err == nil:
-		if age := s.now().Sub(c.CreatedAt); age < s.cfg.CreateGuardDelay {
-			return s.scheduler.Schedule(ctx, job, s.cfg.CreateGuardDelay-age)
+		if age := j.now().Sub(c.CreatedAt); age < j.cfg.CreateGuardDelay {
+			return j.scheduler.Schedule(ctx, job, j.cfg.CreateGuardDelay-age)
 		}
 	case errors.Is(err, ErrNotFound):
 		c = nil
-		d, ok, err := s.deletedOf(ctx, job)
+		d, ok, err := j.deletedOf(ctx, job)
 		if err != nil || !ok {
 			return err
 		}
@@ -373,14 +372,48 @@ func (s *Service) guardCreate(ctx context.Context, job Job) error {
 	default:
 		return fmt.Errorf("read credential %s for its create guard: %w", job.CredentialID, err)
 	}
-	if err := s.deleteOwnApp(ctx, job, recorded); err != nil {
+	if err := j.deleteOwnApp(ctx, job, recorded); err != nil {
 		return err
 	}
 	if c != nil {
-		if err := s.store.Delete(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := j.store.Delete(ctx, c); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("delete the unfinished credential %s: %w", job.CredentialID, err)
 		}
-		s.log.WarnContext(ctx, "credential whose create never finished deleted", "org", job.OrgID, "credential", job.CredentialID, "name", c.Name)
+		j.log.WarnContext(ctx, "credential whose create never finished deleted", "org", job.OrgID, "credential", job.CredentialID, "name", c.Name)
 	}
+	return nil
+}
+
+// Runner runs a background job of any kind: the one job runner of the queue worker and
+// of the Functions host's queue functions.
+type Runner struct {
+	jobs   *Jobs
+	health *HealthMonitor
+	log    *slog.Logger
+}
+
+// NewRunner returns the runner of jobs' kinds and of the health probe.
+func NewRunner(jobs *Jobs, health *HealthMonitor, log *slog.Logger) (*Runner, error) {
+	if err := required("credential job runner", map[string]any{"jobs": jobs, "health monitor": health, "log": log}); err != nil {
+		return nil, err
+	}
+	return &Runner{jobs: jobs, health: health, log: log}, nil
+}
+
+// Run does one background job. It returns an error only for a failure worth retrying the
+// same message for (storage unavailable, say); a job that is stale, replayed or about a
+// deleted credential is done when it changes nothing.
+func (r *Runner) Run(ctx context.Context, job Job) error {
+	switch job.Kind {
+	case JobSPPoll:
+		return r.jobs.PollServicePrincipal(ctx, job)
+	case JobAccessProbe:
+		return r.jobs.ProbeAccess(ctx, job)
+	case JobAppCleanup:
+		return r.jobs.CleanUpApp(ctx, job)
+	case JobHealthProbe:
+		return r.health.ProbeHealth(ctx, job)
+	}
+	r.log.ErrorContext(ctx, "dropping a job of unknown kind", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID)
 	return nil
 }

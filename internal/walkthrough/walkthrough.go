@@ -1,4 +1,4 @@
-package wizard
+package walkthrough
 
 import (
 	"context"
@@ -28,11 +28,11 @@ type Timings struct {
 	Total    time.Duration
 }
 
-// Walkthrough runs one whole onboarding, printing each step with the time it took: it
+// Run runs one whole onboarding, printing each step with the time it took: it
 // creates the credential, installs its service principal as the customer, submits the
 // tenant, submits the storage details before the role exists (so it sees the wait for
 // role propagation), grants the role as the customer and waits for verified.
-func Walkthrough(ctx context.Context, api *API, customer *Customer, p Plan, out io.Writer) (Timings, error) {
+func Run(ctx context.Context, api *API, customer *Customer, p Plan, out io.Writer) (Timings, error) {
 	start := time.Now()
 	var t Timings
 	say := func(format string, args ...any) {

@@ -1,0 +1,148 @@
+package credential
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Defaults of the onboarding's waiting windows. These, DefaultPollInterval and
+// DefaultCreateGuardDelay are defined here alone: a zero Config field takes them, and
+// internal/config gives them to the settings left out.
+const (
+	DefaultSPPollWindow      = 10 * time.Minute
+	DefaultAccessProbeWindow = 5 * time.Minute
+	DefaultPropagationGrace  = 2 * time.Minute
+	// TokenExchangeAudience is the audience of managed identity tokens used as federated
+	// client assertions.
+	TokenExchangeAudience = "api://AzureADTokenExchange"
+	// AppNamePrefix names app registrations: "deeplake-<credential name>".
+	AppNamePrefix = "deeplake-"
+)
+
+// Config is what the job types need to know about the platform; each reads its part.
+type Config struct {
+	// HomeTenantID is the platform's own Entra tenant, where app registrations live.
+	HomeTenantID string
+	// ManagedIdentityObjectID is the object (principal) id of the backend's user-assigned
+	// managed identity: the subject every federated identity credential trusts.
+	ManagedIdentityObjectID string
+	SPPollWindow            time.Duration
+	AccessProbeWindow       time.Duration
+	PropagationGrace        time.Duration
+	// SPPollInterval and AccessProbeInterval space the attempts of the two windows.
+	SPPollInterval      time.Duration
+	AccessProbeInterval time.Duration
+	// EnvironmentDefault is the platform's own storage for workspaces with no credential.
+	EnvironmentDefault EnvironmentDefault
+	// ResolutionCacheTTL keeps a locked workspace's storage resolution this long (0: off);
+	// it is the TTL of the instance's ResolutionCache (NewResolutionCache).
+	ResolutionCacheTTL time.Duration
+	// HealthSpread spreads a health sweep's probes over this long (0: all at once).
+	HealthSpread time.Duration
+	// CreateGuardDelay is when a create's guard runs (Jobs.CleanUpApp); creating the app
+	// registration gets half of it.
+	CreateGuardDelay time.Duration
+	// WindowBackstop is when a submit's backstop becomes visible (windows.backstop); 0:
+	// the longer of a minute and three poll intervals.
+	WindowBackstop time.Duration
+	// CreateRate limits how fast one organization creates credentials, per instance (each
+	// instance has its own buckets); the zero Rate: no limit. The per-organization quota
+	// (the store's) is the hard bound.
+	CreateRate Rate
+}
+
+// DefaultCreateGuardDelay is when a create's guard looks for an app registration the
+// create left behind: far beyond any create, which gets half of it.
+const DefaultCreateGuardDelay = 10 * time.Minute
+
+// UniqueAppName is the unique name (Graph's alternate key) of credential id's app
+// registration: a create can be repeated without making a second app, and the app of a
+// create that died half-way can be found.
+func UniqueAppName(credentialID string) string { return "azcreds-" + credentialID }
+
+// DefaultPollInterval spaces poll attempts: Entra and RBAC usually settle within seconds
+// to a minute, and the wizard polls the credential every 3 to 5 seconds.
+const DefaultPollInterval = 5 * time.Second
+
+// withDefaults gives each zero window, interval and delay its default.
+func (c *Config) withDefaults() {
+	if c.SPPollWindow <= 0 {
+		c.SPPollWindow = DefaultSPPollWindow
+	}
+	if c.AccessProbeWindow <= 0 {
+		c.AccessProbeWindow = DefaultAccessProbeWindow
+	}
+	if c.PropagationGrace <= 0 {
+		c.PropagationGrace = DefaultPropagationGrace
+	}
+	if c.SPPollInterval <= 0 {
+		c.SPPollInterval = DefaultPollInterval
+	}
+	if c.AccessProbeInterval <= 0 {
+		c.AccessProbeInterval = DefaultPollInterval
+	}
+	if c.CreateGuardDelay <= 0 {
+		c.CreateGuardDelay = DefaultCreateGuardDelay
+	}
+	if c.EnvironmentDefault.ContainerPrefix == "" {
+		c.EnvironmentDefault.ContainerPrefix = DefaultContainerPrefix
+	}
+}
+
+// FederatedCredentialIssuer is the home tenant's v2.0 issuer, which signs the managed
+// identity tokens that the app registrations trust.
+func (c Config) FederatedCredentialIssuer() string {
+	return "https://login.microsoftonline.com/" + c.HomeTenantID + "/v2.0"
+}
+
+// Option adjusts a job type; tests use it to inject a clock.
+type Option func(*options)
+
+// options are what every job type may have adjusted.
+type options struct {
+	now   func() time.Time
+	newID func() string
+}
+
+// WithClock makes a job type read time from now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+func newOptions(opts []Option) options {
+	o := options{now: time.Now, newID: uuid.NewString}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// required fails naming every one of deps that is nil: a job type takes only the ports it
+// uses and works with none missing.
+func required(owner string, deps map[string]any) error {
+	var missing []string
+	for name, d := range deps {
+		if d == nil {
+			missing = append(missing, name)
+			continue
+		}
+		switch v := reflect.ValueOf(d); v.Kind() {
+		case reflect.Pointer, reflect.Map, reflect.Func, reflect.Interface, reflect.Slice, reflect.Chan:
+			if v.IsNil() {
+				missing = append(missing, name)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	return fmt.Errorf("%s: missing %s", owner, strings.Join(missing, ", "))
+}
+
+// errNoIdentity refuses a Config without the platform's tenant and identity.
+var errNoIdentity = errors.New("home tenant id and managed identity object id are required")

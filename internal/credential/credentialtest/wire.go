@@ -1,0 +1,118 @@
+package credentialtest
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/activeloopai/azcreds/internal/clocktest"
+	"github.com/activeloopai/azcreds/internal/credential"
+)
+
+// Ports are the domain's ports, in memory or real, for Wire.
+type Ports struct {
+	Store      credential.Store
+	Workspaces credential.WorkspaceStore
+	Health     credential.HealthStore
+	Scheduler  credential.Scheduler
+	Directory  credential.Directory
+	Finder     credential.Finder
+	Prober     credential.Prober
+	Signer     credential.Signer
+	Containers credential.ContainerCreator
+}
+
+// T0 is where the fakes' clock starts.
+var T0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// Fakes is one in-memory implementation of each port, on one clock.
+type Fakes struct {
+	Clock      *clocktest.Clock
+	Store      *Store
+	Scheduler  *Scheduler
+	Directory  *Directory
+	Finder     *Finder
+	Prober     *Prober
+	Signer     *Signer
+	Containers *Containers
+}
+
+// NewFakes returns fresh fakes on a clock standing at T0.
+func NewFakes(opts ...StoreOption) *Fakes {
+	clock := clocktest.New(T0)
+	return &Fakes{Clock: clock, Store: NewStore(append([]StoreOption{WithStoreClock(clock.Now)}, opts...)...),
+		Scheduler: NewScheduler(clock.Now), Directory: NewDirectory(), Finder: &Finder{}, Prober: &Prober{},
+		Signer: &Signer{}, Containers: &Containers{}}
+}
+
+// Ports are the fakes as the domain's ports.
+func (f *Fakes) Ports() Ports {
+	return Ports{Store: f.Store, Workspaces: f.Store, Health: f.Store, Scheduler: f.Scheduler, Directory: f.Directory,
+		Finder: f.Finder, Prober: f.Prober, Signer: f.Signer, Containers: f.Containers}
+}
+
+// Setup is what Wire builds the domain from.
+type Setup struct {
+	// Config; an empty HomeTenantID or ManagedIdentityObjectID is filled in.
+	Config credential.Config
+	Ports
+	// Now is the domain's clock; time.Now when nil.
+	Now func() time.Time
+	// Log gets the domain's logs; discarded when nil.
+	Log *slog.Logger
+	// Resolutions is the instance's resolution cache; a new one of Config's TTL when nil.
+	Resolutions *credential.ResolutionCache
+}
+
+// Domain is the job types of one instance, wired on one set of ports as main wires them.
+type Domain struct {
+	Onboarding *credential.Onboarding
+	Jobs       *credential.Jobs
+	Issuance   *credential.Issuance
+	Health     *credential.HealthMonitor
+	Runner     *credential.Runner
+}
+
+// Wire builds every job type from s; it fails the test when one cannot be built.
+func Wire(t testing.TB, s Setup) *Domain {
+	t.Helper()
+	cfg := s.Config
+	if cfg.HomeTenantID == "" {
+		cfg.HomeTenantID = "home"
+	}
+	if cfg.ManagedIdentityObjectID == "" {
+		cfg.ManagedIdentityObjectID = "mi"
+	}
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var opts []credential.Option
+	if s.Now != nil {
+		opts = append(opts, credential.WithClock(s.Now))
+	}
+	res := s.Resolutions
+	if res == nil {
+		res = credential.NewResolutionCache(cfg.ResolutionCacheTTL)
+	}
+	p := s.Ports
+	var d Domain
+	var err error
+	d.Onboarding, err = credential.NewOnboarding(cfg, p.Store, p.Directory, p.Scheduler, res, log, opts...)
+	if err == nil {
+		d.Jobs, err = credential.NewJobs(cfg, p.Store, p.Workspaces, p.Directory, p.Scheduler, p.Finder, p.Prober, log, opts...)
+	}
+	if err == nil {
+		d.Issuance, err = credential.NewIssuance(cfg, p.Store, p.Workspaces, p.Signer, p.Containers, res, log, opts...)
+	}
+	if err == nil {
+		d.Health, err = credential.NewHealthMonitor(cfg, p.Store, p.Health, p.Scheduler, p.Prober, log, opts...)
+	}
+	if err == nil {
+		d.Runner, err = credential.NewRunner(d.Jobs, d.Health, log)
+	}
+	if err != nil {
+		t.Fatalf("wire the domain: %v", err)
+	}
+	return &d
+}
