@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/dev/stack"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // runWalkthrough is `make walkthrough`: with `make run` up, one whole onboarding against it,

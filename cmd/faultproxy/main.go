@@ -1,4 +1,4 @@
-// Command faultproxy serves internal/faultproxy: an HTTPS proxy in front of Azurite's blob,
+// Command faultproxy serves internal/dev/faultproxy: an HTTPS proxy in front of Azurite's blob,
 // queue and table endpoints, one listener each, that injects 503 ServerBusy, lost
 // responses and timeouts at the rates given and counts every storage transaction
 // (GET /_faultproxy/stats on any listener; POST /_faultproxy/config changes the rates).
@@ -18,8 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/faultproxy"
-	"github.com/activeloopai/azcreds/internal/tlsserve"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/tlsserve"
 )
 
 func main() {

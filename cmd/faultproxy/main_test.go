@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/faultproxy"
-	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 )
 
 // TestRunProxiesAzurite: the command serves the table and queue listeners asked for, in

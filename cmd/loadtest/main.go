@@ -1,4 +1,4 @@
-// Command loadtest measures an HTTP server on this machine (package internal/loadtest) at
+// Command loadtest measures an HTTP server on this machine (package internal/dev/loadtest) at
 // one or more concurrency levels, each after the same warm-up, and prints a line per level.
 // It refuses any target that is not loopback and every run is bounded in time and count.
 //
@@ -31,7 +31,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/loadtest"
+	"github.com/activeloopai/azcreds/internal/dev/loadtest"
 )
 
 func main() {

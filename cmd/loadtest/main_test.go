@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/loadtest"
+	"github.com/activeloopai/azcreds/internal/dev/loadtest"
 )
 
 func TestParseFlags(t *testing.T) {

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/faultproxy"
-	"github.com/activeloopai/azcreds/internal/loadtest"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/loadtest"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // tokenEnv carries the API token to `loadtest onboard`, so it never shows in a process

@@ -1,5 +1,5 @@
 // Command localazure serves the local stand-in for Microsoft Entra ID and Microsoft Graph
-// (package internal/localazure) over HTTPS, for the local stack and for people trying the
+// (package internal/dev/localazure) over HTTPS, for the local stack and for people trying the
 // onboarding by hand, and, with -azurite-blob, the stand-in's RBAC front for customer blob
 // storage (<account>.blob.localhost) on its own listener (-storage-addr). It only parses
 // flags, wires the servers and stops cleanly on SIGINT or SIGTERM.
@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/tlsserve"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/tlsserve"
 )
 
 func main() {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
+	"github.com/activeloopai/azcreds/internal/dev/localazure/localazuretest"
 )
 
 const (

@@ -23,7 +23,7 @@
 //
 // A [Minter] signs platform tokens with a local RSA key so the local stack needs no
 // identity provider; [Minter.JWKS] publishes its key so the JWKS path can be exercised
-// locally too. Entra's tokens are the local stand-in's to issue (internal/localazure).
+// locally too. Entra's tokens are the local stand-in's to issue (internal/dev/localazure).
 //
 // Tokens never appear in errors or logs: refusals carry a short fixed cause ([Cause]),
 // never the token, its claims or header values.

@@ -31,8 +31,8 @@ import (
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/deploy"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 	"github.com/activeloopai/azcreds/internal/queue"
-	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
 // Directory objects the packaged handler is configured with; nothing here signs in as

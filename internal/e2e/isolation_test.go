@@ -15,9 +15,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/google/uuid"
 
-	"github.com/activeloopai/azcreds/internal/faultproxy"
-	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // isolationParty is one organization of the isolation matrix with the SAS /creds gave it.

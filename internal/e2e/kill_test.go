@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // envSoakSeed repeats the kill times of an earlier TestSoakWorkerKilled run.

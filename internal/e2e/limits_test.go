@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // errorCode is the code of an API error answer ("" when err is none).

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // BenchmarkSPPollThroughput measures how many service principal polls one standalone

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/faultproxy"
-	"github.com/activeloopai/azcreds/internal/loadtest"
-	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/loadtest"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 )
 
 // TestOnboardingLoad runs scenario 1 of `make load` (many onboardings at once) at a small

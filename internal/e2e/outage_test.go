@@ -14,9 +14,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 	"github.com/activeloopai/azcreds/internal/queue"
-	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // Helpers for onboardings that go on while the handler or its storage is down: the

@@ -19,9 +19,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 	"github.com/activeloopai/azcreds/internal/queue"
-	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
 )
 
 // Patterns of secret material in general, besides the exact values a run knows.

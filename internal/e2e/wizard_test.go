@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/dev/stack"
-	"github.com/activeloopai/azcreds/internal/testenv"
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // TestWalkthroughOnStackInUse: the walkthrough (`make walkthrough`) runs, twice in a row,

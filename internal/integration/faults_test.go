@@ -9,7 +9,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
-	"github.com/activeloopai/azcreds/internal/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
 )
 
 // TestCleanUpWhileTheDeleteIsSlow: the delete queues the app's clean-up before it removes

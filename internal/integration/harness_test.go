@@ -17,11 +17,11 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
-	"github.com/activeloopai/azcreds/internal/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
-	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
 // callCounter is an azcore pipeline policy that counts the storage calls made.

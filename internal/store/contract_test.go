@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
-	"github.com/activeloopai/azcreds/internal/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
 )
 
 // TestStoreContract holds the Table store to the contract of the domain's store, the one

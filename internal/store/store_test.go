@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 )
 
 // newStore opens a store on a fresh table of the test Azurite, removed after the test.

@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
-	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
 // runnerFunc adapts a function to JobRunner.

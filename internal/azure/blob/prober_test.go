@@ -25,9 +25,9 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
-	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure/localazuretest"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 )
 
 // The prober's tests run the real azblob client against the stand-in's storage front

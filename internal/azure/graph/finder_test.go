@@ -16,7 +16,7 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/azure/identity"
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
 )
 
 // entraCounter counts the token chain's requests to Entra and can add a Retry-After to a

@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
-	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
 )
 
 // entraIDs are the trace and correlation ids in a token failure's body, as Entra sent them.

@@ -17,8 +17,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/google/uuid"
 
-	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure/localazuretest"
 )
 
 const (

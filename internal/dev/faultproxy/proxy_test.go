@@ -21,8 +21,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
-	"github.com/activeloopai/azcreds/internal/faultproxy"
-	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 )
 
 // stack is a proxy in front of the test Azurite, one TLS listener per service, served

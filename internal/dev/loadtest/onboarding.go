@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // Bounds of an onboarding run.

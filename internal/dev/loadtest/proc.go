@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
 )
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 on Linux
@@ -85,7 +85,7 @@ func ReadProcessUsage(pid int) (ProcessUsage, error) {
 	return u, nil
 }
 
-// StorageStats reads the counters of a storage fault proxy (internal/faultproxy) at its
+// StorageStats reads the counters of a storage fault proxy (internal/dev/faultproxy) at its
 // stats endpoint, e.g. https://127.0.0.1:10802/_faultproxy/stats, which must be loopback.
 func StorageStats(ctx context.Context, client *http.Client, statsURL string) (faultproxy.Stats, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statsURL, nil)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/clocktest"
-	"github.com/activeloopai/azcreds/internal/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 )
 
 // The front's tests run against the Azurite of `make test`: what the front forwards must

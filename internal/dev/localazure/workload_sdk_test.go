@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/auth"
-	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure/localazuretest"
 )
 
 const (

@@ -63,7 +63,7 @@ func HandlerEnv(c HandlerConfig) []string {
 }
 
 // Names of the environment that tells tests where the shared test Azurite is;
-// internal/testenv reads it.
+// internal/dev/testenv reads it.
 const (
 	EnvTestAzuriteBlob     = "AZCREDS_TEST_AZURITE_BLOB"
 	EnvTestAzuriteQueue    = "AZCREDS_TEST_AZURITE_QUEUE"

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/walkthrough"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // DefaultPropagation is how long the stand-in takes to make a role assignment effective:

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/activeloopai/azcreds/internal/localazure"
-	"github.com/activeloopai/azcreds/internal/localazure/localazuretest"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure/localazuretest"
 )
 
 // TestCreateWorkloadIdentity: the stack's start creates the demo workload identity with its

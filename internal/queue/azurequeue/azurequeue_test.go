@@ -9,8 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
 	"github.com/activeloopai/azcreds/internal/queue"
-	"github.com/activeloopai/azcreds/internal/testenv"
 )
 
 // TestScheduleDelay: a scheduled job stays invisible for its delay, then arrives intact.

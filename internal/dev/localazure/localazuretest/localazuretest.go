@@ -27,7 +27,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/google/uuid"
 
-	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
 )
 
 // StandIn is a localazure.Server served over TLS by an httptest server for one test.

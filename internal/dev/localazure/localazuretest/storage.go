@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/activeloopai/azcreds/internal/localazure"
+	"github.com/activeloopai/azcreds/internal/dev/localazure"
 	"github.com/activeloopai/azcreds/internal/localdial"
 )
 
