@@ -607,3 +607,55 @@ func TestProbeBlobName(t *testing.T) {
 		}
 	}
 }
+
+// losingTransport sends every request, and throws away the answer of the first one whose
+// method is lose: the work is done, the client sees a dropped connection and retries.
+type losingTransport struct {
+	next policy.Transporter
+	lose string
+
+	mu   sync.Mutex
+	lost bool
+}
+
+func (l *losingTransport) Do(req *http.Request) (*http.Response, error) {
+	resp, err := l.next.Do(req)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil || l.lost || req.Method != l.lose {
+		return resp, err
+	}
+	l.lost = true
+	resp.Body.Close()
+	return nil, errors.New("connection reset after the request was served")
+}
+
+// TestProbeDeleteWhoseAnswerWasLost: the probe blob's delete lands but its answer is lost;
+// the storage client's retry meets 404 BlobNotFound. The blob is gone, as the check wants:
+// it passes, and the attempt is not read as a missing container.
+func TestProbeDeleteWhoseAnswerWasLost(t *testing.T) {
+	st := newStack(t)
+	a := st.newApp()
+	c := st.container("custacct1")
+	st.grant(a, localazure.RoleBlobDataContributor, st.scope("custacct1", ""))
+	transport := &losingTransport{next: st.front.Transport(t, "custacct1"), lose: http.MethodDelete}
+	p, err := NewProber(&tokenSource{st: st}, Options{EndpointTemplate: st.front.EndpointTemplate, Transport: transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := credential.ProbeTarget{TenantID: custTenant, AppID: a.appID, Account: "custacct1", Container: c, Prefix: "tables"}
+	got := p.Probe(context.Background(), tgt)
+	if !transport.lost {
+		t.Fatal("no delete's answer was lost")
+	}
+	want := credential.ProbeReport{Checks: []credential.CheckResult{pass(udk), pass(write), pass(list), pass(del)}}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(credential.CheckResult{}, "RequestID")); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+	if v := credential.ClassifyProbe(got, tgt, a.spObjectID, true); v.Status != credential.StatusConnected {
+		t.Errorf("classified as %s: %s", v.Status, v.Problem.Message)
+	}
+	if left := st.blobs("custacct1", c); len(left) != 0 {
+		t.Errorf("probe left blobs behind: %v", left)
+	}
+}
