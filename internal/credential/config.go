@@ -45,6 +45,13 @@ type Config struct {
 	ResolutionCacheTTL time.Duration
 	// HealthSpread spreads a health sweep's probes over this long (0: all at once).
 	HealthSpread time.Duration
+	// HealthRecheck is when a credential whose health check failed once is checked again
+	// (HealthMonitor): only a second failure in a row marks it degraded.
+	HealthRecheck time.Duration
+	// MaxDeliveries is how often the queue delivers a failing job's message before it sets
+	// it aside in the poison queue (the host's maxDequeueCount): the Runner notes the
+	// failure of the last delivery for the reconciler to show.
+	MaxDeliveries int
 	// CreateGuardDelay is when a create's guard runs (Jobs.CleanUpApp); creating the app
 	// registration gets half of it.
 	CreateGuardDelay time.Duration
@@ -65,6 +72,14 @@ const DefaultCreateGuardDelay = 10 * time.Minute
 // registration: a create can be repeated without making a second app, and the app of a
 // create that died half-way can be found.
 func UniqueAppName(credentialID string) string { return "azcreds-" + credentialID }
+
+// DefaultHealthRecheck is when a first failed health check is checked again: soon, so a
+// real loss of access shows within minutes, and not at once, so a passing fault does not.
+const DefaultHealthRecheck = time.Minute
+
+// DefaultMaxDeliveries is the Functions host's maxDequeueCount (host.json), which the
+// standalone worker applies too.
+const DefaultMaxDeliveries = 5
 
 // DefaultPollInterval spaces poll attempts: Entra and RBAC usually settle within seconds
 // to a minute, and the wizard polls the credential every 3 to 5 seconds.
@@ -89,6 +104,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.CreateGuardDelay <= 0 {
 		c.CreateGuardDelay = DefaultCreateGuardDelay
+	}
+	if c.HealthRecheck <= 0 {
+		c.HealthRecheck = DefaultHealthRecheck
+	}
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
 	}
 	if c.EnvironmentDefault.ContainerPrefix == "" {
 		c.EnvironmentDefault.ContainerPrefix = DefaultContainerPrefix

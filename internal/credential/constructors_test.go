@@ -30,24 +30,35 @@ func TestConstructorsRefuseMissingPorts(t *testing.T) {
 		ports []string
 		build build
 	}{
-		{"onboarding", []string{"store", "directory", "scheduler", "resolution cache", "log"}, func(n string) error {
+		{"onboarding", []string{"store", "window index", "directory", "scheduler", "resolution cache", "log"}, func(n string) error {
 			st, _ := pick(n, "store", f.Store).(credential.Store)
+			ix, _ := pick(n, "window index", f.Store).(credential.WindowIndex)
 			dir, _ := pick(n, "directory", f.Directory).(credential.Directory)
 			sc, _ := pick(n, "scheduler", f.Scheduler).(credential.Scheduler)
 			rc, _ := pick(n, "resolution cache", res).(*credential.ResolutionCache)
 			lg, _ := pick(n, "log", log).(*slog.Logger)
-			_, err := credential.NewOnboarding(cfg, st, dir, sc, rc, lg)
+			_, err := credential.NewOnboarding(cfg, st, ix, dir, sc, rc, lg)
 			return err
 		}},
-		{"jobs", []string{"store", "workspace store", "directory", "scheduler", "finder", "prober", "log"}, func(n string) error {
+		{"jobs", []string{"store", "workspace store", "window index", "directory", "scheduler", "finder", "prober", "log"}, func(n string) error {
 			st, _ := pick(n, "store", f.Store).(credential.Store)
 			ws, _ := pick(n, "workspace store", f.Store).(credential.WorkspaceStore)
+			ix, _ := pick(n, "window index", f.Store).(credential.WindowIndex)
 			dir, _ := pick(n, "directory", f.Directory).(credential.Directory)
 			sc, _ := pick(n, "scheduler", f.Scheduler).(credential.Scheduler)
 			fi, _ := pick(n, "finder", f.Finder).(credential.Finder)
 			pr, _ := pick(n, "prober", f.Prober).(credential.Prober)
 			lg, _ := pick(n, "log", log).(*slog.Logger)
-			_, err := credential.NewJobs(cfg, st, ws, dir, sc, fi, pr, lg)
+			_, err := credential.NewJobs(cfg, st, ws, ix, dir, sc, fi, pr, lg)
+			return err
+		}},
+		{"reconciler", []string{"store", "window index", "scheduler", "poison queue", "log"}, func(n string) error {
+			st, _ := pick(n, "store", f.Store).(credential.Store)
+			ix, _ := pick(n, "window index", f.Store).(credential.WindowIndex)
+			sc, _ := pick(n, "scheduler", f.Scheduler).(credential.Scheduler)
+			pq, _ := pick(n, "poison queue", f.Scheduler).(credential.PoisonQueue)
+			lg, _ := pick(n, "log", log).(*slog.Logger)
+			_, err := credential.NewReconciler(cfg, st, ix, sc, pq, lg)
 			return err
 		}},
 		{"issuance", []string{"store", "workspace store", "signer", "container creator", "resolution cache", "log"}, func(n string) error {
@@ -95,7 +106,7 @@ func TestConstructorsCheckTheirConfig(t *testing.T) {
 	f := credentialtest.NewFakes()
 	log := slog.New(slog.DiscardHandler)
 	res := credential.NewResolutionCache(0)
-	if _, err := credential.NewOnboarding(credential.Config{HomeTenantID: "home"}, f.Store, f.Directory, f.Scheduler, res, log); err == nil {
+	if _, err := credential.NewOnboarding(credential.Config{HomeTenantID: "home"}, f.Store, f.Store, f.Directory, f.Scheduler, res, log); err == nil {
 		t.Error("onboarding without the managed identity's object id")
 	}
 	bad := credential.Config{EnvironmentDefault: credential.EnvironmentDefault{Account: "Platform"}}

@@ -132,14 +132,33 @@ var (
 	ErrFederation = errors.New("federated credential refused")
 )
 
+// The services an adapter's failure names (ProviderError.Service, FailedService).
+const (
+	ServiceStorage = "Azure Storage"
+	ServiceGraph   = "Microsoft Graph"
+	ServiceEntra   = "Entra ID"
+)
+
 // ProviderError carries what Azure or Entra said: the provider's code (AADSTS700016,
 // ContainerNotFound, ...), the HTTP status and the request id support needs.
 type ProviderError struct {
 	Kind      error // a sentinel of this package, or nil
+	Service   string
 	Code      string
 	Status    int
 	RequestID string
 	Err       error
+}
+
+// FailedService names the service that failed and the request id it answered with.
+func (e *ProviderError) FailedService() (service, requestID string) { return e.Service, e.RequestID }
+
+// ServiceFailure is an adapter's error that knows which service failed (ServiceStorage,
+// ServiceGraph, ServiceEntra) and with which request id, so a job that fails for good can
+// say so on its credential (failureProblem).
+type ServiceFailure interface {
+	error
+	FailedService() (service, requestID string)
 }
 
 func (e *ProviderError) Error() string {
@@ -163,4 +182,33 @@ func providerDetails(err error) (code, requestID string) {
 		return pe.Code, pe.RequestID
 	}
 	return "", ""
+}
+
+// failureProblem is what a credential shows about a background job that failed on every
+// delivery: the service that failed, in the words of the seed's unexpected-error message,
+// with the request id to trace it (the service's, else the delivery's own).
+func failureProblem(err error, deliveryRequestID string) Problem {
+	p := Problem{Code: string(StatusUnexpectedError), RequestID: deliveryRequestID}
+	service := ""
+	var sf ServiceFailure
+	if errors.As(err, &sf) {
+		var rid string
+		service, rid = sf.FailedService()
+		if rid != "" {
+			p.RequestID = rid
+		}
+	}
+	var pe *ProviderError
+	if errors.As(err, &pe) {
+		p.ProviderError = pe.Code
+	}
+	what := "Background work"
+	if service != "" {
+		what = service + " operation"
+	}
+	p.Message = what + " failed with an unexpected error"
+	if p.RequestID != "" {
+		p.Message += " (request id " + p.RequestID + ")"
+	}
+	return p
 }

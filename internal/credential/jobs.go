@@ -28,17 +28,18 @@ type Jobs struct {
 	now         func() time.Time
 }
 
-// NewJobs returns the onboarding's background jobs on their ports.
-func NewJobs(cfg Config, store Store, workspaces WorkspaceStore, directory Directory, scheduler Scheduler, finder Finder,
+// NewJobs returns the onboarding's background jobs on their ports. index is the
+// open-window index, where a job that fails on its last delivery notes why (NoteFailure).
+func NewJobs(cfg Config, store Store, workspaces WorkspaceStore, index WindowIndex, directory Directory, scheduler Scheduler, finder Finder,
 	prober Prober, log *slog.Logger, opts ...Option) (*Jobs, error) {
-	if err := required("credential jobs", map[string]any{"store": store, "workspace store": workspaces, "directory": directory,
-		"scheduler": scheduler, "finder": finder, "prober": prober, "log": log}); err != nil {
+	if err := required("credential jobs", map[string]any{"store": store, "workspace store": workspaces, "window index": index,
+		"directory": directory, "scheduler": scheduler, "finder": finder, "prober": prober, "log": log}); err != nil {
 		return nil, err
 	}
 	cfg.withDefaults()
 	o := newOptions(opts)
 	return &Jobs{cfg: cfg, store: store, workspaces: workspaces, directory: directory, finder: finder, prober: prober,
-		scheduler: scheduler, windows: windows{scheduler: scheduler, cfg: cfg, now: o.now, log: log},
+		scheduler: scheduler, windows: windows{scheduler: scheduler, index: index, cfg: cfg, now: o.now, log: log},
 		transitions: transitioner{store: store, now: o.now}, log: log, now: o.now}, nil
 }
 
@@ -71,9 +72,15 @@ func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window
 	}
 	if !ok {
 		j.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
-			"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts, "state", c.State)
+			"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts, "state", c.State,
+			"reconciled", !job.IssuedAt.IsZero())
+		return c, false, nil
 	}
-	return c, ok, nil
+	// How long the window went without an attempt: about its interval while the chain keeps
+	// up; more when jobs wait for the worker or a message was hidden or lost.
+	j.log.DebugContext(ctx, "window attempt", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
+		"attempt", job.Attempt, "gap_ms", j.now().Sub(lastActivity(c)).Milliseconds(), "reconciled", !job.IssuedAt.IsZero())
+	return c, true, nil
 }
 
 // save writes the outcome of an attempt: a transition with its event when ev is set,
@@ -384,6 +391,30 @@ func (j *Jobs) guardCreate(ctx context.Context, job Job) error {
 	return nil
 }
 
+// noteTimeout bounds the note of a last delivery's failure, which runs after the job's own
+// time may have run out.
+const noteTimeout = 10 * time.Second
+
+// noteFailure logs a job that failed on its last delivery and notes the failure in the
+// credential's row of the open-window index (best effort: the reconciler shows a generic
+// failure without it).
+func (j *Jobs) noteFailure(ctx context.Context, job Job, err error) {
+	p := failureProblem(err, job.RequestID)
+	j.log.ErrorContext(ctx, "job failed on its last delivery: the queue sets its message aside in the poison queue, and the reconciler shows the failure and takes the work up again",
+		"kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID, "generation", job.Generation, "attempt", job.Attempt,
+		"delivery", job.Delivery, "request_id", job.RequestID, "failure", p.Message, "err", err)
+	if job.Kind == JobHealthProbe {
+		return // the next sweep probes again; nothing waits on it
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	f := JobFailure{Kind: job.Kind, Generation: job.Generation, Attempt: job.Attempt, At: j.now().UTC(), Problem: p}
+	if nerr := j.windows.index.NoteFailure(ctx, job.OrgID, job.CredentialID, f); nerr != nil {
+		j.log.WarnContext(ctx, "could not note a job's last failure in the open-window index", "kind", job.Kind,
+			"org", job.OrgID, "credential", job.CredentialID, "err", nerr)
+	}
+}
+
 // Runner runs a background job of any kind: the one job runner of the queue worker and
 // of the Functions host's queue functions.
 type Runner struct {
@@ -402,8 +433,19 @@ func NewRunner(jobs *Jobs, health *HealthMonitor, log *slog.Logger) (*Runner, er
 
 // Run does one background job. It returns an error only for a failure worth retrying the
 // same message for (storage unavailable, say); a job that is stale, replayed or about a
-// deleted credential is done when it changes nothing.
+// deleted credential is done when it changes nothing. A failure on the message's last
+// delivery (Config.MaxDeliveries) is logged at error level and noted in the open-window
+// index, for the reconciler to show on the credential once it finds the message in the
+// poison queue.
 func (r *Runner) Run(ctx context.Context, job Job) error {
+	err := r.run(ctx, job)
+	if err != nil && job.Delivery >= r.jobs.cfg.MaxDeliveries {
+		r.jobs.noteFailure(ctx, job, err)
+	}
+	return err
+}
+
+func (r *Runner) run(ctx context.Context, job Job) error {
 	switch job.Kind {
 	case JobSPPoll:
 		return r.jobs.PollServicePrincipal(ctx, job)

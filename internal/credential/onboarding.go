@@ -16,6 +16,7 @@ import (
 type Onboarding struct {
 	cfg         Config
 	store       Store
+	index       WindowIndex
 	directory   Directory
 	scheduler   Scheduler
 	windows     windows
@@ -29,10 +30,11 @@ type Onboarding struct {
 
 // NewOnboarding returns the onboarding commands on their ports. resolutions is the
 // instance's cache of workspace resolutions, shared with Issuance: a delete or a new org
-// default drops the organization's entries.
-func NewOnboarding(cfg Config, store Store, directory Directory, scheduler Scheduler, resolutions *ResolutionCache,
+// default drops the organization's entries. index is the open-window index, which every
+// create and submit writes to before it begins (Reconciler).
+func NewOnboarding(cfg Config, store Store, index WindowIndex, directory Directory, scheduler Scheduler, resolutions *ResolutionCache,
 	log *slog.Logger, opts ...Option) (*Onboarding, error) {
-	if err := required("credential onboarding", map[string]any{"store": store, "directory": directory,
+	if err := required("credential onboarding", map[string]any{"store": store, "window index": index, "directory": directory,
 		"scheduler": scheduler, "resolution cache": resolutions, "log": log}); err != nil {
 		return nil, err
 	}
@@ -41,8 +43,8 @@ func NewOnboarding(cfg Config, store Store, directory Directory, scheduler Sched
 	}
 	cfg.withDefaults()
 	o := newOptions(opts)
-	return &Onboarding{cfg: cfg, store: store, directory: directory, scheduler: scheduler,
-		windows:     windows{scheduler: scheduler, cfg: cfg, now: o.now, log: log},
+	return &Onboarding{cfg: cfg, store: store, index: index, directory: directory, scheduler: scheduler,
+		windows:     windows{scheduler: scheduler, index: index, cfg: cfg, now: o.now, log: log},
 		transitions: transitioner{store: store, now: o.now},
 		resolutions: resolutions, creates: newLimiter(cfg.CreateRate), log: log, now: o.now, newID: o.newID}, nil
 }
@@ -90,6 +92,11 @@ func (o *Onboarding) Create(ctx context.Context, orgID string, in CreateInput, r
 	c := &Credential{
 		OrgID: orgID, ID: o.newID(), Name: in.Name, StorageType: in.StorageType, BasePath: bp,
 		State: StateDraft, CreatedAt: now, UpdatedAt: now,
+	}
+	// The index first: the reconciler watches the create from before it begins, so a
+	// guard whose message is lost is scheduled again.
+	if err := o.windows.open(ctx, c, 0); err != nil {
+		return nil, err
 	}
 	// The row goes first: it reserves the name, so a duplicate never creates an app.
 	if err := o.store.Insert(ctx, c, EventRecord{Time: now, To: StateDraft, Cause: EventCreated, RequestID: requestID}); err != nil {
@@ -233,6 +240,9 @@ func (o *Onboarding) SubmitTenant(ctx context.Context, orgID, id string, in Tena
 		return nil, &ConflictError{Message: "the credential's app registration is still being created; try again in a moment"}
 	}
 	now := o.now().UTC()
+	if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
+		return nil, err
+	}
 	if err := o.windows.backstop(ctx, c, JobSPPoll, now.Add(o.cfg.SPPollWindow)); err != nil {
 		return nil, err
 	}
@@ -277,6 +287,9 @@ func (o *Onboarding) SubmitStorage(ctx context.Context, orgID, id string, in Sto
 			in.ContainerName, c.BasePath.Container, c.BasePath)
 	}
 	now := o.now().UTC()
+	if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
+		return nil, err
+	}
 	if err := o.windows.backstop(ctx, c, JobAccessProbe, now.Add(o.cfg.AccessProbeWindow)); err != nil {
 		return nil, err
 	}

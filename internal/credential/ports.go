@@ -127,6 +127,9 @@ type Job struct {
 	// (its dequeue count; 0 when unknown). It is not part of the message: a delivery
 	// after the first may follow one that died before it scheduled the window's next attempt.
 	Delivery int
+	// RequestID names this delivery in the logs (the invocation's request id); not part of
+	// the message. A failure that has no request id of its own is traced by it.
+	RequestID string
 }
 
 // Scheduler hands jobs to the background workers, visible after delay.
@@ -248,4 +251,69 @@ type HealthStore interface {
 	UpdateHealth(ctx context.Context, c *Credential, ev *HealthEvent) error
 	// HealthEvents reads a credential's health log, oldest first.
 	HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error)
+}
+
+// OpenWindow is one row of the open-window index: a credential whose background work the
+// reconciler watches, from a create until its guard has had its time, and from a submit
+// until its window closes. The row is written before the work begins, so no work goes
+// unwatched, and removed lazily after it ends; a row that outlives its work costs one read
+// per reconciliation, since the reconciler reads the credential before it acts.
+type OpenWindow struct {
+	OrgID        string
+	CredentialID string
+	// Generation is the generation the submit gives the credential (0 for a create): a
+	// credential still below it has a write under way, or one that failed.
+	Generation int64
+	OpenedAt   time.Time
+	// Failure is what the last delivery of one of the window's jobs met (Runner), for the
+	// reconciler to show when the job's message turns up in a poison queue.
+	Failure JobFailure
+	// ETag is the row as it was read: CloseWindow removes only a row unchanged since.
+	ETag string
+}
+
+// JobFailure is a job that failed on its last delivery.
+type JobFailure struct {
+	Kind       JobKind
+	Generation int64
+	Attempt    int
+	At         time.Time
+	Problem    Problem
+}
+
+// WindowIndex keeps the open-window index in a partition of its own, so the reconciler
+// reads the few open windows without scanning every credential.
+type WindowIndex interface {
+	// OpenWindow writes w's row, replacing the credential's row if it has one.
+	OpenWindow(ctx context.Context, w OpenWindow) error
+	// OpenWindows calls fn with every row, a page at a time; an error from fn stops the
+	// walk and is returned.
+	OpenWindows(ctx context.Context, fn func(OpenWindow) error) error
+	// NoteFailure records f on the credential's row; without a row it records nothing.
+	NoteFailure(ctx context.Context, orgID, id string, f JobFailure) error
+	// CloseWindow removes w's row if it is unchanged since it was read; a changed or
+	// missing row is left as it is, and is no error.
+	CloseWindow(ctx context.Context, w OpenWindow) error
+}
+
+// PoisonedJob is a job whose message the queue set aside after its last delivery failed
+// (the Functions host's maxDequeueCount, and the standalone worker's), as the reconciler
+// reads it from the poison queue.
+type PoisonedJob struct {
+	Job        Job
+	Queue      string // the poison queue, for logs
+	MessageID  string
+	Receipt    string // removes it
+	PoisonedAt time.Time
+	// Err is set when the message held no job: it is logged and removed.
+	Err error
+}
+
+// PoisonQueue reads the poison queues of the job queues.
+type PoisonQueue interface {
+	// Poisoned takes up to max poisoned messages, hidden from other readers for a while:
+	// one not removed comes back later.
+	Poisoned(ctx context.Context, max int) ([]PoisonedJob, error)
+	// Remove deletes a handled poisoned message.
+	Remove(ctx context.Context, p PoisonedJob) error
 }

@@ -9,10 +9,12 @@ import (
 )
 
 // windows schedules the jobs of the two waiting windows (the service principal poll and
-// the access probe): a window's first job and its backstop when a submit starts it, each
-// following attempt, and their spacing. Onboarding and Jobs share it.
+// the access probe): a window's index row, its first job and its backstop when a submit
+// starts it, each following attempt, and their spacing. Onboarding, Jobs and the
+// Reconciler share it.
 type windows struct {
 	scheduler Scheduler
+	index     WindowIndex
 	cfg       Config
 	now       func() time.Time
 	log       *slog.Logger
@@ -24,6 +26,17 @@ func (w windows) interval(kind JobKind) time.Duration {
 		return w.cfg.AccessProbeInterval
 	}
 	return w.cfg.SPPollInterval
+}
+
+// open writes c's row of the open-window index before a create (generation 0) or a
+// submit (the generation it gives c) writes c: from then on the reconciler watches it.
+// Failing here fails the command before anything changed.
+func (w windows) open(ctx context.Context, c *Credential, generation int64) error {
+	row := OpenWindow{OrgID: c.OrgID, CredentialID: c.ID, Generation: generation, OpenedAt: w.now().UTC()}
+	if err := w.index.OpenWindow(ctx, row); err != nil {
+		return fmt.Errorf("index the background work of credential %s: %w", c.ID, errors.Join(ErrUnavailable, err))
+	}
+	return nil
 }
 
 // start hands the first job of a new window to the workers. It runs after the row is

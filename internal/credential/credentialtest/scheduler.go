@@ -29,11 +29,12 @@ type Scheduler struct {
 	now    func() time.Time
 	faults faults
 
-	mu      sync.Mutex
-	seq     int
-	pending []Scheduled
-	history []Scheduled
-	refuse  func(credential.Job, time.Duration) error
+	mu       sync.Mutex
+	seq      int
+	pending  []Scheduled
+	history  []Scheduled
+	poisoned []credential.PoisonedJob
+	refuse   func(credential.Job, time.Duration) error
 }
 
 var _ credential.Scheduler = (*Scheduler)(nil)
@@ -48,6 +49,9 @@ func NewScheduler(now func() time.Time) *Scheduler {
 
 // Inject arms a Fault for Schedule; the zero Fault disarms it.
 func (s *Scheduler) Inject(f Fault) { s.faults.inject("Schedule", f) }
+
+// InjectPoison arms a Fault for the poison queue's calls ("Poisoned", "Remove").
+func (s *Scheduler) InjectPoison(call string, f Fault) { s.faults.inject(call, f) }
 
 // Refuse has refuse asked before each job is queued: an error refuses the job, as an
 // unavailable queue would (nil: the job is queued). A nil refuse removes the check.
@@ -72,7 +76,7 @@ func (s *Scheduler) Schedule(ctx context.Context, job credential.Job, delay time
 			return fmt.Errorf("enqueue %s job for credential %s: %w", job.Kind, job.CredentialID, errors.Join(credential.ErrUnavailable, err))
 		}
 	}
-	job.Deadline, job.IssuedAt, job.Delivery = job.Deadline.UTC(), job.IssuedAt.UTC(), 0
+	job.Deadline, job.IssuedAt, job.Delivery, job.RequestID = job.Deadline.UTC(), job.IssuedAt.UTC(), 0, ""
 	s.seq++
 	sc := Scheduled{Job: job, Delay: max(delay, 0), Due: s.now().Add(max(delay, 0)), seq: s.seq}
 	s.pending = append(s.pending, sc)
@@ -157,4 +161,47 @@ func (s *Scheduler) sorted(kind credential.JobKind) []Scheduled {
 	}
 	slices.SortFunc(out, func(a, b Scheduled) int { return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.seq, b.seq)) })
 	return out
+}
+
+var _ credential.PoisonQueue = (*Scheduler)(nil)
+
+// Poison sets job aside as the queue does after its last failed delivery: the reconciler
+// reads it back (Poisoned). It returns the poisoned message's id.
+func (s *Scheduler) Poison(job credential.Job) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	id := fmt.Sprintf("poisoned-%d", s.seq)
+	job.Delivery, job.RequestID = 0, ""
+	s.poisoned = append(s.poisoned, credential.PoisonedJob{Job: job, Queue: string(job.Kind) + "-poison", MessageID: id,
+		Receipt: id, PoisonedAt: s.now().UTC()})
+	return id
+}
+
+// Poisoned returns up to max of the jobs set aside, oldest first; they stay until removed.
+func (s *Scheduler) Poisoned(ctx context.Context, max int) ([]credential.PoisonedJob, error) {
+	if err := s.faults.take("Poisoned"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.poisoned[:min(max, len(s.poisoned))]), nil
+}
+
+// Remove deletes a poisoned message.
+func (s *Scheduler) Remove(ctx context.Context, p credential.PoisonedJob) error {
+	if err := s.faults.take("Remove"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned = slices.DeleteFunc(s.poisoned, func(q credential.PoisonedJob) bool { return q.MessageID == p.MessageID })
+	return nil
+}
+
+// PoisonedCount is how many messages are set aside.
+func (s *Scheduler) PoisonedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.poisoned)
 }

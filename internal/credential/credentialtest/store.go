@@ -47,17 +47,19 @@ type Store struct {
 	now    func() time.Time
 	faults faults
 
-	mu    sync.Mutex
-	seq   int64
-	orgs  map[string]*partition
-	lose  map[string]int
-	after map[string][]func()
+	mu      sync.Mutex
+	seq     int64
+	orgs    map[string]*partition
+	windows map[string]*windowRow // the open-window index, a partition of its own
+	lose    map[string]int
+	after   map[string][]func()
 }
 
 var (
 	_ credential.Store          = (*Store)(nil)
 	_ credential.WorkspaceStore = (*Store)(nil)
 	_ credential.HealthStore    = (*Store)(nil)
+	_ credential.WindowIndex    = (*Store)(nil)
 )
 
 // StoreOption configures a Store.
@@ -71,7 +73,7 @@ func WithStoreClock(now func() time.Time) StoreOption { return func(s *Store) { 
 
 // NewStore returns an empty store.
 func NewStore(opts ...StoreOption) *Store {
-	s := &Store{now: time.Now, orgs: map[string]*partition{}, lose: map[string]int{}, after: map[string][]func(){}}
+	s := &Store{now: time.Now, orgs: map[string]*partition{}, windows: map[string]*windowRow{}, lose: map[string]int{}, after: map[string][]func(){}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -177,6 +179,9 @@ func (s *Store) Snapshot() []string {
 		for id, r := range p.workspaces {
 			out = append(out, fmt.Sprintf("%s w:%s %s %+v", orgID, id, r.etag, r.w))
 		}
+	}
+	for key, r := range s.windows {
+		out = append(out, fmt.Sprintf("open-windows %s %s %+v", key, r.etag, r.w))
 	}
 	slices.Sort(out)
 	return out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ type StoreUnderTest struct {
 		credential.Store
 		credential.WorkspaceStore
 		credential.HealthStore
+		credential.WindowIndex
 	}
 	// LoseAnswer makes the next call named call (CallInsert, CallUpdate, ...) land and
 	// lose its answer, so that the store's retry of it meets its own write.
@@ -40,7 +42,7 @@ func TestStoreWriteIDs(t *testing.T, newStore func(t *testing.T, limits Limits) 
 // unique names, conditional writes (stale ETags, the ETag a transaction clears, the
 // credential check of default and workspace writes), write ids (a write whose answer was
 // lost stands, once), the order of lists and logs, tombstones, workspaces and pins, the
-// limits, the org default, and health.
+// limits, the org default, health, and the open-window index.
 func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnderTest) {
 	for _, tc := range []struct {
 		name string
@@ -58,6 +60,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnd
 		{"OrgDefault", testOrgDefault},
 		{"Workspaces", testWorkspaces},
 		{"LinksOfTheDeleted", testLinksOfTheDeleted},
+		{"OpenWindows", testOpenWindows},
 		{"Limits", testLimits},
 		{"Health", testHealth},
 	} {
@@ -909,5 +912,100 @@ func testHealth(t *testing.T, c contract) {
 	n := 0
 	if err := s.Store.EachVerified(ctx, func(*credential.Credential) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Fatalf("a failing callback: %v after %d calls, want it returned after 1", err, n)
+	}
+}
+
+// testOpenWindows: the open-window index keeps one row per credential (a new window
+// replaces the last, and its noted failure), notes a failure on a row that exists and on
+// none that does not, and removes a row only when it is unchanged since it was read.
+func testOpenWindows(t *testing.T, c contract) {
+	ctx := context.Background()
+	s := c.store().Store
+	rows := func() []credential.OpenWindow {
+		t.Helper()
+		var out []credential.OpenWindow
+		if err := s.OpenWindows(ctx, func(w credential.OpenWindow) error { out = append(out, w); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(out, func(a, b credential.OpenWindow) int {
+			return strings.Compare(a.OrgID+a.CredentialID, b.OrgID+b.CredentialID)
+		})
+		return out
+	}
+	if got := rows(); len(got) != 0 {
+		t.Fatalf("a new store's index: %+v", got)
+	}
+	at := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)
+	open := func(org, id string, gen int64) {
+		t.Helper()
+		if err := s.OpenWindow(ctx, credential.OpenWindow{OrgID: org, CredentialID: id, Generation: gen, OpenedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open("org-a", "c1", 0)
+	open("org-b", "c1", 3)
+	open("org-a", "c2", 1)
+	got := rows()
+	if len(got) != 3 {
+		t.Fatalf("rows %+v, want 3", got)
+	}
+	for _, w := range got {
+		if w.ETag == "" || !w.OpenedAt.Equal(at) {
+			t.Errorf("row %+v: want its ETag and the time it was opened", w)
+		}
+	}
+	opts := cmpopts.IgnoreFields(credential.OpenWindow{}, "ETag")
+	want := []credential.OpenWindow{{OrgID: "org-a", CredentialID: "c1", OpenedAt: at}, {OrgID: "org-a", CredentialID: "c2", Generation: 1, OpenedAt: at},
+		{OrgID: "org-b", CredentialID: "c1", Generation: 3, OpenedAt: at}}
+	if diff := cmp.Diff(want, got, opts); diff != "" {
+		t.Fatalf("rows (-want +got):\n%s", diff)
+	}
+
+	f := credential.JobFailure{Kind: credential.JobSPPoll, Generation: 1, Attempt: 4, At: at.Add(time.Minute),
+		Problem: credential.Problem{Code: "unexpected_error", Message: "Azure Storage operation failed with an unexpected error (request id r)",
+			ProviderError: "ServerBusy", RequestID: "r"}}
+	if err := s.NoteFailure(ctx, "org-a", "c2", f); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NoteFailure(ctx, "org-a", "none", f); err != nil {
+		t.Fatalf("a failure of a credential without a row: %v, want nothing noted and no error", err)
+	}
+	noted := rows()
+	if len(noted) != 3 {
+		t.Fatalf("rows %+v after the notes, want 3", noted)
+	}
+	if diff := cmp.Diff(f, noted[1].Failure); diff != "" {
+		t.Errorf("noted failure (-want +got):\n%s", diff)
+	}
+	if noted[1].ETag == got[1].ETag {
+		t.Error("noting a failure kept the row's ETag")
+	}
+
+	// A row read before the note is not removed; one read after it is.
+	if err := s.CloseWindow(ctx, got[1]); err != nil {
+		t.Fatalf("close with a stale ETag: %v, want no error", err)
+	}
+	if n := len(rows()); n != 3 {
+		t.Fatalf("a row changed since it was read was removed (%d rows)", n)
+	}
+	if err := s.CloseWindow(ctx, noted[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseWindow(ctx, noted[1]); err != nil {
+		t.Fatalf("close of a removed row: %v, want no error", err)
+	}
+
+	// A new window replaces the row and what it noted.
+	open("org-b", "c1", 4)
+	if err := s.CloseWindow(ctx, got[2]); err != nil {
+		t.Fatal(err)
+	}
+	want = []credential.OpenWindow{{OrgID: "org-a", CredentialID: "c1", OpenedAt: at}, {OrgID: "org-b", CredentialID: "c1", Generation: 4, OpenedAt: at}}
+	if diff := cmp.Diff(want, rows(), opts); diff != "" {
+		t.Fatalf("rows after a new window (-want +got):\n%s", diff)
+	}
+	// The index is none of the organizations' business.
+	if cs, err := s.List(ctx, "org-a"); err != nil || len(cs) != 0 {
+		t.Fatalf("org-a lists %d credentials (%v): the index shows in an organization", len(cs), err)
 	}
 }

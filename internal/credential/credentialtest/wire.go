@@ -14,6 +14,8 @@ type Ports struct {
 	Store      credential.Store
 	Workspaces credential.WorkspaceStore
 	Health     credential.HealthStore
+	Index      credential.WindowIndex
+	Poison     credential.PoisonQueue
 	Scheduler  credential.Scheduler
 	Directory  credential.Directory
 	Finder     credential.Finder
@@ -47,7 +49,7 @@ func NewFakes(opts ...StoreOption) *Fakes {
 
 // Ports are the fakes as the domain's ports.
 func (f *Fakes) Ports() Ports {
-	return Ports{Store: f.Store, Workspaces: f.Store, Health: f.Store, Scheduler: f.Scheduler, Directory: f.Directory,
+	return Ports{Store: f.Store, Workspaces: f.Store, Health: f.Store, Index: f.Store, Poison: f.Scheduler, Scheduler: f.Scheduler, Directory: f.Directory,
 		Finder: f.Finder, Prober: f.Prober, Signer: f.Signer, Containers: f.Containers}
 }
 
@@ -71,6 +73,7 @@ type Domain struct {
 	Issuance   *credential.Issuance
 	Health     *credential.HealthMonitor
 	Runner     *credential.Runner
+	Reconciler *credential.Reconciler
 }
 
 // Wire builds every job type from s; it fails the test when one cannot be built.
@@ -98,9 +101,9 @@ func Wire(t testing.TB, s Setup) *Domain {
 	p := s.Ports
 	var d Domain
 	var err error
-	d.Onboarding, err = credential.NewOnboarding(cfg, p.Store, p.Directory, p.Scheduler, res, log, opts...)
+	d.Onboarding, err = credential.NewOnboarding(cfg, p.Store, p.Index, p.Directory, p.Scheduler, res, log, opts...)
 	if err == nil {
-		d.Jobs, err = credential.NewJobs(cfg, p.Store, p.Workspaces, p.Directory, p.Scheduler, p.Finder, p.Prober, log, opts...)
+		d.Jobs, err = credential.NewJobs(cfg, p.Store, p.Workspaces, p.Index, p.Directory, p.Scheduler, p.Finder, p.Prober, log, opts...)
 	}
 	if err == nil {
 		d.Issuance, err = credential.NewIssuance(cfg, p.Store, p.Workspaces, p.Signer, p.Containers, res, log, opts...)
@@ -110,6 +113,9 @@ func Wire(t testing.TB, s Setup) *Domain {
 	}
 	if err == nil {
 		d.Runner, err = credential.NewRunner(d.Jobs, d.Health, log)
+	}
+	if err == nil {
+		d.Reconciler, err = credential.NewReconciler(cfg, p.Store, p.Index, p.Scheduler, p.Poison, log, opts...)
 	}
 	if err != nil {
 		t.Fatalf("wire the domain: %v", err)

@@ -1,0 +1,302 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Reconciler is the level-triggered safety net under the job chains. A window's attempts
+// are a chain of queue messages, each scheduling the next; a message the queue loses, or
+// sets aside after failing on every delivery, ends the chain. On a schedule the
+// Reconciler reads the open-window index (rows the creates and submits write before they
+// begin) and the poison queues, reads each indexed credential, and schedules the current
+// generation's next job of every window that has stopped moving:
+//
+//   - an open window (sp_pending, or access_pending before it timed out) whose last attempt
+//     is older than staleIntervals poll intervals, or whose deadline passed an interval ago
+//     without its closing transition;
+//   - a window whose job's message sits in a poison queue (the failure it met is shown on
+//     the credential first);
+//   - a create that never recorded its app, once its guard has had its time: the guard again.
+//
+// A scheduled job carries the window's generation, deadline and the attempt the row
+// expects, like the chain's own: when the chain was alive after all, whichever of the two
+// runs second finds the attempt counted and is dropped, so there is never more than one
+// chain per window. Index rows of work that has ended are removed as they are found.
+type Reconciler struct {
+	cfg     Config
+	store   Store
+	poison  PoisonQueue
+	windows windows
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// NewReconciler returns the reconciler on its ports.
+func NewReconciler(cfg Config, store Store, index WindowIndex, scheduler Scheduler, poison PoisonQueue, log *slog.Logger,
+	opts ...Option) (*Reconciler, error) {
+	if err := required("credential reconciler", map[string]any{"store": store, "window index": index,
+		"scheduler": scheduler, "poison queue": poison, "log": log}); err != nil {
+		return nil, err
+	}
+	cfg.withDefaults()
+	o := newOptions(opts)
+	return &Reconciler{cfg: cfg, store: store, poison: poison, log: log, now: o.now,
+		windows: windows{scheduler: scheduler, index: index, cfg: cfg, now: o.now, log: log}}, nil
+}
+
+// staleIntervals is how many poll intervals a window may go without an attempt before the
+// reconciler takes its chain for lost: a live chain's next job is due one interval after
+// the last attempt, and gets two more to be picked up.
+const staleIntervals = 3
+
+// maxPoisonedPerRun bounds the poisoned messages one reconciliation handles; the rest wait
+// for the next.
+const maxPoisonedPerRun = 100
+
+// ReconcileReport counts what one reconciliation found and did.
+type ReconcileReport struct {
+	Indexed      int // rows of the open-window index
+	Read         int // credentials read
+	Stale        int // windows without an attempt for staleIntervals intervals: next job scheduled
+	PastDeadline int // windows past their deadline without their closing transition: next job scheduled
+	Guards       int // creates that never recorded their app: guard scheduled
+	Poisoned     int // poisoned messages handled and removed
+	FromPoison   int // windows whose next job was scheduled because their job was poisoned
+	Closed       int // index rows of ended work removed
+	Failed       int // rows or messages left for the next reconciliation after an error
+}
+
+// Scheduled is how many jobs the reconciliation scheduled.
+func (r ReconcileReport) Scheduled() int { return r.Stale + r.PastDeadline + r.Guards + r.FromPoison }
+
+// Reconcile runs once: the poison queues first (their windows are restarted at once), then
+// every row of the open-window index. A row or message that fails is left for the next
+// run; the error names how many, with the first cause.
+func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	now := r.now().UTC()
+	var rep ReconcileReport
+	var rows []OpenWindow
+	err := r.windows.index.OpenWindows(ctx, func(w OpenWindow) error {
+		rows = append(rows, w)
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: read the open-window index: %w", err)
+	}
+	rep.Indexed = len(rows)
+	byCredential := make(map[string]OpenWindow, len(rows))
+	for _, w := range rows {
+		byCredential[w.OrgID+"/"+w.CredentialID] = w
+	}
+	var errs []error
+	restarted := map[string]bool{}
+	if err := r.drainPoison(ctx, now, byCredential, restarted, &rep); err != nil {
+		errs = append(errs, err)
+	}
+	for _, w := range rows {
+		if restarted[w.OrgID+"/"+w.CredentialID] {
+			continue
+		}
+		if err := r.reconcile(ctx, now, w, &rep); err != nil {
+			rep.Failed++
+			errs = append(errs, err)
+		}
+	}
+	attrs := []any{"indexed", rep.Indexed, "read", rep.Read, "stale", rep.Stale, "past_deadline", rep.PastDeadline,
+		"guards", rep.Guards, "poisoned", rep.Poisoned, "from_poison", rep.FromPoison, "closed", rep.Closed, "failed", rep.Failed}
+	if len(errs) > 0 {
+		return rep, fmt.Errorf("reconcile: %d left for the next run: %w", len(errs), errs[0])
+	}
+	r.log.InfoContext(ctx, "reconciled", attrs...)
+	return rep, nil
+}
+
+// reconcile looks at one indexed credential: it restarts a stopped window, guards an
+// unfinished create, or removes the row of work that has ended.
+func (r *Reconciler) reconcile(ctx context.Context, now time.Time, w OpenWindow, rep *ReconcileReport) error {
+	c, err := r.store.Get(ctx, w.OrgID, w.CredentialID)
+	if errors.Is(err, ErrNotFound) {
+		// Deleted, or a create whose row is not written yet (or never was).
+		return r.closeAfterSettle(ctx, now, w, rep)
+	}
+	if err != nil {
+		return fmt.Errorf("read credential %s: %w", w.CredentialID, err)
+	}
+	rep.Read++
+	if c.Generation < w.Generation {
+		// A submit is writing the window (or failed to).
+		return r.closeAfterSettle(ctx, now, w, rep)
+	}
+	if kind, open := openWindow(c); open {
+		interval := r.windows.interval(kind)
+		switch {
+		case now.After(c.Progress.Deadline.Add(interval)):
+			rep.PastDeadline++
+			return r.restart(ctx, now, c, kind, "its deadline passed without its closing transition")
+		case now.Sub(lastActivity(c)) > staleIntervals*interval:
+			rep.Stale++
+			return r.restart(ctx, now, c, kind, "no attempt for three poll intervals")
+		}
+		return nil
+	}
+	if c.App.ObjectID == "" {
+		// A create that never recorded its app: its guard deletes what it left, once the
+		// guard's own job has had its time and half as long again.
+		if now.Sub(c.CreatedAt) > r.cfg.CreateGuardDelay*3/2 {
+			rep.Guards++
+			r.log.WarnContext(ctx, "reconciler: a create never finished and its guard has not removed it; scheduling the guard again",
+				"org", c.OrgID, "credential", c.ID, "created_at", c.CreatedAt)
+			return r.windows.scheduler.Schedule(ctx, Job{Kind: JobAppCleanup, OrgID: c.OrgID, CredentialID: c.ID}, 0)
+		}
+		return nil
+	}
+	return r.close(ctx, w, rep)
+}
+
+// settle is how long an index row may wait for its credential to reach it: far longer
+// than a create's or submit's write takes.
+func (r *Reconciler) settle() time.Duration { return r.cfg.CreateGuardDelay }
+
+func (r *Reconciler) closeAfterSettle(ctx context.Context, now time.Time, w OpenWindow, rep *ReconcileReport) error {
+	if now.Sub(w.OpenedAt) <= r.settle() {
+		return nil
+	}
+	return r.close(ctx, w, rep)
+}
+
+func (r *Reconciler) close(ctx context.Context, w OpenWindow, rep *ReconcileReport) error {
+	if err := r.windows.index.CloseWindow(ctx, w); err != nil {
+		return fmt.Errorf("remove the index row of credential %s: %w", w.CredentialID, err)
+	}
+	rep.Closed++
+	return nil
+}
+
+// openWindow says which job kind c's open window runs; a window is open from its submit
+// until its closing transition, or, for the access probe, until it timed out.
+func openWindow(c *Credential) (JobKind, bool) {
+	switch {
+	case c.State == StateSPPending && c.Progress.Kind == WindowSPPoll:
+		return JobSPPoll, true
+	case c.State == StateAccessPending && c.Progress.Kind == WindowAccessProbe && c.Progress.Status != StatusTimedOut:
+		return JobAccessProbe, true
+	}
+	return "", false
+}
+
+// lastActivity is when c's window last moved: its last attempt, or its start. Every
+// attempt writes the row, so its UpdatedAt is at least the last attempt's time.
+func lastActivity(c *Credential) time.Time {
+	if c.UpdatedAt.After(c.Progress.StartedAt) {
+		return c.UpdatedAt
+	}
+	return c.Progress.StartedAt
+}
+
+// restart schedules the current generation's next job of c's window, due now. It is the
+// job the chain would have scheduled: a live chain's own makes one of the two a replay.
+func (r *Reconciler) restart(ctx context.Context, now time.Time, c *Credential, kind JobKind, why string) error {
+	job := Job{Kind: kind, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation, Deadline: c.Progress.Deadline,
+		Attempt: c.Progress.Attempts, IssuedAt: now}
+	if err := r.windows.scheduler.Schedule(ctx, job, 0); err != nil {
+		return fmt.Errorf("schedule the next %s of credential %s: %w", kind, c.ID, err)
+	}
+	r.log.InfoContext(ctx, "reconciler: window restarted", "why", why, "kind", kind, "org", c.OrgID, "credential", c.ID,
+		"generation", c.Generation, "attempt", c.Progress.Attempts, "deadline", c.Progress.Deadline,
+		"idle_ms", now.Sub(lastActivity(c)).Milliseconds())
+	return nil
+}
+
+// drainPoison handles up to maxPoisonedPerRun poisoned messages. A message is removed once
+// handled; one whose handling failed comes back for the next run.
+func (r *Reconciler) drainPoison(ctx context.Context, now time.Time, rows map[string]OpenWindow, restarted map[string]bool,
+	rep *ReconcileReport) error {
+	batch, err := r.poison.Poisoned(ctx, maxPoisonedPerRun)
+	if err != nil {
+		return fmt.Errorf("read the poison queues: %w", err)
+	}
+	var errs []error
+	for _, p := range batch {
+		if err := r.handlePoisoned(ctx, now, p, rows, restarted, rep); err != nil {
+			rep.Failed++
+			errs = append(errs, err)
+			continue
+		}
+		if err := r.poison.Remove(ctx, p); err != nil {
+			rep.Failed++
+			errs = append(errs, fmt.Errorf("remove poisoned message %s from %s: %w", p.MessageID, p.Queue, err))
+			continue
+		}
+		rep.Poisoned++
+	}
+	return errors.Join(errs...)
+}
+
+// handlePoisoned logs a poisoned job at error level and takes its work up again: a
+// window's failure is shown on the credential (what its last delivery noted in the index,
+// else that the job failed on every delivery) and its next job scheduled; a clean-up is
+// queued again, since an app registration depends on it; a health probe waits for the
+// next sweep.
+func (r *Reconciler) handlePoisoned(ctx context.Context, now time.Time, p PoisonedJob, rows map[string]OpenWindow,
+	restarted map[string]bool, rep *ReconcileReport) error {
+	if p.Err != nil {
+		r.log.ErrorContext(ctx, "reconciler: removing a poisoned message that holds no job", "queue", p.Queue,
+			"message_id", p.MessageID, "poisoned_at", p.PoisonedAt, "err", p.Err)
+		return nil
+	}
+	job := p.Job
+	r.log.ErrorContext(ctx, "reconciler: a job failed on every delivery and was set aside in its poison queue; taking its work up again",
+		"queue", p.Queue, "message_id", p.MessageID, "poisoned_at", p.PoisonedAt, "kind", job.Kind, "org", job.OrgID,
+		"credential", job.CredentialID, "generation", job.Generation, "attempt", job.Attempt, "app_object_id", job.AppObjectID)
+	switch job.Kind {
+	case JobAppCleanup:
+		job.Delivery, job.RequestID = 0, ""
+		return r.windows.scheduler.Schedule(ctx, job, 0)
+	case JobHealthProbe:
+		return nil
+	}
+	c, err := r.store.Get(ctx, job.OrgID, job.CredentialID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read credential %s of a poisoned job: %w", job.CredentialID, err)
+	}
+	kind, open := openWindow(c)
+	if !open || kind != job.Kind || c.Generation != job.Generation || c.Progress.Attempts > job.Attempt+1 {
+		return nil // the window moved on or closed since: the failure is history
+	}
+	key := job.OrgID + "/" + job.CredentialID
+	problem := poisonedProblem(p)
+	if f := rows[key].Failure; f.Kind == job.Kind && f.Generation == job.Generation && f.Attempt == job.Attempt && f.Problem.Message != "" {
+		problem = f.Problem
+	}
+	if c.LastError != problem {
+		c.LastError = problem
+		c.UpdatedAt = now
+		if err := r.store.Update(ctx, c, nil); err != nil {
+			if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+				return nil // moved meanwhile; the index pass sees it next time
+			}
+			return fmt.Errorf("show the failure of a poisoned job on credential %s: %w", c.ID, err)
+		}
+	}
+	if err := r.restart(ctx, now, c, kind, "its job was poisoned"); err != nil {
+		return err
+	}
+	rep.FromPoison++
+	restarted[key] = true
+	return nil
+}
+
+// poisonedProblem is what a credential shows for a poisoned job whose last delivery left
+// no note (it died, or could not write one): that it failed on every delivery, traced by
+// the poisoned message's id.
+func poisonedProblem(p PoisonedJob) Problem {
+	return Problem{Code: string(StatusUnexpectedError), RequestID: p.MessageID,
+		Message: "Background work failed on every try with an unexpected error (request id " + p.MessageID + ")"}
+}
