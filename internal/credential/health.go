@@ -23,15 +23,26 @@ const (
 // Health is the result of the last health re-probe of a verified credential: the same
 // checks as the access probe, when they ran, and what is wrong when one failed. A zero
 // Health means the credential was never re-probed.
+//
+// One failed check is only a suspicion: the status stays ok, Failures is 1, Problem says
+// what failed, and the credential is checked again after Config.HealthRecheck. Only
+// DegradeAfter failed checks in a row make it degraded, so a passing fault (a throttled
+// token request, a storage hiccup) never raises a false alarm.
 type Health struct {
 	Status    HealthStatus
 	Checks    []Check
 	CheckedAt time.Time
 	// Since is when the status took its current value.
 	Since time.Time
-	// Problem says what is wrong while degraded, classified like the access probe's.
+	// Failures counts the failed checks in a row up to the last one (0 when it passed).
+	Failures int
+	// Problem says what is wrong while the last check failed, classified like the access
+	// probe's.
 	Problem Problem
 }
+
+// DegradeAfter is how many failed health checks in a row make a credential degraded.
+const DegradeAfter = 2
 
 // HealthEvent is one change of a credential's health status. Health events have a log of
 // their own, apart from the transition log, so they can never be read as a transition.
@@ -137,7 +148,10 @@ func (m *HealthMonitor) ProbeHealth(ctx context.Context, job Job) error {
 		if errors.Is(err, ErrNotFound) {
 			return nil // deleted meanwhile
 		}
-		if err == nil || !errors.Is(err, ErrConflict) {
+		if err == nil {
+			return m.recheckIfSuspected(ctx, c)
+		}
+		if !errors.Is(err, ErrConflict) {
 			return err
 		}
 		if writes == maxHealthWrites {
@@ -159,9 +173,28 @@ func (m *HealthMonitor) ProbeHealth(ctx context.Context, job Job) error {
 	}
 }
 
-// healthDue says whether a health job is still to run on c.
+// recheckIfSuspected schedules the check that confirms or clears a first failure, after
+// Config.HealthRecheck. Its IssuedAt is the failed check's time, so it runs unless the
+// credential was checked again since.
+func (m *HealthMonitor) recheckIfSuspected(ctx context.Context, c *Credential) error {
+	h := c.Health
+	if h.Status != HealthOK || h.Failures == 0 {
+		return nil
+	}
+	job := Job{Kind: JobHealthProbe, OrgID: c.OrgID, CredentialID: c.ID, Generation: c.Generation,
+		IssuedAt: h.CheckedAt, Deadline: h.CheckedAt.Add(m.cfg.HealthRecheck)}
+	if err := m.scheduler.Schedule(ctx, job, m.cfg.HealthRecheck); err != nil {
+		// The next sweep checks again; the suspicion stands until then.
+		m.log.WarnContext(ctx, "health re-check of a suspected credential not scheduled; the next sweep checks it", "org", c.OrgID,
+			"credential", c.ID, "err", err)
+	}
+	return nil
+}
+
+// healthDue says whether a health job is still to run on c: not when c was checked after
+// the job was issued.
 func healthDue(c *Credential, job Job) bool {
-	return c.State == StateVerified && c.Generation == job.Generation && c.Health.CheckedAt.Before(job.IssuedAt)
+	return c.State == StateVerified && c.Generation == job.Generation && !c.Health.CheckedAt.After(job.IssuedAt)
 }
 
 // healthApplies says whether a result probed from started against target may still be
@@ -193,12 +226,19 @@ func healthOf(v Verdict, r ProbeReport, at time.Time) Health {
 }
 
 // recordHealth writes result on c, with a health event when the status changes. A
-// credential never checked counts as ok: it was verified.
+// credential never checked counts as ok: it was verified. A failed check counts toward
+// DegradeAfter; until it is reached, the status stays what it was.
 func (m *HealthMonitor) recordHealth(ctx context.Context, c *Credential, result Health) error {
 	prev := c.Health
 	from := prev.Status
 	if from == "" {
 		from = HealthOK
+	}
+	if result.Status == HealthDegraded {
+		result.Failures = prev.Failures + 1
+		if from == HealthOK && result.Failures < DegradeAfter {
+			result.Status = HealthOK
+		}
 	}
 	switch {
 	case prev.Status == result.Status:
@@ -219,6 +259,10 @@ func (m *HealthMonitor) recordHealth(ctx context.Context, c *Credential, result 
 		return fmt.Errorf("record health of credential %s: %w", c.ID, err)
 	}
 	switch {
+	case ev == nil && result.Failures > 0 && result.Status == HealthOK:
+		m.log.InfoContext(ctx, "credential access check failed once; checking again before calling it degraded", "org", c.OrgID,
+			"credential", c.ID, "failures", result.Failures, "code", result.Problem.Code, "provider_error", result.Problem.ProviderError,
+			"provider_request_id", result.Problem.RequestID, "recheck_in", m.cfg.HealthRecheck.String())
 	case ev != nil && result.Status == HealthDegraded:
 		m.log.WarnContext(ctx, "credential access degraded", "org", c.OrgID, "credential", c.ID,
 			"code", result.Problem.Code, "hint", result.Problem.Hint, "provider_error", result.Problem.ProviderError,

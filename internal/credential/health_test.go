@@ -92,8 +92,23 @@ func TestHealthOK(t *testing.T) {
 	}
 }
 
-// TestHealthDegradedOutcomes: every failing probe outcome is degraded with the access
-// probe's classification, after no grace, and the credential stays verified.
+// recheck runs the re-check a first failed check scheduled, after its delay, with report.
+func (h *healthFixture) recheck(c *credential.Credential, report credential.ProbeReport) *credential.Credential {
+	h.t.Helper()
+	hist := h.fake.Scheduler.History()
+	if len(hist) == 0 || hist[len(hist)-1].Job.Kind != credential.JobHealthProbe || hist[len(hist)-1].Delay != credential.DefaultHealthRecheck {
+		h.t.Fatalf("no re-check scheduled after %s: %+v", credential.DefaultHealthRecheck, hist)
+	}
+	job := h.Single(credential.JobHealthProbe)
+	h.fake.Prober.Script(report)
+	h.fake.Clock.Advance(credential.DefaultHealthRecheck)
+	h.Run(job)
+	return h.Get(c.ID)
+}
+
+// TestHealthDegradedOutcomes: every failing probe outcome is first a suspicion (still ok,
+// one failure, the problem shown, a re-check scheduled), then, failing again on the
+// re-check, degraded with the access probe's classification; the credential stays verified.
 func TestHealthDegradedOutcomes(t *testing.T) {
 	h := newHealthFixture(t, 0)
 	fail := func(name string, status int, code string) credential.CheckResult {
@@ -123,8 +138,19 @@ func TestHealthDegradedOutcomes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.Verified()
-			got := h.probe(c, tc.report)
+			h.fake.Scheduler.Forget()
+			first := h.probe(c, tc.report)
+			if hl := first.Health; hl.Status != credential.HealthOK || hl.Failures != 1 || hl.Problem.Code != tc.code || !hl.Since.Equal(c.VerifiedAt) {
+				t.Fatalf("after one failed check: health %+v, want ok with one failure (%s) since the verification", hl, tc.code)
+			}
+			if evs := h.healthEvents(c.ID); len(evs) != 0 {
+				t.Fatalf("health events %v after one failed check, want none", evs)
+			}
+			got := h.recheck(c, tc.report)
 			hl := got.Health
+			if hl.Failures != 2 {
+				t.Errorf("failures %d, want 2", hl.Failures)
+			}
 			if hl.Status != credential.HealthDegraded || hl.Problem.Code != tc.code || hl.Problem.Hint != tc.hint ||
 				hl.Problem.ProviderError != tc.pe || hl.Problem.Message == "" || !hl.CheckedAt.Equal(h.fake.Clock.Now()) || !hl.Since.Equal(h.fake.Clock.Now()) {
 				t.Fatalf("health %+v, want degraded %s/%s/%s", hl, tc.code, tc.hint, tc.pe)
@@ -143,8 +169,9 @@ func TestHealthDegradedOutcomes(t *testing.T) {
 	}
 }
 
-// TestHealthRecoversAndOnlyChangesMakeEvents: ok, ok, degraded, degraded, ok, ok makes two
-// health events, takes a fresh token after a 403, and keeps the transition log as it was.
+// TestHealthRecoversAndOnlyChangesMakeEvents: ok, ok, failed, failed, ok, ok is ok, ok,
+// suspected, degraded, ok, ok: two health events; a fresh token after a 403; the
+// transition log as it was.
 func TestHealthRecoversAndOnlyChangesMakeEvents(t *testing.T) {
 	h := newHealthFixture(t, 0)
 	c := h.Verified()
@@ -155,18 +182,18 @@ func TestHealthRecoversAndOnlyChangesMakeEvents(t *testing.T) {
 		got := h.probe(c, r)
 		tokens = append(tokens, h.fake.Prober.Targets()[0].FreshToken)
 		want := credential.HealthOK
-		if i == 2 || i == 3 {
+		if i == 3 {
 			want = credential.HealthDegraded
 		}
-		if got.Health.Status != want {
-			t.Fatalf("check %d: %s, want %s", i, got.Health.Status, want)
+		if got.Health.Status != want || got.Health.Failures != []int{0, 0, 1, 2, 0, 0}[i] {
+			t.Fatalf("check %d: %s after %d failures, want %s", i, got.Health.Status, got.Health.Failures, want)
 		}
 		switch i {
 		case 2:
 			degradedSince = got.Health.Since
 		case 3:
-			if !got.Health.Since.Equal(degradedSince) {
-				t.Errorf("since moved while still degraded: %v, want %v", got.Health.Since, degradedSince)
+			if !got.Health.Since.Equal(got.Health.CheckedAt) || got.Health.Since.Equal(degradedSince) {
+				t.Errorf("degraded since %v, want this check's time %v", got.Health.Since, got.Health.CheckedAt)
 			}
 		case 4:
 			if got.Health.Problem != (credential.Problem{}) || !got.Health.Since.Equal(got.Health.CheckedAt) {
@@ -193,7 +220,10 @@ func TestHealthStaleAndDuplicateJobs(t *testing.T) {
 	job := credential.Job{Kind: credential.JobHealthProbe, OrgID: "org", CredentialID: c.ID, Generation: c.Generation, IssuedAt: h.fake.Clock.Now()}
 	h.fake.Clock.Advance(time.Second)
 	h.Run(job)
-	first := h.Get(c.ID)
+	first := h.recheck(c, report("403", "403", "403", "skip"))
+	if first.Health.Status != credential.HealthDegraded {
+		t.Fatalf("health %+v after two failed checks", first.Health)
+	}
 	h.fake.Clock.Advance(time.Second)
 	h.Run(job) // delivered again
 	stale := job
@@ -204,7 +234,7 @@ func TestHealthStaleAndDuplicateJobs(t *testing.T) {
 	other.IssuedAt = h.fake.Clock.Now()
 	h.Run(other) // another generation
 	if n := len(h.fake.Prober.Targets()); n != 1 {
-		t.Fatalf("probed %d times, want once", n)
+		t.Fatalf("probed %d times since the re-check, want once (the re-check)", n)
 	}
 	if got := h.Get(c.ID); !got.Health.CheckedAt.Equal(first.Health.CheckedAt) || got.Revision != first.Revision {
 		t.Fatalf("a dropped job wrote: checked %v revision %d, want %v %d", got.Health.CheckedAt, got.Revision, first.Health.CheckedAt, first.Revision)
@@ -236,12 +266,13 @@ func TestHealthWriteRaces(t *testing.T) {
 	h := newHealthFixture(t, 0)
 	ctx := context.Background()
 	c := h.Verified()
+	h.probe(c, report("403", "403", "403", "skip"))
 	h.fake.Prober.During(func() {
 		if _, err := h.Domain.Onboarding.SetOrgDefault(ctx, "org", c.ID); err != nil {
 			t.Error(err)
 		}
 	})
-	got := h.probe(c, report("403", "403", "403", "skip"))
+	got := h.recheck(c, report("403", "403", "403", "skip"))
 	if got.Health.Status != credential.HealthDegraded {
 		t.Fatalf("health %+v after a racing write, want degraded", got.Health)
 	}
@@ -337,5 +368,28 @@ func TestHealthSweepSpread(t *testing.T) {
 	}
 	if len(distinct) < 2 {
 		t.Errorf("delays %v: the sweep did not spread its probes", first)
+	}
+}
+
+// TestHealthPassingFaultRaisesNoAlarm: one failed check (storage busy for a moment) whose
+// re-check passes never makes the credential degraded: no health event, the suspicion
+// cleared, the status ok all along.
+func TestHealthPassingFaultRaisesNoAlarm(t *testing.T) {
+	h := newHealthFixture(t, 0)
+	c := h.Verified()
+	busy := credential.ProbeReport{Checks: []credential.CheckResult{{Name: credential.CheckUserDelegationKey, Result: credential.ResultFail,
+		Status: 503, Code: "ServerBusy", RequestID: "st-req"}}}
+	h.fake.Scheduler.Forget()
+	first := h.probe(c, busy)
+	if first.Health.Status != credential.HealthOK || first.Health.Failures != 1 || first.Health.Problem.ProviderError != "ServerBusy" {
+		t.Fatalf("after the failed check: %+v, want ok with the suspicion shown", first.Health)
+	}
+	got := h.recheck(c, report("pass", "pass", "pass", "pass"))
+	if got.Health.Status != credential.HealthOK || got.Health.Failures != 0 || got.Health.Problem != (credential.Problem{}) ||
+		!got.Health.Since.Equal(c.VerifiedAt) {
+		t.Fatalf("after the re-check passed: %+v, want ok since the verification, nothing suspected", got.Health)
+	}
+	if evs := h.healthEvents(c.ID); len(evs) != 0 {
+		t.Fatalf("health events %v, want none", evs)
 	}
 }

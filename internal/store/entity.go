@@ -68,6 +68,7 @@ type credentialEntity struct {
 	HealthCheckedAt          string `json:",omitempty"`
 	HealthSince              string `json:",omitempty"`
 	HealthChecks             string `json:",omitempty"` // JSON of []checkJSON
+	HealthFailures           int    `json:",omitempty"`
 	HealthError              string `json:",omitempty"`
 	HealthErrorCode          string `json:",omitempty"`
 	HealthErrorHint          string `json:",omitempty"`

@@ -51,6 +51,7 @@ func putHealth(e *credentialEntity, h credential.Health) error {
 	e.HealthCheckedAt = formatTime(h.CheckedAt)
 	e.HealthSince = formatTime(h.Since)
 	e.HealthChecks = string(b)
+	e.HealthFailures = h.Failures
 	e.HealthError = h.Problem.Message
 	e.HealthErrorCode = h.Problem.Code
 	e.HealthErrorHint = h.Problem.Hint
@@ -63,7 +64,7 @@ func getHealth(e credentialEntity, h *credential.Health) error {
 	if e.HealthStatus == "" && e.HealthCheckedAt == "" {
 		return nil
 	}
-	*h = credential.Health{Status: credential.HealthStatus(e.HealthStatus),
+	*h = credential.Health{Status: credential.HealthStatus(e.HealthStatus), Failures: e.HealthFailures,
 		Problem: credential.Problem{Message: e.HealthError, Code: e.HealthErrorCode, Hint: e.HealthErrorHint,
 			ProviderError: e.HealthErrorProviderError, RequestID: e.HealthErrorRequestID}}
 	if e.HealthChecks != "" {
