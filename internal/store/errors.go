@@ -90,7 +90,7 @@ func translate(err error, what string) error {
 	}
 	te, ok := classify(err)
 	if !ok {
-		return fmt.Errorf("%s: %w", what, errors.Join(credential.ErrUnavailable, err))
+		return fmt.Errorf("%s: %w", what, unavailable(err, te))
 	}
 	switch {
 	case te.Code == codeUpdateConditionNotSatisfied || te.Status == http.StatusPreconditionFailed:
@@ -101,9 +101,22 @@ func translate(err error, what string) error {
 	case te.Code == codeResourceNotFound || te.Status == http.StatusNotFound:
 		return fmt.Errorf("%s: %w", what, credential.ErrNotFound)
 	case te.Status == http.StatusTooManyRequests || te.Status >= 500:
-		return fmt.Errorf("%s: %w", what, errors.Join(credential.ErrUnavailable, err))
+		return fmt.Errorf("%s: %w", what, unavailable(err, te))
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// unavailable is a Table call worth trying again later (throttled, a server error, no
+// answer), as the domain's ProviderError of Azure Storage with the request id the service
+// gave it, if any.
+func unavailable(err error, te tableError) error {
+	pe := &credential.ProviderError{Kind: credential.ErrUnavailable, Service: credential.ServiceStorage,
+		Code: te.Code, Status: te.Status, Err: err}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.RawResponse != nil {
+		pe.RequestID = re.RawResponse.Header.Get("x-ms-request-id")
+	}
+	return pe
 }
 
 // errAlreadyExists is an insert that met an existing entity; callers say which one.
