@@ -33,6 +33,11 @@ var JobQueues = []JobQueue{
 // PoisonSuffix names a queue's poison queue, as the Functions host does.
 const PoisonSuffix = "-poison"
 
+// MaxDequeueCount is how many deliveries a message gets before it moves to its poison
+// queue: host.json's extensions.queues.maxDequeueCount (a test holds them equal), the
+// standalone worker's default, and what the job runner counts as a last delivery.
+const MaxDequeueCount = 5
+
 // StorageConnection is the app setting prefix of the storage account that holds the
 // queues: the backend's own (AzureWebJobsStorage, with its __queueServiceUri).
 const StorageConnection = config.KeyStorage
@@ -50,8 +55,12 @@ type Timer struct {
 // HealthSweep is the timer function that sweeps the verified credentials' health.
 var HealthSweep = Timer{Function: "health-sweep", Binding: "timer", ScheduleSetting: config.KeyHealthSchedule}
 
+// Reconcile is the timer function of the reconciler: the open-window index and the
+// poison queues, every minute by default.
+var Reconcile = Timer{Function: "reconcile", Binding: "timer", ScheduleSetting: config.KeyReconcileSchedule}
+
 // Timers is the timer table.
-var Timers = []Timer{HealthSweep}
+var Timers = []Timer{HealthSweep, Reconcile}
 
 // Of returns the row of a job kind; ok is false for a kind the table does not have.
 func Of(kind credential.JobKind) (jq JobQueue, ok bool) {

@@ -11,6 +11,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 
@@ -81,7 +82,21 @@ func (q *Queues) Schedule(ctx context.Context, j credential.Job, delay time.Dura
 		ttl = int32(max(life, delay+ttlPastDeadline).Seconds())
 	}
 	if _, err := c.EnqueueMessage(ctx, body, &azqueue.EnqueueMessageOptions{VisibilityTimeout: &visibility, TimeToLive: &ttl}); err != nil {
-		return fmt.Errorf("enqueue %s job for credential %s: %w", j.Kind, j.CredentialID, errors.Join(credential.ErrUnavailable, err))
+		return fmt.Errorf("enqueue %s job for credential %s: %w", j.Kind, j.CredentialID, unavailable(err))
 	}
 	return nil
+}
+
+// unavailable is a failed queue call as the domain's ProviderError of Azure Storage, worth
+// trying again later, with the service's code and request id when it answered.
+func unavailable(err error) error {
+	pe := &credential.ProviderError{Kind: credential.ErrUnavailable, Service: credential.ServiceStorage, Err: err}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		pe.Code, pe.Status = re.ErrorCode, re.StatusCode
+		if re.RawResponse != nil {
+			pe.RequestID = re.RawResponse.Header.Get("x-ms-request-id")
+		}
+	}
+	return pe
 }
