@@ -3,9 +3,13 @@ package worker
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // countingSweeper counts sweeps, signals each on swept, fails when err is set, and blocks
@@ -18,6 +22,11 @@ type countingSweeper struct {
 	release chan struct{}
 	active  bool
 	overlap bool
+}
+
+func (s *countingSweeper) work(ctx context.Context) error {
+	_, err := s.SweepHealth(ctx)
+	return err
 }
 
 func (s *countingSweeper) SweepHealth(ctx context.Context) (int, error) {
@@ -47,7 +56,9 @@ func TestTickerSweepsUntilStopped(t *testing.T) {
 	s := &countingSweeper{err: errors.New("storage down"), swept: make(chan struct{}, 16)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&Ticker{Sweeper: s, Interval: 10 * time.Millisecond}).Run(ctx) }()
+	go func() {
+		done <- (&Ticker{Name: "health-sweep", Work: s.work, Interval: 10 * time.Millisecond}).Run(ctx)
+	}()
 	for range 3 {
 		select {
 		case <-s.swept:
@@ -76,7 +87,7 @@ func TestTickerStopWaitsForSweep(t *testing.T) {
 	s := &countingSweeper{swept: make(chan struct{}, 16), release: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&Ticker{Sweeper: s, Interval: 5 * time.Millisecond}).Run(ctx) }()
+	go func() { done <- (&Ticker{Name: "health-sweep", Work: s.work, Interval: 5 * time.Millisecond}).Run(ctx) }()
 	for {
 		s.mu.Lock()
 		active := s.active
@@ -97,10 +108,75 @@ func TestTickerStopWaitsForSweep(t *testing.T) {
 	}
 }
 
-func TestTickerNeedsSweeperAndInterval(t *testing.T) {
-	for _, tk := range []*Ticker{{Interval: time.Second}, {Sweeper: &countingSweeper{}}} {
+func TestTickerNeedsWorkAndInterval(t *testing.T) {
+	work := (&countingSweeper{}).work
+	for _, tk := range []*Ticker{{Name: "t", Interval: time.Second}, {Name: "t", Work: work}, {Work: work, Interval: time.Second},
+		{Name: "t", Work: work, Interval: time.Second, Lease: &memLease{}}} {
 		if err := tk.Run(context.Background()); err == nil {
 			t.Errorf("%+v ran", tk)
+		}
+	}
+}
+
+// memLease is a Lease in memory, as the Table store's lease row behaves: one holder until
+// its time runs out, renewable by the holder.
+type memLease struct {
+	mu     sync.Mutex
+	holder string
+	until  time.Time
+}
+
+func (l *memLease) TryLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.holder != holder && now.Before(l.until) {
+		return false, nil
+	}
+	l.holder, l.until = holder, now.Add(ttl)
+	return true, nil
+}
+
+// TestTickersOfSeveralInstancesRunOncePerPeriod: three instances' tickers on one lease,
+// ticking a minute apart each and out of step with one another: in every period exactly
+// one runs the work, the same one while it lives; when it stops, another takes over
+// within two periods and is then alone.
+func TestTickersOfSeveralInstancesRunOncePerPeriod(t *testing.T) {
+	lease := &memLease{}
+	const interval = time.Minute
+	runs := map[string]int{}
+	tickers := map[string]*Ticker{}
+	for _, h := range []string{"a", "b", "c"} {
+		tickers[h] = &Ticker{Name: "reconcile", Interval: interval, Lease: lease, Holder: h, Work: func(context.Context) error {
+			runs[h]++
+			return nil
+		}}
+	}
+	log := slog.New(slog.DiscardHandler)
+	offsets := map[string]time.Duration{"a": 0, "b": 20 * time.Second, "c": 41 * time.Second}
+	alive := map[string]bool{"a": true, "b": true, "c": true}
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var ranIn []string // who ran, per period
+	for period := range 20 {
+		if period == 10 {
+			alive["a"] = false
+		}
+		var who []string
+		for _, h := range []string{"a", "b", "c"} {
+			if alive[h] && tickers[h].once(context.Background(), t0.Add(time.Duration(period)*interval+offsets[h]), log) {
+				who = append(who, h)
+			}
+		}
+		ranIn = append(ranIn, strings.Join(who, ""))
+	}
+	want := []string{"a", "a", "a", "a", "a", "a", "a", "a", "a", "a"}
+	if diff := cmp.Diff(want, ranIn[:10]); diff != "" {
+		t.Errorf("periods 0-9 (-want +got):\n%s", diff)
+	}
+	// a's last renewal (9:00) holds until 10:30: b, ticking at 10:20, is refused, and c,
+	// at 10:41, takes over.
+	for i, who := range ranIn[10:] {
+		if who != "c" {
+			t.Errorf("period %d: %q ran, want c alone: %v", 10+i, who, ranIn)
 		}
 	}
 }

@@ -33,6 +33,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
+	"github.com/google/uuid"
 
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/queue"
@@ -111,7 +112,9 @@ const (
 	DefaultVisibilityTimeout = 60 * time.Second
 	DefaultPollInterval      = 500 * time.Millisecond
 	DefaultRetryDelay        = 5 * time.Second
-	DefaultMaxDequeueCount   = 5
+	DefaultMaxDequeueCount   = queue.MaxDequeueCount
+	// loadEvery is how often the worker logs its load (at debug level, when it worked).
+	loadEvery = 5 * time.Second
 )
 
 const (
@@ -144,6 +147,39 @@ type Worker struct {
 	started atomic.Bool
 
 	processed, failed, poisoned, malformed, inFlight atomic.Int64
+	load                                             load
+}
+
+// load keeps what the worker's load line reports for one period.
+type load struct {
+	mu  sync.Mutex
+	cur loadCounts
+}
+
+// loadCounts are one period's: how long pollers waited for a free slot, how long dequeues
+// and jobs took, and how full the slots were.
+type loadCounts struct {
+	dequeues, empty, dequeueErrors int
+	slotWaits                      int
+	slotWaitMax, slotWaitTotal     time.Duration
+	dequeueMax, jobMax             time.Duration
+	jobs                           int
+	peakInFlight                   int64
+}
+
+func (l *load) record(f func(c *loadCounts)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(&l.cur)
+}
+
+// take returns the period's counts and starts the next period.
+func (l *load) take(inFlight int64) loadCounts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.cur
+	l.cur = loadCounts{peakInFlight: inFlight}
+	return c
 }
 
 type consumer struct {
@@ -201,6 +237,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	for _, c := range w.queues {
 		pollers.Go(func() { w.poll(ctx, c, &jobs) })
 	}
+	pollers.Go(func() { w.logLoad(ctx) })
 	pollers.Wait()
 	w.log.InfoContext(ctx, "queue worker stopping: waiting for the jobs in flight", "in_flight", w.inFlight.Load())
 	jobs.Wait()
@@ -215,6 +252,7 @@ func (w *Worker) poll(ctx context.Context, c consumer, jobs *sync.WaitGroup) {
 	visibility := seconds(w.opts.VisibilityTimeout)
 	failures := 0
 	for {
+		waitStart := time.Now()
 		n := w.acquire(ctx)
 		if n == 0 {
 			return
@@ -223,6 +261,23 @@ func (w *Worker) poll(ctx context.Context, c consumer, jobs *sync.WaitGroup) {
 		dequeued := time.Now()
 		resp, err := c.Jobs.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{
 			NumberOfMessages: ptr(int32(n)), VisibilityTimeout: &visibility})
+		took := time.Since(dequeued)
+		w.load.record(func(l *loadCounts) {
+			wait := dequeued.Sub(waitStart)
+			if wait > time.Millisecond {
+				l.slotWaits++
+				l.slotWaitTotal += wait
+				l.slotWaitMax = max(l.slotWaitMax, wait)
+			}
+			l.dequeues++
+			l.dequeueMax = max(l.dequeueMax, took)
+			switch {
+			case err != nil:
+				l.dequeueErrors++
+			case len(resp.Messages) == 0:
+				l.empty++
+			}
+		})
 		if err != nil {
 			w.release(n)
 			if ctx.Err() != nil {
@@ -245,7 +300,8 @@ func (w *Worker) poll(ctx context.Context, c consumer, jobs *sync.WaitGroup) {
 		}
 		w.release(n - len(msgs))
 		for _, m := range msgs {
-			w.inFlight.Add(1)
+			inFlight := w.inFlight.Add(1)
+			w.load.record(func(l *loadCounts) { l.peakInFlight = max(l.peakInFlight, inFlight) })
 			jobs.Go(func() {
 				defer w.release(1)
 				defer w.inFlight.Add(-1)
@@ -308,7 +364,8 @@ func (w *Worker) handle(parent context.Context, c consumer, m *azqueue.DequeuedM
 	if m.DequeueCount != nil {
 		d.count = *m.DequeueCount
 	}
-	d.log = w.log.With("queue", c.Name, "message_id", d.id, "dequeue_count", d.count)
+	requestID := uuid.NewString()
+	d.log = w.log.With("request_id", requestID, "queue", c.Name, "message_id", d.id, "dequeue_count", d.count)
 
 	job, err := queue.Decode(d.text)
 	if err == nil && job.Kind != c.kind {
@@ -320,7 +377,7 @@ func (w *Worker) handle(parent context.Context, c consumer, m *azqueue.DequeuedM
 		w.malformed.Add(1)
 		return
 	}
-	job.Delivery = int(d.count)
+	job.Delivery, job.RequestID = int(d.count), requestID
 	d.log = d.log.With("kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
 		"generation", job.Generation, "attempt", job.Attempt)
 	if d.count > int64(w.opts.MaxDequeueCount) {
@@ -335,6 +392,10 @@ func (w *Worker) handle(parent context.Context, c consumer, m *azqueue.DequeuedM
 	err = w.run(runCtx, job)
 	cancel()
 	elapsed := time.Since(start)
+	w.load.record(func(l *loadCounts) {
+		l.jobs++
+		l.jobMax = max(l.jobMax, elapsed)
+	})
 	if err == nil {
 		w.delete(ctx, d)
 		d.log.InfoContext(ctx, "queue job done", "duration_ms", elapsed.Milliseconds())
@@ -351,6 +412,29 @@ func (w *Worker) handle(parent context.Context, c consumer, m *azqueue.DequeuedM
 		"retry_in", w.opts.RetryDelay.String(), "err", err)
 	w.retryLater(ctx, d)
 	w.failed.Add(1)
+}
+
+// logLoad logs, every loadEvery while the worker runs and worked, how busy it was: the
+// jobs run and their longest, the peak of slots in use, how often and how long pollers
+// waited for a free slot, and the dequeues (empty, failed, the slowest).
+func (w *Worker) logLoad(ctx context.Context) {
+	tick := time.NewTicker(loadEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		l := w.load.take(w.inFlight.Load())
+		if l.jobs == 0 && l.slotWaits == 0 && l.dequeueErrors == 0 {
+			continue
+		}
+		w.log.DebugContext(ctx, "worker load", "period_ms", loadEvery.Milliseconds(), "slots", w.opts.Concurrency,
+			"peak_in_flight", l.peakInFlight, "jobs", l.jobs, "job_ms_max", l.jobMax.Milliseconds(),
+			"slot_waits", l.slotWaits, "slot_wait_ms_max", l.slotWaitMax.Milliseconds(), "slot_wait_ms_total", l.slotWaitTotal.Milliseconds(),
+			"dequeues", l.dequeues, "empty_dequeues", l.empty, "dequeue_errors", l.dequeueErrors, "dequeue_ms_max", l.dequeueMax.Milliseconds())
+	}
 }
 
 // run calls the runner, turning a panic into an error so one job cannot stop the worker.

@@ -207,6 +207,10 @@ func TestJobsRunAndAreDeleted(t *testing.T) {
 		if _, dup := got[j.CredentialID]; dup {
 			t.Errorf("job of %s ran twice", j.CredentialID)
 		}
+		if j.RequestID == "" {
+			t.Errorf("job of %s ran without a request id of its delivery", j.CredentialID)
+		}
+		j.RequestID = ""
 		got[j.CredentialID] = j
 	}
 	for id, j := range want {
@@ -289,6 +293,15 @@ func TestFailingJobPoisoned(t *testing.T) {
 	}), Options{VisibilityTimeout: time.Second, PollInterval: 100 * time.Millisecond, MaxDequeueCount: maxDeliveries})
 
 	eventually(t, 30*time.Second, "both messages poisoned", func() bool { return w.Stats().Poisoned == 2 })
+	// Each delivery tells the job which it is, so the last one's failure is noted, and
+	// names itself with a request id of its own.
+	ids := map[string]bool{}
+	for _, j := range ran.all() {
+		if j.Delivery < 1 || j.Delivery > maxDeliveries || j.RequestID == "" || ids[j.RequestID] {
+			t.Errorf("job delivered as %d with request id %q", j.Delivery, j.RequestID)
+		}
+		ids[j.RequestID] = true
+	}
 	time.Sleep(2500 * time.Millisecond) // a message left behind would be delivered again
 	for _, id := range []string{"fails", "panics"} {
 		if n := ran.times(id); n != maxDeliveries {
@@ -552,6 +565,20 @@ func TestDelayedMessagesPickedUpInTime(t *testing.T) {
 }
 
 // TestNewRefusesBadOptions: a worker needs queues, a runner and sane options.
+// TestPoisonRuleIsTheHosts: by default a message gets the Functions host's
+// maxDequeueCount of deliveries (host.json holds the same number) before it moves to
+// "<queue>-poison".
+func TestPoisonRuleIsTheHosts(t *testing.T) {
+	w, err := New(map[credential.JobKind]Queue{credential.JobSPPoll: {Name: "sppoll", Jobs: &azqueue.QueueClient{}, Poison: &azqueue.QueueClient{}}},
+		runnerFunc(func(context.Context, credential.Job) error { return nil }), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.opts.MaxDequeueCount != queue.MaxDequeueCount || queue.MaxDequeueCount != 5 || queue.PoisonSuffix != "-poison" {
+		t.Fatalf("max dequeue count %d (queue's %d), poison suffix %q; want the host's 5 and -poison", w.opts.MaxDequeueCount, queue.MaxDequeueCount, queue.PoisonSuffix)
+	}
+}
+
 func TestNewRefusesBadOptions(t *testing.T) {
 	runner := runnerFunc(func(context.Context, credential.Job) error { return nil })
 	q := map[credential.JobKind]Queue{credential.JobSPPoll: {Name: "q", Jobs: &azqueue.QueueClient{}, Poison: &azqueue.QueueClient{}}}
