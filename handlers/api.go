@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/activeloopai/azcreds/internal/auth"
+	"github.com/activeloopai/azcreds/internal/credential"
 )
 
 // Authenticator verifies API bearer tokens.
@@ -30,10 +31,23 @@ type Route struct {
 	handler  handlerFunc
 }
 
+// HealthLog reads a credential's health history; credential.HealthMonitor is one.
+type HealthLog interface {
+	HealthEvents(ctx context.Context, orgID, id string) ([]credential.HealthEvent, error)
+}
+
+// APIOption adjusts the API.
+type APIOption func(*API)
+
+// WithHealthLog serves the credentials' health history (GET .../credentials/{id}/health)
+// from h. Without it the route answers 404.
+func WithHealthLog(h HealthLog) APIOption { return func(a *API) { a.healthLog = h } }
+
 // API serves the credential endpoints.
 type API struct {
 	onboarding Onboarding
 	issuance   Issuance
+	healthLog  HealthLog
 	authn      Authenticator
 	log        *slog.Logger
 	routes     []Route
@@ -41,16 +55,20 @@ type API struct {
 }
 
 // New builds the HTTP API on the domain's onboarding and issuance.
-func New(onboarding Onboarding, issuance Issuance, authn Authenticator, log *slog.Logger) *API {
+func New(onboarding Onboarding, issuance Issuance, authn Authenticator, log *slog.Logger, opts ...APIOption) *API {
 	a := &API{onboarding: onboarding, issuance: issuance, authn: authn, log: log, mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(a)
+	}
 	a.routes = []Route{
-		{Method: http.MethodGet, Pattern: "/", Public: true, handler: a.health},
+		{Method: http.MethodGet, Pattern: "/", Public: true, handler: a.alive},
 		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, Function: "openapi", handler: a.openAPI},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials", Function: "credentials-create", handler: a.create},
 		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials", Function: "credentials-list", handler: a.list},
 		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials/{id}", Function: "credential-get", handler: a.get},
 		{Method: http.MethodDelete, Pattern: "/organizations/{org}/credentials/{id}", Function: "credential-delete", handler: a.delete},
 		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials/{id}/events", Function: "credential-events", handler: a.events},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/credentials/{id}/health", Function: "credential-health", handler: a.health},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/tenant", Function: "credential-tenant", handler: a.submitTenant},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/storage", Function: "credential-storage", handler: a.submitStorage},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/save-unverified", Function: "credential-save-unverified", handler: a.saveUnverified},
@@ -110,7 +128,7 @@ func (a *API) unrouted(w http.ResponseWriter, r *http.Request) error {
 	return fail(http.StatusNotFound, codeNotFound, "no such endpoint")
 }
 
-func (a *API) health(w http.ResponseWriter, r *http.Request) error {
+func (a *API) alive(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	return nil
 }

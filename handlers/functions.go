@@ -33,6 +33,11 @@ type HealthSweeper interface {
 	SweepHealth(ctx context.Context) (int, error)
 }
 
+// Reconciler reconciles the background work once; credential.Reconciler is one.
+type Reconciler interface {
+	Reconcile(ctx context.Context) (credential.ReconcileReport, error)
+}
+
 // InvokerOption adjusts an Invoker.
 type InvokerOption func(*Invoker)
 
@@ -41,6 +46,18 @@ type InvokerOption func(*Invoker)
 func WithHealthSweep(sweeper HealthSweeper) InvokerOption {
 	return func(iv *Invoker) { iv.sweeper = sweeper }
 }
+
+// WithReconciler has the reconcile timer function (queue.Reconcile) run r. Without it the
+// function's invocations fail (500).
+func WithReconciler(r Reconciler) InvokerOption {
+	return func(iv *Invoker) { iv.reconciler = r }
+}
+
+// WriteTimeout bounds how long the handler's server takes to answer a request or an
+// invocation. It is longer than host.json's functionTimeout (a test holds it): a queue job
+// that runs as long as the host lets it must still be able to answer, or the host counts a
+// job that succeeded as failed.
+const WriteTimeout = 130 * time.Second
 
 // maxPayloadNesting bounds how many layers of JSON-string quoting and base64 the payload
 // decoder peels off before it gives up.
@@ -62,17 +79,25 @@ const maxPayloadNesting = 8
 // (FUNCTIONS_CUSTOMHANDLER_PORT on 127.0.0.1), never on a public listener. The local stack's
 // AZCREDS_LOCAL_INVOCATIONS, with which tests play the host, requires a loopback listener.
 type Invoker struct {
-	jobs    JobRunner
-	sweeper HealthSweeper
-	log     *slog.Logger
-	byPath  map[string]queue.JobQueue
-	timers  map[string]queue.Timer
+	jobs       JobRunner
+	sweeper    HealthSweeper
+	reconciler Reconciler
+	log        *slog.Logger
+	byPath     map[string]queue.JobQueue
+	timers     map[string]timerFunction
+}
+
+// timerFunction is a timer function and what one invocation of it does: a summary for the
+// host's log, or the failure.
+type timerFunction struct {
+	queue.Timer
+	run func(ctx context.Context) (summary string, attrs []any, err error)
 }
 
 // NewInvoker returns the adapter that runs the queue functions' jobs with jobs and the
 // timer functions with what the options give it.
 func NewInvoker(jobs JobRunner, log *slog.Logger, opts ...InvokerOption) *Invoker {
-	iv := &Invoker{jobs: jobs, log: log, byPath: map[string]queue.JobQueue{}, timers: map[string]queue.Timer{}}
+	iv := &Invoker{jobs: jobs, log: log, byPath: map[string]queue.JobQueue{}, timers: map[string]timerFunction{}}
 	for _, o := range opts {
 		o(iv)
 	}
@@ -80,12 +105,38 @@ func NewInvoker(jobs JobRunner, log *slog.Logger, opts ...InvokerOption) *Invoke
 		iv.byPath["/"+jq.Function] = jq
 	}
 	for _, fn := range queue.Timers {
-		if fn != queue.HealthSweep {
+		var run func(ctx context.Context) (string, []any, error)
+		switch fn {
+		case queue.HealthSweep:
+			run = iv.sweep
+		case queue.Reconcile:
+			run = iv.reconcile
+		default:
 			panic(fmt.Sprintf("handlers: timer function %s has no runner in the Invoker", fn.Function))
 		}
-		iv.timers["/"+fn.Function] = fn
+		iv.timers["/"+fn.Function] = timerFunction{Timer: fn, run: run}
 	}
 	return iv
+}
+
+// sweep is one run of the health-sweep timer function.
+func (iv *Invoker) sweep(ctx context.Context) (string, []any, error) {
+	if iv.sweeper == nil {
+		return "", nil, errors.New("no health sweeper is wired to this function")
+	}
+	n, err := iv.sweeper.SweepHealth(ctx)
+	return fmt.Sprintf("health sweep scheduled %d probe(s)", n), []any{"probes", n}, err
+}
+
+// reconcile is one run of the reconcile timer function.
+func (iv *Invoker) reconcile(ctx context.Context) (string, []any, error) {
+	if iv.reconciler == nil {
+		return "", nil, errors.New("no reconciler is wired to this function")
+	}
+	r, err := iv.reconciler.Reconcile(ctx)
+	return fmt.Sprintf("reconciled %d open windows: %d jobs scheduled, %d poisoned messages handled, %d index rows removed",
+			r.Indexed, r.Scheduled(), r.Poisoned, r.Closed),
+		[]any{"indexed", r.Indexed, "scheduled", r.Scheduled(), "poisoned", r.Poisoned, "closed", r.Closed, "left", r.Failed}, err
 }
 
 // Functions lists the queue functions the Invoker serves: the job table's rows.
@@ -241,7 +292,7 @@ func (iv *Invoker) deliver(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	job.Delivery = int(inv.dequeueCount)
+	job.Delivery, job.RequestID = int(inv.dequeueCount), RequestID(ctx)
 	inv.job, inv.decoded = job, true
 	if job.Kind != fn.Kind {
 		return malformed("a %s job arrived on the %s queue (function %s)", job.Kind, fn.Queue, fn.Function)
@@ -303,10 +354,10 @@ func decodePayload(raw []byte) (credential.Job, error) {
 
 // tick runs one invocation of a timer function: the host's payload
 // ({"Data":{"<binding>":{"Schedule":{...},"ScheduleStatus":{...},"IsPastDue":false}},
-// "Metadata":{...}}) only labels the log line, and the sweep runs whatever it holds. A
-// failed sweep is answered 500 so the host records the failure; the host does not retry a
-// timer, and the next tick sweeps again.
-func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn queue.Timer) {
+// "Metadata":{...}}) only labels the log line, and the function's work runs whatever it
+// holds. A failed run is answered 500 so the host records the failure; the host does not
+// retry a timer, and the next tick runs again.
+func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn timerFunction) {
 	start := time.Now()
 	id := uuid.NewString()
 	w.Header().Set("X-Request-Id", id)
@@ -314,7 +365,7 @@ func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn queue.Timer) 
 	pastDue := timerPastDue(w, r, fn.Binding)
 	attrs := []any{"request_id", id, "function", fn.Function, "past_due", pastDue}
 	resp := invocationResponse{Outputs: map[string]any{}, Logs: []string{}}
-	n, err := func() (n int, err error) {
+	summary, more, err := func() (summary string, more []any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -323,20 +374,17 @@ func (iv *Invoker) tick(w http.ResponseWriter, r *http.Request, fn queue.Timer) 
 				err = fmt.Errorf("panic: %v", p)
 			}
 		}()
-		if iv.sweeper == nil {
-			return 0, errors.New("no health sweeper is wired to this function")
-		}
-		return iv.sweeper.SweepHealth(ctx)
+		return fn.run(ctx)
 	}()
-	attrs = append(attrs, "probes", n, "duration_ms", time.Since(start).Milliseconds())
+	attrs = append(append(attrs, more...), "duration_ms", time.Since(start).Milliseconds())
 	if err != nil {
-		iv.log.ErrorContext(ctx, "health sweep failed; the next tick sweeps again", append(attrs, "err", err)...)
-		resp.Logs = append(resp.Logs, fmt.Sprintf("health sweep failed after scheduling %d probes (%s; request id %s)", n, failureClass(err), id))
+		iv.log.ErrorContext(ctx, "timer function failed; the next tick runs again", append(attrs, "err", err)...)
+		resp.Logs = append(resp.Logs, fmt.Sprintf("%s failed (%s; request id %s); so far: %s", fn.Function, failureClass(err), id, summary))
 		writeJSON(w, http.StatusInternalServerError, resp)
 		return
 	}
-	iv.log.InfoContext(ctx, "health sweep done", attrs...)
-	resp.Logs = append(resp.Logs, fmt.Sprintf("health sweep scheduled %d probe(s)", n))
+	iv.log.InfoContext(ctx, "timer function done", attrs...)
+	resp.Logs = append(resp.Logs, summary)
 	writeJSON(w, http.StatusOK, resp)
 }
 

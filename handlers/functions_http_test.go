@@ -214,6 +214,8 @@ func TestInvokerPayloadShapes(t *testing.T) {
 				}
 				want := job
 				want.Delivery = 1 // the invocation's DequeueCount
+				// ... and the invocation's request id, the one its answer and log line carry.
+				want.RequestID = rec.Header().Get("X-Request-Id")
 				if diff := cmp.Diff(want, got[0]); diff != "" {
 					t.Errorf("job (-want +got):\n%s", diff)
 				}

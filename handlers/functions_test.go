@@ -381,7 +381,10 @@ type hostJSON struct {
 			MessageEncoding string `json:"messageEncoding"`
 		} `json:"queues"`
 	} `json:"extensions"`
-	Retry json.RawMessage `json:"retry"`
+	Retry   json.RawMessage `json:"retry"`
+	Logging struct {
+		LogLevel map[string]string `json:"logLevel"`
+	} `json:"logging"`
 }
 
 func TestFunctionHostJSON(t *testing.T) {
@@ -429,5 +432,66 @@ func TestFunctionHostJSON(t *testing.T) {
 	}
 	if ft, err := time.Parse(time.TimeOnly, h.FunctionTimeout); err != nil || ft.Hour() == 0 && ft.Minute() == 0 && ft.Second() == 0 {
 		t.Errorf("functionTimeout %q, want a positive hh:mm:ss", h.FunctionTimeout)
+	}
+	if h.Extensions.Queues.MaxDequeueCount != queue.MaxDequeueCount {
+		t.Errorf("extensions.queues.maxDequeueCount %d, want %d: the standalone worker and the job runner's last delivery count the same",
+			h.Extensions.Queues.MaxDequeueCount, queue.MaxDequeueCount)
+	}
+}
+
+// TestWriteTimeoutOutlastsTheFunctionTimeout: the server's WriteTimeout is longer than
+// host.json's functionTimeout, so a job that runs for as long as the host allows (say
+// 100 s of a 2-minute timeout) can still answer its invocation.
+func TestWriteTimeoutOutlastsTheFunctionTimeout(t *testing.T) {
+	var h hostJSON
+	raw, err := os.ReadFile(hostJSONFile)
+	if err == nil {
+		err = json.Unmarshal(raw, &h)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := time.Parse(time.TimeOnly, h.FunctionTimeout)
+	if err != nil {
+		t.Fatalf("functionTimeout %q: %v", h.FunctionTimeout, err)
+	}
+	timeout := time.Duration(ft.Hour())*time.Hour + time.Duration(ft.Minute())*time.Minute + time.Duration(ft.Second())*time.Second
+	if WriteTimeout <= timeout || 100*time.Second > timeout {
+		t.Errorf("WriteTimeout %s, functionTimeout %s: want a function timeout of at least 100 s and a write timeout beyond it", WriteTimeout, timeout)
+	}
+}
+
+// TestHostJSONLetsInvocationLogsThrough: the host writes the Logs of a custom handler's
+// answer at Information under Function.<name>.User; host.json lets them through for every
+// queue and timer function of the job and timer tables (and for nothing unknown), while
+// the host's own Function category stays at Warning.
+func TestHostJSONLetsInvocationLogsThrough(t *testing.T) {
+	var h hostJSON
+	raw, err := os.ReadFile(hostJSONFile)
+	if err == nil {
+		err = json.Unmarshal(raw, &h)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, jq := range queue.JobQueues {
+		want["Function."+jq.Function+".User"] = true
+	}
+	for _, tm := range queue.Timers {
+		want["Function."+tm.Function+".User"] = true
+	}
+	for cat := range want {
+		if lvl := h.Logging.LogLevel[cat]; lvl != "Information" {
+			t.Errorf("logging.logLevel[%q] = %q, want Information: the invocations' Logs would not reach Application Insights", cat, lvl)
+		}
+	}
+	for cat := range h.Logging.LogLevel {
+		if strings.HasSuffix(cat, ".User") && !want[cat] {
+			t.Errorf("logging.logLevel[%q] names no function of the job or timer table", cat)
+		}
+	}
+	if lvl := h.Logging.LogLevel["Function"]; lvl != "Warning" {
+		t.Errorf("logging.logLevel.Function %q, want Warning: the per-function entries are the exception", lvl)
 	}
 }

@@ -94,7 +94,7 @@ func newHarnessWith(t *testing.T, limits credentialtest.Limits, wrap func(*crede
 		t.Fatal(err)
 	}
 	// The API and the queue functions on one port, as the Functions host calls them.
-	srv := httptest.NewServer(Compose(New(domain.Onboarding, domain.Issuance, verifier, log), NewInvoker(domain.Runner, log)))
+	srv := httptest.NewServer(Compose(New(domain.Onboarding, domain.Issuance, verifier, log, WithHealthLog(domain.Health)), NewInvoker(domain.Runner, log)))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: fake.Store, sched: fake.Scheduler, dir: fake.Directory, clock: fake.Clock,
 		signer: fake.Signer, containers: fake.Containers, minter: minter, other: other, signingKey: key, publicKey: pub,

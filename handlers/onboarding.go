@@ -102,6 +102,32 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// health serves a credential's health: the last check (as in the detail) and the history
+// of its status changes, oldest first.
+func (a *API) health(w http.ResponseWriter, r *http.Request) error {
+	id, err := credentialID(r)
+	if err != nil {
+		return err
+	}
+	if a.healthLog == nil {
+		return fail(http.StatusNotFound, codeNotFound, "no health history is kept here")
+	}
+	c, err := a.onboarding.Get(r.Context(), orgOf(r), id)
+	if err != nil {
+		return err
+	}
+	evs, err := a.healthLog.HealthEvents(r.Context(), orgOf(r), id)
+	if err != nil {
+		return err
+	}
+	out := healthHistoryView{Health: detailOf(c).Health, Events: make([]healthEventView, 0, len(evs))}
+	for _, ev := range evs {
+		out.Events = append(out.Events, healthEventOf(ev))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 type tenantRequest struct {
 	TenantID string `json:"tenant_id"`
 }

@@ -253,6 +253,7 @@ func TestNoResponseRevealsAnotherOrg(t *testing.T) {
 		"GET /organizations/{org}/credentials/{id}":                  {http.StatusNotFound, nil},
 		"DELETE /organizations/{org}/credentials/{id}":               {http.StatusNotFound, nil},
 		"GET /organizations/{org}/credentials/{id}/events":           {http.StatusNotFound, nil},
+		"GET /organizations/{org}/credentials/{id}/health":           {http.StatusNotFound, nil},
 		"POST /organizations/{org}/credentials/{id}/tenant":          {http.StatusNotFound, map[string]string{"tenant_id": tenantID}},
 		"POST /organizations/{org}/credentials/{id}/storage":         {http.StatusNotFound, storageBody("bacct", "bbox")},
 		"POST /organizations/{org}/credentials/{id}/save-unverified": {http.StatusNotFound, map[string]string{}},

@@ -119,3 +119,36 @@ func TestInvokerTimerRouting(t *testing.T) {
 		t.Fatalf("swept %d times through Compose, want once", sweeper.count())
 	}
 }
+
+// fakeReconciler answers every run with rep, or err.
+type fakeReconciler struct {
+	mu   sync.Mutex
+	runs int
+	rep  credential.ReconcileReport
+	err  error
+}
+
+func (r *fakeReconciler) Reconcile(ctx context.Context) (credential.ReconcileReport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs++
+	return r.rep, r.err
+}
+
+// TestInvokerReconcileTimer: the reconcile timer function runs the reconciler once per
+// invocation and says what it did; a failed run, or no reconciler wired, is answered 500.
+func TestInvokerReconcileTimer(t *testing.T) {
+	r := &fakeReconciler{rep: credential.ReconcileReport{Indexed: 12, Stale: 2, PastDeadline: 1, Poisoned: 3, FromPoison: 1, Closed: 4}}
+	logs := &lockedBuffer{}
+	inv := NewInvoker(nil, slog.New(slog.NewJSONHandler(logs, nil)), WithReconciler(r))
+	out := checkInvocationResponse(t, postInvocation(t, inv, queue.Reconcile.Function, timerInvocation(fmt.Sprintf(timerInfo, false))), http.StatusOK)
+	if r.runs != 1 || !strings.Contains(out[0], "12 open windows: 4 jobs scheduled, 3 poisoned messages handled, 4 index rows removed") {
+		t.Fatalf("%d runs, Logs %q", r.runs, out)
+	}
+	if recs := logs.records(t); len(recs) != 1 || recs[0]["function"] != "reconcile" || recs[0]["scheduled"] != float64(4) {
+		t.Errorf("log records %v", recs)
+	}
+	r.err = fmt.Errorf("read the index: %w", credential.ErrUnavailable)
+	checkInvocationResponse(t, postInvocation(t, inv, queue.Reconcile.Function, timerInvocation(fmt.Sprintf(timerInfo, false))), http.StatusInternalServerError)
+	checkInvocationResponse(t, postInvocation(t, NewInvoker(nil, slog.New(slog.DiscardHandler)), queue.Reconcile.Function, "{}"), http.StatusInternalServerError)
+}

@@ -34,12 +34,37 @@ type detailView struct {
 }
 
 // healthView is the last health re-probe of a verified credential; null before the first.
+// A problem while the status is ok is a first failed check, not yet confirmed
+// (consecutive_failures 1): the credential is checked again soon.
 type healthView struct {
-	Status    string       `json:"status"`
-	CheckedAt time.Time    `json:"checked_at"`
-	Since     *time.Time   `json:"since"`
-	Checks    []checkView  `json:"checks"`
-	Problem   *problemView `json:"problem"`
+	Status              string       `json:"status"`
+	CheckedAt           time.Time    `json:"checked_at"`
+	Since               *time.Time   `json:"since"`
+	ConsecutiveFailures int          `json:"consecutive_failures"`
+	Checks              []checkView  `json:"checks"`
+	Problem             *problemView `json:"problem"`
+}
+
+// healthHistoryView is a credential's health: the last check and every change of status.
+type healthHistoryView struct {
+	Health *healthView       `json:"health"`
+	Events []healthEventView `json:"events"`
+}
+
+// healthEventView is one change of a credential's health status.
+type healthEventView struct {
+	Time          time.Time `json:"time"`
+	From          string    `json:"from"`
+	To            string    `json:"to"`
+	Code          string    `json:"code,omitempty"`
+	ProviderError string    `json:"provider_error,omitempty"`
+	RequestID     string    `json:"request_id,omitempty"`
+	Generation    int64     `json:"generation"`
+}
+
+func healthEventOf(ev credential.HealthEvent) healthEventView {
+	return healthEventView{Time: ev.Time, From: string(ev.From), To: string(ev.To), Code: ev.Code,
+		ProviderError: ev.ProviderError, RequestID: ev.RequestID, Generation: ev.Generation}
 }
 
 // problemView is what is wrong with a degraded credential, classified like last_error.
@@ -110,7 +135,8 @@ func detailOf(c *credential.Credential) detailView {
 		v.Progress = pv
 	}
 	if h := c.Health; h.Status != "" {
-		hv := &healthView{Status: string(h.Status), CheckedAt: h.CheckedAt, Since: optionalTime(h.Since), Checks: []checkView{}}
+		hv := &healthView{Status: string(h.Status), CheckedAt: h.CheckedAt, Since: optionalTime(h.Since),
+			ConsecutiveFailures: h.Failures, Checks: []checkView{}}
 		for _, ch := range h.Checks {
 			hv.Checks = append(hv.Checks, checkView(ch))
 		}
