@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +40,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localdial"
+	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/worker"
@@ -95,7 +97,7 @@ func serve(args []string) error {
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      90 * time.Second,
+		WriteTimeout:      handlers.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -163,7 +165,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	sched, err := azurequeue.Open(ctx, queues, azurequeue.Options{})
+	queueOpts := azurequeue.Options{NamePrefix: cfg.QueuePrefix}
+	sched, err := azurequeue.Open(ctx, queues, queueOpts)
+	if err != nil {
+		return nil, nil, err
+	}
+	poison, err := azurequeue.OpenPoison(ctx, queues, queueOpts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -219,12 +226,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 			ContainerPrefix: cfg.DefaultContainerPrefix, Prefix: cfg.DefaultPrefix},
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 		HealthSpread:       cfg.HealthSpread,
+		HealthRecheck:      cfg.HealthRecheck,
+		MaxDeliveries:      queue.MaxDequeueCount,
 		CreateRate:         cfg.CreateRate,
 	}
 	// One resolution cache per instance: issuance fills it, onboarding's deletes and
 	// default changes empty an organization's part of it.
 	resolutions := credential.NewResolutionCache(cfg.ResolutionCacheTTL)
-	onboarding, err := credential.NewOnboarding(domain, st, dir, sched, resolutions, log)
+	onboarding, err := credential.NewOnboarding(domain, st, st, dir, sched, resolutions, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -232,7 +241,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	jobs, err := credential.NewJobs(domain, st, st, dir, sched, finder, prober, log)
+	jobs, err := credential.NewJobs(domain, st, st, st, dir, sched, finder, prober, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -244,9 +253,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	api := handlers.New(onboarding, issuance, verifier, log)
+	reconciler, err := credential.NewReconciler(domain, st, st, sched, poison, log.With("component", "reconciler"))
+	if err != nil {
+		return nil, nil, err
+	}
+	api := handlers.New(onboarding, issuance, verifier, log, handlers.WithHealthLog(health))
 	if cfg.FunctionsHost || cfg.LocalInvocations {
-		return handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health))), nil, nil
+		return handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health),
+			handlers.WithReconciler(reconciler))), nil, nil
 	}
 	consumed, err := worker.Open(ctx, queues, sched)
 	if err != nil {
@@ -256,11 +270,31 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
+	// The timers' standalone twins. Each takes a lease in the table, so that of several
+	// instances one does the work per period, as the host runs a timer function once.
+	holder := instanceID()
 	work := together{queueWorker}
 	if cfg.HealthInterval > 0 {
-		work = append(work, &worker.Ticker{Sweeper: health, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
+		work = append(work, &worker.Ticker{Name: queue.HealthSweep.Function, Interval: cfg.HealthInterval, Lease: st, Holder: holder,
+			Log: log.With("component", "health_sweep"), Work: func(ctx context.Context) error {
+				_, err := health.SweepHealth(ctx)
+				return err
+			}})
+	}
+	if cfg.ReconcileInterval > 0 {
+		work = append(work, &worker.Ticker{Name: queue.Reconcile.Function, Interval: cfg.ReconcileInterval, Lease: st, Holder: holder,
+			Log: log.With("component", "reconciler"), Work: func(ctx context.Context) error {
+				_, err := reconciler.Reconcile(ctx)
+				return err
+			}})
 	}
 	return api, work, nil
+}
+
+// instanceID names this process in the timers' leases: host, process id and a random part.
+func instanceID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
 }
 
 // background is work serve runs beside the server when no Functions host does; it stops

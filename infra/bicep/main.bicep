@@ -84,6 +84,15 @@ param propagationGrace string = '2m'
 param healthSchedule string = '0 */15 * * * *'
 param healthSpread string = '5m'
 param healthInterval string = '15m'
+@description('How long after a first failed health check the credential is checked again; a second failure in a row makes it degraded.')
+param healthRecheck string = '1m'
+
+// The reconciler (docs/RELIABILITY.md, "The reconciler"): the reconcile timer function's
+// NCRONTAB schedule, and its standalone twin's interval, which the host does not use (kept
+// equal to the schedule's period).
+@description('NCRONTAB schedule of the reconciler, the safety net that restarts stopped windows and reads the poison queues.')
+param reconcileSchedule string = '0 * * * * *'
+param reconcileInterval string = '1m'
 
 @description('How long one instance reuses a locked workspace\'s storage resolution (0s: off).')
 param resolutionCacheTtl string = '5s'
@@ -226,6 +235,9 @@ module functionApp 'modules/function-app.bicep' = {
     healthSchedule: healthSchedule
     healthInterval: healthInterval
     healthSpread: healthSpread
+    healthRecheck: healthRecheck
+    reconcileSchedule: reconcileSchedule
+    reconcileInterval: reconcileInterval
     maxCredentials: maxCredentials
     maxWorkspaces: maxWorkspaces
     createRate: createRate

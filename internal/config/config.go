@@ -37,6 +37,10 @@ const (
 	KeyStorageQueueServiceURI = "AzureWebJobsStorage__queueServiceUri"
 	KeyStorageClientID        = "AzureWebJobsStorage__clientId"
 	KeyTableName              = "AZCREDS_TABLE_NAME"
+	// KeyQueuePrefix (local stack only) goes before every job queue's name, so that
+	// handlers sharing one storage account (tests) never take one another's jobs. Under the
+	// Functions host the queue triggers name the queues without one.
+	KeyQueuePrefix = "AZCREDS_QUEUE_PREFIX"
 
 	KeyHomeTenantID            = "AZCREDS_HOME_TENANT_ID"
 	KeyManagedIdentityClientID = "AZCREDS_MANAGED_IDENTITY_CLIENT_ID"
@@ -103,6 +107,19 @@ const (
 	KeyHealthInterval = "AZCREDS_HEALTH_INTERVAL"
 	// KeyHealthSpread spreads one sweep's probes over this long (0s: all at once).
 	KeyHealthSpread = "AZCREDS_HEALTH_SPREAD"
+	// KeyHealthRecheck is when a credential whose health check failed once is checked
+	// again: only a second failure in a row marks it degraded.
+	KeyHealthRecheck = "AZCREDS_HEALTH_RECHECK"
+)
+
+// The reconciler's settings (internal/credential, reconcile.go).
+const (
+	// KeyReconcileSchedule is the reconcile timer function's NCRONTAB schedule, which the
+	// Functions host reads (functions/reconcile); the binary checks its shape at start.
+	KeyReconcileSchedule = "AZCREDS_RECONCILE_SCHEDULE"
+	// KeyReconcileInterval is its standalone twin: how often `serve` without the host
+	// reconciles (0 or off: never). Instances take a lease, so one reconciles per period.
+	KeyReconcileInterval = "AZCREDS_RECONCILE_INTERVAL"
 )
 
 // Defaults for the settings that have one.
@@ -129,6 +146,10 @@ const (
 	DefaultHealthSchedule = "0 */15 * * * *"
 	DefaultHealthInterval = 15 * time.Minute
 	DefaultHealthSpread   = 5 * time.Minute
+	DefaultHealthRecheck  = credential.DefaultHealthRecheck
+	// DefaultReconcileSchedule reconciles every minute, at second 0.
+	DefaultReconcileSchedule = "0 * * * * *"
+	DefaultReconcileInterval = time.Minute
 	// DefaultContainerPrefix starts the environment default's container names.
 	DefaultContainerPrefix = credential.DefaultContainerPrefix
 	// DefaultMaxCredentials: each credential is an app registration in the platform's
@@ -177,6 +198,8 @@ type Config struct {
 
 	Storage   Storage
 	TableName string
+	// QueuePrefix goes before every job queue's name (local stack only).
+	QueuePrefix string
 
 	HomeTenantID            string
 	ManagedIdentityClientID string
@@ -227,6 +250,12 @@ type Config struct {
 	HealthSchedule string
 	HealthInterval time.Duration
 	HealthSpread   time.Duration
+	// HealthRecheck is when a first failed health check is checked again.
+	HealthRecheck time.Duration
+	// ReconcileSchedule is the host's NCRONTAB schedule of the reconciler;
+	// ReconcileInterval its standalone twin (0: off).
+	ReconcileSchedule string
+	ReconcileInterval time.Duration
 	// CreateGuardDelay is when a create's guard checks that no app registration of the
 	// create outlived it unrecorded.
 	CreateGuardDelay time.Duration
@@ -343,6 +372,10 @@ func Parse(get Source) (Config, error) {
 		HealthSchedule:          p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
 		HealthInterval:          p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
 		HealthSpread:            p.spread(KeyHealthSpread, DefaultHealthSpread),
+		HealthRecheck:           p.duration(KeyHealthRecheck, DefaultHealthRecheck),
+		ReconcileSchedule:       p.ncrontab(KeyReconcileSchedule, DefaultReconcileSchedule),
+		ReconcileInterval:       p.intervalOrOff(KeyReconcileInterval, DefaultReconcileInterval),
+		QueuePrefix:             p.queuePrefix(KeyQueuePrefix),
 		CreateGuardDelay:        p.duration(KeyCreateGuardDelay, DefaultCreateGuardDelay),
 		MaxCredentials:          p.limit(KeyMaxCredentials, DefaultMaxCredentials),
 		MaxWorkspaces:           p.limit(KeyMaxWorkspaces, DefaultMaxWorkspaces),
@@ -570,7 +603,26 @@ func (p *parser) ncrontab(key, def string) string {
 	}
 	if !ok {
 		p.errs = append(p.errs, fmt.Errorf("%s must be an NCRONTAB expression of six fields ({second} {minute} {hour} {day} {month} {day-of-week}) like %q, got %q",
-			key, DefaultHealthSchedule, v))
+			key, def, v))
+	}
+	return v
+}
+
+// queueName is what Azure allows in a queue name: lowercase letters, digits and single
+// hyphens, starting with a letter or digit.
+var queueName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*-?$`)
+
+// maxQueuePrefix leaves room in a queue name (63 characters) for the longest job queue and
+// its poison suffix.
+const maxQueuePrefix = 40
+
+// queuePrefix reads an optional prefix of the job queues' names.
+func (p *parser) queuePrefix(key string) string {
+	v := p.str(key, "")
+	if v != "" && (len(v) > maxQueuePrefix || !queueName.MatchString(v)) {
+		p.errs = append(p.errs, fmt.Errorf("%s must be at most %d lowercase letters, digits and single hyphens, starting with a letter or digit, got %q",
+			key, maxQueuePrefix, v))
+		return ""
 	}
 	return v
 }
@@ -655,7 +707,8 @@ func Keys() []string {
 		KeyDefaultStorageAccount, KeyDefaultContainerPrefix, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile, KeyAPIAppID,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
-		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,
+		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread, KeyHealthRecheck,
+		KeyReconcileSchedule, KeyReconcileInterval, KeyQueuePrefix,
 		KeyCreateGuardDelay,
 		KeyMaxCredentials, KeyMaxWorkspaces, KeyCreateRate,
 	}

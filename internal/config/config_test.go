@@ -357,3 +357,27 @@ func TestLimitSettingsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileAndQueueSettings: the reconciler's schedule and interval take their
+// defaults, "off" and their own values; a bad schedule or queue prefix is refused by name.
+func TestReconcileAndQueueSettings(t *testing.T) {
+	c, err := Parse(source(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReconcileSchedule != DefaultReconcileSchedule || c.ReconcileInterval != time.Minute || c.HealthRecheck != time.Minute || c.QueuePrefix != "" {
+		t.Errorf("defaults: schedule %q, interval %v, recheck %v, prefix %q", c.ReconcileSchedule, c.ReconcileInterval, c.HealthRecheck, c.QueuePrefix)
+	}
+	c, err = Parse(source(with(valid(), KeyReconcileInterval, "off", KeyReconcileSchedule, "*/30 * * * * *", KeyHealthRecheck, "5s", KeyQueuePrefix, "e2e7-")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReconcileInterval != 0 || c.ReconcileSchedule != "*/30 * * * * *" || c.HealthRecheck != 5*time.Second || c.QueuePrefix != "e2e7-" {
+		t.Errorf("set: %+v", c)
+	}
+	for key, v := range map[string]string{KeyReconcileSchedule: "every minute", KeyQueuePrefix: "Bad_Prefix", KeyHealthRecheck: "0s",
+		KeyReconcileInterval: "-1m"} {
+		refused(t, key+"="+v, with(valid(), key, v), key, "")
+	}
+	refused(t, "a prefix too long", with(valid(), KeyQueuePrefix, strings.Repeat("q", 41)), KeyQueuePrefix, "at most 40")
+}

@@ -26,6 +26,7 @@ var localOnly = []LocalSetting{
 	{KeyStorage, "a connection string carries an account key or a SAS, and no account key exists in Azure: the handler reaches its storage with the managed identity, " +
 		KeyStorageTableServiceURI + " and " + KeyStorageQueueServiceURI},
 	{KeyListenAddr, "in Azure the Functions host chooses the port, " + KeyCustomHandlerPort},
+	{KeyQueuePrefix, "in Azure the queue triggers (functions/*/function.json) name the job queues without a prefix"},
 }
 
 // LocalOnly lists the settings that Azure mode refuses, with why.

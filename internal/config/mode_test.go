@@ -180,6 +180,7 @@ func TestAzureModeRefusesLocalOnlySettings(t *testing.T) {
 		KeyAuthSigningKeyFile: "key.pem",
 		KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",
 		KeyListenAddr:         "0.0.0.0:7071",
+		KeyQueuePrefix:        "t1-",
 	}
 	for _, s := range LocalOnly() {
 		v, ok := values[s.Key]

@@ -375,13 +375,18 @@ func TestBicepDefaultsAreTheBinarys(t *testing.T) {
 		config.KeyResolutionCacheTTL:  config.DefaultResolutionCacheTTL,
 		config.KeyHealthInterval:      config.DefaultHealthInterval,
 		config.KeyHealthSpread:        config.DefaultHealthSpread,
+		config.KeyHealthRecheck:       config.DefaultHealthRecheck,
+		config.KeyReconcileInterval:   config.DefaultReconcileInterval,
 	} {
 		v := deployed(setting)
 		if d, err := time.ParseDuration(v); err != nil || d != want {
 			t.Errorf("the Bicep sets %s to %q by default; the binary's default is %v", setting, v, want)
 		}
 	}
-	if v := deployed(config.KeyHealthSchedule); v != config.DefaultHealthSchedule {
-		t.Errorf("the Bicep sets %s to %q by default; the binary's default is %q", config.KeyHealthSchedule, v, config.DefaultHealthSchedule)
+	for setting, want := range map[string]string{config.KeyHealthSchedule: config.DefaultHealthSchedule,
+		config.KeyReconcileSchedule: config.DefaultReconcileSchedule} {
+		if v := deployed(setting); v != want {
+			t.Errorf("the Bicep sets %s to %q by default; the binary's default is %q", setting, v, want)
+		}
 	}
 }

@@ -31,8 +31,9 @@ func (f *fixture) count(name string, want int64, step func()) {
 // TestStorageCallsPerStep pins the Table and Queue calls of each onboarding step on the
 // domain's side (a worker adds a dequeue, shared by up to 32 messages, and a delete per
 // job). One of create's calls is its guard's message, three the organization's credential
-// counter (the first create of an organization initialises it). Each submit also queues
-// its window's backstop, which this fixture's scheduler leaves out
+// counter (the first create of an organization initialises it), one its row of the
+// open-window index; each submit writes that row too. Each submit also queues its
+// window's backstop, which this fixture's scheduler leaves out
 // (TestStorageTransactionsPerRequest counts it).
 func TestStorageCallsPerStep(t *testing.T) {
 	f := newFixture(t, credential.Config{}, options{}, func(p *credentialtest.Ports, f *fixture) {
@@ -43,8 +44,8 @@ func TestStorageCallsPerStep(t *testing.T) {
 	f.fake.Finder.Script(credentialtest.Found{Err: credentialtest.Provider(credential.ErrSPNotFound, "AADSTS700016")}, credentialtest.Found{ObjectID: "sp"})
 	// The organization's first create: its credential counter is initialised (read,
 	// count, insert); a later create reads it once (5).
-	f.count("create", 7, func() { id = f.Create("c1").ID })
-	f.count("submit tenant", 4, func() {
+	f.count("create", 8, func() { id = f.Create("c1").ID })
+	f.count("submit tenant", 5, func() {
 		if _, err := f.Domain.Onboarding.SubmitTenant(ctx, "org", id, credentialtest.Tenant, "r"); err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +54,7 @@ func TestStorageCallsPerStep(t *testing.T) {
 	f.count("sp poll, not yet", 3, func() { f.Run(job) })
 	job = f.Single(credential.JobSPPoll)
 	f.count("sp poll, found", 2, func() { f.Run(job) })
-	f.count("submit storage", 4, func() {
+	f.count("submit storage", 5, func() {
 		if _, err := f.Domain.Onboarding.SubmitStorage(ctx, "org", id, credentialtest.Storage, "r"); err != nil {
 			t.Fatal(err)
 		}
@@ -131,16 +132,18 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 	}
 	// The organization's first create also initialises its credential counter: reads it
 	// (missing), counts the credential rows, inserts it.
-	want("create, the organization's first", 7, http.StatusCreated, "POST", base, create("c0"))
-	// the counter, insert (transaction), read back its ETag, the create's guard message, record the app
-	id := want("create", 5, http.StatusCreated, "POST", base, create("c1"))["id"].(string)
+	want("create, the organization's first", 8, http.StatusCreated, "POST", base, create("c0"))
+	// its open-window row, the counter, insert (transaction), read back its ETag, the
+	// create's guard message, record the app
+	id := want("create", 6, http.StatusCreated, "POST", base, create("c1"))["id"].(string)
 	// the row and the org default
 	want("get", 2, http.StatusOK, "GET", base+"/"+id, nil)
 	want("list", 2, http.StatusOK, "GET", base, nil)
-	// read, org default, the window's backstop, transition (transaction), first poll job
-	want("tenant", 5, http.StatusAccepted, "POST", base+"/"+id+"/tenant", map[string]string{"tenant_id": credentialtest.Tenant.TenantID})
+	// read, org default, the open-window row, the window's backstop, transition
+	// (transaction), first poll job
+	want("tenant", 6, http.StatusAccepted, "POST", base+"/"+id+"/tenant", map[string]string{"tenant_id": credentialtest.Tenant.TenantID})
 	f.Advance(id, credential.EventSPFound, nil)
-	want("storage", 5, http.StatusAccepted, "POST", base+"/"+id+"/storage", map[string]string{"subscription_id": credentialtest.Storage.SubscriptionID,
+	want("storage", 6, http.StatusAccepted, "POST", base+"/"+id+"/storage", map[string]string{"subscription_id": credentialtest.Storage.SubscriptionID,
 		"resource_group": "rg", "storage_account": "bloblake", "container_name": "lakedata"})
 	f.Advance(id, credential.EventAccessConfirmed, nil)
 	if status, out := call("POST", "/organizations/"+f.Org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": id}); status != http.StatusCreated {

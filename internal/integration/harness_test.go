@@ -40,6 +40,7 @@ type fixture struct {
 	fake   *credentialtest.Fakes
 	store  *store.Store
 	queues *azurequeue.Queues
+	poison *azurequeue.Poison
 	calls  *callCounter
 	// ports and cfg are what the domain was wired with.
 	ports credentialtest.Ports
@@ -81,12 +82,17 @@ func newFixture(t *testing.T, cfg credential.Config, opt options, with func(*cre
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.queues, err = azurequeue.Open(ctx, qsvc, azurequeue.Options{NamePrefix: testenv.UniqueName(t, "q"), Now: f.fake.Clock.Now}); err != nil {
+	prefix := testenv.UniqueName(t, "q")
+	if f.queues, err = azurequeue.Open(ctx, qsvc, azurequeue.Options{NamePrefix: prefix, Now: f.fake.Clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if f.poison, err = azurequeue.OpenPoison(ctx, qsvc, azurequeue.Options{NamePrefix: prefix}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, k := range queue.Kinds() {
-			_, _ = f.queues.Client(k).Delete(context.Background(), nil)
+		for _, jq := range queue.JobQueues {
+			_, _ = qsvc.NewQueueClient(prefix+jq.Queue).Delete(context.Background(), nil)
+			_, _ = qsvc.NewQueueClient(prefix+jq.Queue+queue.PoisonSuffix).Delete(context.Background(), nil)
 		}
 	})
 	if cfg.SPPollInterval == 0 {
@@ -98,6 +104,7 @@ func newFixture(t *testing.T, cfg credential.Config, opt options, with func(*cre
 	f.cfg = cfg
 	f.ports = f.fake.Ports()
 	f.ports.Store, f.ports.Workspaces, f.ports.Health, f.ports.Scheduler = f.store, f.store, f.store, f.queues
+	f.ports.Index, f.ports.Poison = f.store, f.poison
 	if with != nil {
 		with(&f.ports, f)
 	}

@@ -56,6 +56,9 @@ param propagationGrace string
 param healthSchedule string
 param healthInterval string
 param healthSpread string
+param healthRecheck string
+param reconcileSchedule string
+param reconcileInterval string
 param maxCredentials int
 param maxWorkspaces int
 param createRate string
@@ -232,6 +235,20 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AZCREDS_HEALTH_SPREAD'
           value: healthSpread
+        }
+        {
+          name: 'AZCREDS_HEALTH_RECHECK'
+          value: healthRecheck
+        }
+        {
+          // Read by the host's timer trigger (functions/reconcile), checked by the binary.
+          name: 'AZCREDS_RECONCILE_SCHEDULE'
+          value: reconcileSchedule
+        }
+        {
+          // The standalone ticker's interval; under the host the timer reconciles instead.
+          name: 'AZCREDS_RECONCILE_INTERVAL'
+          value: reconcileInterval
         }
         {
           // When a create's guard deletes an app registration the create left unrecorded.
