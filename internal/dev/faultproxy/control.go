@@ -119,3 +119,26 @@ func newRequestID() string {
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// writeEnqueued answers a Put Message as the Queue service does when it queued the
+// message (201 with the message's id, pop receipt and times), for a message the proxy
+// threw away.
+func writeEnqueued(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("x-ms-request-id", newRequestID())
+	if v := r.Header.Get("x-ms-version"); v != "" {
+		h.Set("x-ms-version", v)
+	}
+	if c := r.Header.Get("x-ms-client-request-id"); c != "" {
+		h.Set("x-ms-client-request-id", c)
+	}
+	now := time.Now().UTC()
+	at := func(t time.Time) string { return t.Format(http.TimeFormat) }
+	body := xml.Header + "<QueueMessagesList><QueueMessage><MessageId>" + newRequestID() + "</MessageId><InsertionTime>" + at(now) +
+		"</InsertionTime><ExpirationTime>" + at(now.Add(7*24*time.Hour)) + "</ExpirationTime><PopReceipt>" + newRequestID() +
+		"</PopReceipt><TimeNextVisible>" + at(now) + "</TimeNextVisible></QueueMessage></QueueMessagesList>"
+	h.Set("Content-Type", "application/xml")
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, body)
+}

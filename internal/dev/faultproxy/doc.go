@@ -14,6 +14,12 @@
 //     time a 503 ServerBusy, half of the time a dropped connection.
 //   - Timeout: hold the request for Config.Hold (or until the client gives up), without
 //     forwarding it, then drop the connection.
+//   - Drop (enqueues only, not to a -poison queue): answer 201 as if the message was
+//     queued, and throw it away: a message lost outright, not delayed.
+//
+// Outage makes one service answer ServerBusy to every request naming something (a
+// partition key, say) for a while: an outage of one partition, long enough for a job
+// reading it to fail on every delivery and be poisoned.
 //
 // One Proxy serves the three services, one listener each (Handler(ServiceTable) and so
 // on), and keeps the counters of all three: requests received, requests forwarded, the

@@ -1,6 +1,7 @@
 package faultproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -38,10 +40,15 @@ type Rates struct {
 	Lost float64 `json:"lost"`
 	// Timeout holds the request without forwarding it, then drops the connection.
 	Timeout float64 `json:"timeout"`
+	// Drop applies to enqueues alone (Queue's Put Message, to a queue whose name does not
+	// end in -poison): it answers 201 with a made-up message, as if queued, and never
+	// forwards it. The message is lost outright, not delayed. It is drawn apart from the
+	// other rates, after them.
+	Drop float64 `json:"drop"`
 }
 
 func (r Rates) validate() error {
-	for name, v := range map[string]float64{"busy": r.Busy, "lost": r.Lost, "timeout": r.Timeout} {
+	for name, v := range map[string]float64{"busy": r.Busy, "lost": r.Lost, "timeout": r.Timeout, "drop": r.Drop} {
 		if v < 0 || v > 1 {
 			return fmt.Errorf("rate %s %v is not within [0, 1]", name, v)
 		}
@@ -86,6 +93,14 @@ type Proxy struct {
 	rates    map[Service]Rates
 	stats    map[Service]*ServiceStats
 	injected map[Service][]*injection
+	outages  []outage
+}
+
+// outage is an Outage in force.
+type outage struct {
+	svc     Service
+	until   time.Time
+	matches []string
 }
 
 // New validates cfg and returns a proxy for the services it names.
@@ -188,10 +203,12 @@ const (
 	FaultLostBusy       // forwarded, the answer replaced by 503 ServerBusy
 	FaultLostDrop       // forwarded, the connection dropped instead of the answer
 	FaultTimeout        // held, then the connection dropped; not forwarded
+	FaultDrop           // an enqueue answered as done and never forwarded
+	FaultOutage         // 503 ServerBusy during an Outage, not forwarded
 )
 
 func (f Fault) String() string {
-	return [...]string{"none", "busy", "lost_busy", "lost_dropped", "timeout"}[f]
+	return [...]string{"none", "busy", "lost_busy", "lost_dropped", "timeout", "drop", "outage"}[f]
 }
 
 // injection is a pending Inject.
@@ -237,14 +254,70 @@ func (p *Proxy) takeInjected(svc Service, op string) Fault {
 	return FaultNone
 }
 
-// decide counts a request of op and draws its fault.
-func (p *Proxy) decide(svc Service, op string) Fault {
+// Outage makes svc answer 503 ServerBusy, without forwarding, to every request whose path,
+// query or body holds one of matches, for d: an outage of one partition, say, when the
+// matches are the forms a partition key takes in requests (PartitionKey='org-1' in a
+// path, "PartitionKey":"org-1" in a body, PartitionKey eq 'org-1' in a filter).
+func (p *Proxy) Outage(svc Service, d time.Duration, matches ...string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.rates[svc]; !ok {
+		return fmt.Errorf("no target for service %q", svc)
+	}
+	if len(matches) == 0 {
+		return errors.New("an outage needs something to match")
+	}
+	p.outages = append(p.outages, outage{svc: svc, until: time.Now().Add(d), matches: slices.Clone(matches)})
+	return nil
+}
+
+// outageFor returns the matches of the outages of svc in force, dropping ended ones.
+func (p *Proxy) outageFor(svc Service) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	p.outages = slices.DeleteFunc(p.outages, func(o outage) bool { return now.After(o.until) })
+	var out []string
+	for _, o := range p.outages {
+		if o.svc == svc {
+			out = append(out, o.matches...)
+		}
+	}
+	return out
+}
+
+// inOutage reads r's body (putting it back) and says whether r matches one of matches.
+func inOutage(r *http.Request, matches []string) bool {
+	text := r.URL.Path + "?" + r.URL.RawQuery
+	if q, err := url.QueryUnescape(r.URL.RawQuery); err == nil {
+		text += "?" + q
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		if err == nil {
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			text += "\n" + string(b)
+		}
+	}
+	for _, m := range matches {
+		if strings.Contains(text, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// decide counts a request of op and draws its fault; droppable says whether Drop applies.
+func (p *Proxy) decide(svc Service, op string, droppable bool) Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.stats[svc]
 	st.Requests++
 	st.Operations[op]++
 	f := p.takeInjected(svc, op)
+	if r := p.rates[svc]; f == FaultNone && droppable && r.Drop > 0 && p.rng.Float64() < r.Drop {
+		f = FaultDrop
+	}
 	if r := p.rates[svc]; f == FaultNone && r != (Rates{}) {
 		x := p.rng.Float64()
 		switch {
@@ -270,9 +343,22 @@ func (p *Proxy) decide(svc Service, op string) Fault {
 		st.Faults.LostDropped++
 	case FaultTimeout:
 		st.Faults.Timeout++
+	case FaultDrop:
+		st.Faults.Dropped++
 	}
 	st.OperationFaults[op]++
 	return f
+}
+
+// countOutage counts a request of op answered by an outage.
+func (p *Proxy) countOutage(svc Service, op string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stats[svc]
+	st.Requests++
+	st.Operations[op]++
+	st.Faults.Outage++
+	st.OperationFaults[op]++
 }
 
 func (p *Proxy) countForwarded(svc Service) {
@@ -339,13 +425,23 @@ func (p *Proxy) newHandler(svc Service, target *url.URL, transport http.RoundTri
 			return
 		}
 		op := Operation(svc, r)
-		f := p.decide(svc, op)
+		if matches := p.outageFor(svc); len(matches) > 0 && inOutage(r, matches) {
+			p.countOutage(svc, op)
+			p.log.Info("faultproxy: fault", "service", string(svc), "operation", op, "fault", FaultOutage.String())
+			writeServerBusy(w, r, svc)
+			return
+		}
+		droppable := svc == ServiceQueue && op == "POST messages" && !strings.Contains(r.URL.Path, "-poison/")
+		f := p.decide(svc, op, droppable)
 		if f != FaultNone {
 			p.log.Info("faultproxy: fault", "service", string(svc), "operation", op, "fault", f.String())
 		}
 		switch f {
 		case FaultBusy:
 			writeServerBusy(w, r, svc)
+			return
+		case FaultDrop:
+			writeEnqueued(w, r)
 			return
 		case FaultTimeout:
 			hold(r.Context(), p.hold)

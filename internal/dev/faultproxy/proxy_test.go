@@ -531,3 +531,80 @@ func TestInjectLosesExactlyOne(t *testing.T) {
 		t.Errorf("stats %+v: want one lost batch answer and its retry", st)
 	}
 }
+
+// TestDropLosesEnqueuesOutright: with Drop at 1, an enqueue is answered as done (the SDK
+// reads a message id) and never reaches Azurite; an enqueue to a poison queue, and every
+// other queue operation, passes.
+func TestDropLosesEnqueuesOutright(t *testing.T) {
+	s := newStack(t, faultproxy.Config{})
+	svc := s.queues(t, -1)
+	ctx := context.Background()
+	name := testenv.UniqueName(t, "drop")
+	q, poison := svc.NewQueueClient(name), svc.NewQueueClient(name+"-poison")
+	for _, c := range []*azqueue.QueueClient{q, poison} {
+		if _, err := c.Create(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = c.Delete(context.Background(), nil) })
+	}
+	if err := s.proxy.SetRates(faultproxy.Rates{Drop: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := q.EnqueueMessage(ctx, "lost", nil)
+	if err != nil || len(resp.Messages) != 1 || resp.Messages[0].MessageID == nil || resp.Messages[0].PopReceipt == nil {
+		t.Fatalf("dropped enqueue: %+v %v, want an answer as if queued", resp, err)
+	}
+	if _, err := poison.EnqueueMessage(ctx, "kept", nil); err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[*azqueue.QueueClient]int{q: 0, poison: 1} {
+		props, err := c.GetProperties(ctx, nil)
+		if err != nil || int(*props.ApproximateMessagesCount) != want {
+			t.Errorf("queue holds %v (%v), want %d", props.ApproximateMessagesCount, err, want)
+		}
+	}
+	if f := s.proxy.Stats().Services[faultproxy.ServiceQueue].Faults; f.Dropped != 1 || f.Total() != 1 {
+		t.Errorf("faults %+v, want one drop", f)
+	}
+}
+
+// TestOutageOfOnePartition: during an Outage matching one partition's key, every table
+// request naming it (a read, a transaction) answers ServerBusy; another partition is
+// served; after it, the partition is served again.
+func TestOutageOfOnePartition(t *testing.T) {
+	s := newStack(t, faultproxy.Config{})
+	table, _ := s.newTable(t)
+	ctx := context.Background()
+	for _, pk := range []string{"org-a", "org-b"} {
+		if _, err := table.AddEntity(ctx, entity(pk, "r1"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const d = 2 * time.Second
+	if err := s.proxy.Outage(faultproxy.ServiceTable, d, "PartitionKey='org-a'", `"PartitionKey":"org-a"`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := table.GetEntity(ctx, "org-a", "r1", nil)
+	if code, _ := responseCode(err); code != http.StatusServiceUnavailable {
+		t.Fatalf("read of the partition in its outage: %v, want 503", err)
+	}
+	_, err = table.SubmitTransaction(ctx, []aztables.TransactionAction{{ActionType: aztables.TransactionTypeAdd, Entity: entity("org-a", "r2")}}, nil)
+	if code, _ := responseCode(err); code != http.StatusServiceUnavailable {
+		t.Fatalf("transaction on the partition in its outage: %v, want 503", err)
+	}
+	if _, err := table.GetEntity(ctx, "org-b", "r1", nil); err != nil {
+		t.Fatalf("another partition in the outage: %v", err)
+	}
+	if time.Since(start) > d {
+		t.Skip("the machine was too slow to see the outage before it ended")
+	}
+	time.Sleep(d - time.Since(start) + 100*time.Millisecond)
+	if _, err := table.GetEntity(ctx, "org-a", "r1", nil); err != nil {
+		t.Fatalf("after the outage: %v", err)
+	}
+	// Each of the two calls tried four times (newTable's client retries three times).
+	if f := s.proxy.Stats().Services[faultproxy.ServiceTable].Faults; f.Outage != 8 {
+		t.Errorf("faults %+v, want the eight tries of two calls answered by the outage", f)
+	}
+}

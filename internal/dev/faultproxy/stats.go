@@ -37,10 +37,16 @@ type Faults struct {
 	LostDropped int64 `json:"lost_dropped"`
 	// Timeout is requests held and then dropped without forwarding.
 	Timeout int64 `json:"timeout"`
+	// Dropped is enqueues answered as done and never forwarded: messages lost outright.
+	Dropped int64 `json:"dropped"`
+	// Outage is requests answered 503 ServerBusy by an Outage.
+	Outage int64 `json:"outage"`
 }
 
 // Total is the number of faults of every kind.
-func (f Faults) Total() int64 { return f.Busy + f.LostBusy + f.LostDropped + f.Timeout }
+func (f Faults) Total() int64 {
+	return f.Busy + f.LostBusy + f.LostDropped + f.Timeout + f.Dropped + f.Outage
+}
 
 func newServiceStats() *ServiceStats {
 	return &ServiceStats{Operations: map[string]int64{}, OperationFaults: map[string]int64{}}
