@@ -125,6 +125,9 @@ const (
 	// settleTimeout bounds a delete, move or update after a job, which runs even while the
 	// worker stops.
 	settleTimeout = 30 * time.Second
+	// dequeueTimeout bounds one dequeue, the storage client's retries included: a dequeue
+	// that hangs holds the slots it took for it.
+	dequeueTimeout = 10 * time.Second
 )
 
 // Stats are the worker's counters since it was built. A message is counted once its fate
@@ -144,6 +147,7 @@ type Worker struct {
 	opts    Options
 	log     *slog.Logger
 	sem     chan struct{}
+	share   int // the most slots one queue's poller takes for a dequeue
 	started atomic.Bool
 
 	processed, failed, poisoned, malformed, inFlight atomic.Int64
@@ -215,6 +219,7 @@ func New(queues map[credential.JobKind]Queue, runner JobRunner, opts Options) (*
 		w.queues = append(w.queues, consumer{kind: kind, Queue: q})
 	}
 	slices.SortFunc(w.queues, func(a, b consumer) int { return cmp.Compare(a.kind, b.kind) })
+	w.share = min(max((opts.Concurrency+len(w.queues)-1)/len(w.queues), 1), maxBatch)
 	return w, nil
 }
 
@@ -247,20 +252,24 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // poll dequeues from one queue as long as ctx lasts, as many messages at a time as there
-// are free slots, and starts a job for each.
+// are free slots up to the queue's share of them, and starts a job for each. The share
+// keeps a dequeue that is slow (or hangs until dequeueTimeout) from holding every slot
+// while the other queues' messages wait.
 func (w *Worker) poll(ctx context.Context, c consumer, jobs *sync.WaitGroup) {
 	visibility := seconds(w.opts.VisibilityTimeout)
 	failures := 0
 	for {
 		waitStart := time.Now()
-		n := w.acquire(ctx)
+		n := w.acquire(ctx, w.share)
 		if n == 0 {
 			return
 		}
 		// The message's invisibility starts when the service dequeues it, after this.
 		dequeued := time.Now()
-		resp, err := c.Jobs.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{
+		dctx, cancel := context.WithTimeout(ctx, dequeueTimeout)
+		resp, err := c.Jobs.DequeueMessages(dctx, &azqueue.DequeueMessagesOptions{
 			NumberOfMessages: ptr(int32(n)), VisibilityTimeout: &visibility})
+		cancel()
 		took := time.Since(dequeued)
 		w.load.record(func(l *loadCounts) {
 			wait := dequeued.Sub(waitStart)
@@ -314,9 +323,9 @@ func (w *Worker) poll(ctx context.Context, c consumer, jobs *sync.WaitGroup) {
 	}
 }
 
-// acquire takes a slot, waiting for one, then every free slot up to a dequeue's worth.
-// It returns how many it took, 0 when ctx ended first.
-func (w *Worker) acquire(ctx context.Context) int {
+// acquire takes a slot, waiting for one, then free slots up to limit. It returns how
+// many it took, 0 when ctx ended first.
+func (w *Worker) acquire(ctx context.Context, limit int) int {
 	select {
 	case w.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -327,7 +336,7 @@ func (w *Worker) acquire(ctx context.Context) int {
 		return 0
 	}
 	n := 1
-	for n < maxBatch {
+	for n < limit {
 		select {
 		case w.sem <- struct{}{}:
 			n++

@@ -603,3 +603,82 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		t.Errorf("defaults %+v", o)
 	}
 }
+
+// memQueue is a queue in memory: its messages are dequeued once each; deletes, updates and
+// enqueues succeed. With held set, a dequeue blocks until held is closed or its context
+// ends, as a storage call that hangs.
+type memQueue struct {
+	mu   sync.Mutex
+	msgs []string
+	held chan struct{}
+}
+
+func (q *memQueue) DequeueMessages(ctx context.Context, o *azqueue.DequeueMessagesOptions) (azqueue.DequeueMessagesResponse, error) {
+	if q.held != nil {
+		select {
+		case <-q.held:
+		case <-ctx.Done():
+			return azqueue.DequeueMessagesResponse{}, ctx.Err()
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*azqueue.DequeuedMessage
+	for len(q.msgs) > 0 && len(out) < int(*o.NumberOfMessages) {
+		text := q.msgs[0]
+		q.msgs = q.msgs[1:]
+		out = append(out, &azqueue.DequeuedMessage{MessageID: ptr(fmt.Sprint(len(out))), PopReceipt: ptr("r"), MessageText: &text, DequeueCount: ptr(int64(1))})
+	}
+	return azqueue.DequeueMessagesResponse{Messages: out}, nil
+}
+
+func (q *memQueue) DeleteMessage(context.Context, string, string, *azqueue.DeleteMessageOptions) (azqueue.DeleteMessageResponse, error) {
+	return azqueue.DeleteMessageResponse{}, nil
+}
+
+func (q *memQueue) UpdateMessage(context.Context, string, string, string, *azqueue.UpdateMessageOptions) (azqueue.UpdateMessageResponse, error) {
+	return azqueue.UpdateMessageResponse{}, nil
+}
+
+func (q *memQueue) EnqueueMessage(context.Context, string, *azqueue.EnqueueMessageOptions) (azqueue.EnqueueMessagesResponse, error) {
+	return azqueue.EnqueueMessagesResponse{}, nil
+}
+
+// TestHungDequeueHoldsNoOtherQueuesSlots: three queues' dequeues hang (a storage call held
+// without an answer) while the fourth queue has a job; with four slots, the job runs at
+// once. Before each poller took only its share of the slots, the first poller to ask took
+// them all for its hanging dequeue, and the job waited for it.
+func TestHungDequeueHoldsNoOtherQueuesSlots(t *testing.T) {
+	for round := range 5 {
+		held := make(chan struct{})
+		body, err := queue.Encode(spPoll(fmt.Sprintf("waiting-%d", round)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queues := map[credential.JobKind]Queue{credential.JobSPPoll: {Name: "sppoll", Jobs: &memQueue{msgs: []string{body}}, Poison: &memQueue{}}}
+		for _, k := range []credential.JobKind{credential.JobAccessProbe, credential.JobAppCleanup, credential.JobHealthProbe} {
+			queues[k] = Queue{Name: string(k), Jobs: &memQueue{held: held}, Poison: &memQueue{}}
+		}
+		ran := make(chan struct{}, 1)
+		w, err := New(queues, runnerFunc(func(ctx context.Context, job credential.Job) error {
+			ran <- struct{}{}
+			return nil
+		}), Options{Concurrency: 4, PollInterval: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		select {
+		case <-ran:
+		case <-time.After(5 * time.Second):
+			t.Errorf("round %d: the job did not run in 5 s while the other queues' dequeues hung", round)
+		}
+		close(held)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
