@@ -268,7 +268,15 @@ func (j *Jobs) CleanUpApp(ctx context.Context, job Job) error {
 	if more {
 		return j.scheduler.Schedule(ctx, job, 0)
 	}
-	return j.deleteOwnApp(ctx, job, d.App.ObjectID)
+	if err := j.deleteOwnApp(ctx, job, d.App.ObjectID); err != nil {
+		return err
+	}
+	// Done: the reconciler need not queue this clean-up again.
+	if err := j.windows.index.CloseWindow(ctx, OpenWindow{OrgID: job.OrgID, CredentialID: job.CredentialID}); err != nil {
+		j.log.WarnContext(ctx, "deleted credential's open-window row not removed; the reconciler's next clean-up removes it", "org", job.OrgID,
+			"credential", job.CredentialID, "err", err)
+	}
+	return nil
 }
 
 // deletedOf reads the tombstone of the job's credential. Without one the credential

@@ -373,6 +373,11 @@ func (o *Onboarding) Delete(ctx context.Context, orgID, id string) error {
 			return err
 		}
 		if c.App.ObjectID != "" && c.App.ObjectID != scheduled {
+			// The index first: should the clean-up's message be lost, the reconciler queues
+			// another until one has deleted the app (and removed the row).
+			if err := o.windows.open(ctx, c, c.Generation); err != nil {
+				return err
+			}
 			job := Job{Kind: JobAppCleanup, OrgID: orgID, CredentialID: id, AppObjectID: c.App.ObjectID,
 				Deadline: o.now().Add(AppCleanupSettle)}
 			if err := o.scheduler.Schedule(ctx, job, 0); err != nil {

@@ -254,8 +254,8 @@ type HealthStore interface {
 }
 
 // OpenWindow is one row of the open-window index: a credential whose background work the
-// reconciler watches, from a create until its guard has had its time, and from a submit
-// until its window closes. The row is written before the work begins, so no work goes
+// reconciler watches, from a create until its guard has had its time, from a submit until
+// its window closes, and from a delete until its clean-up deleted the app. The row is written before the work begins, so no work goes
 // unwatched, and removed lazily after it ends; a row that outlives its work costs one read
 // per reconciliation, since the reconciler reads the credential before it acts.
 type OpenWindow struct {
@@ -291,8 +291,8 @@ type WindowIndex interface {
 	OpenWindows(ctx context.Context, fn func(OpenWindow) error) error
 	// NoteFailure records f on the credential's row; without a row it records nothing.
 	NoteFailure(ctx context.Context, orgID, id string, f JobFailure) error
-	// CloseWindow removes w's row if it is unchanged since it was read; a changed or
-	// missing row is left as it is, and is no error.
+	// CloseWindow removes w's row if it is unchanged since it was read (whatever it is
+	// when w.ETag is empty); a changed or missing row is left as it is, and is no error.
 	CloseWindow(ctx context.Context, w OpenWindow) error
 }
 
@@ -304,6 +304,7 @@ type PoisonedJob struct {
 	Queue      string // the poison queue, for logs
 	MessageID  string
 	Receipt    string // removes it
+	Text       string // the message as stored, which Release writes back
 	PoisonedAt time.Time
 	// Err is set when the message held no job: it is logged and removed.
 	Err error
@@ -316,4 +317,7 @@ type PoisonQueue interface {
 	Poisoned(ctx context.Context, max int) ([]PoisonedJob, error)
 	// Remove deletes a handled poisoned message.
 	Remove(ctx context.Context, p PoisonedJob) error
+	// Release makes a message that could not be handled visible again at once, so the
+	// next reconciliation meets it before it looks at the window.
+	Release(ctx context.Context, p PoisonedJob) error
 }

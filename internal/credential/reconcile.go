@@ -20,7 +20,9 @@ import (
 //     without its closing transition;
 //   - a window whose job's message sits in a poison queue (the failure it met is shown on
 //     the credential first);
-//   - a create that never recorded its app, once its guard has had its time: the guard again.
+//   - a create that never recorded its app, once its guard has had its time: the guard again;
+//   - a deleted credential whose clean-up has not deleted its app (the clean-up removes the
+//     row when it has), once the delete's own clean-up had its time: the clean-up again.
 //
 // A scheduled job carries the window's generation, deadline and the attempt the row
 // expects, like the chain's own: when the chain was alive after all, whichever of the two
@@ -64,6 +66,7 @@ type ReconcileReport struct {
 	Stale        int // windows without an attempt for staleIntervals intervals: next job scheduled
 	PastDeadline int // windows past their deadline without their closing transition: next job scheduled
 	Guards       int // creates that never recorded their app: guard scheduled
+	Cleanups     int // deleted credentials whose app was not cleaned up: clean-up scheduled
 	Poisoned     int // poisoned messages handled and removed
 	FromPoison   int // windows whose next job was scheduled because their job was poisoned
 	Closed       int // index rows of ended work removed
@@ -71,7 +74,9 @@ type ReconcileReport struct {
 }
 
 // Scheduled is how many jobs the reconciliation scheduled.
-func (r ReconcileReport) Scheduled() int { return r.Stale + r.PastDeadline + r.Guards + r.FromPoison }
+func (r ReconcileReport) Scheduled() int {
+	return r.Stale + r.PastDeadline + r.Guards + r.Cleanups + r.FromPoison
+}
 
 // Reconcile runs once: the poison queues first (their windows are restarted at once), then
 // every row of the open-window index. A row or message that fails is left for the next
@@ -107,7 +112,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 	}
 	attrs := []any{"indexed", rep.Indexed, "read", rep.Read, "stale", rep.Stale, "past_deadline", rep.PastDeadline,
-		"guards", rep.Guards, "poisoned", rep.Poisoned, "from_poison", rep.FromPoison, "closed", rep.Closed, "failed", rep.Failed}
+		"guards", rep.Guards, "cleanups", rep.Cleanups, "poisoned", rep.Poisoned, "from_poison", rep.FromPoison, "closed", rep.Closed, "failed", rep.Failed}
 	if len(errs) > 0 {
 		return rep, fmt.Errorf("reconcile: %d left for the next run: %w", len(errs), errs[0])
 	}
@@ -121,7 +126,7 @@ func (r *Reconciler) reconcile(ctx context.Context, now time.Time, w OpenWindow,
 	c, err := r.store.Get(ctx, w.OrgID, w.CredentialID)
 	if errors.Is(err, ErrNotFound) {
 		// Deleted, or a create whose row is not written yet (or never was).
-		return r.closeAfterSettle(ctx, now, w, rep)
+		return r.deleted(ctx, now, w, rep)
 	}
 	if err != nil {
 		return fmt.Errorf("read credential %s: %w", w.CredentialID, err)
@@ -155,6 +160,26 @@ func (r *Reconciler) reconcile(ctx context.Context, now time.Time, w OpenWindow,
 		return nil
 	}
 	return r.close(ctx, w, rep)
+}
+
+// deleted looks at an indexed credential that is not there: a deleted one whose app its
+// clean-up has not deleted yet (the clean-up removes the row when it has) gets a clean-up
+// again, once the delete's own had its time; any other row goes once it settled.
+func (r *Reconciler) deleted(ctx context.Context, now time.Time, w OpenWindow, rep *ReconcileReport) error {
+	d, err := r.store.Tombstone(ctx, w.OrgID, w.CredentialID)
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && d.App.ObjectID == "":
+		return r.closeAfterSettle(ctx, now, w, rep)
+	case err != nil:
+		return fmt.Errorf("read the tombstone of credential %s: %w", w.CredentialID, err)
+	}
+	if now.Sub(w.OpenedAt) <= AppCleanupSettle*3/2 {
+		return nil
+	}
+	rep.Cleanups++
+	r.log.WarnContext(ctx, "reconciler: a deleted credential's app has not been cleaned up; scheduling its clean-up again",
+		"org", w.OrgID, "credential", w.CredentialID, "app_object_id", d.App.ObjectID, "deleted_at", d.DeletedAt)
+	return r.windows.scheduler.Schedule(ctx, Job{Kind: JobAppCleanup, OrgID: w.OrgID, CredentialID: w.CredentialID, AppObjectID: d.App.ObjectID}, 0)
 }
 
 // settle is how long an index row may wait for its credential to reach it: far longer
@@ -224,6 +249,12 @@ func (r *Reconciler) drainPoison(ctx context.Context, now time.Time, rows map[st
 		if err := r.handlePoisoned(ctx, now, p, rows, restarted, rep); err != nil {
 			rep.Failed++
 			errs = append(errs, err)
+			// Not restarted by the index pass either: the next run meets the message first,
+			// and shows its failure before the window moves on.
+			restarted[p.Job.OrgID+"/"+p.Job.CredentialID] = true
+			if rerr := r.poison.Release(ctx, p); rerr != nil {
+				errs = append(errs, fmt.Errorf("release poisoned message %s: %w", p.MessageID, rerr))
+			}
 			continue
 		}
 		if err := r.poison.Remove(ctx, p); err != nil {
@@ -284,6 +315,8 @@ func (r *Reconciler) handlePoisoned(ctx context.Context, now time.Time, p Poison
 			}
 			return fmt.Errorf("show the failure of a poisoned job on credential %s: %w", c.ID, err)
 		}
+		r.log.InfoContext(ctx, "reconciler: a poisoned job's failure shown on its credential", "org", c.OrgID, "credential", c.ID,
+			"last_error", problem.Message, "last_error_request_id", problem.RequestID, "noted", problem != poisonedProblem(p))
 	}
 	if err := r.restart(ctx, now, c, kind, "its job was poisoned"); err != nil {
 		return err

@@ -457,3 +457,37 @@ func TestReconcileLeavesFailuresForNextTime(t *testing.T) {
 	}
 	_, _ = a, b
 }
+
+// TestReconcileCleansUpAfterALostDelete: a delete whose clean-up message was lost would
+// leave its app registration without an owner. The delete indexed the credential first;
+// once its own clean-up had its time, the reconciler queues another, which deletes the app
+// and removes the row.
+func TestReconcileCleansUpAfterALostDelete(t *testing.T) {
+	f := newReconcileFixture(t)
+	ctx := context.Background()
+	c := f.Verified()
+	f.reconcile() // the onboarding's row goes
+	if err := f.Domain.Onboarding.Delete(ctx, "org", c.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.jobs(credential.JobAppCleanup) // the clean-up is lost
+	f.fake.Clock.Advance(credential.AppCleanupSettle)
+	if rep := f.reconcile(); rep.Cleanups != 0 || rep.Indexed != 1 {
+		t.Fatalf("report %+v while the delete's own clean-up may still run", rep)
+	}
+	f.fake.Clock.Advance(credential.AppCleanupSettle)
+	if rep := f.reconcile(); rep.Cleanups != 1 {
+		t.Fatalf("report %+v, want the clean-up scheduled again", rep)
+	}
+	job := f.Single(credential.JobAppCleanup)
+	if job.AppObjectID != c.App.ObjectID {
+		t.Fatalf("clean-up %+v, want the deleted credential's app %s", job, c.App.ObjectID)
+	}
+	f.Run(job)
+	if _, ok, err := f.fake.Directory.FindApp(ctx, credential.UniqueAppName(c.ID)); err != nil || ok {
+		t.Fatalf("the app is still registered (%v)", err)
+	}
+	if rep := f.reconcile(); rep.Indexed != 0 {
+		t.Fatalf("report %+v: the clean-up left its row", rep)
+	}
+}

@@ -158,8 +158,9 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 	want("creds, environment default, first table", 4, http.StatusOK, "POST", creds("ws-other"), nil)
 	// pinned to the environment default: the workspace row alone, never the org default
 	want("creds, environment default", 1, http.StatusOK, "POST", creds("ws-other"), nil)
-	// read the row, clean-up job, the default, the counter, the transaction (the links are the job's)
-	want("delete", 5, http.StatusNoContent, "DELETE", base+"/"+id, nil)
+	// read the row, its open-window row, clean-up job, the default, the counter, the
+	// transaction (the links are the job's)
+	want("delete", 6, http.StatusNoContent, "DELETE", base+"/"+id, nil)
 }
 
 // TestResolutionCache: a locked workspace's /creds needs no storage call while its

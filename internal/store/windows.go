@@ -133,9 +133,12 @@ func (s *Store) NoteFailure(ctx context.Context, orgID, id string, f credential.
 	return err
 }
 
-// CloseWindow removes w's row if its ETag is still w.ETag.
+// CloseWindow removes w's row if its ETag is still w.ETag (whatever it is without one).
 func (s *Store) CloseWindow(ctx context.Context, w credential.OpenWindow) error {
 	etag := azcore.ETag(w.ETag)
+	if w.ETag == "" {
+		etag = azcore.ETagAny
+	}
 	_, err := s.table.DeleteEntity(ctx, windowPartition, windowKey(w.OrgID, w.CredentialID), &aztables.DeleteEntityOptions{IfMatch: &etag})
 	err = translate(err, "remove the open-window row of credential "+w.CredentialID)
 	if errors.Is(err, credential.ErrNotFound) || errors.Is(err, credential.ErrConflict) {

@@ -199,6 +199,11 @@ func (s *Scheduler) Remove(ctx context.Context, p credential.PoisonedJob) error 
 	return nil
 }
 
+// Release leaves a poisoned message for the next read; it never hides one.
+func (s *Scheduler) Release(ctx context.Context, p credential.PoisonedJob) error {
+	return s.faults.take("Release")
+}
+
 // PoisonedCount is how many messages are set aside.
 func (s *Scheduler) PoisonedCount() int {
 	s.mu.Lock()

@@ -70,7 +70,7 @@ func (s *Store) NoteFailure(ctx context.Context, orgID, id string, f credential.
 	return nil
 }
 
-// CloseWindow removes w's row if it is unchanged since it was read.
+// CloseWindow removes w's row if it is unchanged since it was read (any row without an ETag).
 func (s *Store) CloseWindow(ctx context.Context, w credential.OpenWindow) error {
 	end, err := s.begin("CloseWindow")
 	if err != nil {
@@ -78,7 +78,7 @@ func (s *Store) CloseWindow(ctx context.Context, w credential.OpenWindow) error 
 	}
 	defer end()
 	key := windowKey(w.OrgID, w.CredentialID)
-	if r := s.windows[key]; r != nil && r.etag == w.ETag {
+	if r := s.windows[key]; r != nil && (w.ETag == "" || r.etag == w.ETag) {
 		delete(s.windows, key)
 	}
 	return nil

@@ -141,4 +141,12 @@ func TestPoisonQueues(t *testing.T) {
 	if err != nil || *props.ApproximateMessagesCount != 1 {
 		t.Fatalf("poison queue holds %v messages (%v), want the unhandled one", props.ApproximateMessagesCount, err)
 	}
+	// Released, it is read again at once, as it was.
+	if err := p.Release(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.Poisoned(ctx, 10)
+	if err != nil || len(again) != 1 || again[0].MessageID != bad.MessageID || again[0].Text != "not a job" {
+		t.Fatalf("read after a release: %+v %v, want the released message", again, err)
+	}
 }

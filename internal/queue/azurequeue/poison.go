@@ -23,7 +23,8 @@ type Poison struct {
 var _ credential.PoisonQueue = (*Poison)(nil)
 
 // poisonVisibility hides a poisoned message while the reconciler handles it; one it could
-// not handle comes back for a later run.
+// not handle it releases at once (Release), and one left by a reconciler that died comes
+// back after this.
 const poisonVisibility = 5 * time.Minute
 
 // OpenPoison returns the poison queue of every job queue of svc (named as Open names the
@@ -64,6 +65,7 @@ func (p *Poison) Poisoned(ctx context.Context, max int) ([]credential.PoisonedJo
 				if m.MessageText != nil {
 					text = *m.MessageText
 				}
+				pj.Text = text
 				pj.Job, pj.Err = queue.Decode(text)
 				out = append(out, pj)
 			}
@@ -85,6 +87,20 @@ func (p *Poison) Remove(ctx context.Context, pj credential.PoisonedJob) error {
 	_, err := c.DeleteMessage(ctx, pj.MessageID, pj.Receipt, nil)
 	if err != nil && !queueerror.HasCode(err, queueerror.MessageNotFound, queueerror.PopReceiptMismatch) {
 		return fmt.Errorf("remove poisoned message %s from %s: %w", pj.MessageID, pj.Queue, unavailable(err))
+	}
+	return nil
+}
+
+// Release makes a poisoned message visible again at once, for the next read.
+func (p *Poison) Release(ctx context.Context, pj credential.PoisonedJob) error {
+	c, ok := p.byName[pj.Queue]
+	if !ok {
+		return fmt.Errorf("release poisoned message %s: no poison queue %q", pj.MessageID, pj.Queue)
+	}
+	zero := int32(0)
+	_, err := c.UpdateMessage(ctx, pj.MessageID, pj.Receipt, pj.Text, &azqueue.UpdateMessageOptions{VisibilityTimeout: &zero})
+	if err != nil && !queueerror.HasCode(err, queueerror.MessageNotFound, queueerror.PopReceiptMismatch) {
+		return fmt.Errorf("release poisoned message %s of %s: %w", pj.MessageID, pj.Queue, unavailable(err))
 	}
 	return nil
 }
