@@ -563,7 +563,7 @@ func TestDropLosesEnqueuesOutright(t *testing.T) {
 			t.Errorf("queue holds %v (%v), want %d", props.ApproximateMessagesCount, err, want)
 		}
 	}
-	if f := s.proxy.Stats().Services[faultproxy.ServiceQueue].Faults; f.Dropped != 1 || f.Total() != 1 {
+	if f := s.proxy.Stats().Sub(faultproxy.Stats{}).Services[faultproxy.ServiceQueue].Faults; f.Dropped != 1 || f.Total() != 1 {
 		t.Errorf("faults %+v, want one drop", f)
 	}
 }
@@ -604,7 +604,7 @@ func TestOutageOfOnePartition(t *testing.T) {
 		t.Fatalf("after the outage: %v", err)
 	}
 	// Each of the two calls tried four times (newTable's client retries three times).
-	if f := s.proxy.Stats().Services[faultproxy.ServiceTable].Faults; f.Outage != 8 {
+	if f := s.proxy.Stats().Sub(faultproxy.Stats{}).Services[faultproxy.ServiceTable].Faults; f.Outage != 8 {
 		t.Errorf("faults %+v, want the eight tries of two calls answered by the outage", f)
 	}
 }

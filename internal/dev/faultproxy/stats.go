@@ -102,6 +102,8 @@ func (s Stats) Sub(before Stats) Stats {
 				LostBusy:    now.Faults.LostBusy - was.Faults.LostBusy,
 				LostDropped: now.Faults.LostDropped - was.Faults.LostDropped,
 				Timeout:     now.Faults.Timeout - was.Faults.Timeout,
+				Dropped:     now.Faults.Dropped - was.Faults.Dropped,
+				Outage:      now.Faults.Outage - was.Faults.Outage,
 			},
 			Operations:      subCounts(now.Operations, was.Operations),
 			OperationFaults: subCounts(now.OperationFaults, was.OperationFaults),
