@@ -29,8 +29,8 @@ test: ## gofmt, go mod tidy -diff, go vet, go test -race against a throw-away Az
 test-short: ## like test, with -short
 	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/dev.sh test
 
-soak: ## the TestSoak* end-to-end tests at the counts docs/RELIABILITY.md reports (faults, restarts, kills); up to an hour
-	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -run ^TestSoak' PKGS=./internal/e2e scripts/dev.sh test
+soak: ## the four TestSoak* end-to-end tests at once, at the counts docs/RELIABILITY.md reports (faults, kills, restarts, lost messages)
+	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -parallel 4 -run ^TestSoak' PKGS=./internal/e2e scripts/dev.sh test
 
 fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs each for 10,000 executions
 	@scripts/dev.sh fuzz

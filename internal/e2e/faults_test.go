@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -16,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
 	"github.com/activeloopai/azcreds/internal/dev/testenv"
@@ -294,6 +295,24 @@ type soakRun struct {
 	appID    string
 	final    walkthrough.Credential
 	err      error
+	// windows is how long each window took, from its submit's answer to the end state seen.
+	windows []windowTime
+	// account holds the customer's container (custacct1 unless set).
+	account string
+	// onTenant, when set, runs right after the tenant submit landed.
+	onTenant func()
+	// installLate installs the service principal after the submit (and onTenant), not
+	// before it: the window's poll keeps polling until it finds it.
+	installLate bool
+	// lastErrors are the distinct last_error texts the wizard saw.
+	lastErrors map[string]bool
+}
+
+// windowTime is how long one window of an onboarding took.
+type windowTime struct {
+	kind    string
+	window  time.Duration
+	elapsed time.Duration
 }
 
 // customerRetry retries a customer-side call: the customer reruns a failed az command.
@@ -312,13 +331,14 @@ func customerRetry(ctx context.Context, call func() error) error {
 	return err
 }
 
-func (r *soakRun) run(ctx context.Context, si *standIn) error {
+func (r *soakRun) run(ctx context.Context, si *standIn, spWindow, probeWindow time.Duration) error {
+	account := cmp.Or(r.account, "custacct1")
 	container := fmt.Sprintf("soak%03d%s", r.i, strings.ToLower(r.p.api.Org[4:]))
-	if err := customerRetry(ctx, func() error { return si.customer.CreateContainer(ctx, "custacct1", container) }); err != nil {
+	if err := customerRetry(ctx, func() error { return si.customer.CreateContainer(ctx, account, container) }); err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
 	r.name = "soak-" + container
-	c, err := r.p.create(ctx, r.name, "az://custacct1/"+container+"/tables")
+	c, err := r.p.create(ctx, r.name, "az://"+account+"/"+container+"/tables")
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
@@ -336,22 +356,32 @@ func (r *soakRun) run(ctx context.Context, si *standIn) error {
 	if r.scenario == scenarioWrongTenant {
 		tenant = tenantB
 	}
-	if err := install(tenantA); err != nil {
-		return fmt.Errorf("install the service principal: %w", err)
+	if !r.installLate {
+		if err := install(tenantA); err != nil {
+			return fmt.Errorf("install the service principal: %w", err)
+		}
 	}
 	if _, err := r.p.submit(ctx, r.id, func() (walkthrough.Credential, error) { return r.p.api.SubmitTenant(ctx, r.id, tenant) }); err != nil {
 		return fmt.Errorf("submit tenant: %w", err)
+	}
+	submitted := time.Now()
+	if r.onTenant != nil {
+		r.onTenant()
+	}
+	if r.installLate {
+		if err := install(tenantA); err != nil {
+			return fmt.Errorf("install the service principal: %w", err)
+		}
 	}
 	if r.scenario == scenarioDeleted && r.i%20 == 9 {
 		// Deleted while the service principal poll runs.
 		return r.p.delete(ctx, r.id)
 	}
-	// A dequeue whose answer was lost hides its message for the worker's visibility
-	// timeout (60 s) before it comes back: the waits allow for one.
-	c, err = r.p.wait(ctx, r.id, soakWindowWait(soakSPWindow), walkthrough.InState("sp_verified", "draft"))
+	c, err = r.wait(ctx, spWindow, walkthrough.InState("sp_verified", "draft"))
 	if err != nil {
 		return err
 	}
+	r.windows = append(r.windows, windowTime{kind: "sp_poll", window: spWindow, elapsed: time.Since(submitted)})
 	if r.scenario == scenarioWrongTenant {
 		r.final = c
 		return nil
@@ -363,20 +393,38 @@ func (r *soakRun) run(ctx context.Context, si *standIn) error {
 	if r.scenario == scenarioReaderRole {
 		role = walkthrough.RoleReader
 	}
-	scope := walkthrough.AccountScope(subscriptionID, resourceGroup, "custacct1")
+	scope := walkthrough.AccountScope(subscriptionID, resourceGroup, account)
 	if err := customerRetry(ctx, func() error { _, err := si.customer.GrantRole(ctx, spID, role, scope); return err }); err != nil {
 		return fmt.Errorf("grant %s: %w", role, err)
 	}
-	form := walkthrough.StorageForm{SubscriptionID: subscriptionID, ResourceGroup: resourceGroup, StorageAccount: "custacct1", ContainerName: container}
+	form := walkthrough.StorageForm{SubscriptionID: subscriptionID, ResourceGroup: resourceGroup, StorageAccount: account, ContainerName: container}
 	if _, err := r.p.submit(ctx, r.id, func() (walkthrough.Credential, error) { return r.p.api.SubmitStorage(ctx, r.id, form) }); err != nil {
 		return fmt.Errorf("submit storage: %w", err)
 	}
+	submitted = time.Now()
 	if r.scenario == scenarioDeleted {
 		// Deleted while the access probe runs.
 		return r.p.delete(ctx, r.id)
 	}
-	r.final, err = r.p.wait(ctx, r.id, soakWindowWait(soakProbeWindow), walkthrough.InState("verified", "sp_verified"))
+	r.final, err = r.wait(ctx, probeWindow, walkthrough.InState("verified", "sp_verified"))
+	if err == nil {
+		r.windows = append(r.windows, windowTime{kind: "access_probe", window: probeWindow, elapsed: time.Since(submitted)})
+	}
 	return err
+}
+
+// wait polls the credential until done, for at most soakWindowWait(window), and keeps
+// the last_error texts it sees on the way.
+func (r *soakRun) wait(ctx context.Context, window time.Duration, done func(walkthrough.Credential) bool) (walkthrough.Credential, error) {
+	return r.p.wait(ctx, r.id, soakWindowWait(window), func(c walkthrough.Credential) bool {
+		if c.LastError != "" {
+			if r.lastErrors == nil {
+				r.lastErrors = map[string]bool{}
+			}
+			r.lastErrors[c.LastError] = true
+		}
+		return done(c)
+	})
 }
 
 // check says what is wrong with the run's end state, "" when nothing.
@@ -432,7 +480,7 @@ func (r *soakRun) check(ctx context.Context) string {
 	if err != nil {
 		return "events: " + err.Error()
 	}
-	if diff := cmp.Diff(wantEvents[r.scenario], evs); diff != "" {
+	if diff := gocmp.Diff(wantEvents[r.scenario], evs); diff != "" {
 		return "events (-want +got):\n" + diff
 	}
 	return ""
@@ -500,10 +548,36 @@ const (
 )
 
 // soakWindowWait is how long a soak onboarding may wait for the end of a window: the
-// window, plus two losses of a dequeue's answer (each hides the message for the worker's
-// 60 s visibility timeout), plus a margin for a loaded machine.
+// window, plus two reconciler periods (a chain that stopped, a message lost or hidden by
+// a lost answer, moves again within one), plus the time of the closing attempt itself
+// under faults (a probe attempt may take 20 s) and the wizard's poll.
 func soakWindowWait(window time.Duration) time.Duration {
-	return window + 2*time.Minute + 30*time.Second
+	return window + soakWindowSlack
+}
+
+// soakWindowSlack is what soakWindowWait allows beyond a window.
+const soakWindowSlack = 2*soakReconcile + 25*time.Second
+
+// reportWindows logs how long the runs' windows took beyond their length, and fails for
+// any beyond the window plus two reconciler periods and the closing attempt's time.
+func reportWindows(t *testing.T, runs []*soakRun) {
+	t.Helper()
+	var over []time.Duration
+	worst, lengths := map[string]time.Duration{}, map[string]time.Duration{}
+	n := 0
+	for _, r := range runs {
+		for _, w := range r.windows {
+			n++
+			lengths[w.kind] = w.window
+			beyond := w.elapsed - w.window
+			worst[w.kind] = max(worst[w.kind], w.elapsed)
+			if beyond > 2*soakReconcile {
+				over = append(over, beyond)
+			}
+		}
+	}
+	t.Logf("%d windows ended; the longest took %v (windows %v); %d ended more than two reconciler periods (%v) past their window, by %v",
+		n, worst, lengths, len(over), 2*soakReconcile, over)
 }
 
 // TestSoakFaults runs onboardings concurrently through the real handler and stand-in
@@ -513,16 +587,13 @@ func soakWindowWait(window time.Duration) time.Duration {
 // left behind, every transition must be recorded once, and no app registration may
 // outlive its credential.
 func TestSoakFaults(t *testing.T) {
-	if !soaking() {
-		// The short soaks run together: they wait on windows far more than they work. The
-		// full ones run one at a time, as their figures were measured.
-		t.Parallel()
-	}
+	t.Parallel()
 	env := testenv.Azurite(t)
 	n := soakCount(t, "onboardings", 10, 100)
 	proxy, proxied := startFaultProxy(t, env)
 	si := startStandIn(t, proxied, 2*time.Second)
-	s := ownStorage(defaultSettings())
+	s := defaultSettings()
+	s.instances, s.reconcile = soakInstances, soakReconcile
 	s.spWindow, s.probeWindow, s.grace = soakSPWindow, soakProbeWindow, 8*time.Second
 	// A create's guard looks for orphans after 20 s, beyond any create under these faults.
 	s.createGuard = 20 * time.Second
@@ -544,14 +615,14 @@ func TestSoakFaults(t *testing.T) {
 	runs := make([]*soakRun, n)
 	var wg sync.WaitGroup
 	for i := range runs {
-		api := h.api(t)
+		api := h.apiOn(t, i)
 		api.HTTP = &http.Client{Timeout: 30 * time.Second}
 		r := &soakRun{i: i, scenario: scenarioOf(i), p: &patient{api: api, retries: &retries}}
 		runs[i] = r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.err = r.run(ctx, si)
+			r.err = r.run(ctx, si, soakSPWindow, soakProbeWindow)
 		}()
 	}
 	wg.Wait()
@@ -594,7 +665,7 @@ func TestSoakFaults(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	if diff := cmp.Diff(want, apps); diff != "" {
+	if diff := gocmp.Diff(want, apps); diff != "" {
 		t.Errorf("app registrations (-credentials' apps +stand-in's apps):\n%s", diff)
 	}
 
@@ -616,4 +687,7 @@ func TestSoakFaults(t *testing.T) {
 	if f := storage.Services[faultproxy.ServiceTable].Faults; f.LostBusy+f.LostDropped == 0 {
 		t.Error("no table response was lost")
 	}
+	reportWindows(t, runs)
+	t.Logf("all instances: %s", reportInstances(t, h))
+	checkEveryInstanceWorked(t, h)
 }

@@ -91,7 +91,8 @@ func (o *onboarding) waitHealth(status string, since time.Time, limit time.Durat
 func (h *handler) withSettings(t *testing.T, vars ...string) {
 	t.Helper()
 	h.proc.stop()
-	h.env = append(h.env, vars...)
+	env := h.env
+	h.env = func(listen string) []string { return append(env(listen), vars...) }
 	h.restart(t)
 }
 
@@ -131,20 +132,23 @@ func checkDegraded(t *testing.T, d healthDetail) {
 }
 
 // TestHealthDriftStandalone: the standalone handler sweeps on its interval. A verified
-// credential whose role is revoked shows degraded within one period (after the revoke
-// took effect), stays verified, and recovers to ok by itself once the role is back; the
-// transition log never sees any of it.
+// credential whose role is revoked shows degraded within one period and its re-check
+// (after the revoke took effect), stays verified, and recovers to ok by itself once the
+// role is back; the transition log never sees any of it.
 func TestHealthDriftStandalone(t *testing.T) {
 	env := testenv.Azurite(t)
 	const propagation = time.Second
 	const interval, spread = 2 * time.Second, 500 * time.Millisecond
 	si := startStandIn(t, env, propagation)
 	h := startHandler(t, env, si, defaultSettings())
-	h.withSettings(t, "AZCREDS_HEALTH_INTERVAL="+interval.String(), "AZCREDS_HEALTH_SPREAD="+spread.String())
+	const recheck = time.Second
+	h.withSettings(t, "AZCREDS_HEALTH_INTERVAL="+interval.String(), "AZCREDS_HEALTH_SPREAD="+spread.String(),
+		"AZCREDS_HEALTH_RECHECK="+recheck.String())
 	o := newOnboarding(t, h, si, "custacct1", true)
 	grant := o.verifiedWithRole(propagation)
-	// One period plus the spread and the probe's own time; the slack absorbs a loaded machine.
-	period := interval + spread + 5*time.Second
+	// One period plus the spread, the re-check and the probes' own time; the slack absorbs
+	// a loaded machine.
+	period := interval + spread + recheck + 5*time.Second
 	ctx := context.Background()
 
 	start := time.Now()
@@ -205,24 +209,25 @@ func sweepInvocation(t *testing.T, h *handler) []string {
 
 // TestHealthSweepFunctionsHost: under the Functions host nothing sweeps by itself; the
 // host's timer invocation POSTed to the handler sweeps, and the health-probe queue
-// function (each message delivered twice by the fake host) records the health.
+// function (each message delivered twice by the fake host) records the health: a revoked
+// role is degraded once its re-check, a message of its own, failed too.
 func TestHealthSweepFunctionsHost(t *testing.T) {
 	env := testenv.Azurite(t)
 	const propagation = time.Second
 	si := startStandIn(t, env, propagation)
-	s := ownStorage(defaultSettings())
+	s := defaultSettings()
 	s.hostInvocations = true
 	h := startHandler(t, env, si, s)
 	// A short standalone interval must not matter under the host: only the timer sweeps.
-	h.withSettings(t, "AZCREDS_HEALTH_SPREAD=0s", "AZCREDS_HEALTH_INTERVAL=1s")
+	h.withSettings(t, "AZCREDS_HEALTH_SPREAD=0s", "AZCREDS_HEALTH_INTERVAL=1s", "AZCREDS_HEALTH_RECHECK=1s")
 
 	qsvc, err := azqueue.NewServiceClientFromConnectionString(env.ConnectionString(s.storageAccount), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	host := &fakeHost{t: t, url: h.url, sent: map[string][]string{}, queues: map[string]*azqueue.QueueClient{
-		"sp-poll": qsvc.NewQueueClient("sppoll"), "access-probe": qsvc.NewQueueClient("accessprobe"),
-		"app-cleanup": qsvc.NewQueueClient("appcleanup"), "health-probe": qsvc.NewQueueClient("healthprobe")}}
+		"sp-poll": qsvc.NewQueueClient(h.queuePrefix + "sppoll"), "access-probe": qsvc.NewQueueClient(h.queuePrefix + "accessprobe"),
+		"app-cleanup": qsvc.NewQueueClient(h.queuePrefix + "appcleanup"), "health-probe": qsvc.NewQueueClient(h.queuePrefix + "healthprobe")}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { host.run(ctx) })

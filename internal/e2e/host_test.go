@@ -108,7 +108,7 @@ func (h *fakeHost) run(ctx context.Context) {
 func TestFunctionsHostProtocol(t *testing.T) {
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
-	s := ownStorage(defaultSettings())
+	s := defaultSettings()
 	s.hostInvocations = true
 	h := startHandler(t, env, si, s)
 
@@ -117,7 +117,8 @@ func TestFunctionsHostProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := &fakeHost{t: t, url: h.url, sent: map[string][]string{}, queues: map[string]*azqueue.QueueClient{
-		"sp-poll": qsvc.NewQueueClient("sppoll"), "access-probe": qsvc.NewQueueClient("accessprobe"), "app-cleanup": qsvc.NewQueueClient("appcleanup")}}
+		"sp-poll": qsvc.NewQueueClient(h.queuePrefix + "sppoll"), "access-probe": qsvc.NewQueueClient(h.queuePrefix + "accessprobe"),
+		"app-cleanup": qsvc.NewQueueClient(h.queuePrefix + "appcleanup")}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

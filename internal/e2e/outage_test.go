@@ -11,12 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
+	"testing"
 
-	"github.com/activeloopai/azcreds/internal/dev/testenv"
 	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
-	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // Helpers for onboardings that go on while the handler or its storage is down: the
@@ -141,33 +138,28 @@ func checkTransitions(evs []walkthrough.Event) error {
 	return nil
 }
 
-// poisoned counts the messages in the job queues' poison queues of account.
-func poisoned(ctx context.Context, env testenv.Env, account string) (map[string]int, error) {
-	svc, err := azqueue.NewServiceClientFromConnectionString(env.ConnectionString(account), nil)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int{}
-	for _, jq := range queue.JobQueues {
-		name := jq.Queue + queue.PoisonSuffix
-		p, err := svc.NewQueueClient(name).GetProperties(ctx, nil)
-		if err != nil {
-			if queueerror.HasCode(err, queueerror.QueueNotFound) {
-				continue
-			}
-			return nil, err
-		}
-		if n := int(*p.ApproximateMessagesCount); n > 0 {
-			out[name] = n
-		}
-	}
-	return out, nil
+// jobFigures counts, over handler logs, what the background work did: jobs completed (and
+// those on a redelivery, dequeue count above 1), follow-ups scheduled again by a
+// redelivery, stale or replayed jobs dropped (duplicates), writes that lost a race to
+// another writer (conflicts), jobs whose last delivery failed, messages moved to a poison
+// queue, and the reconciler's runs, windows restarted and poisoned messages handled.
+type jobFigures struct {
+	done, redelivered, rescheduled, dropped, conflicts int
+	lastDeliveryFailed, poisoned                       int
+	reconciles, restarted, poisonHandled, failureShown int
+	leaseRefused                                       int
+	windowGapMaxMS                                     int64
+	slotWaitMaxMS                                      int64
+	peakInFlight                                       int64
 }
 
-// jobFigures counts, over a handler's log files, the job deliveries that followed an
-// earlier delivery of the same message (dequeue count above 1), the follow-ups such a
-// redelivery scheduled again, and the stale or replayed jobs dropped.
-type jobFigures struct{ redelivered, rescheduled, dropped int }
+func (f jobFigures) String() string {
+	return fmt.Sprintf("%d jobs done (%d on a redelivery), %d duplicates dropped, %d conflicts lost, %d follow-ups rescheduled by a redelivery, "+
+		"%d last deliveries failed, %d poisoned; reconciler: %d runs (%d periods left to another instance), %d windows restarted, "+
+		"%d poisoned messages handled (%d failures shown); longest gap between a window's attempts %d ms; peak slots in use %d, longest wait for a slot %d ms",
+		f.done, f.redelivered, f.dropped, f.conflicts, f.rescheduled, f.lastDeliveryFailed, f.poisoned, f.reconciles, f.leaseRefused,
+		f.restarted, f.poisonHandled, f.failureShown, f.windowGapMaxMS, f.peakInFlight, f.slotWaitMaxMS)
+}
 
 func countJobs(paths []string) (jobFigures, error) {
 	var f jobFigures
@@ -180,19 +172,76 @@ func countJobs(paths []string) (jobFigures, error) {
 			var rec struct {
 				Msg          string `json:"msg"`
 				DequeueCount int    `json:"dequeue_count"`
+				GapMS        int64  `json:"gap_ms"`
+				SlotWaitMS   int64  `json:"slot_wait_ms_max"`
+				PeakInFlight int64  `json:"peak_in_flight"`
 			}
 			if json.Unmarshal(line, &rec) != nil {
 				continue
 			}
 			switch {
-			case rec.Msg == "queue job done" && rec.DequeueCount > 1:
-				f.redelivered++
+			case rec.Msg == "queue job done":
+				f.done++
+				if rec.DequeueCount > 1 {
+					f.redelivered++
+				}
 			case strings.HasPrefix(rec.Msg, "redelivered job: scheduling"):
 				f.rescheduled++
 			case rec.Msg == "stale job dropped":
 				f.dropped++
+			case strings.HasPrefix(rec.Msg, "job lost a race"):
+				f.conflicts++
+			case strings.HasPrefix(rec.Msg, "job failed on its last delivery"):
+				f.lastDeliveryFailed++
+			case rec.Msg == "queue message poisoned":
+				f.poisoned++
+			case rec.Msg == "reconciled":
+				f.reconciles++
+			case strings.HasPrefix(rec.Msg, "another instance holds the timer's lease"):
+				f.leaseRefused++
+			case rec.Msg == "reconciler: window restarted":
+				f.restarted++
+			case strings.HasPrefix(rec.Msg, "reconciler: a job failed on every delivery"):
+				f.poisonHandled++
+			case strings.HasPrefix(rec.Msg, "reconciler: a poisoned job's failure shown"):
+				f.failureShown++
+			case rec.Msg == "window attempt":
+				f.windowGapMaxMS = max(f.windowGapMaxMS, rec.GapMS)
+			case rec.Msg == "worker load":
+				f.slotWaitMaxMS = max(f.slotWaitMaxMS, rec.SlotWaitMS)
+				f.peakInFlight = max(f.peakInFlight, rec.PeakInFlight)
 			}
 		}
 	}
 	return f, nil
+}
+
+// reportInstances logs what each instance of h did, and returns the figures of all of them.
+func reportInstances(t *testing.T, h *handler) jobFigures {
+	t.Helper()
+	var all jobFigures
+	for i, in := range h.instances {
+		f, err := countJobs(in.logs)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		t.Logf("instance %d (%d runs): %s", i, len(in.logs), f)
+		all.done += f.done
+		all.redelivered += f.redelivered
+		all.rescheduled += f.rescheduled
+		all.dropped += f.dropped
+		all.conflicts += f.conflicts
+		all.lastDeliveryFailed += f.lastDeliveryFailed
+		all.poisoned += f.poisoned
+		all.reconciles += f.reconciles
+		all.leaseRefused += f.leaseRefused
+		all.restarted += f.restarted
+		all.poisonHandled += f.poisonHandled
+		all.failureShown += f.failureShown
+		all.windowGapMaxMS = max(all.windowGapMaxMS, f.windowGapMaxMS)
+		all.slotWaitMaxMS = max(all.slotWaitMaxMS, f.slotWaitMaxMS)
+		all.peakInFlight = max(all.peakInFlight, f.peakInFlight)
+	}
+	return all
 }

@@ -19,7 +19,7 @@ import (
 func TestRacesThroughHTTP(t *testing.T) {
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
-	s := ownStorage(defaultSettings())
+	s := defaultSettings()
 	s.probeWindow, s.grace = time.Minute, time.Minute
 	h := startHandler(t, env, si, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -12,21 +12,12 @@ import (
 	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
-// ownStorage gives a test's handler tables and queues of its own (custacct2), so that the
-// shared handler of TestWizard never takes its jobs. Tests using it must not run in
-// parallel with each other (TestSoakWorkerKilled, which runs beside TestSoakFaults, has
-// custacct1's).
-func ownStorage(s settings) settings {
-	s.storageAccount = "custacct2"
-	return s
-}
-
 // TestProbeTimeoutThenSaveAnyway: with the grace as long as the window, a missing role
 // keeps the probe waiting until the deadline: timed_out, then "Save anyway".
 func TestProbeTimeoutThenSaveAnyway(t *testing.T) {
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
-	s := ownStorage(defaultSettings())
+	s := defaultSettings()
 	s.probeWindow, s.grace = 6*time.Second, 6*time.Second
 	h := startHandler(t, env, si, s)
 	o := newOnboarding(t, h, si, "custacct1", true)
@@ -58,7 +49,7 @@ func TestProbeTimeoutThenSaveAnyway(t *testing.T) {
 func TestWorkerKilledMidProbe(t *testing.T) {
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
-	s := ownStorage(defaultSettings())
+	s := defaultSettings()
 	// A job killed in flight reappears after the worker's visibility timeout (60 s): the
 	// window must outlast it.
 	s.probeWindow, s.grace = 2*time.Minute, time.Minute

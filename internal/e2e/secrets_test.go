@@ -150,7 +150,7 @@ func scanAtRest(t *testing.T, env testenv.Env, h *handler, si *standIn, table, w
 		sources[p.name+" log ("+when+")"] = string(b)
 	}
 	sources["table "+table+" ("+when+")"] = tableText(t, env, table)
-	sources["queues ("+when+")"] = queueText(t, env)
+	sources["queues ("+when+")"] = queueText(t, env, h.queuePrefix)
 	if !strings.Contains(sources["handler log ("+when+")"], `"msg"`) {
 		t.Fatalf("the handler log holds no log lines: the scan would prove nothing")
 	}
@@ -186,7 +186,7 @@ func tokenParts(tok string) []string { return append(strings.Split(tok, "."), to
 // handlerTable is the name of the table the handler stores its rows in.
 func handlerTable(t *testing.T, h *handler) string {
 	t.Helper()
-	for _, kv := range h.env {
+	for _, kv := range h.env(h.instances[0].addr) {
 		if v, ok := strings.CutPrefix(kv, "AZCREDS_TABLE_NAME="); ok {
 			return v
 		}
@@ -222,9 +222,9 @@ func tableText(t *testing.T, env testenv.Env, table string) string {
 	return b.String()
 }
 
-// queueText is the messages waiting in the handler's queues and their poison queues,
-// base64-decoded.
-func queueText(t *testing.T, env testenv.Env) string {
+// queueText is the messages waiting in the handler's queues (their names after prefix) and
+// their poison queues, base64-decoded.
+func queueText(t *testing.T, env testenv.Env, prefix string) string {
 	t.Helper()
 	svc, err := azqueue.NewServiceClientFromConnectionString(env.ConnString, nil)
 	if err != nil {
@@ -233,7 +233,7 @@ func queueText(t *testing.T, env testenv.Env) string {
 	var b strings.Builder
 	n := int32(32)
 	for _, jq := range queue.JobQueues {
-		for _, q := range []string{jq.Queue, jq.Queue + queue.PoisonSuffix} {
+		for _, q := range []string{prefix + jq.Queue, prefix + jq.Queue + queue.PoisonSuffix} {
 			resp, err := svc.NewQueueClient(q).PeekMessages(context.Background(), &azqueue.PeekMessagesOptions{NumberOfMessages: &n})
 			if err != nil {
 				continue // a queue that was never created holds nothing

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // Soak tests (TestSoak*) run a short version under `make test` and the counts that
@@ -23,3 +24,12 @@ func soakCount(t testing.TB, what string, short, full int) int {
 	t.Logf("%s: %d (make test runs %d, make soak %d)", what, n, short, full)
 	return n
 }
+
+// The soaks' background work: several handler processes on one set of tables and queues,
+// as Flex Consumption runs several instances when it scales out (each runs every
+// function here, a harsher case than per-function scaling), and a reconciler every few
+// seconds, so a lost chain moves again within seconds.
+const (
+	soakInstances = 3
+	soakReconcile = 5 * time.Second
+)

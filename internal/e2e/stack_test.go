@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,11 +82,25 @@ type process struct {
 	done <-chan struct{}
 }
 
-// watch wraps p for the test: stopped at its end, its log shown when it failed.
+// envKeepLogs names a directory where the tests copy the log of every process they ran
+// (handlers, stand-ins), for figures a soak's own lines leave out.
+const envKeepLogs = "AZCREDS_E2E_LOGS"
+
+// watch wraps p for the test: stopped at its end, its log shown when it failed (and kept
+// in $AZCREDS_E2E_LOGS when set).
 func watch(t testing.TB, name string, p *stack.Process) *process {
 	t.Helper()
 	t.Cleanup(func() {
 		p.Stop()
+		if dir := os.Getenv(envKeepLogs); dir != "" {
+			if b, err := os.ReadFile(p.Log); err == nil {
+				prefix := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name() + "-" + name)
+				if f, err := os.CreateTemp(dir, prefix+"-*.log"); err == nil {
+					_, _ = f.Write(b)
+					_ = f.Close()
+				}
+			}
+		}
 		if t.Failed() {
 			if b, err := os.ReadFile(p.Log); err == nil {
 				t.Logf("%s log (last 4 KiB):\n%s", name, tail(b, 4096))
@@ -156,6 +171,11 @@ type settings struct {
 	// creates more in one organization sets what its scenario needs.
 	maxCredentials, maxWorkspaces int
 	createRate                    string
+	// reconcile is the reconciler's interval (AZCREDS_RECONCILE_INTERVAL); 0: the product's.
+	reconcile time.Duration
+	// instances is how many handler processes share the tables and queues (1 when 0): each
+	// runs every function, and every job may land on any of them.
+	instances int
 }
 
 func defaultSettings() settings {
@@ -164,12 +184,26 @@ func defaultSettings() settings {
 		maxCredentials: 50, maxWorkspaces: 1000, createRate: "30/1m"}
 }
 
-// handler is a running handler and an API client for it.
+// handler is the running handler of a test, one process or several on the same tables and
+// queues, and an API client for it. Its tables and queues are its own (a table name and a
+// queue prefix of its own): no other test's handler takes its jobs, whatever the account.
 type handler struct {
-	url     string
-	proc    *process
-	env     []string
-	signing *auth.Minter
+	url       string   // the first instance's
+	proc      *process // the first instance's
+	instances []*instance
+	env       func(listen string) []string
+	signing   *auth.Minter
+	// queuePrefix goes before the job queues' names (AZCREDS_QUEUE_PREFIX).
+	queuePrefix string
+}
+
+// instance is one handler process: its address, the running process and the log of every
+// run it had.
+type instance struct {
+	addr string
+	url  string
+	proc *process
+	logs []string
 }
 
 // keyPair makes a token key pair as the local stack does, and returns a minter of tokens
@@ -200,45 +234,77 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 	if s.createGuard > 0 {
 		guard = s.createGuard
 	}
-	addr := freeAddr(t)
-	vars := stack.HandlerEnv(stack.HandlerConfig{
-		Storage: env.ConnectionString(s.storageAccount), StandInURL: si.url, StorageFrontAddr: si.frontAddr,
-		Listen: addr, CertFile: env.CertFile, PublicKeyFile: pubFile,
-		Settings: []string{
-			config.KeyTableName + "=" + testenv.UniqueName(t, "e2e"),
-			config.KeySPPollWindow + "=" + s.spWindow.String(),
-			config.KeySPPollInterval + "=" + s.spInterval.String(),
-			config.KeyAccessProbeWindow + "=" + s.probeWindow.String(),
-			config.KeyAccessProbeInterval + "=" + s.probeInterval.String(),
-			config.KeyPropagationGrace + "=" + s.grace.String(),
-			config.KeyCreateGuardDelay + "=" + guard.String(),
-			config.KeyLogLevel + "=debug",
-			config.KeyMaxCredentials + "=" + strconv.Itoa(s.maxCredentials),
-			config.KeyMaxWorkspaces + "=" + strconv.Itoa(s.maxWorkspaces),
-			config.KeyCreateRate + "=" + s.createRate,
-		},
-	})
-	if s.hostInvocations {
-		vars = append(vars, config.KeyLocalInvocations+"=true")
+	h := &handler{signing: minter, queuePrefix: testenv.UniqueName(t, "q")}
+	settings := []string{
+		config.KeyTableName + "=" + testenv.UniqueName(t, "e2e"),
+		config.KeyQueuePrefix + "=" + h.queuePrefix,
+		config.KeySPPollWindow + "=" + s.spWindow.String(),
+		config.KeySPPollInterval + "=" + s.spInterval.String(),
+		config.KeyAccessProbeWindow + "=" + s.probeWindow.String(),
+		config.KeyAccessProbeInterval + "=" + s.probeInterval.String(),
+		config.KeyPropagationGrace + "=" + s.grace.String(),
+		config.KeyCreateGuardDelay + "=" + guard.String(),
+		config.KeyLogLevel + "=debug",
+		config.KeyMaxCredentials + "=" + strconv.Itoa(s.maxCredentials),
+		config.KeyMaxWorkspaces + "=" + strconv.Itoa(s.maxWorkspaces),
+		config.KeyCreateRate + "=" + s.createRate,
 	}
-	h := &handler{url: "http://" + addr, env: vars, signing: minter}
-	h.restart(t)
+	if s.reconcile > 0 {
+		settings = append(settings, config.KeyReconcileInterval+"="+s.reconcile.String())
+	}
+	if s.hostInvocations {
+		settings = append(settings, config.KeyLocalInvocations+"=true")
+	}
+	h.env = func(listen string) []string {
+		return stack.HandlerEnv(stack.HandlerConfig{
+			Storage: env.ConnectionString(s.storageAccount), StandInURL: si.url, StorageFrontAddr: si.frontAddr,
+			Listen: listen, CertFile: env.CertFile, PublicKeyFile: pubFile, Settings: settings,
+		})
+	}
+	for range max(s.instances, 1) {
+		addr := freeAddr(t)
+		h.instances = append(h.instances, &instance{addr: addr, url: "http://" + addr})
+	}
+	for i := range h.instances {
+		h.restartInstance(t, i)
+	}
 	return h
 }
 
-// restart starts the same handler again (same storage, settings and key).
-func (h *handler) restart(t testing.TB) {
+// restart starts the first instance again (same storage, settings and key).
+func (h *handler) restart(t testing.TB) { h.restartInstance(t, 0) }
+
+// restartInstance starts instance i (again) on its address, and waits until it answers.
+func (h *handler) restartInstance(t testing.TB, i int) {
 	t.Helper()
+	in := h.instances[i]
 	dir := t.TempDir()
 	p, err := (&stack.Launcher{}).Start(stack.Command{Name: "handler", Path: filepath.Join(binDir, stack.HandlerBinary.Name),
-		Args: []string{"serve", "-settings", filepath.Join(dir, "none.json")}, Env: h.env, Log: filepath.Join(dir, "handler.log")})
+		Args: []string{"serve", "-settings", filepath.Join(dir, "none.json")}, Env: h.env(in.addr), Log: filepath.Join(dir, "handler.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.proc = watch(t, "handler", p)
-	if err := stack.HandlerReady(context.Background(), p, h.url); err != nil {
+	name := "handler"
+	if i > 0 {
+		name = fmt.Sprintf("handler %d", i)
+	}
+	in.proc = watch(t, name, p)
+	in.logs = append(in.logs, in.proc.log)
+	if i == 0 {
+		h.url, h.proc = in.url, in.proc
+	}
+	if err := stack.HandlerReady(context.Background(), p, in.url); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// logs lists the log files of every run of every instance.
+func (h *handler) logs() []string {
+	var out []string
+	for _, in := range h.instances {
+		out = append(out, in.logs...)
+	}
+	return out
 }
 
 // azurite is an Azurite of one test, started as the stack starts it, on ports of its own
@@ -293,15 +359,18 @@ func (a *azurite) start() {
 // and waits for it.
 func (a *azurite) stop(sig syscall.Signal) { a.Stop(sig) }
 
-// api is a wizard client of a fresh organization.
-func (h *handler) api(t testing.TB) *walkthrough.API {
+// api is a wizard client of a fresh organization, on the first instance.
+func (h *handler) api(t testing.TB) *walkthrough.API { return h.apiOn(t, 0) }
+
+// apiOn is a wizard client of a fresh organization, on instance i (of those there are).
+func (h *handler) apiOn(t testing.TB, i int) *walkthrough.API {
 	t.Helper()
 	org := "org-" + uuid.NewString()[:8]
 	tok, err := h.signing.Mint("e2e", []string{org}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &walkthrough.API{BaseURL: h.url, Org: org, Token: tok}
+	return &walkthrough.API{BaseURL: h.instances[i%len(h.instances)].url, Org: org, Token: tok}
 }
 
 // onboarding is one credential's way through the wizard in a test.
@@ -316,10 +385,16 @@ type onboarding struct {
 }
 
 // newOnboarding creates a credential on a fresh container of account (created unless
-// createContainer is false).
+// createContainer is false), through the handler's first instance.
 func newOnboarding(t *testing.T, h *handler, si *standIn, account string, createContainer bool) *onboarding {
 	t.Helper()
-	o := &onboarding{t: t, api: h.api(t), customer: si.customer, account: account, container: testenv.UniqueName(t, "box")}
+	return onboardingVia(t, h.api(t), si, account, createContainer)
+}
+
+// onboardingVia is newOnboarding through api (an instance of the handler, an organization).
+func onboardingVia(t *testing.T, api *walkthrough.API, si *standIn, account string, createContainer bool) *onboarding {
+	t.Helper()
+	o := &onboarding{t: t, api: api, customer: si.customer, account: account, container: testenv.UniqueName(t, "box")}
 	ctx := context.Background()
 	if createContainer {
 		if err := si.customer.CreateContainer(ctx, account, o.container); err != nil {

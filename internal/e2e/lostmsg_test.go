@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/dev/faultproxy"
+	"github.com/activeloopai/azcreds/internal/dev/testenv"
+)
+
+// The lost-message soak's faults and windows.
+const (
+	// lostDropRate is the chance that an enqueue to a job queue is answered as done and
+	// thrown away: the message is lost outright, not delayed.
+	lostDropRate = 0.15
+	// lostOutage is how long a poisoned onboarding's partition answers ServerBusy: longer
+	// than five deliveries of a job that fails on reading it (each about 6 s of the
+	// storage client's retries, 5 s apart), so the job is poisoned, and well inside the
+	// window, so the window still ends within itself and two reconciler periods.
+	lostOutage   = 70 * time.Second
+	lostSPWindow = 90 * time.Second
+	lostWindow   = time.Minute
+)
+
+// TestSoakLostMessages: onboardings through two handler instances while the queue loses
+// job messages outright (an enqueue answered as done and thrown away, at lostDropRate) and,
+// for one onboarding in ten, the partition of its organization is out for lostOutage just
+// after its tenant submit, so its poll job fails on every delivery and is poisoned. The
+// reconciler must make up for all of it: every onboarding reaches its right end state,
+// with its events, within its window plus two reconciler periods (and the closing
+// attempt's few seconds); every poisoned job is handled by the reconciler with an error
+// line, and its failure (Azure Storage, with the request id) shown on its credential.
+func TestSoakLostMessages(t *testing.T) {
+	t.Parallel()
+	env := testenv.Azurite(t)
+	n := soakCount(t, "onboardings", 10, 50)
+	proxy, proxied := startFaultProxy(t, env)
+	si := startStandIn(t, proxied, 2*time.Second)
+	s := defaultSettings()
+	s.instances, s.reconcile = 2, soakReconcile
+	s.spWindow, s.probeWindow, s.grace = lostSPWindow, lostWindow, 8*time.Second
+	s.createGuard = 20 * time.Second
+	s.maxCredentials, s.maxWorkspaces, s.createRate = 50, 1000, "30/1m"
+	h := startHandler(t, proxied, si, s)
+
+	start := time.Now()
+	before := proxy.Stats()
+	if err := proxy.SetRates(faultproxy.Rates{Drop: lostDropRate}, faultproxy.ServiceQueue); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var retries atomic.Int64
+	runs := make([]*soakRun, n)
+	var outages []*soakRun
+	var wg sync.WaitGroup
+	for i := range runs {
+		api := h.apiOn(t, i)
+		api.HTTP = &http.Client{Timeout: 30 * time.Second}
+		r := &soakRun{i: i, scenario: scenarioOf(i), p: &patient{api: api, retries: &retries}}
+		if i%10 == 6 {
+			// Poisoned: the partition goes out right after the submit, the service principal
+			// arrives meanwhile, and the poll finds it once the reconciler takes it up.
+			org := api.Org
+			r.installLate = true
+			r.onTenant = func() {
+				if err := proxy.Outage(faultproxy.ServiceTable, lostOutage, "PartitionKey='"+org+"'", `"PartitionKey":"`+org+`"`,
+					"PartitionKey eq '"+org+"'"); err != nil {
+					t.Error(err)
+				}
+			}
+			outages = append(outages, r)
+		}
+		runs[i] = r
+		wg.Go(func() { r.err = r.run(ctx, si, lostSPWindow, lostWindow) })
+	}
+	wg.Wait()
+	onboarded := time.Since(start)
+	if err := proxy.SetRates(faultproxy.Rates{}); err != nil {
+		t.Fatal(err)
+	}
+	storage := proxy.Stats().Sub(before)
+
+	counts := map[scenario]int{}
+	failed := 0
+	for _, r := range runs {
+		counts[r.scenario]++
+		if msg := r.check(ctx); msg != "" {
+			failed++
+			t.Errorf("onboarding %d (%s, credential %s): %s", r.i, r.scenario, r.id, msg)
+		}
+		for _, w := range r.windows {
+			if beyond := w.elapsed - w.window; beyond > 2*soakReconcile+5*time.Second {
+				t.Errorf("onboarding %d: its %s window ended %v after it began, %v past its window of %v: more than two reconciler periods (%v) and the closing attempt",
+					r.i, w.kind, w.elapsed.Round(100*time.Millisecond), beyond.Round(100*time.Millisecond), w.window, 2*soakReconcile)
+			}
+		}
+	}
+	q, tb := storage.Services[faultproxy.ServiceQueue], storage.Services[faultproxy.ServiceTable]
+	t.Logf("%d onboardings %v in %s (%d failed), %d of them through an outage of %v; wizard retries %d",
+		n, counts, onboarded.Round(time.Second), failed, len(outages), lostOutage, retries.Load())
+	t.Logf("queue: %d enqueues, %d dropped outright; table: %d requests, %d answered by the outages", q.Operations["POST messages"],
+		q.Faults.Dropped, tb.Requests, tb.Faults.Outage)
+	reportWindows(t, runs)
+	f := reportInstances(t, h)
+	t.Logf("all instances: %s", f)
+	if q.Faults.Dropped == 0 {
+		t.Error("no message was dropped: the soak proved nothing")
+	}
+	if f.restarted == 0 {
+		t.Error("the reconciler restarted no window")
+	}
+	if f.poisoned < len(outages) || f.poisonHandled < len(outages) || f.lastDeliveryFailed < len(outages) {
+		t.Errorf("%d messages poisoned, %d handled by the reconciler, %d last deliveries failed; want at least one per outage (%d)",
+			f.poisoned, f.poisonHandled, f.lastDeliveryFailed, len(outages))
+	}
+	shown := shownFailures(t, h.logs())
+	if len(shown) < len(outages) {
+		t.Errorf("%d poisoned jobs' failures shown on their credential, want at least %d: %v", len(shown), len(outages), shown)
+	}
+	for _, msg := range shown {
+		if !strings.HasPrefix(msg, credential.UnexpectedStorageMessage+" (request id ") {
+			t.Errorf("shown failure %q: want Azure Storage's unexpected error with the request id", msg)
+		}
+	}
+	seen := 0
+	for _, r := range outages {
+		for msg := range r.lastErrors {
+			if strings.HasPrefix(msg, credential.UnexpectedStorageMessage) {
+				seen++
+				break
+			}
+		}
+	}
+	t.Logf("the wizard itself saw the failure on %d of %d poisoned onboardings (it is shown until the next attempt, about a second)", seen, len(outages))
+}
+
+// shownFailures returns the last_error of every "failure shown" line of the reconciler
+// whose failure its last delivery noted.
+func shownFailures(t *testing.T, paths []string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var rec struct {
+				Msg       string `json:"msg"`
+				LastError string `json:"last_error"`
+				Noted     bool   `json:"noted"`
+			}
+			if json.Unmarshal(line, &rec) == nil && strings.HasPrefix(rec.Msg, "reconciler: a poisoned job's failure shown") && rec.Noted {
+				out = append(out, rec.LastError)
+			}
+		}
+	}
+	return out
+}
