@@ -54,6 +54,11 @@ const SPNotFoundMessage = "Couldn't find the service principal in your tenant"
 func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window WindowKind) (*Credential, bool, error) {
 	c, err := j.store.Get(ctx, job.OrgID, job.CredentialID)
 	if errors.Is(err, ErrNotFound) {
+		// Deleted meanwhile, as a rule. (A handler whose queues another deployment's
+		// handlers share lands here with their jobs, and loses them: one set of queues per
+		// deployment.)
+		j.log.DebugContext(ctx, "job for a credential that does not exist dropped", "kind", job.Kind, "org", job.OrgID,
+			"credential", job.CredentialID, "generation", job.Generation, "attempt", job.Attempt)
 		return nil, false, nil
 	}
 	if err != nil {

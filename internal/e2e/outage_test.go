@@ -245,3 +245,23 @@ func reportInstances(t *testing.T, h *handler) jobFigures {
 	}
 	return all
 }
+
+// countLines counts the log lines of paths whose message is msg.
+func countLines(paths []string, msg string) (int, error) {
+	n := 0
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return n, err
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var rec struct {
+				Msg string `json:"msg"`
+			}
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == msg {
+				n++
+			}
+		}
+	}
+	return n, nil
+}

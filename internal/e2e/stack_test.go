@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -176,6 +177,8 @@ type settings struct {
 	// instances is how many handler processes share the tables and queues (1 when 0): each
 	// runs every function, and every job may land on any of them.
 	instances int
+	// queuePrefix names the handler's queues; empty: a prefix of its own.
+	queuePrefix string
 }
 
 func defaultSettings() settings {
@@ -234,7 +237,7 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 	if s.createGuard > 0 {
 		guard = s.createGuard
 	}
-	h := &handler{signing: minter, queuePrefix: testenv.UniqueName(t, "q")}
+	h := &handler{signing: minter, queuePrefix: cmp.Or(s.queuePrefix, testenv.UniqueName(t, "q"))}
 	settings := []string{
 		config.KeyTableName + "=" + testenv.UniqueName(t, "e2e"),
 		config.KeyQueuePrefix + "=" + h.queuePrefix,
