@@ -299,7 +299,9 @@ func (r *Reconciler) handlePoisoned(ctx context.Context, now time.Time, p Poison
 	}
 	kind, open := openWindow(c)
 	if !open || kind != job.Kind || c.Generation != job.Generation || c.Progress.Attempts > job.Attempt+1 {
-		return nil // the window moved on or closed since: the failure is history
+		r.log.InfoContext(ctx, "reconciler: a poisoned job's window moved on or closed since; its failure is history", "org", c.OrgID,
+			"credential", c.ID, "state", c.State, "generation", c.Generation, "attempts", c.Progress.Attempts, "job_attempt", job.Attempt)
+		return nil
 	}
 	key := job.OrgID + "/" + job.CredentialID
 	problem := poisonedProblem(p)

@@ -22,12 +22,13 @@ const (
 	// lostDropRate is the chance that an enqueue to a job queue is answered as done and
 	// thrown away: the message is lost outright, not delayed.
 	lostDropRate = 0.15
-	// lostOutage is how long a poisoned onboarding's partition answers ServerBusy: longer
-	// than five deliveries of a job that fails on reading it (each about 6 s of the
-	// storage client's retries, 5 s apart), so the job is poisoned, and well inside the
-	// window, so the window still ends within itself and two reconciler periods.
-	lostOutage   = 70 * time.Second
-	lostSPWindow = 90 * time.Second
+	// lostOutage is how long a poisoned onboarding's partition answers ServerBusy: well
+	// beyond five deliveries of a job that fails on reading it (each about 6 s of the
+	// storage client's retries, 5 s apart: 50 s, more on a loaded machine), so the job is
+	// poisoned before the outage ends, and well inside the window, so the window still
+	// ends within itself and two reconciler periods.
+	lostOutage   = 90 * time.Second
+	lostSPWindow = 2 * time.Minute
 	lostWindow   = time.Minute
 )
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -151,14 +152,24 @@ type jobFigures struct {
 	windowGapMaxMS                                     int64
 	slotWaitMaxMS                                      int64
 	peakInFlight                                       int64
+	// reconciledGapsMS are the gaps before the attempts the reconciler's jobs made: how
+	// long a window whose chain stopped went without an attempt.
+	reconciledGapsMS []int64
 }
 
 func (f jobFigures) String() string {
+	gaps := slices.Clone(f.reconciledGapsMS)
+	slices.Sort(gaps)
+	reconciled := "none"
+	if n := len(gaps); n > 0 {
+		reconciled = fmt.Sprintf("%d, gap median %d ms, max %d ms", n, gaps[n/2], gaps[n-1])
+	}
 	return fmt.Sprintf("%d jobs done (%d on a redelivery), %d duplicates dropped, %d conflicts lost, %d follow-ups rescheduled by a redelivery, "+
 		"%d last deliveries failed, %d poisoned; reconciler: %d runs (%d periods left to another instance), %d windows restarted, "+
-		"%d poisoned messages handled (%d failures shown); longest gap between a window's attempts %d ms; peak slots in use %d, longest wait for a slot %d ms",
+		"attempts made by its jobs %s, %d poisoned messages handled (%d failures shown); longest gap between a window's attempts %d ms; "+
+		"peak slots in use %d, longest wait for a slot %d ms",
 		f.done, f.redelivered, f.dropped, f.conflicts, f.rescheduled, f.lastDeliveryFailed, f.poisoned, f.reconciles, f.leaseRefused,
-		f.restarted, f.poisonHandled, f.failureShown, f.windowGapMaxMS, f.peakInFlight, f.slotWaitMaxMS)
+		f.restarted, reconciled, f.poisonHandled, f.failureShown, f.windowGapMaxMS, f.peakInFlight, f.slotWaitMaxMS)
 }
 
 func countJobs(paths []string) (jobFigures, error) {
@@ -173,6 +184,7 @@ func countJobs(paths []string) (jobFigures, error) {
 				Msg          string `json:"msg"`
 				DequeueCount int    `json:"dequeue_count"`
 				GapMS        int64  `json:"gap_ms"`
+				Reconciled   bool   `json:"reconciled"`
 				SlotWaitMS   int64  `json:"slot_wait_ms_max"`
 				PeakInFlight int64  `json:"peak_in_flight"`
 			}
@@ -207,6 +219,9 @@ func countJobs(paths []string) (jobFigures, error) {
 				f.failureShown++
 			case rec.Msg == "window attempt":
 				f.windowGapMaxMS = max(f.windowGapMaxMS, rec.GapMS)
+				if rec.Reconciled {
+					f.reconciledGapsMS = append(f.reconciledGapsMS, rec.GapMS)
+				}
 			case rec.Msg == "worker load":
 				f.slotWaitMaxMS = max(f.slotWaitMaxMS, rec.SlotWaitMS)
 				f.peakInFlight = max(f.peakInFlight, rec.PeakInFlight)
@@ -240,6 +255,7 @@ func reportInstances(t *testing.T, h *handler) jobFigures {
 		all.poisonHandled += f.poisonHandled
 		all.failureShown += f.failureShown
 		all.windowGapMaxMS = max(all.windowGapMaxMS, f.windowGapMaxMS)
+		all.reconciledGapsMS = append(all.reconciledGapsMS, f.reconciledGapsMS...)
 		all.slotWaitMaxMS = max(all.slotWaitMaxMS, f.slotWaitMaxMS)
 		all.peakInFlight = max(all.peakInFlight, f.peakInFlight)
 	}
