@@ -416,8 +416,10 @@ func (j *Jobs) noteFailure(ctx context.Context, job Job, err error) {
 	j.log.ErrorContext(ctx, "job failed on its last delivery: the queue sets its message aside in the poison queue, and the reconciler shows the failure and takes the work up again",
 		"kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID, "generation", job.Generation, "attempt", job.Attempt,
 		"delivery", job.Delivery, "request_id", job.RequestID, "failure", p.Message, "err", err)
-	if job.Kind == JobHealthProbe {
-		return // the next sweep probes again; nothing waits on it
+	if job.Kind != JobSPPoll && job.Kind != JobAccessProbe {
+		// A health probe waits for the next sweep, a clean-up is queued again: neither is a
+		// window whose credential shows the failure (nor may its note replace a window's).
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -98,19 +99,25 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		byCredential[w.OrgID+"/"+w.CredentialID] = w
 	}
 	var errs []error
-	restarted := map[string]bool{}
+	restarted := &keySet{keys: map[string]bool{}}
 	if err := r.drainPoison(ctx, now, byCredential, restarted, &rep); err != nil {
 		errs = append(errs, err)
 	}
+	var todo []OpenWindow
 	for _, w := range rows {
-		if restarted[w.OrgID+"/"+w.CredentialID] {
-			continue
-		}
-		if err := r.reconcile(ctx, now, w, &rep); err != nil {
-			rep.Failed++
-			errs = append(errs, err)
+		if !restarted.has(w.OrgID + "/" + w.CredentialID) {
+			todo = append(todo, w)
 		}
 	}
+	pass, perrs := inParallel(todo, func(w OpenWindow, rep *ReconcileReport) error {
+		if err := r.reconcile(ctx, now, w, rep); err != nil {
+			rep.Failed++
+			return err
+		}
+		return nil
+	})
+	rep.add(pass)
+	errs = append(errs, perrs...)
 	attrs := []any{"indexed", rep.Indexed, "read", rep.Read, "stale", rep.Stale, "past_deadline", rep.PastDeadline,
 		"guards", rep.Guards, "cleanups", rep.Cleanups, "poisoned", rep.Poisoned, "from_poison", rep.FromPoison, "closed", rep.Closed, "failed", rep.Failed}
 	if len(errs) > 0 {
@@ -118,6 +125,70 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	r.log.InfoContext(ctx, "reconciled", attrs...)
 	return rep, nil
+}
+
+// parallelism bounds the credentials and poisoned messages one reconciliation handles at
+// once: a partition that answers slowly (its storage client retrying for seconds) holds up
+// its own rows only, not the run.
+const parallelism = 16
+
+// inParallel runs fn for every item, parallelism at a time, each with a report of its
+// own, and returns their sum and the errors.
+func inParallel[T any](items []T, fn func(T, *ReconcileReport) error) (ReconcileReport, []error) {
+	var (
+		mu   sync.Mutex
+		sum  ReconcileReport
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, parallelism)
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var rep ReconcileReport
+			err := fn(it, &rep)
+			mu.Lock()
+			defer mu.Unlock()
+			sum.add(rep)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	return sum, errs
+}
+
+// add adds o's counts to r's (but Indexed).
+func (r *ReconcileReport) add(o ReconcileReport) {
+	r.Read += o.Read
+	r.Stale += o.Stale
+	r.PastDeadline += o.PastDeadline
+	r.Guards += o.Guards
+	r.Cleanups += o.Cleanups
+	r.Poisoned += o.Poisoned
+	r.FromPoison += o.FromPoison
+	r.Closed += o.Closed
+	r.Failed += o.Failed
+}
+
+// keySet is a set of credential keys that goroutines share.
+type keySet struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (k *keySet) put(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys[key] = true
+}
+
+func (k *keySet) has(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys[key]
 }
 
 // reconcile looks at one indexed credential: it restarts a stopped window, guards an
@@ -237,33 +308,31 @@ func (r *Reconciler) restart(ctx context.Context, now time.Time, c *Credential, 
 }
 
 // drainPoison handles up to maxPoisonedPerRun poisoned messages. A message is removed once
-// handled; one whose handling failed comes back for the next run.
-func (r *Reconciler) drainPoison(ctx context.Context, now time.Time, rows map[string]OpenWindow, restarted map[string]bool,
+// handled; one whose handling failed is released for the next run, and its window is not
+// restarted by this one (the next meets the message first).
+func (r *Reconciler) drainPoison(ctx context.Context, now time.Time, rows map[string]OpenWindow, restarted *keySet,
 	rep *ReconcileReport) error {
 	batch, err := r.poison.Poisoned(ctx, maxPoisonedPerRun)
 	if err != nil {
 		return fmt.Errorf("read the poison queues: %w", err)
 	}
-	var errs []error
-	for _, p := range batch {
+	pass, errs := inParallel(batch, func(p PoisonedJob, rep *ReconcileReport) error {
 		if err := r.handlePoisoned(ctx, now, p, rows, restarted, rep); err != nil {
 			rep.Failed++
-			errs = append(errs, err)
-			// Not restarted by the index pass either: the next run meets the message first,
-			// and shows its failure before the window moves on.
-			restarted[p.Job.OrgID+"/"+p.Job.CredentialID] = true
+			restarted.put(p.Job.OrgID + "/" + p.Job.CredentialID)
 			if rerr := r.poison.Release(ctx, p); rerr != nil {
-				errs = append(errs, fmt.Errorf("release poisoned message %s: %w", p.MessageID, rerr))
+				return errors.Join(err, fmt.Errorf("release poisoned message %s: %w", p.MessageID, rerr))
 			}
-			continue
+			return err
 		}
 		if err := r.poison.Remove(ctx, p); err != nil {
 			rep.Failed++
-			errs = append(errs, fmt.Errorf("remove poisoned message %s from %s: %w", p.MessageID, p.Queue, err))
-			continue
+			return fmt.Errorf("remove poisoned message %s from %s: %w", p.MessageID, p.Queue, err)
 		}
 		rep.Poisoned++
-	}
+		return nil
+	})
+	rep.add(pass)
 	return errors.Join(errs...)
 }
 
@@ -273,7 +342,7 @@ func (r *Reconciler) drainPoison(ctx context.Context, now time.Time, rows map[st
 // queued again, since an app registration depends on it; a health probe waits for the
 // next sweep.
 func (r *Reconciler) handlePoisoned(ctx context.Context, now time.Time, p PoisonedJob, rows map[string]OpenWindow,
-	restarted map[string]bool, rep *ReconcileReport) error {
+	restarted *keySet, rep *ReconcileReport) error {
 	if p.Err != nil {
 		r.log.ErrorContext(ctx, "reconciler: removing a poisoned message that holds no job", "queue", p.Queue,
 			"message_id", p.MessageID, "poisoned_at", p.PoisonedAt, "err", p.Err)
@@ -324,7 +393,7 @@ func (r *Reconciler) handlePoisoned(ctx context.Context, now time.Time, p Poison
 		return err
 	}
 	rep.FromPoison++
-	restarted[key] = true
+	restarted.put(key)
 	return nil
 }
 
