@@ -30,7 +30,7 @@ test-short: ## like test, with -short
 	@GOTEST_FLAGS='$(GOTEST_FLAGS) -short' scripts/dev.sh test
 
 soak: ## the four TestSoak* end-to-end tests at once, at the counts docs/RELIABILITY.md reports (faults, kills, restarts, lost messages)
-	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -timeout 85m -parallel 4 -run ^TestSoak' PKGS=./internal/e2e scripts/dev.sh test
+	@AZCREDS_SOAK=1 GOTEST_FLAGS='-count=1 -v -timeout 85m -parallel 4 -run ^TestSoak' PKGS=./internal/e2e scripts/dev.sh test
 
 fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs each for 10,000 executions
 	@scripts/dev.sh fuzz

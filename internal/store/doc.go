@@ -12,6 +12,17 @@
 //	q:credentials                how many live c: rows the organization has (Count)
 //	q:workspaces                 how many w: rows the organization has (Count)
 //
+// Two partitions no organization id can name (ids start with a letter or digit) hold what
+// is not one organization's:
+//
+//	~open-windows / <org>:<credential id>   the open-window index (windows.go): a row per
+//	                                        credential whose background work the reconciler
+//	                                        watches, with the failure its last job noted
+//	~leases / <name>                        a timer's lease (lease.go): holder and expiry
+//
+// The reconciler reads the index with one query per thousand rows, whatever the number of
+// credentials; nothing else reads across partitions but the health sweep.
+//
 // The two counters (q:) enforce the organization's limits: every transaction that adds or
 // removes a counted row also moves its counter, conditional on the ETag it was read with,
 // so two racing creates cannot both take the last place. An organization written before
