@@ -18,7 +18,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
-// MaxBodyBytes bounds request bodies (SPEC.md: 64 KiB, else 413).
+// MaxBodyBytes bounds request bodies (the contract: 64 KiB, else 413).
 const MaxBodyBytes = 64 << 10
 
 // Error codes of the JSON error body.

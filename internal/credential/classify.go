@@ -32,7 +32,7 @@ type Verdict struct {
 // UnexpectedStorageMessage is the seed's text for an error the backend does not classify.
 const UnexpectedStorageMessage = "Azure Storage operation failed with an unexpected error"
 
-// ClassifyProbe maps a probe report to SPEC.md's outcome table. afterGrace is whether the
+// ClassifyProbe maps a probe report to the contract's outcome table (docs/CONTRACT.md). afterGrace is whether the
 // propagation grace after the storage submit has passed.
 func ClassifyProbe(r ProbeReport, t ProbeTarget, spObjectID string, afterGrace bool) Verdict {
 	var failed []CheckResult

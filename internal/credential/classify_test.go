@@ -17,7 +17,7 @@ const (
 	af  = "AuthorizationFailure"
 )
 
-// TestClassifyProbe covers every row of SPEC.md's probe-outcome table, before and after
+// TestClassifyProbe covers every row of the contract's probe-outcome table (docs/CONTRACT.md), before and after
 // the propagation grace.
 func TestClassifyProbe(t *testing.T) {
 	target := ProbeTarget{Account: "bloblake", Container: "lakedata"}

@@ -9,7 +9,7 @@ import (
 // State is where a credential is in onboarding, spelled as stored and as the API shows it.
 type State string
 
-// The states of SPEC.md's state machine.
+// The states of the state machine (doc.go).
 const (
 	StateDraft           State = "draft"
 	StateSPPending       State = "sp_pending"

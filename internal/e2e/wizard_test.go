@@ -43,7 +43,7 @@ func TestWalkthroughOnStackInUse(t *testing.T) {
 	}
 }
 
-// TestWizard runs every onboarding path of SPEC.md through one handler and one stand-in,
+// TestWizard runs every onboarding path of the contract (docs/CONTRACT.md) through one handler and one stand-in,
 // the paths in parallel, each with its own organization, credential and container.
 func TestWizard(t *testing.T) {
 	env := testenv.Azurite(t)
