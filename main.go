@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
@@ -140,65 +141,17 @@ func serve(args []string) error {
 	return errors.Join(serveErr, shutdownErr, workerErr)
 }
 
-// build wires config -> clients -> services -> handlers. Under the Functions host (or on the
-// local stack with AZCREDS_LOCAL_INVOCATIONS, where a test plays the host) the handler also
-// serves the host's queue- and timer-trigger invocations; otherwise the returned background
-// work consumes the queues and sweeps health on AZCREDS_HEALTH_INTERVAL instead (nil when
-// the invocations are served).
+// build wires config -> clients -> the domain's job types -> handlers. Under the Functions
+// host (or on the local stack with AZCREDS_LOCAL_INVOCATIONS, where a test plays the host)
+// the handler also serves the host's queue- and timer-trigger invocations; otherwise the
+// returned background work consumes the queues and sweeps health on AZCREDS_HEALTH_INTERVAL
+// instead (nil when the invocations are served).
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, background, error) {
-	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
-	if cfg.ManagedIdentityClientID != "" {
-		miOpts.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
-	}
-	mi, err := azidentity.NewManagedIdentityCredential(miOpts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("managed identity: %w", err)
-	}
-	tables, queues, err := storageClients(cfg.Storage)
+	a, err := openAdapters(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(ctx, tables, cfg.TableName,
-		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces}))
-	if err != nil {
-		return nil, nil, err
-	}
-	sched, err := azurequeue.Open(ctx, queues, azurequeue.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	dir, err := graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL})
-	if err != nil {
-		return nil, nil, err
-	}
-	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost})
-	if err != nil {
-		return nil, nil, err
-	}
-	finder := graph.NewFinder(dir, chain)
-	blobOpts := blob.Options{EndpointTemplate: cfg.BlobEndpointTemplate, Logger: log.With("component", "access_probe")}
-	if cfg.LocalBlobAddr != "" {
-		// Local stack: <account>.blob.localhost reaches the stand-in's storage front; other
-		// account names fail to resolve, as a missing account's do in Azure.
-		dial, err := localdial.New(cfg.LocalBlobAddr, cfg.LocalBlobAccounts)
-		if err != nil {
-			return nil, nil, err
-		}
-		blobOpts.Transport = dial.Client(nil)
-	}
-	prober, err := blob.NewProber(chain, blobOpts)
-	if err != nil {
-		return nil, nil, err
-	}
-	signer, err := blob.NewSigner(chain, mi, blob.SignerOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
-		Transport: blobOpts.Transport, NoCache: !cfg.DelegationKeyCache})
-	if err != nil {
-		return nil, nil, err
-	}
-	// The environment default's containers, one per organization, created by the managed
-	// identity at the organization's first SAS.
-	containers, err := blob.NewContainers(mi, blob.ContainersOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
-		Transport: blobOpts.Transport, Logger: log.With("component", "environment_default")})
+	d, err := newDomain(cfg, a, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +159,137 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	domain := credential.Config{
+	api := handlers.New(d.onboarding, d.issuance, verifier, log)
+	if cfg.FunctionsHost || cfg.LocalInvocations {
+		return handlers.Compose(api, handlers.NewInvoker(d.runner, log, handlers.WithHealthSweep(d.health))), nil, nil
+	}
+	consumed, err := worker.Open(ctx, a.queues, a.scheduler)
+	if err != nil {
+		return nil, nil, err
+	}
+	queueWorker, err := worker.New(consumed, d.runner, worker.Options{Log: log.With("component", "worker")})
+	if err != nil {
+		return nil, nil, err
+	}
+	work := together{queueWorker}
+	if cfg.HealthInterval > 0 {
+		work = append(work, &worker.Ticker{Sweeper: d.health, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
+	}
+	return api, work, nil
+}
+
+// adapters are the Azure clients behind the domain's ports, all signed in as the backend's
+// managed identity (or, for a customer's storage, as the credential's service principal
+// through the token chain).
+type adapters struct {
+	queues     *azqueue.ServiceClient
+	store      *store.Store
+	scheduler  *azurequeue.Queues
+	directory  *graph.Client
+	finder     *graph.Finder
+	prober     *blob.Prober
+	signer     *blob.Signer
+	containers *blob.Containers
+}
+
+func openAdapters(ctx context.Context, cfg config.Config, log *slog.Logger) (*adapters, error) {
+	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
+	if cfg.ManagedIdentityClientID != "" {
+		miOpts.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
+	}
+	mi, err := azidentity.NewManagedIdentityCredential(miOpts)
+	if err != nil {
+		return nil, fmt.Errorf("managed identity: %w", err)
+	}
+	a := &adapters{}
+	tables, queues, err := storageClients(cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	a.queues = queues
+	if a.store, err = store.Open(ctx, tables, cfg.TableName,
+		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces})); err != nil {
+		return nil, err
+	}
+	if a.scheduler, err = azurequeue.Open(ctx, queues, azurequeue.Options{}); err != nil {
+		return nil, err
+	}
+	if a.directory, err = graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL}); err != nil {
+		return nil, err
+	}
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost})
+	if err != nil {
+		return nil, err
+	}
+	a.finder = graph.NewFinder(a.directory, chain)
+	transport, err := blobTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if a.prober, err = blob.NewProber(chain, blob.Options{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: transport, Logger: log.With("component", "access_probe")}); err != nil {
+		return nil, err
+	}
+	if a.signer, err = blob.NewSigner(chain, mi, blob.SignerOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: transport, NoCache: !cfg.DelegationKeyCache}); err != nil {
+		return nil, err
+	}
+	// The environment default's containers, one per organization, created by the managed
+	// identity at the organization's first SAS.
+	a.containers, err = blob.NewContainers(mi, blob.ContainersOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: transport, Logger: log.With("component", "environment_default")})
+	return a, err
+}
+
+// blobTransport is the customers' blob endpoints' transport: the SDK's default in Azure; on
+// the local stack, <account>.blob.localhost reaches the stand-in's storage front, and other
+// account names fail to resolve, as a missing account's do in Azure.
+func blobTransport(cfg config.Config) (policy.Transporter, error) {
+	if cfg.LocalBlobAddr == "" {
+		return nil, nil
+	}
+	dial, err := localdial.New(cfg.LocalBlobAddr, cfg.LocalBlobAccounts)
+	if err != nil {
+		return nil, err
+	}
+	return dial.Client(nil), nil
+}
+
+// domain is one instance's job types.
+type domain struct {
+	onboarding *credential.Onboarding
+	issuance   *credential.Issuance
+	health     *credential.HealthMonitor
+	runner     *credential.Runner
+}
+
+func newDomain(cfg config.Config, a *adapters, log *slog.Logger) (*domain, error) {
+	dc := domainConfig(cfg)
+	// One resolution cache per instance: issuance fills it, onboarding's deletes and
+	// default changes empty an organization's part of it.
+	resolutions := credential.NewResolutionCache(cfg.ResolutionCacheTTL)
+	d := &domain{}
+	var err error
+	if d.onboarding, err = credential.NewOnboarding(dc, a.store, a.directory, a.scheduler, resolutions, log); err != nil {
+		return nil, err
+	}
+	if d.issuance, err = credential.NewIssuance(dc, a.store, a.store, a.signer, a.containers, resolutions, log); err != nil {
+		return nil, err
+	}
+	jobs, err := credential.NewJobs(dc, a.store, a.store, a.directory, a.scheduler, a.finder, a.prober, log)
+	if err != nil {
+		return nil, err
+	}
+	if d.health, err = credential.NewHealthMonitor(dc, a.store, a.store, a.scheduler, a.prober, log); err != nil {
+		return nil, err
+	}
+	d.runner, err = credential.NewRunner(jobs, d.health, log)
+	return d, err
+}
+
+// domainConfig is the part of the settings the domain reads.
+func domainConfig(cfg config.Config) credential.Config {
+	return credential.Config{
 		HomeTenantID:            cfg.HomeTenantID,
 		ManagedIdentityObjectID: cfg.ManagedIdentityObjectID,
 		SPPollWindow:            cfg.SPPollWindow,
@@ -221,46 +304,6 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		HealthSpread:       cfg.HealthSpread,
 		CreateRate:         cfg.CreateRate,
 	}
-	// One resolution cache per instance: issuance fills it, onboarding's deletes and
-	// default changes empty an organization's part of it.
-	resolutions := credential.NewResolutionCache(cfg.ResolutionCacheTTL)
-	onboarding, err := credential.NewOnboarding(domain, st, dir, sched, resolutions, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	issuance, err := credential.NewIssuance(domain, st, st, signer, containers, resolutions, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	jobs, err := credential.NewJobs(domain, st, st, dir, sched, finder, prober, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	health, err := credential.NewHealthMonitor(domain, st, st, sched, prober, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	runner, err := credential.NewRunner(jobs, health, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	api := handlers.New(onboarding, issuance, verifier, log)
-	if cfg.FunctionsHost || cfg.LocalInvocations {
-		return handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health))), nil, nil
-	}
-	consumed, err := worker.Open(ctx, queues, sched)
-	if err != nil {
-		return nil, nil, err
-	}
-	queueWorker, err := worker.New(consumed, runner, worker.Options{Log: log.With("component", "worker")})
-	if err != nil {
-		return nil, nil, err
-	}
-	work := together{queueWorker}
-	if cfg.HealthInterval > 0 {
-		work = append(work, &worker.Ticker{Sweeper: health, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
-	}
-	return api, work, nil
 }
 
 // background is work serve runs beside the server when no Functions host does; it stops

@@ -368,6 +368,16 @@ func Parse(get Source) (Config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(p.str(KeyLogLevel, "info"))); err != nil {
 		p.errs = append(p.errs, fmt.Errorf("%s: %w", KeyLogLevel, err))
 	}
+	p.related(&c)
+	if len(p.errs) > 0 {
+		return Config{}, fmt.Errorf("invalid settings: %w", errors.Join(p.errs...))
+	}
+	return c, nil
+}
+
+// related checks what no single setting can tell by itself: settings that go together, and
+// the environment default's names.
+func (p *parser) related(c *Config) {
 	if (c.AuthJWKSURL == "") == (c.AuthPublicKeyFile == "") {
 		p.errs = append(p.errs, fmt.Errorf("set exactly one of %s and %s", KeyAuthJWKSURL, KeyAuthPublicKeyFile))
 	}
@@ -404,10 +414,6 @@ func Parse(get Source) (Config, error) {
 		p.errs = append(p.errs, fmt.Errorf("%s (%s) must not be longer than %s (%s): one sweep's probes would overlap the next's",
 			KeyHealthSpread, c.HealthSpread, KeyHealthInterval, c.HealthInterval))
 	}
-	if len(p.errs) > 0 {
-		return Config{}, fmt.Errorf("invalid settings: %w", errors.Join(p.errs...))
-	}
-	return c, nil
 }
 
 type parser struct {
