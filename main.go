@@ -159,7 +159,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		return nil, nil, err
 	}
 	st, err := store.Open(ctx, tables, cfg.TableName,
-		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces}))
+		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces,
+			WorkloadIdentities: cfg.MaxWorkloadIdentities}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,7 +203,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	verifier, err := verifier(cfg)
+	authn, err := authenticator(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -220,6 +221,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 		HealthSpread:       cfg.HealthSpread,
 		CreateRate:         cfg.CreateRate,
+		APIAppID:           cfg.APIAppID,
+		// How long another instance may still admit a removed workload identity.
+		WorkloadIdentityCacheTTL: cfg.WorkloadIdentityCacheTTL,
 	}
 	// One resolution cache per instance: issuance fills it, onboarding's deletes and
 	// default changes empty an organization's part of it.
@@ -244,7 +248,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	api := handlers.New(onboarding, issuance, verifier, log)
+	workloads, err := credential.NewWorkloadIdentities(domain, st, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("authentication", "workload_identities", authn.WorkloadIdentities(), "api_app_id", cfg.APIAppID)
+	api := handlers.New(onboarding, issuance, workloads, authn, log)
 	if cfg.FunctionsHost || cfg.LocalInvocations {
 		return handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health))), nil, nil
 	}
@@ -328,6 +337,25 @@ func storageHTTPClient() *http.Client {
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 128
 	return &http.Client{Transport: t}
+}
+
+// authenticator takes the platform's tokens and, when the platform API has an app
+// registration (AZCREDS_API_APP_ID), customers' workload identities' Entra tokens for it,
+// issued and signed by the configured cloud's Entra (on the local stack, the stand-in).
+func authenticator(cfg config.Config) (*auth.Authenticator, error) {
+	platform, err := verifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var entra *auth.EntraVerifier
+	if cfg.APIAppID != "" {
+		entra, err = auth.NewEntraVerifier(auth.EntraConfig{Audience: cfg.APIAppID,
+			IssuerAuthority: cfg.WorkloadIssuerAuthority, KeysURL: cfg.WorkloadKeysURL})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.KeyAPIAppID, err)
+		}
+	}
+	return auth.NewAuthenticator(platform, entra), nil
 }
 
 func verifier(cfg config.Config) (*auth.Verifier, error) {
