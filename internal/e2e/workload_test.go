@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -276,4 +278,51 @@ func BenchmarkWarmCredsByCaller(b *testing.B) {
 			b.Logf("%d calls: %d Table requests %v", b.N, table.Requests, table.Operations)
 		})
 	}
+}
+
+// TestWorkloadDemoCommands runs the three commands `make run` prints for the demo workload
+// identity, with bash and curl as a developer would, against a stack of its own: the
+// registration answers 201 with the install command, the identity endpoint a token, and
+// /creds a SAS for the organization's container.
+func TestWorkloadDemoCommands(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl on this machine")
+	}
+	env := testenv.Azurite(t)
+	si := startStandIn(t, env, time.Second)
+	h := startHandler(t, env, si, defaultSettings())
+	ctx := context.Background()
+	warmUp(t, h)
+	client, err := stack.Client(env.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.InstallAPI(ctx, client, si.url+"/control", stack.CustomerTenant1); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := h.signing.Mint("local-user", []string{stack.DemoOrg}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := stack.WorkloadDemo{HandlerURL: h.url, StandInURL: si.url, CertFile: env.CertFile, Org: stack.DemoOrg}.Commands()
+	script := "set -eo pipefail\nexport TOKEN='" + tok + "'\n" + cmds[0] + "\n" + cmds[1] + "\n" +
+		`test -n "$WI_TOKEN" || { echo "no token" >&2; exit 1; }` + "\n" + cmds[2] + "\n"
+	out, err := exec.CommandContext(ctx, "bash", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the commands failed: %v\n%s\n--- script:\n%s", err, out, script)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want two answers (the registration, /creds), got:\n%s", out)
+	}
+	var registered walkthrough.WorkloadIdentity
+	var creds walkthrough.Creds
+	if err := json.Unmarshal([]byte(lines[0]), &registered); err != nil || registered.ClientID != stack.WorkloadIdentityClientID ||
+		registered.InstallCommand != "az ad sp create --id "+stack.APIAppID {
+		t.Errorf("command 1 answered %s (%v)", lines[0], err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &creds); err != nil || creds.SASToken == "" || creds.Container != orgContainer(stack.DemoOrg) {
+		t.Errorf("command 3 answered %s (%v)", lines[1], err)
+	}
+	t.Logf("the commands:\n%s\n\n%s\n\n%s", cmds[0], cmds[1], cmds[2])
 }
