@@ -186,11 +186,12 @@ func (a *API) authorized(h handlerFunc) handlerFunc {
 		if header != org {
 			return fail(http.StatusForbidden, codeForbidden, "the %s header does not match the organization in the path", OrgHeader)
 		}
+		noteCaller(r.Context(), caller)
 		actor, err := a.admit(r, caller, org)
 		if err != nil {
 			return err
 		}
-		noteActor(r.Context(), actor, caller)
+		noteActor(r.Context(), actor)
 		ctx := credential.WithActor(context.WithValue(r.Context(), orgKey{}, org), actor)
 		return h(w, r.WithContext(ctx))
 	}

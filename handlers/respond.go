@@ -157,22 +157,31 @@ type requestInfo struct {
 	caller auth.Caller
 }
 
-// noteActor records the request's caller for its log line.
-func noteActor(ctx context.Context, actor credential.Actor, caller auth.Caller) {
+// noteCaller records who a verified token speaks for, for the request's log line, before
+// it is known whether the caller may act: a refusal names it too.
+func noteCaller(ctx context.Context, caller auth.Caller) {
 	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
-		ri.actor, ri.caller = actor, caller
+		ri.caller = caller
 	}
 }
 
-// attrs are the log attributes that name the caller: the actor, and a workload
-// identity's object id, which its registration does not hold.
-func (ri *requestInfo) attrs() []any {
-	if ri.actor.IsZero() {
-		return nil
+// noteActor records the actor of an authorized request for its log line.
+func noteActor(ctx context.Context, actor credential.Actor) {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		ri.actor = actor
 	}
-	out := []any{"actor", ri.actor}
+}
+
+// attrs are the log attributes that name the caller: the actor once authorized, and a
+// workload identity's tenant, client and object id (the object id is in no registration)
+// whether or not it was admitted.
+func (ri *requestInfo) attrs() []any {
+	var out []any
+	if !ri.actor.IsZero() {
+		out = append(out, "actor", ri.actor)
+	}
 	if ri.caller.Kind == auth.CallerWorkload {
-		out = append(out, "object_id", ri.caller.Workload.ObjectID)
+		out = append(out, "workload", ri.caller.Workload)
 	}
 	return out
 }
@@ -242,7 +251,7 @@ func serve(log *slog.Logger, h handlerFunc) http.Handler {
 			}
 		}
 		level := slog.LevelDebug
-		if info.actor.Kind == credential.ActorWorkloadIdentity {
+		if info.caller.Kind == auth.CallerWorkload {
 			level = slog.LevelInfo
 		}
 		log.Log(ctx, level, "request", append([]any{"request_id", id, "method", r.Method, "path", r.URL.Path,

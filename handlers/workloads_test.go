@@ -328,9 +328,22 @@ func TestWorkloadIdentityIsTheActor(t *testing.T) {
 		t.Fatal("no log line of the workload identity's request")
 	}
 	actor, _ := line["actor"].(map[string]any)
+	workload, _ := line["workload"].(map[string]any)
 	if line["level"] != "INFO" || actor["kind"] != "workload_identity" || actor["id"] != wi.ID || actor["client_id"] != wiClient ||
-		actor["tenant_id"] != wiTenant || line["object_id"] != wiObject {
+		actor["tenant_id"] != wiTenant || workload["object_id"] != wiObject {
 		t.Errorf("the request's log line %v: want it at INFO naming the workload identity", line)
+	}
+	// A refused one names the identity too.
+	stranger := h.entraToken(wiTenant, wiClient2, nil)
+	h.want(h.as(stranger, "GET", org, "/organizations/"+org+"/credentials", nil), http.StatusForbidden)
+	var refused map[string]any
+	for _, l := range h.logs.lines(t) {
+		if l["msg"] == "request failed" && l["status"] == float64(http.StatusForbidden) {
+			refused = l
+		}
+	}
+	if w, _ := refused["workload"].(map[string]any); w["client_id"] != wiClient2 || w["tenant_id"] != wiTenant || refused["actor"] != nil {
+		t.Errorf("the refused request's log line %v: want it naming the unregistered identity, no actor", refused)
 	}
 	for _, l := range h.logs.lines(t) {
 		if strings.Contains(l["msg"].(string), good[:40]) {
