@@ -142,10 +142,11 @@ installed the platform API there through the stand-in's control endpoint.
 # 2. get a token as the workload, from its identity endpoint (what ManagedIdentityCredential calls)
 %s
 
-# 3. call /creds with it
+# 3. call /creds with it (502 sas_issuance_failed for the first %s after start, while the platform identity's role propagates)
 %s
 
-`, stack.WorkloadIdentityName, stack.WorkloadIdentityClientID, stack.CustomerTenant1, stack.APIAppID, cmds[0], cmds[1], cmds[2])
+`, stack.WorkloadIdentityName, stack.WorkloadIdentityClientID, stack.CustomerTenant1, stack.APIAppID, cmds[0], cmds[1],
+			si.Propagation, cmds[2])
 	}
 
 	// Until Ctrl-C (launch stops everything) or until one of the processes ends.
