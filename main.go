@@ -155,11 +155,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	verifier, err := verifier(cfg)
+	authn, err := authenticator(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	api := handlers.New(d.onboarding, d.issuance, verifier, log)
+	log.Info("authentication", "workload_identities", authn.WorkloadIdentities(), "api_app_id", cfg.APIAppID)
+	api := handlers.New(d.onboarding, d.issuance, d.workloads, authn, log)
 	if cfg.FunctionsHost || cfg.LocalInvocations {
 		return handlers.Compose(api, handlers.NewInvoker(d.runner, log, handlers.WithHealthSweep(d.health))), nil, nil
 	}
@@ -208,7 +209,8 @@ func openAdapters(ctx context.Context, cfg config.Config, log *slog.Logger) (*ad
 	}
 	a.queues = queues
 	if a.store, err = store.Open(ctx, tables, cfg.TableName,
-		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces})); err != nil {
+		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces,
+			WorkloadIdentities: cfg.MaxWorkloadIdentities})); err != nil {
 		return nil, err
 	}
 	if a.scheduler, err = azurequeue.Open(ctx, queues, azurequeue.Options{}); err != nil {
@@ -261,6 +263,7 @@ type domain struct {
 	issuance   *credential.Issuance
 	health     *credential.HealthMonitor
 	runner     *credential.Runner
+	workloads  *credential.WorkloadIdentities
 }
 
 func newDomain(cfg config.Config, a *adapters, log *slog.Logger) (*domain, error) {
@@ -283,7 +286,10 @@ func newDomain(cfg config.Config, a *adapters, log *slog.Logger) (*domain, error
 	if d.health, err = credential.NewHealthMonitor(dc, a.store, a.store, a.scheduler, a.prober, log); err != nil {
 		return nil, err
 	}
-	d.runner, err = credential.NewRunner(jobs, d.health, log)
+	if d.runner, err = credential.NewRunner(jobs, d.health, log); err != nil {
+		return nil, err
+	}
+	d.workloads, err = credential.NewWorkloadIdentities(dc, a.store, log)
 	return d, err
 }
 
@@ -303,6 +309,9 @@ func domainConfig(cfg config.Config) credential.Config {
 		ResolutionCacheTTL: cfg.ResolutionCacheTTL,
 		HealthSpread:       cfg.HealthSpread,
 		CreateRate:         cfg.CreateRate,
+		APIAppID:           cfg.APIAppID,
+		// How long another instance may still admit a removed workload identity.
+		WorkloadIdentityCacheTTL: cfg.WorkloadIdentityCacheTTL,
 	}
 }
 
@@ -371,6 +380,24 @@ func storageHTTPClient() *http.Client {
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 128
 	return &http.Client{Transport: t}
+}
+
+// authenticator accepts the platform's API tokens and, when the platform API's app is
+// configured, workload identities' Entra tokens.
+func authenticator(cfg config.Config) (*auth.Authenticator, error) {
+	platform, err := verifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var entra *auth.EntraVerifier
+	if cfg.APIAppID != "" {
+		entra, err = auth.NewEntraVerifier(auth.EntraConfig{Audience: cfg.APIAppID,
+			IssuerAuthority: cfg.WorkloadIssuerAuthority, KeysURL: cfg.WorkloadKeysURL})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.KeyAPIAppID, err)
+		}
+	}
+	return auth.NewAuthenticator(platform, entra), nil
 }
 
 func verifier(cfg config.Config) (*auth.Verifier, error) {

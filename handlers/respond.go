@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
@@ -40,6 +41,7 @@ const (
 	codeQuota           = "quota_exceeded"
 	codeRateLimited     = "rate_limited"
 	codeInternal        = "internal_error"
+	codeWorkloadsOff    = "workload_identities_disabled"
 )
 
 // publicError is an error whose message is safe and meant for the caller.
@@ -106,6 +108,10 @@ func toPublic(err error) *publicError {
 		}
 		return pe
 	}
+	var fe *credential.ForbiddenError
+	if errors.As(err, &fe) {
+		return &publicError{status: http.StatusForbidden, code: codeForbidden, msg: fe.Message}
+	}
 	var qe *credential.QuotaError
 	if errors.As(err, &qe) {
 		return &publicError{status: http.StatusConflict, code: codeQuota, msg: qe.Error()}
@@ -139,7 +145,46 @@ func toPublic(err error) *publicError {
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	requestInfoKey
+)
+
+// requestInfo is what the layers under serve learn about a request that its log line
+// needs: who the caller was, once authorized.
+type requestInfo struct {
+	actor  credential.Actor
+	caller auth.Caller
+}
+
+// noteCaller records who a verified token speaks for, for the request's log line, before
+// it is known whether the caller may act: a refusal names it too.
+func noteCaller(ctx context.Context, caller auth.Caller) {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		ri.caller = caller
+	}
+}
+
+// noteActor records the actor of an authorized request for its log line.
+func noteActor(ctx context.Context, actor credential.Actor) {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		ri.actor = actor
+	}
+}
+
+// attrs are the log attributes that name the caller: the actor once authorized, and a
+// workload identity's tenant, client and object id (the object id is in no registration)
+// whether or not it was admitted.
+func (ri *requestInfo) attrs() []any {
+	var out []any
+	if !ri.actor.IsZero() {
+		out = append(out, "actor", ri.actor)
+	}
+	if ri.caller.Kind == auth.CallerWorkload {
+		out = append(out, "workload", ri.caller.Workload)
+	}
+	return out
+}
 
 // RequestID returns the id of the request being served ("" outside a request).
 func RequestID(ctx context.Context) string {
@@ -170,13 +215,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // handlerFunc is an HTTP handler that returns its failure instead of writing it.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// serve adapts h: request id, panic recovery, error mapping and one access-log line.
+// serve adapts h: request id, panic recovery, error mapping and one access-log line, which
+// names the caller once it is known. A workload identity's every answer is logged at info
+// level, so that each is attributable (a platform user's successful ones at debug).
 func serve(log *slog.Logger, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := uuid.NewString()
 		rw.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		info := &requestInfo{}
+		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey, id), requestInfoKey, info)
 		r = r.WithContext(ctx)
 		w := &statusWriter{ResponseWriter: rw}
 		err := func() (err error) {
@@ -196,14 +244,18 @@ func serve(log *slog.Logger, h handlerFunc) http.Handler {
 			if pe.status >= 500 {
 				level = slog.LevelError
 			}
-			log.Log(ctx, level, "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path,
-				"status", pe.status, "code", pe.code, "err", err)
+			log.Log(ctx, level, "request failed", append([]any{"request_id", id, "method", r.Method, "path", r.URL.Path,
+				"status", pe.status, "code", pe.code, "err", err}, info.attrs()...)...)
 			if w.status == 0 {
 				writeError(w, id, pe)
 			}
 		}
-		log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-			"status", w.status, "duration_ms", time.Since(start).Milliseconds())
+		level := slog.LevelDebug
+		if info.caller.Kind == auth.CallerWorkload {
+			level = slog.LevelInfo
+		}
+		log.Log(ctx, level, "request", append([]any{"request_id", id, "method", r.Method, "path", r.URL.Path,
+			"status", w.status, "duration_ms", time.Since(start).Milliseconds()}, info.attrs()...)...)
 	})
 }
 

@@ -152,6 +152,25 @@ type eventView struct {
 	Cause      string    `json:"cause"`
 	RequestID  string    `json:"request_id"`
 	Generation int64     `json:"generation"`
+	// Actor is who made the request that caused the transition; null for the background
+	// jobs' transitions and for events recorded before actors were.
+	Actor *actorView `json:"actor"`
+}
+
+// actorView names who acted: a platform user (its token's subject) or a workload
+// identity (its registration's id, and its managed identity's client and tenant id).
+type actorView struct {
+	Kind     string `json:"kind"`
+	ID       string `json:"id"`
+	ClientID string `json:"client_id,omitempty"`
+	TenantID string `json:"tenant_id,omitempty"`
+}
+
+func actorOf(a credential.Actor) *actorView {
+	if a.IsZero() {
+		return nil
+	}
+	return &actorView{Kind: string(a.Kind), ID: a.ID, ClientID: a.ClientID, TenantID: a.TenantID}
 }
 
 type eventsView struct {
@@ -160,5 +179,5 @@ type eventsView struct {
 
 func eventOf(ev credential.EventRecord) eventView {
 	return eventView{Time: ev.Time, From: string(ev.From), To: string(ev.To), Cause: string(ev.Cause),
-		RequestID: ev.RequestID, Generation: ev.Generation}
+		RequestID: ev.RequestID, Generation: ev.Generation, Actor: actorOf(ev.Actor)}
 }

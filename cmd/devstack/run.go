@@ -78,6 +78,15 @@ func runStack(ctx context.Context, d *dev, args []string) error {
 		return err
 	}
 	procs := []*stack.Process{az.Process(), siProc}
+	// The demo customer's one step for workload identities, done here so that the demo's
+	// commands below work as printed: install the platform API in their tenant.
+	client, err := stack.Client(d.files.CertFile())
+	if err != nil {
+		return err
+	}
+	if err := stack.InstallAPI(ctx, client, si.ControlURL(), stack.CustomerTenant1); err != nil {
+		return err
+	}
 
 	handlerURL := "http://" + stack.Addr(ports.Handler)
 	var tok string
@@ -120,6 +129,24 @@ export TOKEN='%s'
 curl -s -H "Authorization: Bearer $TOKEN" -H "X-Activeloop-Org-Id: %s" %s/organizations/%s/credentials
 
 `, handlerURL, stack.DemoOrg, tok, stack.DemoOrg, handlerURL, stack.DemoOrg)
+		demo := stack.WorkloadDemo{HandlerURL: handlerURL, StandInURL: si.URL(), CertFile: d.rel(d.files.CertFile()), Org: stack.DemoOrg}
+		cmds := demo.Commands()
+		fmt.Printf(`A workload identity (docs/WORKLOAD_IDENTITIES.md): the managed identity %s (client id %s) of
+customer tenant %s calls the API with its own Entra token, no platform token in the workload.
+The customer's one step in their tenant, az ad sp create --id %s, is done: make run
+installed the platform API there through the stand-in's control endpoint.
+
+# 1. register it with the organization, as a platform user ($TOKEN above); 409 if an earlier run did (Azurite keeps its data)
+%s
+
+# 2. get a token as the workload, from its identity endpoint (what ManagedIdentityCredential calls)
+%s
+
+# 3. call /creds with it (502 sas_issuance_failed for the first %s after start, while the platform identity's role propagates)
+%s
+
+`, stack.WorkloadIdentityName, stack.WorkloadIdentityClientID, stack.CustomerTenant1, stack.APIAppID, cmds[0], cmds[1],
+			si.Propagation, cmds[2])
 	}
 
 	// Until Ctrl-C (launch stops everything) or until one of the processes ends.

@@ -88,6 +88,9 @@ param healthInterval string = '15m'
 @description('How long one instance reuses a locked workspace\'s storage resolution (0s: off).')
 param resolutionCacheTtl string = '5s'
 
+@description('How long one instance reuses a workload identity\'s registry lookup (0s: off, at most 1m): another instance admits a removed identity at most this long.')
+param workloadIdentityCacheTtl string = '30s'
+
 @description('Reuse user delegation keys until shortly before they expire.')
 param delegationKeyCache bool = true
 
@@ -101,6 +104,10 @@ param maxCredentials int = 50
 @description('Most workspaces one organization may hold.')
 @minValue(1)
 param maxWorkspaces int = 1000
+
+@description('Most workload identities (customers\' managed identities) one organization may register.')
+@minValue(1)
+param maxWorkloadIdentities int = 20
 
 @description('Credential creates per organization and instance: <count>/<period>[,burst=<n>], or off.')
 param createRate string = '30/1m'
@@ -218,6 +225,7 @@ module functionApp 'modules/function-app.bicep' = {
     defaultPrefix: defaultPrefix
     delegationKeyCache: delegationKeyCache
     resolutionCacheTtl: resolutionCacheTtl
+    workloadIdentityCacheTtl: workloadIdentityCacheTtl
     spPollWindow: spPollWindow
     spPollInterval: spPollInterval
     accessProbeWindow: accessProbeWindow
@@ -228,6 +236,7 @@ module functionApp 'modules/function-app.bicep' = {
     healthSpread: healthSpread
     maxCredentials: maxCredentials
     maxWorkspaces: maxWorkspaces
+    maxWorkloadIdentities: maxWorkloadIdentities
     createRate: createRate
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

@@ -61,6 +61,9 @@ const (
 	KeyDelegationKeyCache = "AZCREDS_DELEGATION_KEY_CACHE"
 	// KeyResolutionCacheTTL keeps a locked workspace's storage resolution this long (0s: off).
 	KeyResolutionCacheTTL = "AZCREDS_RESOLUTION_CACHE_TTL"
+	// KeyWorkloadIdentityCacheTTL keeps the answer of a workload identity's registry lookup
+	// this long (0s: off): how long another instance may still admit a removed identity.
+	KeyWorkloadIdentityCacheTTL = "AZCREDS_WORKLOAD_IDENTITY_CACHE_TTL"
 
 	KeyAuthIssuer        = "AZCREDS_AUTH_ISSUER"
 	KeyAuthAudience      = "AZCREDS_AUTH_AUDIENCE"
@@ -88,6 +91,8 @@ const (
 	// in its partition, enforced in the create's transaction).
 	KeyMaxCredentials = "AZCREDS_MAX_CREDENTIALS"
 	KeyMaxWorkspaces  = "AZCREDS_MAX_WORKSPACES"
+	// KeyMaxWorkloadIdentities caps the workload identities one organization registers.
+	KeyMaxWorkloadIdentities = "AZCREDS_MAX_WORKLOAD_IDENTITIES"
 	// KeyCreateRate limits how fast one organization creates credentials, per instance:
 	// "30/1m" (a burst of 30), "30/1m,burst=60", or "off".
 	KeyCreateRate = "AZCREDS_CREATE_RATE"
@@ -125,6 +130,10 @@ const (
 	// DefaultResolutionCacheTTL keeps a locked workspace's resolution a few seconds: a burst
 	// of /creds calls costs one lookup, and a change is seen soon everywhere.
 	DefaultResolutionCacheTTL = 5 * time.Second
+	// DefaultWorkloadIdentityCacheTTL: a busy workload's calls cost no registry read, and a
+	// removed identity is refused everywhere within half a minute (at once on the instance
+	// that removed it).
+	DefaultWorkloadIdentityCacheTTL = 30 * time.Second
 	// DefaultHealthSchedule sweeps every 15 minutes, on the quarter hour.
 	DefaultHealthSchedule = "0 */15 * * * *"
 	DefaultHealthInterval = 15 * time.Minute
@@ -138,6 +147,9 @@ const (
 	// client that sends /creds for made-up workspace ids (each writes a row) stops at one
 	// page of a Table query (1,000 entities).
 	DefaultMaxWorkspaces = 1000
+	// DefaultMaxWorkloadIdentities: an organization's jobs rarely need more than a few
+	// identities; each is a row its callers are looked up in.
+	DefaultMaxWorkloadIdentities = 20
 	// DefaultCreateRate: 30 creates a minute, in bursts of up to 30.
 	DefaultCreateRate = "30/1m"
 	// maxLimit bounds the limits to what one partition sensibly holds.
@@ -199,6 +211,8 @@ type Config struct {
 	DefaultPrefix          string
 	DelegationKeyCache     bool
 	ResolutionCacheTTL     time.Duration
+	// WorkloadIdentityCacheTTL keeps a workload identity's registry lookup (0: off).
+	WorkloadIdentityCacheTTL time.Duration
 
 	AuthIssuer        string
 	AuthAudience      string
@@ -236,6 +250,8 @@ type Config struct {
 	MaxCredentials int
 	MaxWorkspaces  int
 	CreateRate     credential.Rate
+	// MaxWorkloadIdentities caps the workload identities one organization registers.
+	MaxWorkloadIdentities int
 }
 
 // Source looks settings up by name.
@@ -315,38 +331,40 @@ func ReadLocalSettings(path string) (map[string]string, error) {
 func Parse(get Source) (Config, error) {
 	p := parser{get: get}
 	c := Config{
-		ListenAddr:              p.str(KeyListenAddr, DefaultListenAddr),
-		TableName:               p.str(KeyTableName, DefaultTableName),
-		HomeTenantID:            p.required(KeyHomeTenantID),
-		ManagedIdentityClientID: p.str(KeyManagedIdentityClientID, ""),
-		ManagedIdentityObjectID: p.required(KeyManagedIdentityObjectID),
-		AuthorityHost:           p.url(KeyAuthorityHost, DefaultAuthorityHost),
-		GraphBaseURL:            p.url(KeyGraphBaseURL, DefaultGraphBaseURL),
-		BlobEndpointTemplate:    p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
-		LocalBlobAddr:           p.hostPort(KeyLocalBlobAddr),
-		LocalBlobAccounts:       p.accounts(KeyLocalBlobAccounts),
-		DefaultStorageAccount:   p.str(KeyDefaultStorageAccount, ""),
-		DefaultContainerPrefix:  p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
-		DefaultPrefix:           strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
-		DelegationKeyCache:      p.boolean(KeyDelegationKeyCache, true),
-		ResolutionCacheTTL:      p.durationOrZero(KeyResolutionCacheTTL, DefaultResolutionCacheTTL),
-		AuthIssuer:              p.required(KeyAuthIssuer),
-		AuthAudience:            p.required(KeyAuthAudience),
-		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
-		AuthPublicKeyFile:       p.str(KeyAuthPublicKeyFile, ""),
-		APIAppID:                p.guid(KeyAPIAppID),
-		SPPollWindow:            p.duration(KeySPPollWindow, DefaultSPPollWindow),
-		AccessProbeWindow:       p.duration(KeyAccessProbeWindow, DefaultAccessProbeWindow),
-		PropagationGrace:        p.duration(KeyPropagationGrace, DefaultPropagationGrace),
-		SPPollInterval:          p.duration(KeySPPollInterval, DefaultSPPollInterval),
-		AccessProbeInterval:     p.duration(KeyAccessProbeInterval, DefaultAccessProbeInterval),
-		HealthSchedule:          p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
-		HealthInterval:          p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
-		HealthSpread:            p.spread(KeyHealthSpread, DefaultHealthSpread),
-		CreateGuardDelay:        p.duration(KeyCreateGuardDelay, DefaultCreateGuardDelay),
-		MaxCredentials:          p.limit(KeyMaxCredentials, DefaultMaxCredentials),
-		MaxWorkspaces:           p.limit(KeyMaxWorkspaces, DefaultMaxWorkspaces),
-		CreateRate:              p.rate(KeyCreateRate, DefaultCreateRate),
+		ListenAddr:               p.str(KeyListenAddr, DefaultListenAddr),
+		TableName:                p.str(KeyTableName, DefaultTableName),
+		HomeTenantID:             p.required(KeyHomeTenantID),
+		ManagedIdentityClientID:  p.str(KeyManagedIdentityClientID, ""),
+		ManagedIdentityObjectID:  p.required(KeyManagedIdentityObjectID),
+		AuthorityHost:            p.url(KeyAuthorityHost, DefaultAuthorityHost),
+		GraphBaseURL:             p.url(KeyGraphBaseURL, DefaultGraphBaseURL),
+		BlobEndpointTemplate:     p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
+		LocalBlobAddr:            p.hostPort(KeyLocalBlobAddr),
+		LocalBlobAccounts:        p.accounts(KeyLocalBlobAccounts),
+		DefaultStorageAccount:    p.str(KeyDefaultStorageAccount, ""),
+		DefaultContainerPrefix:   p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
+		DefaultPrefix:            strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
+		DelegationKeyCache:       p.boolean(KeyDelegationKeyCache, true),
+		ResolutionCacheTTL:       p.durationOrZero(KeyResolutionCacheTTL, DefaultResolutionCacheTTL),
+		WorkloadIdentityCacheTTL: p.durationOrZero(KeyWorkloadIdentityCacheTTL, DefaultWorkloadIdentityCacheTTL),
+		AuthIssuer:               p.required(KeyAuthIssuer),
+		AuthAudience:             p.required(KeyAuthAudience),
+		AuthJWKSURL:              p.str(KeyAuthJWKSURL, ""),
+		AuthPublicKeyFile:        p.str(KeyAuthPublicKeyFile, ""),
+		APIAppID:                 p.guid(KeyAPIAppID),
+		SPPollWindow:             p.duration(KeySPPollWindow, DefaultSPPollWindow),
+		AccessProbeWindow:        p.duration(KeyAccessProbeWindow, DefaultAccessProbeWindow),
+		PropagationGrace:         p.duration(KeyPropagationGrace, DefaultPropagationGrace),
+		SPPollInterval:           p.duration(KeySPPollInterval, DefaultSPPollInterval),
+		AccessProbeInterval:      p.duration(KeyAccessProbeInterval, DefaultAccessProbeInterval),
+		HealthSchedule:           p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
+		HealthInterval:           p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
+		HealthSpread:             p.spread(KeyHealthSpread, DefaultHealthSpread),
+		CreateGuardDelay:         p.duration(KeyCreateGuardDelay, DefaultCreateGuardDelay),
+		MaxCredentials:           p.limit(KeyMaxCredentials, DefaultMaxCredentials),
+		MaxWorkspaces:            p.limit(KeyMaxWorkspaces, DefaultMaxWorkspaces),
+		MaxWorkloadIdentities:    p.limit(KeyMaxWorkloadIdentities, DefaultMaxWorkloadIdentities),
+		CreateRate:               p.rate(KeyCreateRate, DefaultCreateRate),
 		Storage: Storage{
 			ConnectionString: p.str(KeyStorage, ""),
 			TableServiceURI:  p.str(KeyStorageTableServiceURI, ""),
@@ -659,10 +677,11 @@ func Keys() []string {
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
 		KeyDefaultStorageAccount, KeyDefaultContainerPrefix, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
+		KeyWorkloadIdentityCacheTTL,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile, KeyAPIAppID,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,
 		KeyCreateGuardDelay,
-		KeyMaxCredentials, KeyMaxWorkspaces, KeyCreateRate,
+		KeyMaxCredentials, KeyMaxWorkspaces, KeyCreateRate, KeyMaxWorkloadIdentities,
 	}
 }

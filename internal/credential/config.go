@@ -55,6 +55,14 @@ type Config struct {
 	// instance has its own buckets); the zero Rate: no limit. The per-organization quota
 	// (the store's) is the hard bound.
 	CreateRate Rate
+	// APIAppID is the client id of the platform API's own app registration, which a
+	// customer installs in their tenant before their workload identities can get tokens
+	// for the API ("": workload identities are off).
+	APIAppID string
+	// WorkloadIdentityCacheTTL keeps the answer of a workload identity's registry lookup
+	// this long (0: nothing is kept); it bounds how long another instance still admits a
+	// removed identity (WorkloadIdentities).
+	WorkloadIdentityCacheTTL time.Duration
 }
 
 // DefaultCreateGuardDelay is when a create's guard looks for an app registration the

@@ -114,6 +114,9 @@ type EventRecord struct {
 	Cause      Event
 	RequestID  string
 	Generation int64
+	// Actor is who made the request that caused the transition (ActorOf its context);
+	// zero for the background jobs' transitions and for events recorded before actors.
+	Actor Actor
 }
 
 // EventCreated is the cause recorded for a credential's creation.

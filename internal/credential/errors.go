@@ -23,7 +23,19 @@ var (
 	ErrQuotaExceeded = errors.New("quota exceeded")
 	// ErrRateLimited: the organization created credentials faster than allowed.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrForbidden: the caller may not do this at all, whatever the state (a workload
+	// identity registering another). Mapped to 403.
+	ErrForbidden = errors.New("forbidden")
 )
+
+// ForbiddenError is a request the caller may not make, with a user-facing message; it
+// matches ErrForbidden.
+type ForbiddenError struct {
+	Message string
+}
+
+func (e *ForbiddenError) Error() string        { return e.Message }
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
 
 // ValidationError is bad input in one field. Message is shown to the user as it is.
 type ValidationError struct {
@@ -77,8 +89,9 @@ type Quota string
 
 // The per-organization limits.
 const (
-	QuotaCredentials Quota = "credentials"
-	QuotaWorkspaces  Quota = "workspaces"
+	QuotaCredentials        Quota = "credentials"
+	QuotaWorkspaces         Quota = "workspaces"
+	QuotaWorkloadIdentities Quota = "workload identities"
 )
 
 // QuotaError is a create refused because the organization already holds Limit of Quota;
@@ -89,7 +102,11 @@ type QuotaError struct {
 }
 
 func (e *QuotaError) Error() string {
-	if e.Quota == QuotaWorkspaces {
+	switch e.Quota {
+	case QuotaWorkloadIdentities:
+		return fmt.Sprintf("the organization has reached its limit of %d workload identities; remove one it no longer needs "+
+			"before registering another", e.Limit)
+	case QuotaWorkspaces:
 		return fmt.Sprintf("the organization has reached its limit of %d workspaces; its existing workspaces keep working, "+
 			"but no new workspace can be registered", e.Limit)
 	}

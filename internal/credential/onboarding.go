@@ -92,7 +92,8 @@ func (o *Onboarding) Create(ctx context.Context, orgID string, in CreateInput, r
 		State: StateDraft, CreatedAt: now, UpdatedAt: now,
 	}
 	// The row goes first: it reserves the name, so a duplicate never creates an app.
-	if err := o.store.Insert(ctx, c, EventRecord{Time: now, To: StateDraft, Cause: EventCreated, RequestID: requestID}); err != nil {
+	if err := o.store.Insert(ctx, c, EventRecord{Time: now, To: StateDraft, Cause: EventCreated, RequestID: requestID,
+		Actor: ActorOf(ctx)}); err != nil {
 		return nil, fmt.Errorf("store credential %s: %w", c.ID, err)
 	}
 	// The guard goes before the app: whatever becomes of this request from here on (a

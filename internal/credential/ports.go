@@ -249,3 +249,28 @@ type HealthStore interface {
 	// HealthEvents reads a credential's health log, oldest first.
 	HealthEvents(ctx context.Context, orgID, id string) ([]HealthEvent, error)
 }
+
+// WorkloadIdentityStore keeps an organization's registry of workload identities in its
+// partition, beside its credentials. Registrations are never changed, only inserted and
+// deleted, each with its event in the same transaction.
+type WorkloadIdentityStore interface {
+	// InsertWorkloadIdentity writes w and its registration event ev at once. A tenant and
+	// client id pair already registered in the organization fails with the *ConflictError
+	// of WorkloadIdentityConflict, a new one in an organization at its limit with a
+	// *QuotaError. The limit holds against concurrent inserts.
+	InsertWorkloadIdentity(ctx context.Context, w *WorkloadIdentity, ev WorkloadIdentityEvent) error
+	// FindWorkloadIdentity reads the registration of the pair (tenantID, clientID) in the
+	// organization, in one point read; ErrNotFound when there is none.
+	FindWorkloadIdentity(ctx context.Context, orgID, tenantID, clientID string) (*WorkloadIdentity, error)
+	// GetWorkloadIdentity reads a registration by its id; ErrNotFound when there is none
+	// (or it is another organization's).
+	GetWorkloadIdentity(ctx context.Context, orgID, id string) (*WorkloadIdentity, error)
+	// ListWorkloadIdentities reads the organization's registrations, oldest first.
+	ListWorkloadIdentities(ctx context.Context, orgID string) ([]*WorkloadIdentity, error)
+	// DeleteWorkloadIdentity removes w, if it is unchanged since it was read, with its
+	// removal event ev in the same transaction, and frees its place under the limit. A
+	// registration already gone is ErrNotFound; one that changed, ErrConflict.
+	DeleteWorkloadIdentity(ctx context.Context, w *WorkloadIdentity, ev WorkloadIdentityEvent) error
+	// WorkloadIdentityEvents reads the organization's registry log, oldest first.
+	WorkloadIdentityEvents(ctx context.Context, orgID string) ([]WorkloadIdentityEvent, error)
+}

@@ -34,7 +34,7 @@ const directoryFaults = 0.1
 // startFaultProxy serves a fault proxy in front of the test Azurite, one listener per
 // service with Azurite's certificate, its rates at 0, and returns it with an Env whose
 // endpoints are the proxy's.
-func startFaultProxy(t *testing.T, env testenv.Env) (*faultproxy.Proxy, testenv.Env) {
+func startFaultProxy(t testing.TB, env testenv.Env) (*faultproxy.Proxy, testenv.Env) {
 	t.Helper()
 	p, err := faultproxy.New(faultproxy.Config{
 		Targets: map[faultproxy.Service]string{faultproxy.ServiceBlob: env.BlobEndpoint,

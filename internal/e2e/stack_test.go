@@ -156,6 +156,8 @@ type settings struct {
 	// creates more in one organization sets what its scenario needs.
 	maxCredentials, maxWorkspaces int
 	createRate                    string
+	// workloadCacheTTL is AZCREDS_WORKLOAD_IDENTITY_CACHE_TTL; 0 leaves the binary's default.
+	workloadCacheTTL time.Duration
 }
 
 func defaultSettings() settings {
@@ -220,6 +222,9 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 	})
 	if s.hostInvocations {
 		vars = append(vars, config.KeyLocalInvocations+"=true")
+	}
+	if s.workloadCacheTTL > 0 {
+		vars = append(vars, config.KeyWorkloadIdentityCacheTTL+"="+s.workloadCacheTTL.String())
 	}
 	h := &handler{url: "http://" + addr, env: vars, signing: minter}
 	h.restart(t)

@@ -98,6 +98,7 @@ func newFixture(t *testing.T, cfg credential.Config, opt options, with func(*cre
 	f.cfg = cfg
 	f.ports = f.fake.Ports()
 	f.ports.Store, f.ports.Workspaces, f.ports.Health, f.ports.Scheduler = f.store, f.store, f.store, f.queues
+	f.ports.WorkloadIdentities = f.store
 	if with != nil {
 		with(&f.ports, f)
 	}

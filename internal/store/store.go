@@ -82,7 +82,7 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	// whose answer was lost.
 	var landed string
 	err = s.countedInsert(ctx, c.OrgID, credentialCounter,
-		func(take aztables.TransactionAction) error {
+		func(take aztables.TransactionAction, _ int64) error {
 			return s.submit(ctx, "insert credential", take, row, name, event)
 		},
 		func() bool {

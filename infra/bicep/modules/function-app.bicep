@@ -48,6 +48,7 @@ param defaultContainerPrefix string
 param defaultPrefix string
 param delegationKeyCache bool
 param resolutionCacheTtl string
+param workloadIdentityCacheTtl string
 param spPollWindow string
 param spPollInterval string
 param accessProbeWindow string
@@ -58,6 +59,7 @@ param healthInterval string
 param healthSpread string
 param maxCredentials int
 param maxWorkspaces int
+param maxWorkloadIdentities int
 param createRate string
 
 param maximumInstanceCount int
@@ -200,6 +202,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: apiAppId
         }
         {
+          // A removed workload identity is refused by every instance within this.
+          name: 'AZCREDS_WORKLOAD_IDENTITY_CACHE_TTL'
+          value: workloadIdentityCacheTtl
+        }
+        {
           name: 'AZCREDS_SP_POLL_WINDOW'
           value: spPollWindow
         }
@@ -245,6 +252,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AZCREDS_MAX_WORKSPACES'
           value: string(maxWorkspaces)
+        }
+        {
+          name: 'AZCREDS_MAX_WORKLOAD_IDENTITIES'
+          value: string(maxWorkloadIdentities)
         }
         {
           // Per instance: each instance keeps its own buckets.

@@ -22,6 +22,7 @@ type StoreUnderTest struct {
 		credential.Store
 		credential.WorkspaceStore
 		credential.HealthStore
+		credential.WorkloadIdentityStore
 	}
 	// LoseAnswer makes the next call named call (CallInsert, CallUpdate, ...) land and
 	// lose its answer, so that the store's retry of it meets its own write.
@@ -40,7 +41,8 @@ func TestStoreWriteIDs(t *testing.T, newStore func(t *testing.T, limits Limits) 
 // unique names, conditional writes (stale ETags, the ETag a transaction clears, the
 // credential check of default and workspace writes), write ids (a write whose answer was
 // lost stands, once), the order of lists and logs, tombstones, workspaces and pins, the
-// limits, the org default, and health.
+// limits, the org default, health, the events' actors, and the registry of workload
+// identities (storesuite_workloads.go).
 func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnderTest) {
 	for _, tc := range []struct {
 		name string
@@ -60,6 +62,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnd
 		{"LinksOfTheDeleted", testLinksOfTheDeleted},
 		{"Limits", testLimits},
 		{"Health", testHealth},
+		{"EventActors", testEventActors},
+		{"WorkloadIdentities", testWorkloadIdentities},
+		{"WorkloadIdentityLimit", testWorkloadIdentityLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.test(t, contract{t: t, newStore: newStore})
@@ -435,6 +440,8 @@ func testWriteIDs(t *testing.T, c contract) {
 			t.Errorf("a third workspace: %v, want the limit", err)
 		}
 	})
+	t.Run("insert workload identity", func(t *testing.T) { testWorkloadInsertLost(t, c.on(t)) })
+	t.Run("delete workload identity", func(t *testing.T) { testWorkloadDeleteLost(t, c.on(t)) })
 }
 
 // testOrder: lists and logs come oldest first; a page of links is the first of them by id.

@@ -20,6 +20,8 @@ type Ports struct {
 	Prober     credential.Prober
 	Signer     credential.Signer
 	Containers credential.ContainerCreator
+	// WorkloadIdentities keeps the organizations' registries of workload identities.
+	WorkloadIdentities credential.WorkloadIdentityStore
 }
 
 // T0 is where the fakes' clock starts.
@@ -48,7 +50,7 @@ func NewFakes(opts ...StoreOption) *Fakes {
 // Ports are the fakes as the domain's ports.
 func (f *Fakes) Ports() Ports {
 	return Ports{Store: f.Store, Workspaces: f.Store, Health: f.Store, Scheduler: f.Scheduler, Directory: f.Directory,
-		Finder: f.Finder, Prober: f.Prober, Signer: f.Signer, Containers: f.Containers}
+		Finder: f.Finder, Prober: f.Prober, Signer: f.Signer, Containers: f.Containers, WorkloadIdentities: f.Store}
 }
 
 // Setup is what Wire builds the domain from.
@@ -71,6 +73,8 @@ type Domain struct {
 	Issuance   *credential.Issuance
 	Health     *credential.HealthMonitor
 	Runner     *credential.Runner
+	// WorkloadIdentities is the registry of workload identities, with its lookup cache.
+	WorkloadIdentities *credential.WorkloadIdentities
 }
 
 // Wire builds every job type from s; it fails the test when one cannot be built.
@@ -110,6 +114,9 @@ func Wire(t testing.TB, s Setup) *Domain {
 	}
 	if err == nil {
 		d.Runner, err = credential.NewRunner(d.Jobs, d.Health, log)
+	}
+	if err == nil {
+		d.WorkloadIdentities, err = credential.NewWorkloadIdentities(cfg, p.WorkloadIdentities, log, opts...)
 	}
 	if err != nil {
 		t.Fatalf("wire the domain: %v", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Roles a customer grants.
@@ -93,4 +94,59 @@ func AccountScope(subscriptionID, resourceGroup, account string) string {
 // ContainerScope is the ARM id of a container.
 func ContainerScope(subscriptionID, resourceGroup, account, container string) string {
 	return AccountScope(subscriptionID, resourceGroup, account) + "/blobServices/default/containers/" + container
+}
+
+// ManagedIdentity is a user-assigned managed identity of a customer tenant.
+type ManagedIdentity struct {
+	Name        string `json:"name"`
+	ClientID    string `json:"clientId"`
+	PrincipalID string `json:"principalId"`
+	TenantID    string `json:"tenantId"`
+}
+
+// CreateManagedIdentity is `az identity create -n <name>` in tenantID; the stand-in picks
+// its ids.
+func (c *Customer) CreateManagedIdentity(ctx context.Context, tenantID, name string) (ManagedIdentity, error) {
+	var m ManagedIdentity
+	err := c.call(ctx, http.MethodPost, "/tenants/"+url.PathEscape(tenantID)+"/managedIdentities", map[string]string{"name": name}, &m)
+	return m, err
+}
+
+// baseURL is the stand-in's own URL, where the workloads' identity endpoints are.
+func (c *Customer) baseURL() string { return strings.TrimSuffix(c.ControlURL, "/control") }
+
+// WorkloadToken is what a workload of tenantID carrying the managed identity clientID gets
+// from its identity endpoint for resource (the App Service protocol that azidentity's
+// ManagedIdentityCredential speaks, with X-IDENTITY-HEADER identityHeader): the access
+// token, or Entra's refusal as an *Error (AADSTS500011 before the resource is installed
+// in the tenant).
+func (c *Customer) WorkloadToken(ctx context.Context, identityHeader, tenantID, clientID, resource string) (string, error) {
+	q := url.Values{"api-version": {"2019-08-01"}, "resource": {resource}, "client_id": {clientID}}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err := do(ctx, c.HTTP, http.MethodGet, c.baseURL()+"/msi/tenants/"+url.PathEscape(tenantID)+"/token?"+q.Encode(),
+		http.Header{"X-IDENTITY-HEADER": {identityHeader}}, nil, &tok)
+	return tok.AccessToken, err
+}
+
+// TokenDeviation asks the stand-in for a token a verifier must refuse (or, with none, the
+// one the identity endpoint issues): another version, expired, another audience, signed
+// by an unpublished key, or issued as another tenant.
+type TokenDeviation struct {
+	Version    string `json:"version,omitempty"`
+	Expired    bool   `json:"expired,omitempty"`
+	Audience   string `json:"audience,omitempty"`
+	UnknownKey bool   `json:"unknown_key,omitempty"`
+	TenantID   string `json:"tenant_id,omitempty"`
+}
+
+// MintWorkloadToken is a token of the managed identity id (client id, principal id or
+// name) of tenantID for the platform API, with deviation.
+func (c *Customer) MintWorkloadToken(ctx context.Context, tenantID, id string, deviation TokenDeviation) (string, error) {
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err := c.call(ctx, http.MethodPost, "/tenants/"+url.PathEscape(tenantID)+"/managedIdentities/"+url.PathEscape(id)+"/token", deviation, &tok)
+	return tok.AccessToken, err
 }
