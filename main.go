@@ -41,6 +41,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/localdial"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/wizard"
 	"github.com/activeloopai/azcreds/internal/worker"
 )
 
@@ -246,7 +247,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	}
 	api := handlers.New(onboarding, issuance, verifier, log)
 	if cfg.FunctionsHost || cfg.LocalInvocations {
-		return handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health))), nil, nil
+		served, err := withWizard(cfg, handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health))), log)
+		return served, nil, err
 	}
 	consumed, err := worker.Open(ctx, queues, sched)
 	if err != nil {
@@ -260,7 +262,22 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if cfg.HealthInterval > 0 {
 		work = append(work, &worker.Ticker{Sweeper: health, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
 	}
-	return api, work, nil
+	served, err := withWizard(cfg, api, log)
+	return served, work, err
+}
+
+// withWizard serves the wizard page beside the API when the local stack asks for it
+// (AZCREDS_LOCAL_WIZARD): its customer panel plays the customer through the stand-in,
+// which is the local stack's authority host. The API's routes stay as they are.
+func withWizard(cfg config.Config, api http.Handler, log *slog.Logger) (http.Handler, error) {
+	if !cfg.LocalWizard {
+		return api, nil
+	}
+	page, err := wizard.New(wizard.Options{StandIn: cfg.AuthorityHost, Log: log.With("component", "wizard")})
+	if err != nil {
+		return nil, err
+	}
+	return wizard.Beside(api, page), nil
 }
 
 // background is work serve runs beside the server when no Functions host does; it stops
