@@ -69,6 +69,19 @@ func TestWizardPageInBrowser(t *testing.T) {
 		// Step 6, then a workspace, its first table, and where it resolves.
 		p.click("#org-default")
 		p.waitText("#credential-list", "org default", 10*time.Second)
+		// Switched off, the toggle ends where the API is: off where the API can clear the
+		// default, else on again with a notice saying why.
+		p.click("#org-default")
+		p.waitJS(`(() => { const t = document.querySelector("#org-default"); if (!t || t.disabled) return false;
+			const listed = document.querySelector("#credential-list").innerText.includes("org default");
+			return t.checked === listed && (!listed || document.querySelector("#notice").innerText.includes("cannot switch the org default off")); })()`,
+			10*time.Second, "the org default toggle to match the credential list")
+		if p.eval(`String(document.querySelector("#org-default").checked)`) == "false" {
+			p.click("#org-default")
+			p.waitText("#credential-list", "org default", 10*time.Second)
+		} else {
+			p.click("#notice button")
+		}
 		p.typeIn(`#workspace-form [name="workspace"]`, "ws-"+container)
 		p.click(`#workspace-form [name="register"]`)
 		p.waitText("#ws-table", "linked to "+name, 10*time.Second)
@@ -360,6 +373,16 @@ func (p *wizardPage) waitText(sel, text string, limit time.Duration) {
 			p.fail(fmt.Sprintf("waiting for %q in %s: %v", text, sel, err))
 		}
 		p.fail(fmt.Sprintf("%s did not show %q within %s; it shows %q", sel, text, limit, p.text(sel)))
+	}
+}
+
+// waitJS waits until the expression js is true.
+func (p *wizardPage) waitJS(js string, limit time.Duration, what string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, limit+5*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(limit), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		p.fail(fmt.Sprintf("waiting for %s: %v", what, err))
 	}
 }
 

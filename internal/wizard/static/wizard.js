@@ -320,6 +320,8 @@
       }
     }
     await loadList();
+    // Draw the screen again: the toggle shows what the API holds, not what was clicked.
+    S.screenKey = '';
     if (S.cur) await refreshCurrent();
   }
 
@@ -344,6 +346,7 @@
     try {
       setCurrent(await api('GET', credPath(id)));
     } catch (e) {
+      if (e.status === 401) { signedOut(`Signed out: ${e.message}`); return; }
       if (e.status === 404) { closeWizard(); await loadList(); }
       notice(e.message, 'bad');
     }
@@ -402,7 +405,7 @@
     const screen = $('screen');
     if (key !== S.screenKey) {
       S.screenKey = key;
-      screen.replaceChildren(...(c ? screenFor(c) : [createScreen()]));
+      screen.replaceChildren(...(c ? screenFor(c) : [createScreen()]).filter(Boolean));
       if (!$('live')) screen.append(liveSlot());
     }
     if (c) $('live').replaceChildren(...liveFor(c));
@@ -907,7 +910,9 @@
     if (!box) return;
     const list = S.cust.assignments.filter((a) => a.principalId === spOf(S.cur));
     if (list.length === 0) { box.replaceChildren(h('p', { class: 'help', text: 'No role assignments for this service principal.' })); return; }
-    box.replaceChildren(h('table', { class: 'list small' }, h('tbody', {}, list.map((a) => h('tr', {},
+    // A grant past its effective time is active (the stand-in said so at that time).
+    const stateOf = (a) => (a.state === 'propagating' && Date.parse(a.effective_at) <= Date.now() ? 'active' : a.state);
+    box.replaceChildren(h('table', { class: 'list small' }, h('tbody', {}, list.map((a) => ({ ...a, state: stateOf(a) })).map((a) => h('tr', {},
       h('td', { text: a.roleDefinitionName }),
       h('td', { class: 'mono', text: a.scope.replace(/^.*\/storageAccounts\//, '') }),
       h('td', {}, h('span', { class: 'badge ra-' + a.state, text: a.state })),
