@@ -447,7 +447,8 @@ func TestWizardURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frag, err := url.ParseQuery(u.Fragment)
+	// The page reads location.hash, which is the fragment as written (escaped).
+	frag, err := url.ParseQuery(u.EscapedFragment())
 	if err != nil || u.Path != "/wizard/" || u.RawQuery != "" || frag.Get("org") != "demo-org" || frag.Get("token") != "a.b+c/d" {
 		t.Errorf("%s: path %q query %q fragment %v (%v)", got, u.Path, u.RawQuery, frag, err)
 	}
