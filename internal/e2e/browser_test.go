@@ -193,8 +193,11 @@ func startBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path := stack.FindBrowser()
 	if path == "" {
-		msg := "no Chromium for the browser tests (looked for $" + stack.EnvBrowser + ", chromium, chromium-browser, google-chrome): " +
+		msg := "no Chromium for the browser tests (looked for chromium, chromium-browser, google-chrome on PATH): " +
 			"`make test` installs Debian's chromium when it runs as root with apt-get"
+		if v := os.Getenv(stack.EnvBrowser); v != "" {
+			msg = "no Chromium for the browser tests: " + stack.EnvBrowser + "=" + v + " is not an executable"
+		}
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
