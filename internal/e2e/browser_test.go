@@ -55,7 +55,10 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p.typeIn(`#create-form [name="base_path"]`, "az://Bloblake/"+container)
 		p.click("#create-submit")
 		p.waitText(`#create-form .field-error[data-for="base_path"]`, `storage account "Bloblake" contains invalid character "B"`, 10*time.Second)
+		p.screenshot(filepath.Join(shots, "wizard-step1-create.png"))
+		p.shots = shots // the steps on the way, for people reading the screens
 		p.onboardToSPVerified("az://custacct1/"+container+"/lake", container)
+		p.shots = ""
 
 		// Step 4 in the customer panel, step 5 in the wizard.
 		p.waitText("#role-command", "az role assignment create", time.Second)
@@ -228,6 +231,8 @@ type wizardPage struct {
 	ctx context.Context
 	mu  sync.Mutex
 	js  []string // script errors seen in the tab
+	// shots, when set, is where onboardToSPVerified saves the screens on its way.
+	shots string
 }
 
 // openWizard opens a tab on h's wizard page, signed in for a fresh organization by the
@@ -288,6 +293,7 @@ func (p *wizardPage) onboardToSPVerified(basePath, container string) {
 		p.click("#create-submit")
 	}
 	p.waitText("#install-command", "az ad sp create --id ", 10*time.Second)
+	p.step("wizard-step2-install.png")
 	p.waitVisible("#cust-container")
 	if got := p.eval(`document.querySelector("#cust-container").value`); got != container {
 		p.t.Fatalf("the customer panel's container is %q, want %q", got, container)
@@ -299,7 +305,20 @@ func (p *wizardPage) onboardToSPVerified(basePath, container string) {
 	p.click("#installed-ack")
 	p.click("#cust-fill-tenant")
 	p.click("#tenant-submit")
+	if p.shots != "" {
+		p.waitText("#outcome", "Looking for the service principal", 5*time.Second)
+		p.step("wizard-step3-tenant.png")
+	}
 	p.waitText("#sp-found", "Service principal found", 20*time.Second)
+	p.step("wizard-step4-5-storage.png")
+}
+
+// step saves a screenshot of a step on the way when the test asked for them.
+func (p *wizardPage) step(name string) {
+	p.t.Helper()
+	if p.shots != "" {
+		p.screenshot(filepath.Join(p.shots, name))
+	}
 }
 
 func (p *wizardPage) run(limit time.Duration, steps ...chromedp.Action[chromedp.Void]) {
