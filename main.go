@@ -42,6 +42,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/localdial"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/wizard"
 	"github.com/activeloopai/azcreds/internal/worker"
 )
 
@@ -162,7 +163,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	log.Info("authentication", "workload_identities", authn.WorkloadIdentities(), "api_app_id", cfg.APIAppID)
 	api := handlers.New(d.onboarding, d.issuance, d.workloads, authn, log)
 	if cfg.FunctionsHost || cfg.LocalInvocations {
-		return handlers.Compose(api, handlers.NewInvoker(d.runner, log, handlers.WithHealthSweep(d.health))), nil, nil
+		served, err := withWizard(cfg, handlers.Compose(api, handlers.NewInvoker(d.runner, log, handlers.WithHealthSweep(d.health))), log)
+		return served, nil, err
 	}
 	consumed, err := worker.Open(ctx, a.queues, a.scheduler)
 	if err != nil {
@@ -176,7 +178,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if cfg.HealthInterval > 0 {
 		work = append(work, &worker.Ticker{Sweeper: d.health, Interval: cfg.HealthInterval, Log: log.With("component", "health_sweep")})
 	}
-	return api, work, nil
+	served, err := withWizard(cfg, api, log)
+	return served, work, err
 }
 
 // adapters are the Azure clients behind the domain's ports, all signed in as the backend's
@@ -313,6 +316,20 @@ func domainConfig(cfg config.Config) credential.Config {
 		// How long another instance may still admit a removed workload identity.
 		WorkloadIdentityCacheTTL: cfg.WorkloadIdentityCacheTTL,
 	}
+}
+
+// withWizard serves the wizard page beside the API when the local stack asks for it
+// (AZCREDS_LOCAL_WIZARD): its customer panel plays the customer through the stand-in,
+// which is the local stack's authority host. The API's routes stay as they are.
+func withWizard(cfg config.Config, api http.Handler, log *slog.Logger) (http.Handler, error) {
+	if !cfg.LocalWizard {
+		return api, nil
+	}
+	page, err := wizard.New(wizard.Options{StandIn: cfg.AuthorityHost, Log: log.With("component", "wizard")})
+	if err != nil {
+		return nil, err
+	}
+	return wizard.Beside(api, page), nil
 }
 
 // background is work serve runs beside the server when no Functions host does; it stops

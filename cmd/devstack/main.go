@@ -192,6 +192,23 @@ func (d *dev) ensureKeys() error {
 	return nil
 }
 
+// ensureBrowser installs Debian's chromium for the browser tests when no Chromium is
+// installed and this is root with apt-get. Otherwise it says why the browser tests will
+// skip (or, under CI=true, fail); a failed install is said, not fatal.
+func (d *dev) ensureBrowser(ctx context.Context) {
+	if stack.FindBrowser() != "" {
+		return
+	}
+	log := filepath.Join(d.files.LogDir(), "apt-chromium.log")
+	start := time.Now()
+	say("no Chromium for the browser tests: apt-get install -y chromium (about 25 s; log %s)", d.rel(log))
+	if err := stack.InstallBrowser(ctx, d.launcher, log); err != nil {
+		say("chromium not installed (%v): the browser tests will skip, or fail under CI=true", err)
+		return
+	}
+	say("chromium installed in %s: %s", time.Since(start).Round(time.Second), stack.FindBrowser())
+}
+
 // mintToken is a local API token for org, signed with the stack's key.
 func (d *dev) mintToken(org, subject string, ttl time.Duration) (string, error) {
 	key, err := os.ReadFile(d.files.AuthKeyFile())
@@ -224,6 +241,7 @@ func deps(ctx context.Context, d *dev, args []string) error {
 	if err := d.ensureKeys(); err != nil {
 		return err
 	}
+	d.ensureBrowser(ctx)
 	say("go mod download")
 	return d.goRun(ctx, "go mod download", nil, "mod", "download")
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/dev/stack"
@@ -90,6 +91,7 @@ func runStack(ctx context.Context, d *dev, args []string) error {
 
 	handlerURL := "http://" + stack.Addr(ports.Handler)
 	var tok string
+	var wizardLinks []string
 	if !*stackOnly {
 		say("starting bin/handler serve on %s", handlerURL)
 		h, err := d.launcher.Start(stack.Command{Name: "bin/handler serve", Path: filepath.Join(bin, stack.HandlerBinary.Name),
@@ -103,6 +105,15 @@ func runStack(ctx context.Context, d *dev, args []string) error {
 		procs = append(procs, h)
 		if tok, err = d.mintToken(stack.DemoOrg, "local-user", 12*time.Hour); err != nil {
 			return fmt.Errorf("demo token: %w", err)
+		}
+		// The wizard page signed in for each demo organization: a token of its own in the
+		// link's fragment.
+		for _, org := range []string{stack.DemoOrg, stack.SecondDemoOrg} {
+			t, err := d.mintToken(org, "local-user", 12*time.Hour)
+			if err != nil {
+				return fmt.Errorf("wizard token: %w", err)
+			}
+			wizardLinks = append(wizardLinks, fmt.Sprintf("  %-16s %s", org, stack.WizardURL(handlerURL, org, t)))
 		}
 	}
 
@@ -123,12 +134,17 @@ The local stack is up; Ctrl-C stops everything.
 	if !*stackOnly {
 		fmt.Printf(`  API              %s
 
+The wizard page, signed in for each demo organization (open a link in a browser on this
+machine; the customer panel beside the wizard plays the customer's Azure):
+
+%s
+
 Demo API token for org %s, then a first call:
 
 export TOKEN='%s'
 curl -s -H "Authorization: Bearer $TOKEN" -H "X-Activeloop-Org-Id: %s" %s/organizations/%s/credentials
 
-`, handlerURL, stack.DemoOrg, tok, stack.DemoOrg, handlerURL, stack.DemoOrg)
+`, handlerURL, strings.Join(wizardLinks, "\n"), stack.DemoOrg, tok, stack.DemoOrg, handlerURL, stack.DemoOrg)
 		demo := stack.WorkloadDemo{HandlerURL: handlerURL, StandInURL: si.URL(), CertFile: d.rel(d.files.CertFile()), Org: stack.DemoOrg}
 		cmds := demo.Commands()
 		fmt.Printf(`A workload identity (docs/WORKLOAD_IDENTITIES.md): the managed identity %s (client id %s) of

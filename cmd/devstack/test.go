@@ -46,6 +46,9 @@ func test(ctx context.Context, d *dev, args []string) error {
 	if err := d.ensureKeys(); err != nil {
 		return err
 	}
+	if slices.ContainsFunc(pkgs, func(p string) bool { return p == "./..." || strings.Contains(p, "e2e") }) {
+		d.ensureBrowser(ctx)
+	}
 	removeStaleTestData(d.files.Local())
 	data, err := os.MkdirTemp(d.files.Local(), "test-"+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {

@@ -31,6 +31,10 @@ const (
 	// endpoints on the standalone listener and runs no queue worker or health ticker, so a
 	// test can play the host.
 	KeyLocalInvocations = "AZCREDS_LOCAL_INVOCATIONS"
+	// KeyLocalWizard (true, local stack only) serves the onboarding wizard page at /wizard/
+	// beside the API, with the customer's side played through the stand-in's control
+	// endpoints (internal/wizard).
+	KeyLocalWizard = "AZCREDS_LOCAL_WIZARD"
 
 	KeyStorage                = "AzureWebJobsStorage"
 	KeyStorageTableServiceURI = "AzureWebJobsStorage__tableServiceUri"
@@ -182,6 +186,9 @@ type Config struct {
 	// LocalInvocations mounts the Functions host's invocation endpoints on the standalone
 	// listener instead of running the queue worker (local stack only).
 	LocalInvocations bool
+	// LocalWizard serves the wizard page and its customer panel at /wizard/ (local stack
+	// only); the panel reaches the stand-in's control endpoints at AuthorityHost.
+	LocalWizard bool
 	// Cloud is the Azure cloud whose endpoints the handler uses. In Azure mode the authority
 	// host, Graph base URL and blob endpoint template are this cloud's; on the local stack,
 	// whose stand-in plays the public cloud, it is the public cloud.
@@ -378,6 +385,7 @@ func Parse(get Source) (Config, error) {
 	}
 	c.LocalStack = p.boolean(KeyLocalStack, false)
 	c.LocalInvocations = p.boolean(KeyLocalInvocations, false)
+	c.LocalWizard = p.boolean(KeyLocalWizard, false)
 	if c.LocalStack {
 		p.localStack(&c)
 	} else {
@@ -672,7 +680,7 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 // Keys lists every setting the binary reads.
 func Keys() []string {
 	return []string{
-		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations,
+		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations, KeyLocalWizard,
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,

@@ -176,6 +176,7 @@ func TestAzureModeRefusesLocalOnlySettings(t *testing.T) {
 		KeyLocalBlobAddr:      "127.0.0.1:10443",
 		KeyLocalBlobAccounts:  "custacct1",
 		KeyLocalInvocations:   "true",
+		KeyLocalWizard:        "true",
 		KeyAuthPublicKeyFile:  "pub.pem",
 		KeyAuthSigningKeyFile: "key.pem",
 		KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",
@@ -264,6 +265,24 @@ func TestLocalInvocations(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:7071", ":7071", "10.0.0.4:7071"} {
 		refused(t, addr, with(valid(), KeyLocalInvocations, "true", KeyListenAddr, addr), KeyLocalInvocations, "loopback")
 	}
+}
+
+// TestLocalWizard: the wizard page is off unless asked for, and its customer panel, which
+// reaches the stand-in without authentication, listens on loopback only.
+func TestLocalWizard(t *testing.T) {
+	if c, err := Parse(source(valid())); err != nil || c.LocalWizard {
+		t.Errorf("default: %v, wizard %v", err, c.LocalWizard)
+	}
+	for _, addr := range []string{"127.0.0.1:7071", "[::1]:7071", "localhost:7071"} {
+		c, err := Parse(source(with(valid(), KeyLocalWizard, "true", KeyListenAddr, addr)))
+		if err != nil || !c.LocalWizard {
+			t.Errorf("%s: %v, wizard %v", addr, err, c.LocalWizard)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:7071", ":7071", "10.0.0.4:7071"} {
+		refused(t, addr, with(valid(), KeyLocalWizard, "true", KeyListenAddr, addr), KeyLocalWizard, "loopback")
+	}
+	refused(t, "not a boolean", with(valid(), KeyLocalWizard, "on"), KeyLocalWizard, "true or false")
 }
 
 func TestCloudByName(t *testing.T) {

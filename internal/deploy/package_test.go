@@ -711,6 +711,7 @@ func refusals(t *testing.T, env testenv.Env, dir, exe string) {
 		config.KeyLocalBlobAddr:      "127.0.0.1:10443",
 		config.KeyLocalBlobAccounts:  "custacct1",
 		config.KeyLocalInvocations:   "true",
+		config.KeyLocalWizard:        "true",
 		config.KeyAuthPublicKeyFile:  "pub.pem",
 		config.KeyAuthSigningKeyFile: "key.pem",
 		config.KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",

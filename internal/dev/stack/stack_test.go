@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -426,11 +427,30 @@ func TestHandlerEnvIsValidConfig(t *testing.T) {
 		t.Errorf("workload identities: API app %q, issuer authority %q, keys %q: want the stand-in's", c.APIAppID, c.WorkloadIssuerAuthority, c.WorkloadKeysURL)
 	}
 
+	if !c.LocalWizard {
+		t.Errorf("the wizard page is off")
+	}
+
 	own := base
 	own.Settings = []string{config.KeyTableName + "=mine", config.KeySPPollWindow + "=20s"}
 	c = parse(HandlerEnv(own))
 	if c.TableName != "mine" || c.SPPollWindow != 20*time.Second {
 		t.Errorf("settings not applied: table %q, window %s", c.TableName, c.SPPollWindow)
+	}
+}
+
+// TestWizardURL: the token rides in the fragment, where the page reads it, never in the
+// path or query a server sees.
+func TestWizardURL(t *testing.T) {
+	got := WizardURL("http://127.0.0.1:7071", "demo-org", "a.b+c/d")
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page reads location.hash, which is the fragment as written (escaped).
+	frag, err := url.ParseQuery(u.EscapedFragment())
+	if err != nil || u.Path != "/wizard/" || u.RawQuery != "" || frag.Get("org") != "demo-org" || frag.Get("token") != "a.b+c/d" {
+		t.Errorf("%s: path %q query %q fragment %v (%v)", got, u.Path, u.RawQuery, frag, err)
 	}
 }
 
