@@ -167,11 +167,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, err := graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL})
+	dir, err := graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL, Scope: cfg.Cloud.GraphScope})
 	if err != nil {
 		return nil, nil, err
 	}
-	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost})
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost, TokenExchangeAudience: cfg.Cloud.TokenExchangeAudience})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,6 +209,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 	domain := credential.Config{
 		HomeTenantID:            cfg.HomeTenantID,
 		ManagedIdentityObjectID: cfg.ManagedIdentityObjectID,
+		Cloud:                   cfg.DomainCloud(),
+		AdminConsentRedirectURI: cfg.AdminConsentRedirectURI,
 		SPPollWindow:            cfg.SPPollWindow,
 		AccessProbeWindow:       cfg.AccessProbeWindow,
 		PropagationGrace:        cfg.PropagationGrace,

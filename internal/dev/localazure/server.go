@@ -125,6 +125,9 @@ type application struct {
 	createdAt      time.Time
 	ownerObjectID  string
 	fics           []*federatedCredential
+	// redirectURIs are the app's web redirect URIs: where the admin consent endpoint may
+	// send the administrator back.
+	redirectURIs []string
 }
 
 type federatedCredential struct {
