@@ -55,6 +55,9 @@ func HandlerEnv(c HandlerConfig) []string {
 		// creates one container per organization and signs its SAS.
 		config.KeyDefaultStorageAccount + "=" + PlatformAccountName,
 		config.KeyListenAddr + "=" + c.Listen,
+		// The wizard page the handler serves, where the stand-in's admin consent sends the
+		// administrator back: every app registration lists it.
+		config.KeyAdminConsentRedirectURI + "=http://" + c.Listen + "/wizard/",
 	}
 	if c.SigningKeyFile != "" {
 		env = append(env, config.KeyAuthSigningKeyFile+"="+c.SigningKeyFile)
