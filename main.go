@@ -219,10 +219,10 @@ func openAdapters(ctx context.Context, cfg config.Config, log *slog.Logger) (*ad
 	if a.scheduler, err = azurequeue.Open(ctx, queues, azurequeue.Options{}); err != nil {
 		return nil, err
 	}
-	if a.directory, err = graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL}); err != nil {
+	if a.directory, err = graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL, Scope: cfg.Cloud.GraphScope}); err != nil {
 		return nil, err
 	}
-	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost})
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost, TokenExchangeAudience: cfg.Cloud.TokenExchangeAudience})
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +301,8 @@ func domainConfig(cfg config.Config) credential.Config {
 	return credential.Config{
 		HomeTenantID:            cfg.HomeTenantID,
 		ManagedIdentityObjectID: cfg.ManagedIdentityObjectID,
+		Cloud:                   cfg.DomainCloud(),
+		AdminConsentRedirectURI: cfg.AdminConsentRedirectURI,
 		SPPollWindow:            cfg.SPPollWindow,
 		AccessProbeWindow:       cfg.AccessProbeWindow,
 		PropagationGrace:        cfg.PropagationGrace,

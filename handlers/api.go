@@ -80,6 +80,7 @@ func New(onboarding Onboarding, issuance Issuance, registry Registry, authn Auth
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/storage", Function: "credential-storage", handler: a.submitStorage},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/save-unverified", Function: "credential-save-unverified", handler: a.saveUnverified},
 		{Method: http.MethodPut, Pattern: "/organizations/{org}/credential", Function: "org-default-set", handler: a.setOrgDefault},
+		{Method: http.MethodDelete, Pattern: "/organizations/{org}/credential", Function: "org-default-clear", handler: a.clearOrgDefault},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/workspaces", Function: "workspaces-register", handler: a.registerWorkspace},
 		{Method: http.MethodGet, Pattern: "/organizations/{org}/workspaces/{ws}", Function: "workspace-get", handler: a.getWorkspace},
 		{Method: http.MethodPut, Pattern: "/organizations/{org}/workspaces/{ws}/credential", Function: "workspace-link", handler: a.linkWorkspace},

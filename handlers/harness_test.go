@@ -260,7 +260,7 @@ func (h *harness) do(method, path string, body any, headers map[string]string) r
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := h.srv.Client().Do(req)
+	resp, err := apiCheck.Client(h.srv.Client()).Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -46,11 +46,12 @@ const (
 
 // publicError is an error whose message is safe and meant for the caller.
 type publicError struct {
-	status int
-	code   string
-	msg    string
-	field  string
-	header http.Header
+	status     int
+	code       string
+	msg        string
+	field      string
+	candidates []candidateView
+	header     http.Header
 }
 
 func (e *publicError) Error() string { return e.msg }
@@ -68,6 +69,15 @@ type errorDetail struct {
 	Message   string `json:"message"`
 	Field     string `json:"field,omitempty"`
 	RequestID string `json:"request_id"`
+	// Candidates are the credentials a workspace registration may name, when it must name
+	// one (the wizard's picker).
+	Candidates []candidateView `json:"candidates,omitempty"`
+}
+
+// candidateView is a credential the caller may choose.
+type candidateView struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // retryAfterSeconds is the advice given with 503 answers.
@@ -123,7 +133,12 @@ func toPublic(err error) *publicError {
 	}
 	var cand *credential.CandidatesError
 	if errors.As(err, &cand) {
-		return &publicError{status: http.StatusConflict, code: codeConflict, msg: cand.Error(), field: "credential_id"}
+		pe := &publicError{status: http.StatusConflict, code: codeConflict, msg: cand.Error(), field: "credential_id",
+			candidates: make([]candidateView, 0, len(cand.Candidates))}
+		for _, c := range cand.Candidates {
+			pe.candidates = append(pe.candidates, candidateView{ID: c.ID, Name: c.Name})
+		}
+		return pe
 	}
 	var ce *credential.ConflictError
 	if errors.As(err, &ce) {
@@ -265,7 +280,8 @@ func writeError(w http.ResponseWriter, requestID string, pe *publicError) {
 			w.Header().Add(k, v)
 		}
 	}
-	writeJSON(w, pe.status, errorBody{Error: errorDetail{Code: pe.code, Message: pe.msg, Field: pe.field, RequestID: requestID}})
+	writeJSON(w, pe.status, errorBody{Error: errorDetail{Code: pe.code, Message: pe.msg, Field: pe.field, RequestID: requestID,
+		Candidates: pe.candidates}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -278,13 +294,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decode reads a JSON object body into v: at most MaxBodyBytes, unknown fields refused,
 // nothing after the object, and none of what checkStrict refuses. An empty body decodes
-// as {} when allowEmpty is set.
+// as {} when allowEmpty is set, whatever its Content-Type says (many HTTP clients send a
+// form or text type with an empty POST); a body that is there must be JSON.
 func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
+	notJSON := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return fail(http.StatusUnsupportedMediaType, codeMediaType, "request bodies must be JSON (Content-Type: application/json)")
-		}
+		notJSON = err != nil || mt != "application/json"
+	}
+	errMediaType := fail(http.StatusUnsupportedMediaType, codeMediaType, "request bodies must be JSON (Content-Type: application/json)")
+	if notJSON && !allowEmpty {
+		return errMediaType
 	}
 	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	data, err := io.ReadAll(body)
@@ -300,6 +320,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) erro
 			return nil
 		}
 		return fail(http.StatusBadRequest, codeInvalidRequest, "request body is empty; a JSON object is required")
+	}
+	if notJSON {
+		return errMediaType
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()

@@ -260,6 +260,7 @@ func TestNoResponseRevealsAnotherOrg(t *testing.T) {
 		"POST /organizations/{org}/credentials/{id}/storage":         {http.StatusNotFound, storageBody("bacct", "bbox")},
 		"POST /organizations/{org}/credentials/{id}/save-unverified": {http.StatusNotFound, map[string]string{}},
 		"PUT /organizations/{org}/credential":                        {http.StatusNotFound, map[string]string{"credential_id": a.cred.ID}},
+		"DELETE /organizations/{org}/credential":                     {http.StatusNoContent, nil},
 		"POST /organizations/{org}/workspaces":                       {http.StatusNotFound, map[string]string{"workspace_id": "b-ws", "credential_id": a.cred.ID}},
 		"GET /organizations/{org}/workspaces/{ws}":                   {http.StatusNotFound, nil},
 		"PUT /organizations/{org}/workspaces/{ws}/credential":        {http.StatusNotFound, map[string]string{"credential_id": a.cred.ID}},

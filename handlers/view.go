@@ -23,6 +23,7 @@ type detailView struct {
 	Azure                  azureView     `json:"azure"`
 	RoleAssignmentCommand  string        `json:"role_assignment_command"`
 	PortalURL              string        `json:"portal_url"`
+	PortalAccount          string        `json:"portal_account"`
 	Progress               *progressView `json:"progress"`
 	Generation             int64         `json:"generation"`
 	LastError              string        `json:"last_error"`
@@ -93,12 +94,13 @@ func detailOf(c *credential.Credential) detailView {
 	v := detailView{
 		ID: c.ID, OrgID: c.OrgID, Name: c.Name, StorageType: c.StorageType, BasePath: c.BasePath.String(),
 		State: string(c.State), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, VerifiedAt: optionalTime(c.VerifiedAt),
-		IsOrgDefault: c.IsOrgDefault, InstallCommand: c.InstallCommand(), AdminConsentURL: c.AdminConsentURL(),
+		IsOrgDefault: c.IsOrgDefault, InstallCommand: c.InstallCommand(), AdminConsentURL: c.Links.AdminConsentURL,
 		Azure: azureView{AppID: c.App.AppID, TenantID: c.TenantID, SPObjectID: c.SPObjectID,
 			SubscriptionID: c.Storage.SubscriptionID, ResourceGroup: c.Storage.ResourceGroup,
 			StorageAccount: account, ContainerName: container, Prefix: c.BasePath.Prefix},
-		RoleAssignmentCommand: c.RoleAssignmentCommand(), PortalURL: c.PortalURL(), Generation: c.Generation,
-		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
+		RoleAssignmentCommand: c.RoleAssignmentCommand(), PortalURL: c.Links.PortalURL, PortalAccount: c.Links.PortalAccount,
+		Generation: c.Generation,
+		LastError:  c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
 		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
 	}
 	if p := c.Progress; p.Kind != "" {

@@ -80,6 +80,11 @@ const (
 	// identities (managed identities) call the API, and the id a customer installs in their
 	// tenant. Empty: workload identities are off, and only the platform's tokens are accepted.
 	KeyAPIAppID = "AZCREDS_API_APP_ID"
+	// KeyAdminConsentRedirectURI is the wizard page an administrator returns to from Entra
+	// ID's admin consent: every app registration lists it as a web redirect URI, and each
+	// credential's admin_consent_url names it. https in Azure; empty: neither does, and Entra
+	// shows its own page after the consent.
+	KeyAdminConsentRedirectURI = "AZCREDS_ADMIN_CONSENT_REDIRECT_URI"
 
 	KeySPPollWindow        = "AZCREDS_SP_POLL_WINDOW"
 	KeyAccessProbeWindow   = "AZCREDS_ACCESS_PROBE_WINDOW"
@@ -236,6 +241,10 @@ type Config struct {
 	WorkloadIssuerAuthority string
 	WorkloadKeysURL         string
 
+	// AdminConsentRedirectURI is the wizard page an administrator returns to after the
+	// admin consent ("": none).
+	AdminConsentRedirectURI string
+
 	SPPollWindow      time.Duration
 	AccessProbeWindow time.Duration
 	PropagationGrace  time.Duration
@@ -359,6 +368,7 @@ func Parse(get Source) (Config, error) {
 		AuthJWKSURL:              p.str(KeyAuthJWKSURL, ""),
 		AuthPublicKeyFile:        p.str(KeyAuthPublicKeyFile, ""),
 		APIAppID:                 p.guid(KeyAPIAppID),
+		AdminConsentRedirectURI:  p.redirectURI(KeyAdminConsentRedirectURI),
 		SPPollWindow:             p.duration(KeySPPollWindow, DefaultSPPollWindow),
 		AccessProbeWindow:        p.duration(KeyAccessProbeWindow, DefaultAccessProbeWindow),
 		PropagationGrace:         p.duration(KeyPropagationGrace, DefaultPropagationGrace),
@@ -495,6 +505,32 @@ func (p *parser) guid(key string) string {
 		return ""
 	}
 	return strings.ToLower(v)
+}
+
+// redirectURI reads an optional redirect URI as Entra ID takes one for a web app: an
+// absolute http(s) URL with a host, without credentials or a fragment, at most 256
+// characters (https://learn.microsoft.com/entra/identity-platform/reply-url). Azure mode
+// wants https (parser.azure).
+func (p *parser) redirectURI(key string) string {
+	v := p.str(key, "")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" ||
+		u.Opaque != "" || len(v) > 256 {
+		p.errs = append(p.errs, fmt.Errorf("%s must be an absolute https URL without a fragment, at most 256 characters (the wizard page, e.g. https://azcreds.example.com/wizard/), got %q", key, v))
+		return ""
+	}
+	return v
+}
+
+// DomainCloud is what the domain needs of the cloud: the login endpoint is the authority
+// host (the local stand-in on the local stack, which serves the admin consent endpoint),
+// the rest the cloud's.
+func (c Config) DomainCloud() credential.Cloud {
+	return credential.Cloud{LoginEndpoint: c.AuthorityHost, TokenIssuerAuthority: c.Cloud.TokenIssuerAuthority,
+		TokenExchangeAudience: c.Cloud.TokenExchangeAudience, Portal: c.Cloud.PortalURL}
 }
 
 // hostPort reads an optional host:port.
@@ -687,6 +723,7 @@ func Keys() []string {
 		KeyDefaultStorageAccount, KeyDefaultContainerPrefix, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
 		KeyWorkloadIdentityCacheTTL,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile, KeyAPIAppID,
+		KeyAdminConsentRedirectURI,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread,
 		KeyCreateGuardDelay,

@@ -54,6 +54,10 @@ func (p *parser) azure(c *Config) {
 			p.errs = append(p.errs, fmt.Errorf("%s must be an https URL in Azure mode, got %q", KeyAuthJWKSURL, c.AuthJWKSURL))
 		}
 	}
+	if c.AdminConsentRedirectURI != "" && !strings.HasPrefix(c.AdminConsentRedirectURI, "https://") {
+		p.errs = append(p.errs, fmt.Errorf("%s must be an https URL in Azure mode (Entra ID takes http redirect URIs for localhost only), got %q",
+			KeyAdminConsentRedirectURI, c.AdminConsentRedirectURI))
+	}
 	p.pinCloud(c)
 }
 

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/activeloopai/azcreds/internal/credential"
 )
 
 // refused parses m and fails unless Parse refuses it with an error that names key and says
@@ -349,5 +351,68 @@ func TestWorkloadIdentitySettings(t *testing.T) {
 	for _, bad := range []string{"api://" + appID, "not-a-guid", appID + "0", "{" + appID + "}", strings.ReplaceAll(appID, "-", "")} {
 		refused(t, bad, with(azure(), KeyAPIAppID, bad), KeyAPIAppID, "must be a GUID")
 		refused(t, bad+" locally", with(valid(), KeyAPIAppID, bad), KeyAPIAppID, "must be a GUID")
+	}
+}
+
+// TestDomainCloudPerCloud: the domain gets each cloud's token issuer, token-exchange
+// audience and portal (the values Microsoft documents), and the authority as the login
+// endpoint; the Graph scope is the cloud's Graph resource.
+func TestDomainCloudPerCloud(t *testing.T) {
+	cases := []struct {
+		authority, graph, blob                       string
+		issuer, audience, portal, graphScope, cloudN string
+	}{
+		{"https://login.microsoftonline.com/", "https://graph.microsoft.com/v1.0", "https://%s.blob.core.windows.net/",
+			"https://login.microsoftonline.com/", "api://AzureADTokenExchange", "https://portal.azure.com", "https://graph.microsoft.com/.default", CloudPublic},
+		{"https://login.microsoftonline.us/", "https://graph.microsoft.us/v1.0", "https://%s.blob.core.usgovcloudapi.net/",
+			"https://login.microsoftonline.us/", "api://AzureADTokenExchangeUSGov", "https://portal.azure.us", "https://graph.microsoft.us/.default", CloudUSGovernment},
+		{"https://login.chinacloudapi.cn/", "https://microsoftgraph.chinacloudapi.cn/v1.0", "https://%s.blob.core.chinacloudapi.cn/",
+			"https://login.partner.microsoftonline.cn/", "api://AzureADTokenExchangeChina", "https://portal.azure.cn", "https://microsoftgraph.chinacloudapi.cn/.default", CloudChina},
+	}
+	for _, tc := range cases {
+		t.Run(tc.cloudN, func(t *testing.T) {
+			c, err := Parse(source(with(azure(), KeyAuthorityHost, tc.authority, KeyGraphBaseURL, tc.graph, KeyBlobEndpointTemplate, tc.blob)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := credential.Cloud{LoginEndpoint: tc.authority, TokenIssuerAuthority: tc.issuer, TokenExchangeAudience: tc.audience, Portal: tc.portal}
+			if got := c.DomainCloud(); got != want {
+				t.Errorf("domain cloud %+v, want %+v", got, want)
+			}
+			if c.Cloud.GraphScope != tc.graphScope {
+				t.Errorf("graph scope %q, want %q", c.Cloud.GraphScope, tc.graphScope)
+			}
+		})
+	}
+	// The local stack: the stand-in is the login endpoint and plays the public cloud.
+	c, err := Parse(source(with(valid(), KeyAuthorityHost, "https://127.0.0.1:7443/")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DomainCloud(); got.LoginEndpoint != "https://127.0.0.1:7443/" || got.TokenIssuerAuthority != "https://login.microsoftonline.com/" ||
+		got.TokenExchangeAudience != "api://AzureADTokenExchange" || got.Portal != "https://portal.azure.com" {
+		t.Errorf("local stack's domain cloud %+v", got)
+	}
+}
+
+// TestAdminConsentRedirectURI: optional; an absolute URL without a fragment; https in
+// Azure, http too on the local stack (where the wizard is served on loopback).
+func TestAdminConsentRedirectURI(t *testing.T) {
+	c, err := Parse(source(azure()))
+	if err != nil || c.AdminConsentRedirectURI != "" {
+		t.Fatalf("unset: %q, %v", c.AdminConsentRedirectURI, err)
+	}
+	const good = "https://azcreds.azurewebsites.net/wizard/"
+	if c, err := Parse(source(with(azure(), KeyAdminConsentRedirectURI, good))); err != nil || c.AdminConsentRedirectURI != good {
+		t.Fatalf("https in Azure: %q, %v", c.AdminConsentRedirectURI, err)
+	}
+	const local = "http://127.0.0.1:7071/wizard/"
+	if c, err := Parse(source(with(valid(), KeyAdminConsentRedirectURI, local))); err != nil || c.AdminConsentRedirectURI != local {
+		t.Fatalf("http on the local stack: %q, %v", c.AdminConsentRedirectURI, err)
+	}
+	refused(t, "http in Azure", with(azure(), KeyAdminConsentRedirectURI, "http://azcreds.example.com/wizard/"), KeyAdminConsentRedirectURI, "https")
+	for _, bad := range []string{"/wizard/", "ftp://x/wizard", "https://azcreds.example.com/wizard/#step2", "https://user@azcreds.example.com/",
+		"https:///wizard", "https://azcreds.example.com/" + strings.Repeat("w", 256)} {
+		refused(t, bad, with(valid(), KeyAdminConsentRedirectURI, bad), KeyAdminConsentRedirectURI, "absolute")
 	}
 }

@@ -58,6 +58,10 @@ type TransitionError struct {
 	Action  string
 	State   State
 	Allowed []State
+	// Condition, when set, is what the allowed states need besides, e.g. "after the access
+	// probe's deadline (...)", and Now what holds instead.
+	Condition string
+	Now       string
 }
 
 func (e *TransitionError) Error() string {
@@ -68,8 +72,15 @@ func (e *TransitionError) Error() string {
 	for i, s := range e.Allowed {
 		names[i] = string(s)
 	}
-	return fmt.Sprintf("cannot %s: credential is in state %q; allowed only in state %s",
-		e.Action, e.State, strings.Join(names, ", "))
+	msg := fmt.Sprintf("cannot %s: credential is in state %q", e.Action, e.State)
+	if e.Now != "" {
+		msg += " " + e.Now
+	}
+	msg += "; allowed only in state " + strings.Join(names, ", ")
+	if e.Condition != "" {
+		msg += " " + e.Condition
+	}
+	return msg
 }
 
 // Is makes every TransitionError match ErrConflict (HTTP 409).

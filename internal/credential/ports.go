@@ -17,6 +17,16 @@ type App struct {
 	AppID string
 }
 
+// AppSpec is the app registration a credential gets.
+type AppSpec struct {
+	DisplayName string
+	// UniqueName is the app's unique key (Graph's uniqueName alternate key): UniqueAppName.
+	UniqueName string
+	// RedirectURIs are the app's web redirect URIs: where Entra ID may send an administrator
+	// back after the admin consent (Config.AdminConsentRedirectURI); none when empty.
+	RedirectURIs []string
+}
+
 // FederatedCredential is the trust an app registration places in the backend's managed
 // identity: tokens from Issuer for Subject with one of Audiences may be exchanged for the
 // app's tokens, so no client secret ever exists.
@@ -33,9 +43,9 @@ type FederatedCredential struct {
 // Implementations wrap ErrUnavailable for throttling and server errors, and treat a
 // missing application on delete as success.
 type Directory interface {
-	// CreateApp registers an app named displayName under the unique key uniqueName, or
-	// returns the app that already has that key: repeating it never makes a second app.
-	CreateApp(ctx context.Context, displayName, uniqueName string) (App, error)
+	// CreateApp registers a multi-tenant app as spec says, or returns the app that already
+	// has spec's unique name: repeating it never makes a second app.
+	CreateApp(ctx context.Context, spec AppSpec) (App, error)
 	// FindApp returns the app registered under uniqueName; ok is false when there is none.
 	FindApp(ctx context.Context, uniqueName string) (app App, ok bool, err error)
 	AddFederatedCredential(ctx context.Context, appObjectID string, fc FederatedCredential) error
@@ -81,6 +91,10 @@ type Store interface {
 	OrgDefault(ctx context.Context, orgID string) (string, error)
 	// SetOrgDefault makes c the organization's default if c is unchanged since it was read.
 	SetOrgDefault(ctx context.Context, c *Credential) error
+	// ClearOrgDefault removes the organization's default if it still points at id, as
+	// read: one that points elsewhere meanwhile fails with an error matching ErrConflict
+	// and stays; none at all is success.
+	ClearOrgDefault(ctx context.Context, orgID, id string) error
 }
 
 // DeletedCredential is the tombstone of a deleted credential: enough to name it, to say

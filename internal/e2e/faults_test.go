@@ -545,7 +545,7 @@ func TestSoakFaults(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range runs {
 		api := h.api(t)
-		api.HTTP = &http.Client{Timeout: 30 * time.Second}
+		api.HTTP = apiCheck.Client(&http.Client{Timeout: 30 * time.Second})
 		r := &soakRun{i: i, scenario: scenarioOf(i), p: &patient{api: api, retries: &retries}}
 		runs[i] = r
 		wg.Add(1)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,13 +18,19 @@ import (
 	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/dev/apicheck"
 	"github.com/activeloopai/azcreds/internal/dev/stack"
 	"github.com/activeloopai/azcreds/internal/dev/testenv"
 	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // binDir holds the binaries TestMain builds once for the package.
 var binDir string
+
+// apiCheck holds every answer the tests' API clients receive to handlers/openapi.json
+// (internal/dev/apicheck); the Functions host's invocation paths are not the API's.
+var apiCheck *apicheck.Validator
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "azcreds-e2e-")
@@ -34,6 +42,9 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(dir)
 		root, err := stack.ModuleRoot(".")
 		if err == nil {
+			apiCheck, err = apicheck.Load(filepath.Join(root, "handlers", "openapi.json"), hostInvocation)
+		}
+		if err == nil {
 			// Built as `make package` builds for Azure: the same compilation serves both.
 			err = stack.Build(context.Background(), &stack.Launcher{}, root, os.Getenv("GOFLAGS"), dir,
 				stack.HandlerBinary, stack.StandInBinary)
@@ -43,9 +54,31 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		binDir = dir
-		return m.Run()
+		code := m.Run()
+		if err := apiCheck.Report("e2e"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = max(code, 1)
+		}
+		return code
 	}()
 	os.Exit(code)
+}
+
+// hostInvocation reports whether r is one of the Functions host's invocations, which a
+// test posts to play the host: no API call.
+func hostInvocation(r *http.Request) bool {
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	for _, q := range queue.JobQueues {
+		if q.Function == name {
+			return true
+		}
+	}
+	for _, tm := range queue.Timers {
+		if tm.Function == name {
+			return true
+		}
+	}
+	return false
 }
 
 // The local stack's fixed ids (internal/dev/stack), by the names the tests use.
@@ -306,7 +339,7 @@ func (h *handler) api(t testing.TB) *walkthrough.API {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &walkthrough.API{BaseURL: h.url, Org: org, Token: tok}
+	return &walkthrough.API{BaseURL: h.url, Org: org, Token: tok, HTTP: apiCheck.Client(nil)}
 }
 
 // onboarding is one credential's way through the wizard in a test.

@@ -570,6 +570,24 @@ func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) err
 	return nil
 }
 
+// ClearOrgDefault removes the organization's default if it points at id.
+func (s *Store) ClearOrgDefault(ctx context.Context, orgID, id string) error {
+	end, err := s.begin("ClearOrgDefault")
+	if err != nil {
+		return err
+	}
+	defer end()
+	p := s.org(orgID)
+	switch {
+	case p.def == nil:
+		return nil
+	case p.def.id != id:
+		return errChanged(fmt.Sprintf("clear org default %s (it is %s now)", id, p.def.id))
+	}
+	p.def = nil
+	return nil
+}
+
 // touch checks that c is unchanged since it was read and moves its row's ETag on, as a
 // merge of no properties does in a transaction; s.mu is held.
 func (s *Store) touch(p *partition, c *credential.Credential, what string) error {

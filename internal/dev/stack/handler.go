@@ -59,6 +59,9 @@ func HandlerEnv(c HandlerConfig) []string {
 		// The wizard page at /wizard/, whose customer panel plays the customer through the
 		// stand-in (the authority host above).
 		config.KeyLocalWizard + "=true",
+		// The wizard page the handler serves, where the stand-in's admin consent sends the
+		// administrator back: every app registration lists it.
+		config.KeyAdminConsentRedirectURI + "=http://" + c.Listen + "/wizard/",
 	}
 	if c.SigningKeyFile != "" {
 		env = append(env, config.KeyAuthSigningKeyFile+"="+c.SigningKeyFile)

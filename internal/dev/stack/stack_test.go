@@ -406,6 +406,9 @@ func TestHandlerEnvIsValidConfig(t *testing.T) {
 	if c.ListenAddr != "127.0.0.1:12012" || c.FunctionsHost || !c.LocalStack {
 		t.Errorf("listen %q (functions host %v, local stack %v), want 127.0.0.1:12012 standalone on the local stack", c.ListenAddr, c.FunctionsHost, c.LocalStack)
 	}
+	if c.AdminConsentRedirectURI != "http://127.0.0.1:12012/wizard/" {
+		t.Errorf("admin consent redirect URI %q: want the handler's wizard page", c.AdminConsentRedirectURI)
+	}
 	if c.AuthorityHost != "https://127.0.0.1:12010/" || c.GraphBaseURL != "https://127.0.0.1:12010/v1.0" {
 		t.Errorf("authority %q, graph %q: want the stand-in's", c.AuthorityHost, c.GraphBaseURL)
 	}

@@ -20,6 +20,7 @@ type Credential struct {
 	AdminConsentURL        string    `json:"admin_consent_url"`
 	RoleAssignmentCommand  string    `json:"role_assignment_command"`
 	PortalURL              string    `json:"portal_url"`
+	PortalAccount          string    `json:"portal_account"`
 	Generation             int64     `json:"generation"`
 	Azure                  Azure     `json:"azure"`
 	Progress               *Progress `json:"progress"`
@@ -218,6 +219,16 @@ func (a *API) SaveUnverified(ctx context.Context, id string) (Credential, error)
 	var c Credential
 	err := a.call(ctx, http.MethodPost, "/credentials/"+id+"/save-unverified", map[string]string{}, &c)
 	return c, err
+}
+
+// SetOrgDefault is the wizard's "Set as org default" toggle switched on.
+func (a *API) SetOrgDefault(ctx context.Context, id string) error {
+	return a.call(ctx, http.MethodPut, "/credential", map[string]string{"credential_id": id}, nil)
+}
+
+// ClearOrgDefault is the toggle switched off.
+func (a *API) ClearOrgDefault(ctx context.Context) error {
+	return a.call(ctx, http.MethodDelete, "/credential", nil, nil)
 }
 
 // Delete removes a credential.

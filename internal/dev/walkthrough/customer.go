@@ -3,6 +3,7 @@ package walkthrough
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,6 +33,59 @@ func (c *Customer) InstallServicePrincipal(ctx context.Context, tenantID, appID 
 	}
 	err := c.call(ctx, http.MethodPost, "/tenants/"+url.PathEscape(tenantID)+"/servicePrincipals", map[string]string{"appId": appID}, &sp)
 	return sp.ID, err
+}
+
+// Consent is where Entra ID sent a tenant administrator back from the admin consent URL:
+// the redirect URI and Entra's answer in its query.
+type Consent struct {
+	RedirectURI      string // the URL without the answer's parameters
+	AdminConsent     string // admin_consent: "True"
+	Tenant           string // the tenant that consented
+	State            string
+	Error            string // set when the administrator refused
+	ErrorDescription string
+}
+
+// AdminConsent opens a credential's admin_consent_url as a tenant administrator would in a
+// browser, and returns where Entra sends them back. The redirect is read, not followed:
+// it leads to the wizard. An answer that is no redirect is an *Error.
+func (c *Customer) AdminConsent(ctx context.Context, consentURL string) (Consent, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, consentURL, nil)
+	if err != nil {
+		return Consent{}, err
+	}
+	hc := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if c.HTTP != nil {
+		hc.Transport, hc.Timeout = c.HTTP.Transport, c.HTTP.Timeout
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Consent{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return Consent{}, &Error{Status: resp.StatusCode, Body: string(body)}
+	}
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return Consent{}, fmt.Errorf("admin consent redirect: %w", err)
+	}
+	q := back.Query()
+	out := Consent{AdminConsent: q.Get("admin_consent"), Tenant: q.Get("tenant"), State: q.Get("state"),
+		Error: q.Get("error"), ErrorDescription: q.Get("error_description")}
+	for _, k := range []string{"admin_consent", "tenant", "state", "error", "error_description"} {
+		q.Del(k)
+	}
+	back.RawQuery = q.Encode()
+	out.RedirectURI = back.String()
+	return out, nil
+}
+
+// AdministratorAnswers sets how the tenant administrator answers the admin consent of
+// appID: the tenant they sign in to (for an organizations URL) and whether they refuse.
+func (c *Customer) AdministratorAnswers(ctx context.Context, appID, tenantID string, refuse bool) error {
+	return c.call(ctx, http.MethodPut, "/consent/"+url.PathEscape(appID), map[string]any{"tenant_id": tenantID, "refuse": refuse}, nil)
 }
 
 // RegisterStorageAccount makes an account's ARM scope resolvable.
