@@ -31,6 +31,9 @@ const (
 	// endpoints on the standalone listener and runs no queue worker or health ticker, so a
 	// test can play the host.
 	KeyLocalInvocations = "AZCREDS_LOCAL_INVOCATIONS"
+	// KeyLocalPprofAddr (local stack only) serves net/http/pprof on a loopback listener of
+	// its own, never on the API's, to profile the handler under load.
+	KeyLocalPprofAddr = "AZCREDS_LOCAL_PPROF_ADDR"
 
 	KeyStorage                = "AzureWebJobsStorage"
 	KeyStorageTableServiceURI = "AzureWebJobsStorage__tableServiceUri"
@@ -170,6 +173,9 @@ type Config struct {
 	// LocalInvocations mounts the Functions host's invocation endpoints on the standalone
 	// listener instead of running the queue worker (local stack only).
 	LocalInvocations bool
+	// LocalPprofAddr, when set, is the loopback address of the profiling listener (local
+	// stack only).
+	LocalPprofAddr string
 	// Cloud is the Azure cloud whose endpoints the handler uses. In Azure mode the authority
 	// host, Graph base URL and blob endpoint template are this cloud's; on the local stack,
 	// whose stand-in plays the public cloud, it is the public cloud.
@@ -325,6 +331,7 @@ func Parse(get Source) (Config, error) {
 		BlobEndpointTemplate:    p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
 		LocalBlobAddr:           p.hostPort(KeyLocalBlobAddr),
 		LocalBlobAccounts:       p.accounts(KeyLocalBlobAccounts),
+		LocalPprofAddr:          p.hostPort(KeyLocalPprofAddr),
 		DefaultStorageAccount:   p.str(KeyDefaultStorageAccount, ""),
 		DefaultContainerPrefix:  p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
 		DefaultPrefix:           strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
@@ -654,7 +661,7 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 // Keys lists every setting the binary reads.
 func Keys() []string {
 	return []string{
-		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations,
+		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations, KeyLocalPprofAddr,
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
