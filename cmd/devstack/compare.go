@@ -87,10 +87,14 @@ func compare(ctx context.Context, d *dev, args []string) error {
 	if err != nil {
 		return err
 	}
-	if differs, err := d.differs(ctx, sha, "internal/dev/loadtest", "cmd/loadtest"); err != nil {
+	differs, err := d.differs(ctx, sha, "internal/dev/loadtest", "cmd/loadtest")
+	if err != nil {
 		return err
-	} else if differs {
-		say("note: the load generator (internal/dev/loadtest, cmd/loadtest) differs between %s and this tree: each side runs its own, so a figure of what changed there compares two loads, not two handlers", short(sha))
+	}
+	generatorNote := ""
+	if differs {
+		generatorNote = fmt.Sprintf("note: the load generator (internal/dev/loadtest, cmd/loadtest) differs between %s and this tree: each side runs its own, so a figure of what changed there compares two loads, not two handlers", short(sha))
+		say("%s", generatorNote)
 	}
 
 	sides := []side{
@@ -110,6 +114,9 @@ func compare(ctx context.Context, d *dev, args []string) error {
 	fmt.Println()
 	fmt.Printf("make compare: before = %s (%s), after = this tree; %d run(s) each, alternating; medians\n", short(sha), ref, runs)
 	fmt.Print(formatComparison(compareReports(sides[0].reports, sides[1].reports, levels, getConns)))
+	if generatorNote != "" {
+		fmt.Println(generatorNote)
+	}
 	for _, sd := range sides {
 		for i, l := range sd.loads {
 			fmt.Printf("%s run %d: load average %s before, %s after\n", sd.name, i+1, l[0], l[1])

@@ -12,10 +12,8 @@ import (
 // figure is one figure `make compare` reads from each report.
 type figure struct {
 	group, name string
-	// value reads the figure; false when the report lacks it.
-	value func(loadtest.Report) (float64, bool)
-	// missing says what a report lacks when value finds nothing.
-	missing string
+	// value reads the figure, or says why the report lacks it.
+	value func(loadtest.Report) (v float64, missing string)
 }
 
 // figures are the comparison's figures: /creds at each of levels (requests a second,
@@ -24,45 +22,51 @@ type figure struct {
 // and handler CPU.
 func figures(levels []int, getConns int) []figure {
 	var fs []figure
-	steady := func(name string, c int, group, what string) {
-		run := func(r loadtest.Report) (loadtest.SteadyRun, bool) { return r.Run(name, c) }
-		from := func(f func(loadtest.SteadyRun) (float64, bool)) func(loadtest.Report) (float64, bool) {
-			return func(r loadtest.Report) (float64, bool) {
-				s, ok := run(r)
+	steady := func(name string, c int, what string) {
+		group := fmt.Sprintf("%s, c=%d", what, c)
+		from := func(f func(loadtest.SteadyRun) (float64, bool), lacks string) func(loadtest.Report) (float64, string) {
+			return func(r loadtest.Report) (float64, string) {
+				s, ok := r.Run(name, c)
 				if !ok {
-					return 0, false
+					return 0, fmt.Sprintf("no %s run at c=%d", what, c)
 				}
-				return f(s)
+				if v, ok := f(s); ok {
+					return v, ""
+				}
+				return 0, fmt.Sprintf("%s at c=%d: %s", what, c, lacks)
 			}
 		}
-		noRun := fmt.Sprintf("no %s run at %d connections", what, c)
 		fs = append(fs,
-			figure{group, "req/s", from(func(s loadtest.SteadyRun) (float64, bool) { return s.Result.RPS, true }), noRun},
-			figure{group, "p50 ms", from(func(s loadtest.SteadyRun) (float64, bool) { return ms(s.Result.P50), true }), noRun},
-			figure{group, "p99 ms", from(func(s loadtest.SteadyRun) (float64, bool) { return ms(s.Result.P99), true }), noRun})
+			figure{group, "req/s", from(func(s loadtest.SteadyRun) (float64, bool) { return s.Result.RPS, true }, "")},
+			figure{group, "p50 ms", from(func(s loadtest.SteadyRun) (float64, bool) { return ms(s.Result.P50), true }, "")},
+			figure{group, "p99 ms", from(func(s loadtest.SteadyRun) (float64, bool) { return ms(s.Result.P99), true }, "")})
 		if name == loadtest.CredsRun {
 			fs = append(fs, figure{group, "handler CPU µs/request", from(func(s loadtest.SteadyRun) (float64, bool) {
 				d, ok := s.CPUPerRequest()
 				return float64(d) / float64(time.Microsecond), ok
-			}), noRun + " with the handler's CPU"})
+			}, "no handler CPU measured")})
 		} else {
-			fs = append(fs, figure{group, "storage transactions/request", from(func(s loadtest.SteadyRun) (float64, bool) {
-				return s.TransactionsPerRequest()
-			}), noRun + " with storage counts"})
+			fs = append(fs, figure{group, "storage transactions/request", from(loadtest.SteadyRun.TransactionsPerRequest,
+				"no storage transactions counted")})
 		}
 	}
 	for _, c := range levels {
-		steady(loadtest.CredsRun, c, fmt.Sprintf("/creds, %d conn", c), "/creds")
+		steady(loadtest.CredsRun, c, "/creds")
 	}
-	steady(loadtest.DetailRun, getConns, fmt.Sprintf("GET credential, %d conn", getConns), "GET credential")
+	steady(loadtest.DetailRun, getConns, "GET credential")
 	fs = append(fs,
-		figure{"onboarding", "storage transactions/onboarding", func(r loadtest.Report) (float64, bool) {
-			return r.TransactionsPerOnboarding()
-		}, "no storage counts of scenario 1"},
-		figure{"onboarding", "handler CPU ms/onboarding", func(r loadtest.Report) (float64, bool) {
-			d, ok := r.CPUPerOnboarding()
-			return ms(d), ok
-		}, "no handler CPU of scenario 1"})
+		figure{"onboarding", "storage transactions/onboarding", func(r loadtest.Report) (float64, string) {
+			if v, ok := r.TransactionsPerOnboarding(); ok {
+				return v, ""
+			}
+			return 0, "no storage transactions counted in scenario 1"
+		}},
+		figure{"onboarding", "handler CPU ms/onboarding", func(r loadtest.Report) (float64, string) {
+			if d, ok := r.CPUPerOnboarding(); ok {
+				return ms(d), ""
+			}
+			return 0, "no handler CPU measured in scenario 1"
+		}})
 	return fs
 }
 
@@ -113,16 +117,16 @@ func compareReports(before, after []loadtest.Report, levels []int, getConns int)
 	}
 	read := func(side string, reports []loadtest.Report, f figure) stat {
 		var vs []float64
-		for _, r := range reports {
-			if v, ok := f.value(r); ok {
+		for i, r := range reports {
+			v, missing := f.value(r)
+			switch {
+			case missing == "":
 				vs = append(vs, v)
+			case len(reports) == 1:
+				note(fmt.Sprintf("%s: %s", side, missing))
+			default:
+				note(fmt.Sprintf("%s run %d: %s", side, i+1, missing))
 			}
-		}
-		switch {
-		case len(vs) == 0 && len(reports) > 0:
-			note(fmt.Sprintf("%s: %s", side, f.missing))
-		case len(vs) < len(reports):
-			note(fmt.Sprintf("%s: %s in %d of %d runs", side, f.missing, len(reports)-len(vs), len(reports)))
 		}
 		return statOf(vs)
 	}

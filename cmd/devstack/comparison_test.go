@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,11 +70,11 @@ func TestCompareReports(t *testing.T) {
 		group, name          string
 		before, after, ratio float64
 	}{
-		{"/creds, 1 conn", "req/s", 200, 100, 0.5},
-		{"/creds, 16 conn", "p50 ms", 2, 1, 0.5},
-		{"/creds, 64 conn", "p99 ms", 4, 4, 1},
-		{"/creds, 64 conn", "handler CPU µs/request", 200, 100, 0.5},
-		{"GET credential, 64 conn", "storage transactions/request", 4, 2, 0.5},
+		{"/creds, c=1", "req/s", 200, 100, 0.5},
+		{"/creds, c=16", "p50 ms", 2, 1, 0.5},
+		{"/creds, c=64", "p99 ms", 4, 4, 1},
+		{"/creds, c=64", "handler CPU µs/request", 200, 100, 0.5},
+		{"GET credential, c=64", "storage transactions/request", 4, 2, 0.5},
 		{"onboarding", "storage transactions/onboarding", 48, 24, 0.5},
 		{"onboarding", "handler CPU ms/onboarding", 40, 20, 0.5},
 	} {
@@ -82,7 +83,7 @@ func TestCompareReports(t *testing.T) {
 			t.Errorf("%s %s: before %+v after %+v ratio %v", tc.group, tc.name, r.before, r.after, r.ratio)
 		}
 	}
-	if r := rowOf(t, c, "/creds, 1 conn", "req/s"); r.before.min != 100 || r.before.max != 300 || r.before.n != 3 {
+	if r := rowOf(t, c, "/creds, c=1", "req/s"); r.before.min != 100 || r.before.max != 300 || r.before.n != 3 {
 		t.Errorf("range %+v", r.before)
 	}
 	out := formatComparison(c)
@@ -100,30 +101,34 @@ func TestCompareOlderReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := compareReports([]loadtest.Report{old}, []loadtest.Report{newReport(1)}, []int{1, 16, 64}, 64)
-	r := rowOf(t, c, "/creds, 64 conn", "handler CPU µs/request")
+	r := rowOf(t, c, "/creds, c=64", "handler CPU µs/request")
 	if r.before.n != 1 || r.before.median < 127.9 || r.before.median > 128.1 || !r.hasRatio {
 		t.Errorf("/creds CPU per request of the older report: %+v", r)
 	}
-	if r := rowOf(t, c, "GET credential, 64 conn", "storage transactions/request"); r.before.median < 2.0 || r.before.median > 2.01 {
+	if r := rowOf(t, c, "GET credential, c=64", "storage transactions/request"); r.before.median < 2.0 || r.before.median > 2.01 {
 		t.Errorf("GET credential transactions per request: %+v", r.before)
 	}
 	if r := rowOf(t, c, "onboarding", "storage transactions/onboarding"); r.before.median != 32.21 {
 		t.Errorf("transactions per onboarding: %+v", r.before)
 	}
-	if r := rowOf(t, c, "/creds, 1 conn", "req/s"); r.before.n != 0 || r.hasRatio {
+	if r := rowOf(t, c, "/creds, c=1", "req/s"); r.before.n != 0 || r.hasRatio {
 		t.Errorf("a figure the older report lacks: %+v", r)
 	}
-	notes := strings.Join(c.notes, "\n")
-	for _, w := range []string{"before: no /creds run at 1 connections", "before: no /creds run at 16 connections"} {
-		if !strings.Contains(notes, w) {
-			t.Errorf("notes lack %q:\n%s", w, notes)
-		}
-	}
-	if strings.Contains(notes, "after:") {
-		t.Errorf("notes about the side that has everything:\n%s", notes)
+	if want := []string{"before: no /creds run at c=1", "before: no /creds run at c=16"}; !slices.Equal(c.notes, want) {
+		t.Errorf("notes %q, want %q", c.notes, want)
 	}
 	if out := formatComparison(c); !strings.Contains(out, "missing") {
 		t.Errorf("table:\n%s", out)
+	}
+	// A run without the handler's CPU lacks only that figure.
+	noCPU := newReport(1)
+	noCPU.Steady[0].HandlerCPU = 0
+	c = compareReports([]loadtest.Report{newReport(1), noCPU}, []loadtest.Report{newReport(1)}, []int{1}, 64)
+	if want := []string{"before run 2: /creds at c=1: no handler CPU measured"}; !slices.Equal(c.notes, want) {
+		t.Errorf("notes %q, want %q", c.notes, want)
+	}
+	if r := rowOf(t, c, "/creds, c=1", "handler CPU µs/request"); r.before.n != 1 || !r.hasRatio {
+		t.Errorf("a figure one of two runs has: %+v", r)
 	}
 }
 
