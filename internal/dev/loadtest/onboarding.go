@@ -356,6 +356,9 @@ type summary struct {
 	VerifiedAt *time.Time `json:"verified_at"`
 }
 
+// maxReadFailures is how many detail reads in a row may fail before a wizard gives up.
+const maxReadFailures = 5
+
 // The states a wizard acts on; any other ends its onboarding.
 const (
 	stateSPPending     = "sp_pending"
@@ -371,6 +374,7 @@ const (
 // accepted (a terminal probe outcome), or in any state the wizard does not wait on.
 func (r *onboardingRun) wizard(ctx context.Context, id string) {
 	submitted := false
+	failures := 0
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
 	for {
@@ -385,8 +389,13 @@ func (r *onboardingRun) wizard(ctx context.Context, id string) {
 				return
 			}
 			r.fail("read credential", err)
+			// A wizard retries a failed read, but not for ever.
+			if failures++; failures == maxReadFailures {
+				return
+			}
 			continue
 		}
+		failures = 0
 		switch {
 		case s.State == stateVerified:
 			r.mu.Lock()

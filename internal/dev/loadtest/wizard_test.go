@@ -13,9 +13,10 @@ import (
 
 // fakeStack plays the handler's API and the stand-in's control endpoints for
 // RunOnboarding: each credential moves one step per detail read; the credentials whose
-// names end in noSP or noAccess fail their service principal window or their access probe.
+// names end in noSP or noAccess fail their service principal window or their access probe,
+// and the detail of those ending in broken answers 500.
 type fakeStack struct {
-	noSP, noAccess string
+	noSP, noAccess, broken string
 
 	mu    sync.Mutex
 	creds map[string]*fakeCred
@@ -118,6 +119,9 @@ func (f *fakeStack) serve(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusOK, map[string]any{"events": []map[string]any{
 			{"time": c.tenantAt, "to": "sp_pending"}, {"time": c.tenantAt.Add(time.Millisecond), "to": "sp_verified"},
 			{"time": c.storageAt, "to": "access_pending"}, {"time": c.storageAt.Add(2 * time.Millisecond), "to": "verified"}}})
+	case r.Method == http.MethodGet && step == "" && f.broken != "" && strings.HasSuffix(c.id, f.broken):
+		c.reads++
+		http.Error(w, "broken", http.StatusInternalServerError)
 	case r.Method == http.MethodGet && step == "":
 		if c.ended {
 			f.late = append(f.late, c.id)
@@ -202,6 +206,30 @@ func TestRunOnboardingWizardReadsDetail(t *testing.T) {
 		}
 		if c.storageSubmits != want {
 			t.Errorf("%s: %d storage submits, want %d", id, c.storageSubmits, want)
+		}
+	}
+}
+
+// TestRunOnboardingWizardGivesUp: a wizard whose reads keep failing stops after
+// maxReadFailures of them in a row, and the run ends without reaching its timeout.
+func TestRunOnboardingWizardGivesUp(t *testing.T) {
+	f, srv := newFakeStack(t, "none", "none")
+	f.broken = "-00001"
+	// A wizard that never gave up would hold the run until its timeout, an error.
+	res, err := RunOnboarding(t.Context(), OnboardingConfig{APIURL: srv.URL, ControlURL: srv.URL + "/control", Org: "org", Token: "tok",
+		Credentials: 3, Concurrency: 2, TenantID: "t", SubscriptionID: "s", ResourceGroup: "rg", Account: "a",
+		Poll: 10 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verified != 2 || res.Failed != 1 || res.Errors != maxReadFailures || !strings.Contains(res.ErrorSample, "HTTP 500") {
+		t.Errorf("verified %d, failed %d, errors %d (%s)", res.Verified, res.Failed, res.Errors, res.ErrorSample)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, c := range f.creds {
+		if strings.HasSuffix(id, f.broken) && c.reads != maxReadFailures {
+			t.Errorf("%s: %d reads, want %d", id, c.reads, maxReadFailures)
 		}
 	}
 }
