@@ -80,7 +80,10 @@ func compare(ctx context.Context, d *dev, args []string) error {
 	}
 	refDevstack := filepath.Join(refRoot, "bin", "devstack")
 	say("go build %s's cmd/devstack", short(sha))
-	if err := stack.Build(ctx, d.launcher, refRoot, "-buildvcs=false", filepath.Dir(refDevstack), stack.Binary{Name: "devstack", Package: "./cmd/devstack"}); err != nil {
+	// Its tree lies inside this repository's: without -buildvcs=false its binaries would be
+	// stamped with this repository's revision.
+	refGoflags := strings.TrimSpace(os.Getenv("GOFLAGS") + " -buildvcs=false")
+	if err := stack.Build(ctx, d.launcher, refRoot, refGoflags, filepath.Dir(refDevstack), stack.Binary{Name: "devstack", Package: "./cmd/devstack"}); err != nil {
 		return err
 	}
 	thisDevstack, err := os.Executable()
@@ -98,7 +101,7 @@ func compare(ctx context.Context, d *dev, args []string) error {
 	}
 
 	sides := []side{
-		{name: "before", label: short(sha), root: refRoot, devstack: refDevstack, goflags: "-buildvcs=false"},
+		{name: "before", label: short(sha), root: refRoot, devstack: refDevstack, goflags: refGoflags},
 		{name: "after", label: "this tree", root: d.root(), devstack: thisDevstack},
 	}
 	env := []string{"LOAD_DURATION=" + envOr("LOAD_DURATION", "30s")}
@@ -136,7 +139,7 @@ type side struct {
 	name, label string
 	root        string // where its devstack runs
 	devstack    string
-	goflags     string
+	goflags     string // GOFLAGS of its builds, when not this process's
 	reports     []loadtest.Report
 	profiles    []string
 	loads       [][2]string // load average before and after each run
@@ -149,7 +152,7 @@ func (d *dev) loadRun(ctx context.Context, sd *side, i int, dir string, env []st
 	report, profile, log := base+".json", base+".pprof", base+".log"
 	env = append(env, "LOAD_JSON="+report, "LOAD_PROFILE="+profile)
 	if sd.goflags != "" {
-		env = append(env, "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" "+sd.goflags))
+		env = append(env, "GOFLAGS="+sd.goflags)
 	}
 	say("%s run %d (%s): devstack load, output in %s", sd.name, i, sd.label, d.rel(log))
 	before := loadAverage()
