@@ -40,6 +40,7 @@ import (
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localdial"
+	"github.com/activeloopai/azcreds/internal/profiling"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
 	"github.com/activeloopai/azcreds/internal/wizard"
@@ -83,6 +84,16 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// Local stack only (Azure mode refuses the setting): the profiles on a loopback
+	// listener of their own, never on the API's.
+	if cfg.LocalPprofAddr != "" {
+		prof, err := profiling.Start(cfg.LocalPprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+		log.Info("serving profiles", "addr", prof.Addr())
+	}
 	// The Functions host probes the port within seconds of start: listen first.
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {

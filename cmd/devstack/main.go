@@ -4,6 +4,8 @@
 //	                            and the handler until Ctrl-C (AZCREDS_RUN_PORT_BASE moves them)
 //	devstack walkthrough        `make walkthrough`: one whole onboarding against `make run`
 //	devstack load               `make load`: the load figures on a fresh stack of its own
+//	devstack compare            `make compare`: the same load against a git ref's build and
+//	                            this tree's, each on fresh stacks, and the ratios
 //	devstack test               `make test`: gofmt, go mod tidy, vet and go test against a
 //	                            throw-away Azurite, then every fuzz target
 //	devstack fuzz               `make fuzz`: every fuzz target for FUZZTIME
@@ -56,7 +58,7 @@ func main() {
 	os.Exit(launch(cmd, args))
 }
 
-const usage = `usage: devstack run [-stack-only] | walkthrough [flags] | load | test | fuzz | deps | env | token -org ORG
+const usage = `usage: devstack run [-stack-only] | walkthrough [flags] | load | compare | test | fuzz | deps | env | token -org ORG
 `
 
 // commands are devstack's subcommands.
@@ -64,6 +66,7 @@ var commands = map[string]func(ctx context.Context, d *dev, args []string) error
 	"run":         runStack,
 	"walkthrough": runWalkthrough,
 	"load":        load,
+	"compare":     compare,
 	"test":        test,
 	"fuzz":        fuzz,
 	"deps":        deps,

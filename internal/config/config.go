@@ -35,6 +35,9 @@ const (
 	// beside the API, with the customer's side played through the stand-in's control
 	// endpoints (internal/wizard).
 	KeyLocalWizard = "AZCREDS_LOCAL_WIZARD"
+	// KeyLocalPprofAddr (local stack only) serves net/http/pprof on a loopback listener of
+	// its own, never on the API's, to profile the handler under load.
+	KeyLocalPprofAddr = "AZCREDS_LOCAL_PPROF_ADDR"
 
 	KeyStorage                = "AzureWebJobsStorage"
 	KeyStorageTableServiceURI = "AzureWebJobsStorage__tableServiceUri"
@@ -194,6 +197,9 @@ type Config struct {
 	// LocalWizard serves the wizard page and its customer panel at /wizard/ (local stack
 	// only); the panel reaches the stand-in's control endpoints at AuthorityHost.
 	LocalWizard bool
+	// LocalPprofAddr, when set, is the loopback address of the profiling listener (local
+	// stack only).
+	LocalPprofAddr string
 	// Cloud is the Azure cloud whose endpoints the handler uses. In Azure mode the authority
 	// host, Graph base URL and blob endpoint template are this cloud's; on the local stack,
 	// whose stand-in plays the public cloud, it is the public cloud.
@@ -357,6 +363,7 @@ func Parse(get Source) (Config, error) {
 		BlobEndpointTemplate:     p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
 		LocalBlobAddr:            p.hostPort(KeyLocalBlobAddr),
 		LocalBlobAccounts:        p.accounts(KeyLocalBlobAccounts),
+		LocalPprofAddr:           p.hostPort(KeyLocalPprofAddr),
 		DefaultStorageAccount:    p.str(KeyDefaultStorageAccount, ""),
 		DefaultContainerPrefix:   p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
 		DefaultPrefix:            strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
@@ -716,7 +723,7 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 // Keys lists every setting the binary reads.
 func Keys() []string {
 	return []string{
-		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations, KeyLocalWizard,
+		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations, KeyLocalWizard, KeyLocalPprofAddr,
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,

@@ -27,6 +27,7 @@ var localOnly = []LocalSetting{
 	{KeyStorage, "a connection string carries an account key or a SAS, and no account key exists in Azure: the handler reaches its storage with the managed identity, " +
 		KeyStorageTableServiceURI + " and " + KeyStorageQueueServiceURI},
 	{KeyListenAddr, "in Azure the Functions host chooses the port, " + KeyCustomHandlerPort},
+	{KeyLocalPprofAddr, "it serves the handler's profiles, which show its memory, to whoever reaches the port"},
 }
 
 // LocalOnly lists the settings that Azure mode refuses, with why.
@@ -80,6 +81,10 @@ func (p *parser) localStack(c *Config) {
 	if c.LocalWizard && !loopback(c.ListenAddr) {
 		p.errs = append(p.errs, fmt.Errorf("%s needs a loopback %s, got %q: the customer panel's routes to the stand-in have no authentication",
 			KeyLocalWizard, KeyListenAddr, c.ListenAddr))
+	}
+	if c.LocalPprofAddr != "" && !loopback(c.LocalPprofAddr) {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a loopback host:port, got %q: the profiles have no authentication",
+			KeyLocalPprofAddr, c.LocalPprofAddr))
 	}
 }
 

@@ -183,6 +183,7 @@ func TestAzureModeRefusesLocalOnlySettings(t *testing.T) {
 		KeyAuthSigningKeyFile: "key.pem",
 		KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",
 		KeyListenAddr:         "0.0.0.0:7071",
+		KeyLocalPprofAddr:     "127.0.0.1:6060",
 	}
 	for _, s := range LocalOnly() {
 		v, ok := values[s.Key]
@@ -285,6 +286,23 @@ func TestLocalWizard(t *testing.T) {
 		refused(t, addr, with(valid(), KeyLocalWizard, "true", KeyListenAddr, addr), KeyLocalWizard, "loopback")
 	}
 	refused(t, "not a boolean", with(valid(), KeyLocalWizard, "on"), KeyLocalWizard, "true or false")
+}
+
+// TestLocalPprofAddr: the profiling listener is off by default and, when set, loopback
+// only: the profiles have no authentication.
+func TestLocalPprofAddr(t *testing.T) {
+	if c, err := Parse(source(valid())); err != nil || c.LocalPprofAddr != "" {
+		t.Fatalf("default: %v, %q", err, c.LocalPprofAddr)
+	}
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060"} {
+		if c, err := Parse(source(with(valid(), KeyLocalPprofAddr, addr))); err != nil || c.LocalPprofAddr != addr {
+			t.Errorf("%s: %v, %q", addr, err, c.LocalPprofAddr)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:6060", ":6060", "10.0.0.4:6060"} {
+		refused(t, addr, with(valid(), KeyLocalPprofAddr, addr), KeyLocalPprofAddr, "loopback")
+	}
+	refused(t, "no port", with(valid(), KeyLocalPprofAddr, "127.0.0.1"), KeyLocalPprofAddr, "host:port")
 }
 
 func TestCloudByName(t *testing.T) {

@@ -716,6 +716,7 @@ func refusals(t *testing.T, env testenv.Env, dir, exe string) {
 		config.KeyAuthSigningKeyFile: "key.pem",
 		config.KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",
 		config.KeyListenAddr:         "0.0.0.0:7071",
+		config.KeyLocalPprofAddr:     "127.0.0.1:6060",
 	}
 	for _, s := range config.LocalOnly() {
 		v, ok := samples[s.Key]

@@ -464,11 +464,11 @@ func TestPorts(t *testing.T) {
 		t.Errorf("make run's ports %+v", run)
 	}
 	p := PortsFrom(12000)
-	all := []int{p.AzuriteBlob, p.AzuriteQueue, p.AzuriteTable, p.ProxyBlob, p.ProxyQueue, p.ProxyTable, p.StandIn, p.StorageFront, p.Handler}
+	all := []int{p.AzuriteBlob, p.AzuriteQueue, p.AzuriteTable, p.ProxyBlob, p.ProxyQueue, p.ProxyTable, p.StandIn, p.StorageFront, p.Handler, p.Profiles}
 	seen := map[int]bool{}
 	for _, port := range all {
-		if seen[port] || port < 12000 || port > 12012 {
-			t.Errorf("port %d repeated or outside 12000-12012: %v", port, all)
+		if seen[port] || port < 12000 || port > 12013 {
+			t.Errorf("port %d repeated or outside 12000-12013: %v", port, all)
 		}
 		seen[port] = true
 	}
