@@ -9,13 +9,16 @@ SHELL := bash
 # Flags and packages for `make test`, e.g. `make test PKGS=./internal/store/...`;
 # AZCREDS_TEST_PORT_BASE=10400 moves its Azurite off 10100-10102 (to run two at once);
 # AZCREDS_RUN_PORT_BASE=12000 moves `make run` (and `make walkthrough`) off their fixed
-# ports, AZCREDS_LOAD_PORT_BASE `make load` off 10200-10212.
+# ports, AZCREDS_LOAD_PORT_BASE `make load` and `make compare` off 10200-10213.
 GOTEST_FLAGS ?= -race -count=1
 PKGS ?= ./...
 export GOTEST_FLAGS PKGS AZCREDS_TEST_PORT_BASE AZCREDS_RUN_PORT_BASE AZCREDS_LOAD_PORT_BASE FUZZTIME
-export LOAD_N LOAD_CONCURRENCY LOAD_CONNS LOAD_DURATION LOAD_PROPAGATION LOAD_COUNT LOAD_JSON
+export LOAD_N LOAD_CONCURRENCY LOAD_CONNS LOAD_CREDS_CONNS LOAD_DURATION LOAD_PROPAGATION LOAD_COUNT LOAD_JSON LOAD_PROFILE
+# `make compare REF=<git ref>`: the ref to compare this tree with (default: the merge base of
+# HEAD and COMPARE_BASE, default main); COMPARE_RUNS runs of each, alternating.
+export REF COMPARE_BASE COMPARE_RUNS
 
-.PHONY: help deps test test-short soak fuzz load run stack build functions clean walkthrough
+.PHONY: help deps test test-short soak fuzz load compare run stack build functions clean walkthrough
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,8 +38,11 @@ soak: ## the four TestSoak* end-to-end tests at once, at the counts docs/RELIABI
 fuzz: ## every fuzz target for FUZZTIME each (default 1m); make test runs each for 10,000 executions
 	@scripts/dev.sh fuzz
 
-load: ## load figures of docs/PERFORMANCE.md against a fresh local stack (1,000 onboardings, 64 connections for 60 s)
+load: ## load figures of docs/PERFORMANCE.md against a fresh local stack (1,000 onboardings; /creds at 1, 16, 64 and GET credential at 64 connections, 60 s each)
 	@scripts/dev.sh load
+
+compare: ## make load against REF's build and this tree's, each on a fresh stack, and the ratios (docs/PERFORMANCE.md)
+	@scripts/dev.sh compare
 
 run: ## Azurite + Entra/Graph stand-in + bin/handler serve on 127.0.0.1:7071; Ctrl-C stops all
 	@scripts/dev.sh run

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
@@ -40,9 +41,11 @@ import (
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/localdial"
+	"github.com/activeloopai/azcreds/internal/profiling"
 	"github.com/activeloopai/azcreds/internal/queue"
 	"github.com/activeloopai/azcreds/internal/queue/azurequeue"
 	"github.com/activeloopai/azcreds/internal/store"
+	"github.com/activeloopai/azcreds/internal/wizard"
 	"github.com/activeloopai/azcreds/internal/worker"
 )
 
@@ -83,6 +86,16 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// Local stack only (Azure mode refuses the setting): the profiles on a loopback
+	// listener of their own, never on the API's.
+	if cfg.LocalPprofAddr != "" {
+		prof, err := profiling.Start(cfg.LocalPprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+		log.Info("serving profiles", "addr", prof.Addr())
+	}
 	// The Functions host probes the port within seconds of start: listen first.
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -142,80 +155,206 @@ func serve(args []string) error {
 	return errors.Join(serveErr, shutdownErr, workerErr)
 }
 
-// build wires config -> clients -> services -> handlers. Under the Functions host (or on the
-// local stack with AZCREDS_LOCAL_INVOCATIONS, where a test plays the host) the handler also
-// serves the host's queue- and timer-trigger invocations; otherwise the returned background
-// work consumes the queues and sweeps health on AZCREDS_HEALTH_INTERVAL instead (nil when
-// the invocations are served).
+// build wires config -> clients -> the domain's job types -> handlers. Under the Functions
+// host (or on the local stack with AZCREDS_LOCAL_INVOCATIONS, where a test plays the host)
+// the handler also serves the host's queue- and timer-trigger invocations; otherwise the
+// returned background work consumes the queues, sweeps health on AZCREDS_HEALTH_INTERVAL and
+// reconciles on AZCREDS_RECONCILE_INTERVAL instead (nil when the invocations are served).
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handler, background, error) {
+	a, err := openAdapters(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := newDomain(cfg, a, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	authn, err := authenticator(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("authentication", "workload_identities", authn.WorkloadIdentities(), "api_app_id", cfg.APIAppID)
+	api := handlers.New(d.onboarding, d.issuance, d.workloads, authn, log, handlers.WithHealthLog(d.health))
+	if cfg.FunctionsHost || cfg.LocalInvocations {
+		invoker := handlers.NewInvoker(d.runner, log, handlers.WithHealthSweep(d.health), handlers.WithReconciler(d.reconciler))
+		served, err := withWizard(cfg, handlers.Compose(api, invoker), log)
+		return served, nil, err
+	}
+	work, err := standaloneWork(ctx, cfg, a, d, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	served, err := withWizard(cfg, api, log)
+	return served, work, err
+}
+
+// standaloneWork is what the Functions host would run when there is none: the queue worker,
+// and the timers' twins. Each twin takes a lease in the table, so that of several instances
+// one does the work per period, as the host runs a timer function on one instance.
+func standaloneWork(ctx context.Context, cfg config.Config, a *adapters, d *domain, log *slog.Logger) (background, error) {
+	consumed, err := worker.Open(ctx, a.queues, a.scheduler)
+	if err != nil {
+		return nil, err
+	}
+	queueWorker, err := worker.New(consumed, d.runner, worker.Options{Log: log.With("component", "worker")})
+	if err != nil {
+		return nil, err
+	}
+	holder := instanceID()
+	work := together{queueWorker}
+	if cfg.HealthInterval > 0 {
+		work = append(work, &worker.Ticker{Name: queue.HealthSweep.Function, Interval: cfg.HealthInterval, Lease: a.store,
+			Holder: holder, Log: log.With("component", "health_sweep"), Work: func(ctx context.Context) error {
+				_, err := d.health.SweepHealth(ctx)
+				return err
+			}})
+	}
+	if cfg.ReconcileInterval > 0 {
+		work = append(work, &worker.Ticker{Name: queue.Reconcile.Function, Interval: cfg.ReconcileInterval, Lease: a.store,
+			Holder: holder, Log: log.With("component", "reconciler"), Work: func(ctx context.Context) error {
+				_, err := d.reconciler.Reconcile(ctx)
+				return err
+			}})
+	}
+	return work, nil
+}
+
+// instanceID names this process in the timers' leases: host, process id and a random part.
+func instanceID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
+}
+
+// adapters are the Azure clients behind the domain's ports, all signed in as the backend's
+// managed identity (or, for a customer's storage, as the credential's service principal
+// through the token chain).
+type adapters struct {
+	queues     *azqueue.ServiceClient
+	store      *store.Store
+	scheduler  *azurequeue.Queues
+	poison     *azurequeue.Poison
+	directory  *graph.Client
+	finder     *graph.Finder
+	prober     *blob.Prober
+	signer     *blob.Signer
+	containers *blob.Containers
+}
+
+func openAdapters(ctx context.Context, cfg config.Config, log *slog.Logger) (*adapters, error) {
 	miOpts := &azidentity.ManagedIdentityCredentialOptions{}
 	if cfg.ManagedIdentityClientID != "" {
 		miOpts.ID = azidentity.ClientID(cfg.ManagedIdentityClientID)
 	}
 	mi, err := azidentity.NewManagedIdentityCredential(miOpts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("managed identity: %w", err)
+		return nil, fmt.Errorf("managed identity: %w", err)
 	}
+	a := &adapters{}
 	tables, queues, err := storageClients(cfg.Storage)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	st, err := store.Open(ctx, tables, cfg.TableName,
-		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces}))
-	if err != nil {
-		return nil, nil, err
+	a.queues = queues
+	if a.store, err = store.Open(ctx, tables, cfg.TableName,
+		store.WithLimits(store.Limits{Credentials: cfg.MaxCredentials, Workspaces: cfg.MaxWorkspaces,
+			WorkloadIdentities: cfg.MaxWorkloadIdentities})); err != nil {
+		return nil, err
 	}
 	queueOpts := azurequeue.Options{NamePrefix: cfg.QueuePrefix}
-	sched, err := azurequeue.Open(ctx, queues, queueOpts)
-	if err != nil {
-		return nil, nil, err
+	if a.scheduler, err = azurequeue.Open(ctx, queues, queueOpts); err != nil {
+		return nil, err
 	}
-	poison, err := azurequeue.OpenPoison(ctx, queues, queueOpts)
-	if err != nil {
-		return nil, nil, err
+	if a.poison, err = azurequeue.OpenPoison(ctx, queues, queueOpts); err != nil {
+		return nil, err
 	}
-	dir, err := graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL})
-	if err != nil {
-		return nil, nil, err
+	if a.directory, err = graph.New(mi, graph.Options{BaseURL: cfg.GraphBaseURL, Scope: cfg.Cloud.GraphScope}); err != nil {
+		return nil, err
 	}
-	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost})
+	chain, err := identity.New(mi, identity.Options{AuthorityHost: cfg.AuthorityHost, TokenExchangeAudience: cfg.Cloud.TokenExchangeAudience})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	finder := graph.NewFinder(dir, chain)
-	blobOpts := blob.Options{EndpointTemplate: cfg.BlobEndpointTemplate, Logger: log.With("component", "access_probe")}
-	if cfg.LocalBlobAddr != "" {
-		// Local stack: <account>.blob.localhost reaches the stand-in's storage front; other
-		// account names fail to resolve, as a missing account's do in Azure.
-		dial, err := localdial.New(cfg.LocalBlobAddr, cfg.LocalBlobAccounts)
-		if err != nil {
-			return nil, nil, err
-		}
-		blobOpts.Transport = dial.Client(nil)
-	}
-	prober, err := blob.NewProber(chain, blobOpts)
+	a.finder = graph.NewFinder(a.directory, chain)
+	transport, err := blobTransport(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	signer, err := blob.NewSigner(chain, mi, blob.SignerOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
-		Transport: blobOpts.Transport, NoCache: !cfg.DelegationKeyCache})
-	if err != nil {
-		return nil, nil, err
+	if a.prober, err = blob.NewProber(chain, blob.Options{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: transport, Logger: log.With("component", "access_probe")}); err != nil {
+		return nil, err
+	}
+	if a.signer, err = blob.NewSigner(chain, mi, blob.SignerOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: transport, NoCache: !cfg.DelegationKeyCache}); err != nil {
+		return nil, err
 	}
 	// The environment default's containers, one per organization, created by the managed
 	// identity at the organization's first SAS.
-	containers, err := blob.NewContainers(mi, blob.ContainersOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
-		Transport: blobOpts.Transport, Logger: log.With("component", "environment_default")})
-	if err != nil {
-		return nil, nil, err
+	a.containers, err = blob.NewContainers(mi, blob.ContainersOptions{EndpointTemplate: cfg.BlobEndpointTemplate,
+		Transport: transport, Logger: log.With("component", "environment_default")})
+	return a, err
+}
+
+// blobTransport is the customers' blob endpoints' transport: the SDK's default in Azure; on
+// the local stack, <account>.blob.localhost reaches the stand-in's storage front, and other
+// account names fail to resolve, as a missing account's do in Azure.
+func blobTransport(cfg config.Config) (policy.Transporter, error) {
+	if cfg.LocalBlobAddr == "" {
+		return nil, nil
 	}
-	verifier, err := verifier(cfg)
+	dial, err := localdial.New(cfg.LocalBlobAddr, cfg.LocalBlobAccounts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	domain := credential.Config{
+	return dial.Client(nil), nil
+}
+
+// domain is one instance's job types.
+type domain struct {
+	onboarding *credential.Onboarding
+	issuance   *credential.Issuance
+	health     *credential.HealthMonitor
+	runner     *credential.Runner
+	workloads  *credential.WorkloadIdentities
+	reconciler *credential.Reconciler
+}
+
+func newDomain(cfg config.Config, a *adapters, log *slog.Logger) (*domain, error) {
+	dc := domainConfig(cfg)
+	// One resolution cache per instance: issuance fills it, onboarding's deletes and
+	// default changes empty an organization's part of it.
+	resolutions := credential.NewResolutionCache(cfg.ResolutionCacheTTL)
+	d := &domain{}
+	var err error
+	if d.onboarding, err = credential.NewOnboarding(dc, a.store, a.store, a.directory, a.scheduler, resolutions, log); err != nil {
+		return nil, err
+	}
+	if d.issuance, err = credential.NewIssuance(dc, a.store, a.store, a.signer, a.containers, resolutions, log); err != nil {
+		return nil, err
+	}
+	jobs, err := credential.NewJobs(dc, a.store, a.store, a.store, a.directory, a.scheduler, a.finder, a.prober, log)
+	if err != nil {
+		return nil, err
+	}
+	if d.health, err = credential.NewHealthMonitor(dc, a.store, a.store, a.scheduler, a.prober, log); err != nil {
+		return nil, err
+	}
+	if d.runner, err = credential.NewRunner(jobs, d.health, log); err != nil {
+		return nil, err
+	}
+	if d.reconciler, err = credential.NewReconciler(dc, a.store, a.store, a.scheduler, a.poison, log.With("component", "reconciler")); err != nil {
+		return nil, err
+	}
+	d.workloads, err = credential.NewWorkloadIdentities(dc, a.store, log)
+	return d, err
+}
+
+// domainConfig is the part of the settings the domain reads.
+func domainConfig(cfg config.Config) credential.Config {
+	return credential.Config{
 		HomeTenantID:            cfg.HomeTenantID,
 		ManagedIdentityObjectID: cfg.ManagedIdentityObjectID,
+		Cloud:                   cfg.DomainCloud(),
+		AdminConsentRedirectURI: cfg.AdminConsentRedirectURI,
 		SPPollWindow:            cfg.SPPollWindow,
 		AccessProbeWindow:       cfg.AccessProbeWindow,
 		PropagationGrace:        cfg.PropagationGrace,
@@ -229,72 +368,24 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (http.Handl
 		HealthRecheck:      cfg.HealthRecheck,
 		MaxDeliveries:      queue.MaxDequeueCount,
 		CreateRate:         cfg.CreateRate,
+		APIAppID:           cfg.APIAppID,
+		// How long another instance may still admit a removed workload identity.
+		WorkloadIdentityCacheTTL: cfg.WorkloadIdentityCacheTTL,
 	}
-	// One resolution cache per instance: issuance fills it, onboarding's deletes and
-	// default changes empty an organization's part of it.
-	resolutions := credential.NewResolutionCache(cfg.ResolutionCacheTTL)
-	onboarding, err := credential.NewOnboarding(domain, st, st, dir, sched, resolutions, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	issuance, err := credential.NewIssuance(domain, st, st, signer, containers, resolutions, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	jobs, err := credential.NewJobs(domain, st, st, st, dir, sched, finder, prober, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	health, err := credential.NewHealthMonitor(domain, st, st, sched, prober, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	runner, err := credential.NewRunner(jobs, health, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	reconciler, err := credential.NewReconciler(domain, st, st, sched, poison, log.With("component", "reconciler"))
-	if err != nil {
-		return nil, nil, err
-	}
-	api := handlers.New(onboarding, issuance, verifier, log, handlers.WithHealthLog(health))
-	if cfg.FunctionsHost || cfg.LocalInvocations {
-		return handlers.Compose(api, handlers.NewInvoker(runner, log, handlers.WithHealthSweep(health),
-			handlers.WithReconciler(reconciler))), nil, nil
-	}
-	consumed, err := worker.Open(ctx, queues, sched)
-	if err != nil {
-		return nil, nil, err
-	}
-	queueWorker, err := worker.New(consumed, runner, worker.Options{Log: log.With("component", "worker")})
-	if err != nil {
-		return nil, nil, err
-	}
-	// The timers' standalone twins. Each takes a lease in the table, so that of several
-	// instances one does the work per period, as the host runs a timer function once.
-	holder := instanceID()
-	work := together{queueWorker}
-	if cfg.HealthInterval > 0 {
-		work = append(work, &worker.Ticker{Name: queue.HealthSweep.Function, Interval: cfg.HealthInterval, Lease: st, Holder: holder,
-			Log: log.With("component", "health_sweep"), Work: func(ctx context.Context) error {
-				_, err := health.SweepHealth(ctx)
-				return err
-			}})
-	}
-	if cfg.ReconcileInterval > 0 {
-		work = append(work, &worker.Ticker{Name: queue.Reconcile.Function, Interval: cfg.ReconcileInterval, Lease: st, Holder: holder,
-			Log: log.With("component", "reconciler"), Work: func(ctx context.Context) error {
-				_, err := reconciler.Reconcile(ctx)
-				return err
-			}})
-	}
-	return api, work, nil
 }
 
-// instanceID names this process in the timers' leases: host, process id and a random part.
-func instanceID() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
+// withWizard serves the wizard page beside the API when the local stack asks for it
+// (AZCREDS_LOCAL_WIZARD): its customer panel plays the customer through the stand-in,
+// which is the local stack's authority host. The API's routes stay as they are.
+func withWizard(cfg config.Config, api http.Handler, log *slog.Logger) (http.Handler, error) {
+	if !cfg.LocalWizard {
+		return api, nil
+	}
+	page, err := wizard.New(wizard.Options{StandIn: cfg.AuthorityHost, Log: log.With("component", "wizard")})
+	if err != nil {
+		return nil, err
+	}
+	return wizard.Beside(api, page), nil
 }
 
 // background is work serve runs beside the server when no Functions host does; it stops
@@ -362,6 +453,24 @@ func storageHTTPClient() *http.Client {
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 128
 	return &http.Client{Transport: t}
+}
+
+// authenticator accepts the platform's API tokens and, when the platform API's app is
+// configured, workload identities' Entra tokens.
+func authenticator(cfg config.Config) (*auth.Authenticator, error) {
+	platform, err := verifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var entra *auth.EntraVerifier
+	if cfg.APIAppID != "" {
+		entra, err = auth.NewEntraVerifier(auth.EntraConfig{Audience: cfg.APIAppID,
+			IssuerAuthority: cfg.WorkloadIssuerAuthority, KeysURL: cfg.WorkloadKeysURL})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.KeyAPIAppID, err)
+		}
+	}
+	return auth.NewAuthenticator(platform, entra), nil
 }
 
 func verifier(cfg config.Config) (*auth.Verifier, error) {

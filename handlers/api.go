@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -11,9 +12,27 @@ import (
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
-// Authenticator verifies API bearer tokens.
+// Authenticator verifies API bearer tokens of either kind and says who they speak for: a
+// platform user, or a customer's workload identity when those are on (auth.Authenticator
+// is one).
 type Authenticator interface {
-	Verify(ctx context.Context, token string) (auth.Principal, error)
+	Authenticate(ctx context.Context, token string) (auth.Caller, error)
+	WorkloadIdentities() bool
+}
+
+// WorkloadLookup admits a workload identity's verified token to an organization: the
+// registration of its tenant and client id there, or an error matching
+// credential.ErrNotFound when the organization has not registered it
+// (credential.WorkloadIdentities is one).
+type WorkloadLookup interface {
+	Lookup(ctx context.Context, orgID, tenantID, clientID string) (*credential.WorkloadIdentity, error)
+}
+
+// Registry is the registry of workload identities: its endpoints and the lookup that
+// admits their tokens.
+type Registry interface {
+	WorkloadIdentities
+	WorkloadLookup
 }
 
 // OrgHeader carries the organization the caller acts for; it must equal the path's org.
@@ -48,15 +67,20 @@ type API struct {
 	onboarding Onboarding
 	issuance   Issuance
 	healthLog  HealthLog
+	workloads  WorkloadIdentities
+	lookup     WorkloadLookup
 	authn      Authenticator
 	log        *slog.Logger
 	routes     []Route
 	mux        *http.ServeMux
 }
 
-// New builds the HTTP API on the domain's onboarding and issuance.
-func New(onboarding Onboarding, issuance Issuance, authn Authenticator, log *slog.Logger, opts ...APIOption) *API {
-	a := &API{onboarding: onboarding, issuance: issuance, authn: authn, log: log, mux: http.NewServeMux()}
+// New builds the HTTP API on the domain's onboarding, issuance and registry of workload
+// identities. Whether workload identities are on is authn's to say: off, their routes
+// answer 501 and their tokens are refused.
+func New(onboarding Onboarding, issuance Issuance, registry Registry, authn Authenticator, log *slog.Logger, opts ...APIOption) *API {
+	a := &API{onboarding: onboarding, issuance: issuance, workloads: registry, lookup: registry, authn: authn, log: log,
+		mux: http.NewServeMux()}
 	for _, o := range opts {
 		o(a)
 	}
@@ -73,11 +97,16 @@ func New(onboarding Onboarding, issuance Issuance, authn Authenticator, log *slo
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/storage", Function: "credential-storage", handler: a.submitStorage},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/credentials/{id}/save-unverified", Function: "credential-save-unverified", handler: a.saveUnverified},
 		{Method: http.MethodPut, Pattern: "/organizations/{org}/credential", Function: "org-default-set", handler: a.setOrgDefault},
+		{Method: http.MethodDelete, Pattern: "/organizations/{org}/credential", Function: "org-default-clear", handler: a.clearOrgDefault},
 		{Method: http.MethodPost, Pattern: "/organizations/{org}/workspaces", Function: "workspaces-register", handler: a.registerWorkspace},
 		{Method: http.MethodGet, Pattern: "/organizations/{org}/workspaces/{ws}", Function: "workspace-get", handler: a.getWorkspace},
 		{Method: http.MethodPut, Pattern: "/organizations/{org}/workspaces/{ws}/credential", Function: "workspace-link", handler: a.linkWorkspace},
 		{Method: http.MethodDelete, Pattern: "/organizations/{org}/workspaces/{ws}/credential", Function: "workspace-unlink", handler: a.unlinkWorkspace},
 		{Method: http.MethodPost, Pattern: "/api/org/{ws}/ds/{table}/creds", Function: "table-creds", handler: a.issueSAS},
+		{Method: http.MethodPost, Pattern: "/organizations/{org}/workload-identities", Function: "workload-identities-register", handler: a.registerWorkloadIdentity},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/workload-identities", Function: "workload-identities-list", handler: a.listWorkloadIdentities},
+		{Method: http.MethodGet, Pattern: "/organizations/{org}/workload-identities/events", Function: "workload-identities-events", handler: a.workloadIdentityEvents},
+		{Method: http.MethodDelete, Pattern: "/organizations/{org}/workload-identities/{id}", Function: "workload-identity-remove", handler: a.removeWorkloadIdentity},
 	}
 	for _, rt := range a.routes {
 		h := rt.handler
@@ -144,18 +173,23 @@ func orgOf(r *http.Request) string {
 // orgPattern bounds organization ids to what is safe as a Table partition key and in logs.
 var orgPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
-// authorized checks the bearer token and that it covers the path's organization, which
-// the org header must name as well.
+// authorized checks the bearer token and that its caller may act for the path's
+// organization, which the org header must name as well: a platform token must cover it, a
+// workload identity must be registered in it. The caller becomes the request's actor
+// (credential.WithActor), which the events it causes and its log line record.
 func (a *API) authorized(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || strings.TrimSpace(raw) == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer`)
-			return fail(http.StatusUnauthorized, codeUnauthenticated, "missing bearer token (Authorization: Bearer <api_token>)")
+			return fail(http.StatusUnauthorized, codeUnauthenticated, "missing bearer token (Authorization: Bearer <api_token>, "+
+				"or a registered workload identity's Entra access token for the platform API)")
 		}
-		p, err := a.authn.Verify(r.Context(), strings.TrimSpace(raw))
+		caller, err := a.authn.Authenticate(r.Context(), strings.TrimSpace(raw))
 		if err != nil {
-			a.log.InfoContext(r.Context(), "token refused", "request_id", RequestID(r.Context()), "err", err)
+			// The cause names what was wrong (a v1.0 token, another audience, an unknown
+			// key) and never quotes the token; it is logged, not answered.
+			a.log.InfoContext(r.Context(), "token refused", "request_id", RequestID(r.Context()), "cause", auth.Cause(err), "err", err)
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			return fail(http.StatusUnauthorized, codeUnauthenticated, "invalid or expired bearer token")
 		}
@@ -170,12 +204,44 @@ func (a *API) authorized(h handlerFunc) handlerFunc {
 		if header != org {
 			return fail(http.StatusForbidden, codeForbidden, "the %s header does not match the organization in the path", OrgHeader)
 		}
-		if !p.CanAccess(org) {
-			return fail(http.StatusForbidden, codeForbidden, "the token is not valid for organization %q", org)
+		noteCaller(r.Context(), caller)
+		actor, err := a.admit(r, caller, org)
+		if err != nil {
+			return err
+		}
+		noteActor(r.Context(), actor)
+		ctx := credential.WithActor(context.WithValue(r.Context(), orgKey{}, org), actor)
+		return h(w, r.WithContext(ctx))
+	}
+}
+
+// admit decides whether caller may act for org, and as whom.
+func (a *API) admit(r *http.Request, caller auth.Caller, org string) (credential.Actor, error) {
+	switch caller.Kind {
+	case auth.CallerUser:
+		if !caller.User.CanAccess(org) {
+			return credential.Actor{}, fail(http.StatusForbidden, codeForbidden, "the token is not valid for organization %q", org)
 		}
 		if !orgPattern.MatchString(org) {
-			return fail(http.StatusBadRequest, codeInvalidRequest, "invalid organization id")
+			return credential.Actor{}, fail(http.StatusBadRequest, codeInvalidRequest, "invalid organization id")
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), orgKey{}, org)))
+		return credential.Actor{Kind: credential.ActorUser, ID: caller.User.Subject}, nil
+	case auth.CallerWorkload:
+		// Checked first: the organization is the partition the lookup reads.
+		if !orgPattern.MatchString(org) {
+			return credential.Actor{}, fail(http.StatusBadRequest, codeInvalidRequest, "invalid organization id")
+		}
+		wl := caller.Workload
+		wi, err := a.lookup.Lookup(r.Context(), org, wl.TenantID, wl.ClientID)
+		if errors.Is(err, credential.ErrNotFound) {
+			return credential.Actor{}, fail(http.StatusForbidden, codeForbidden,
+				"the workload identity with client id %s in tenant %s is not registered in organization %q: a platform user of the "+
+					"organization registers it with POST /organizations/%s/workload-identities", wl.ClientID, wl.TenantID, org, org)
+		}
+		if err != nil {
+			return credential.Actor{}, err
+		}
+		return credential.Actor{Kind: credential.ActorWorkloadIdentity, ID: wi.ID, ClientID: wi.ClientID, TenantID: wi.TenantID}, nil
 	}
+	return credential.Actor{}, fail(http.StatusUnauthorized, codeUnauthenticated, "invalid or expired bearer token")
 }

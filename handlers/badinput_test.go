@@ -47,7 +47,7 @@ func (w *watched) send(method, path, contentType string, body []byte, headers ma
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	client := *w.srv.Client()
+	client := *apiCheck.Client(w.srv.Client())
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(req)
 	if err != nil {

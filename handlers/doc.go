@@ -3,8 +3,12 @@
 //
 // Its files follow the domain's job types, each behind a small interface of its own:
 // onboarding.go (the credential endpoints, Onboarding), issuance.go (the workspace and
-// SAS endpoints, Issuance), functions.go (the Functions host's queue and timer
-// invocations: JobRunner, HealthSweeper); api.go holds the routes and authentication.
+// SAS endpoints, Issuance), workloads.go (the registry of workload identities,
+// WorkloadIdentities), functions.go (the Functions host's queue and timer invocations:
+// JobRunner, HealthSweeper); api.go holds the routes and authentication: a platform
+// user's token, or a workload identity's Entra token admitted by the registry
+// (WorkloadLookup). The caller becomes the request's actor, which its events and its log
+// line record.
 //
 // Handlers return errors; one adapter (serve) maps them to a status and a public message,
 // logs the private cause, recovers panics, and stamps every response with X-Request-Id.

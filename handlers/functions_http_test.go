@@ -360,7 +360,7 @@ func TestInvokerProbeAndMethods(t *testing.T) {
 func TestCompose(t *testing.T) {
 	runner := &recordingRunner{}
 	log := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(Compose(New(nil, nil, nil, log), NewInvoker(runner, log)))
+	srv := httptest.NewServer(Compose(New(nil, nil, nil, nil, log), NewInvoker(runner, log)))
 	t.Cleanup(srv.Close)
 	do := func(method, path, body string) (int, []byte) {
 		t.Helper()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,10 @@ const (
 	testAudience = "azcreds-api"
 	homeTenant   = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 	miObjectID   = "5b0f0c8e-8f6c-4a53-9d1a-3c2e1f0a9b7d"
+	// testAPIApp is the platform API's app registration: the audience of workload
+	// identities' Entra tokens, whose issuer authority is entraAuthority.
+	testAPIApp     = "bf01b0aa-723e-4500-96ee-1bc388018396"
+	entraAuthority = "https://login.microsoftonline.com/"
 )
 
 // harness is the API and the queue functions on one port, as the Functions host calls
@@ -50,6 +55,12 @@ type harness struct {
 	cfg   credential.Config
 	// domain runs background jobs the way the queue functions do.
 	domain *credentialtest.Domain
+	// entra signs workload identities' tokens as Entra would: the API fetches its key from
+	// the harness's own keys endpoint.
+	entra *rsa.PrivateKey
+	kid   string
+	// logs holds the API's log lines (JSON).
+	logs *syncBuffer
 }
 
 func newHarness(t *testing.T, opts ...func(*credential.Config)) *harness {
@@ -69,7 +80,8 @@ func newHarnessWith(t *testing.T, limits credentialtest.Limits, wrap func(*crede
 	t.Helper()
 	fake := credentialtest.NewFakes(credentialtest.WithLimits(limits))
 	cfg := credential.Config{HomeTenantID: homeTenant, ManagedIdentityObjectID: miObjectID,
-		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-", Prefix: "lake"}}
+		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-", Prefix: "lake"},
+		APIAppID:           testAPIApp, WorkloadIdentityCacheTTL: 30 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -78,7 +90,8 @@ func newHarnessWith(t *testing.T, limits credentialtest.Limits, wrap func(*crede
 		wrap(&ports)
 	}
 	domain := credentialtest.Wire(t, credentialtest.Setup{Config: cfg, Ports: ports, Now: fake.Clock.Now})
-	log := slog.New(slog.DiscardHandler)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	key, pub := testKey(t)
 	verifier, err := auth.NewVerifier(auth.Config{Issuer: testIssuer, Audience: testAudience, PublicKeyPEM: pub, Now: fake.Clock.Now})
 	if err != nil {
@@ -93,12 +106,78 @@ func newHarnessWith(t *testing.T, limits credentialtest.Limits, wrap func(*crede
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Entra's keys endpoint, publishing the one key the harness signs workload tokens with;
+	// workload identities are on when the domain knows the API's app id.
+	entraKey, _ := testKey(t)
+	published, err := auth.NewMinter(entraKey, "entra", testAPIApp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(published.JWKS())
+	}))
+	t.Cleanup(keys.Close)
+	var entra *auth.EntraVerifier
+	if cfg.APIAppID != "" {
+		entra, err = auth.NewEntraVerifier(auth.EntraConfig{Audience: cfg.APIAppID, IssuerAuthority: entraAuthority,
+			KeysURL: keys.URL + "/common/discovery/v2.0/keys", HTTPClient: keys.Client(), Now: fake.Clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The API and the queue functions on one port, as the Functions host calls them.
-	srv := httptest.NewServer(Compose(New(domain.Onboarding, domain.Issuance, verifier, log, WithHealthLog(domain.Health)), NewInvoker(domain.Runner, log)))
+	api := New(domain.Onboarding, domain.Issuance, domain.WorkloadIdentities, auth.NewAuthenticator(verifier, entra), log, WithHealthLog(domain.Health))
+	srv := httptest.NewServer(Compose(api, NewInvoker(domain.Runner, log)))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, store: fake.Store, sched: fake.Scheduler, dir: fake.Directory, clock: fake.Clock,
 		signer: fake.Signer, containers: fake.Containers, minter: minter, other: other, signingKey: key, publicKey: pub,
-		ports: ports, cfg: cfg, domain: domain}
+		ports: ports, cfg: cfg, domain: domain, entra: rsaKey(t, entraKey), kid: published.KeyID(), logs: logs}
+}
+
+// rsaKey parses a PKCS #8 PEM private key.
+func rsaKey(t *testing.T, p []byte) *rsa.PrivateKey {
+	t.Helper()
+	block, _ := pem.Decode(p)
+	if block == nil {
+		t.Fatal("not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(*rsa.PrivateKey)
+}
+
+// syncBuffer is a log destination that tests read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines decodes every log line written so far.
+func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatalf("log line %s: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func testKey(t *testing.T) (private, public []byte) {
@@ -181,7 +260,7 @@ func (h *harness) do(method, path string, body any, headers map[string]string) r
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := h.srv.Client().Do(req)
+	resp, err := apiCheck.Client(h.srv.Client()).Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

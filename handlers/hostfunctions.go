@@ -87,7 +87,7 @@ func HostFunctions() (map[string][]byte, error) {
 		defs[name] = def
 		return nil
 	}
-	for _, rt := range New(nil, nil, nil, slog.New(slog.DiscardHandler)).Routes() {
+	for _, rt := range New(nil, nil, nil, nil, slog.New(slog.DiscardHandler)).Routes() {
 		if rt.Function == "" {
 			if rt.Pattern != "/" {
 				return nil, fmt.Errorf("route %s %s names no function", rt.Method, rt.Pattern)

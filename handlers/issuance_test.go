@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/activeloopai/azcreds/internal/credential"
 	"github.com/activeloopai/azcreds/internal/credential/credentialtest"
 )
@@ -69,8 +72,13 @@ func TestRegisterWorkspaceLinking(t *testing.T) {
 	two := h.verified(org, "two", "az://accttwo/lake")
 	r = h.call("POST", org, ws, map[string]string{"workspace_id": "ws-two"})
 	h.want(r, http.StatusConflict)
-	if e := r.errorBody(t); !strings.Contains(e.Message, one.ID) || !strings.Contains(e.Message, two.ID) || e.Field != "credential_id" {
+	e := r.errorBody(t)
+	if !strings.Contains(e.Message, one.ID) || !strings.Contains(e.Message, two.ID) || e.Field != "credential_id" {
 		t.Fatalf("candidates error %+v", e)
+	}
+	byName := cmpopts.SortSlices(func(a, b candidateView) bool { return a.Name < b.Name })
+	if diff := cmp.Diff([]candidateView{{ID: one.ID, Name: "one"}, {ID: two.ID, Name: "two"}}, e.Candidates, byName); diff != "" {
+		t.Errorf("candidates (-want +got):\n%s", diff)
 	}
 	r = h.call("POST", org, ws, map[string]string{"workspace_id": "ws-two", "credential_id": two.ID})
 	h.want(r, http.StatusCreated)

@@ -20,6 +20,7 @@ type Onboarding interface {
 	SubmitStorage(ctx context.Context, orgID, id string, in credential.StorageInput, requestID string) (*credential.Credential, error)
 	SaveUnverified(ctx context.Context, orgID, id, requestID string) (*credential.Credential, error)
 	SetOrgDefault(ctx context.Context, orgID, id string) (*credential.Credential, error)
+	ClearOrgDefault(ctx context.Context, orgID string) error
 	Delete(ctx context.Context, orgID, id string) error
 }
 
@@ -213,6 +214,16 @@ func (a *API) setOrgDefault(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, detailOf(c))
+	return nil
+}
+
+// clearOrgDefault switches the wizard's org-default toggle off: no default any more, and
+// none already is the same answer.
+func (a *API) clearOrgDefault(w http.ResponseWriter, r *http.Request) error {
+	if err := a.onboarding.ClearOrgDefault(r.Context(), orgOf(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -41,7 +42,9 @@ type openAPIDoc struct {
 		Parameters map[string]openAPIParameter `json:"parameters"`
 		Responses  map[string]openAPIResponse  `json:"responses"`
 		Schemas    map[string]struct {
-			Enum []string `json:"enum"`
+			Enum       []string                   `json:"enum"`
+			Required   []string                   `json:"required"`
+			Properties map[string]json.RawMessage `json:"properties"`
 		} `json:"schemas"`
 	} `json:"components"`
 }
@@ -113,7 +116,7 @@ func openAPIPath(pattern string) string {
 }
 
 func apiRoutes() []Route {
-	return New(nil, nil, nil, slog.New(slog.DiscardHandler)).Routes()
+	return New(nil, nil, nil, nil, slog.New(slog.DiscardHandler)).Routes()
 }
 
 // resolveParameter follows a "#/components/parameters/<name>" reference.
@@ -400,7 +403,7 @@ func TestOpenAPIServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := New(nil, nil, nil, slog.New(slog.DiscardHandler))
+	api := New(nil, nil, nil, nil, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
 	if rec.Code != http.StatusOK {
@@ -417,5 +420,51 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !bytes.Equal(rec.Body.Bytes(), want) {
 		t.Errorf("served document (%d bytes) differs from %s (%d bytes)", rec.Body.Len(), openAPIFile, len(want))
+	}
+}
+
+// TestOpenAPISchemasMatchViews: the documented schemas of the answers and bodies list
+// exactly the JSON fields the code writes and reads, and require every field the code
+// always writes (a field tagged omitempty may be absent).
+func TestOpenAPISchemasMatchViews(t *testing.T) {
+	doc, _ := loadOpenAPI(t)
+	for schema, v := range map[string]any{
+		"Event":                           eventView{},
+		"EventList":                       eventsView{},
+		"Actor":                           actorView{},
+		"RegisterWorkloadIdentityRequest": registerWorkloadRequest{},
+		"WorkloadIdentity":                workloadIdentityView{},
+		"WorkloadIdentityList":            workloadIdentitiesView{},
+		"WorkloadIdentityEvent":           workloadIdentityEventView{},
+		"WorkloadIdentityEventList":       workloadIdentityEventsView{},
+	} {
+		t.Run(schema, func(t *testing.T) {
+			s, ok := doc.Components.Schemas[schema]
+			if !ok {
+				t.Fatalf("components.schemas.%s is missing", schema)
+			}
+			var fields, always, documented []string
+			typ := reflect.TypeOf(v)
+			for i := range typ.NumField() {
+				name, opts, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+				fields = append(fields, name)
+				if opts != "omitempty" {
+					always = append(always, name)
+				}
+			}
+			for name := range s.Properties {
+				documented = append(documented, name)
+			}
+			required := slices.Clone(s.Required)
+			for _, l := range [][]string{fields, always, documented, required} {
+				slices.Sort(l)
+			}
+			if !slices.Equal(fields, documented) {
+				t.Errorf("properties %v, the code's fields %v", documented, fields)
+			}
+			if !strings.HasSuffix(schema, "Request") && !slices.Equal(always, required) {
+				t.Errorf("required %v, the fields the code always writes %v", required, always)
+			}
+		})
 	}
 }

@@ -67,9 +67,10 @@ func TestPinsHoldWhateverTheDefault(t *testing.T) {
 	h.wantCreds("ws-env", "t3", "", "lake/"+org+"/ws-env/t3/")
 	h.wantCreds("ws-free", "t1", y.ID, org+"/ws-free/t1/") // a new workspace follows the default of the moment
 
-	// No default at all (the row removed, as a DELETE of the org default would), then a
-	// default row naming a credential that does not exist: locked workspaces never read it.
-	h.store.PutOrgDefault(org, "")
+	// No default at all (the wizard's toggle switched off), then a default row naming a
+	// credential that does not exist: locked workspaces never read it.
+	r := h.call("DELETE", org, "/organizations/"+org+"/credential", nil)
+	h.want(r, http.StatusNoContent)
 	h.wantCreds("ws-x", "t3", x.ID, org+"/ws-x/t3/")
 	h.wantCreds("ws-env", "t4", "", "lake/"+org+"/ws-env/t4/")
 	h.wantCreds("ws-new", "t1", "", "lake/"+org+"/ws-new/t1/")

@@ -15,10 +15,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/credential"
 )
 
-// MaxBodyBytes bounds request bodies (SPEC.md: 64 KiB, else 413).
+// MaxBodyBytes bounds request bodies (the contract: 64 KiB, else 413).
 const MaxBodyBytes = 64 << 10
 
 // Error codes of the JSON error body.
@@ -40,15 +41,17 @@ const (
 	codeQuota           = "quota_exceeded"
 	codeRateLimited     = "rate_limited"
 	codeInternal        = "internal_error"
+	codeWorkloadsOff    = "workload_identities_disabled"
 )
 
 // publicError is an error whose message is safe and meant for the caller.
 type publicError struct {
-	status int
-	code   string
-	msg    string
-	field  string
-	header http.Header
+	status     int
+	code       string
+	msg        string
+	field      string
+	candidates []candidateView
+	header     http.Header
 }
 
 func (e *publicError) Error() string { return e.msg }
@@ -66,6 +69,15 @@ type errorDetail struct {
 	Message   string `json:"message"`
 	Field     string `json:"field,omitempty"`
 	RequestID string `json:"request_id"`
+	// Candidates are the credentials a workspace registration may name, when it must name
+	// one (the wizard's picker).
+	Candidates []candidateView `json:"candidates,omitempty"`
+}
+
+// candidateView is a credential the caller may choose.
+type candidateView struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // retryAfterSeconds is the advice given with 503 answers.
@@ -106,6 +118,10 @@ func toPublic(err error) *publicError {
 		}
 		return pe
 	}
+	var fe *credential.ForbiddenError
+	if errors.As(err, &fe) {
+		return &publicError{status: http.StatusForbidden, code: codeForbidden, msg: fe.Message}
+	}
 	var qe *credential.QuotaError
 	if errors.As(err, &qe) {
 		return &publicError{status: http.StatusConflict, code: codeQuota, msg: qe.Error()}
@@ -117,7 +133,12 @@ func toPublic(err error) *publicError {
 	}
 	var cand *credential.CandidatesError
 	if errors.As(err, &cand) {
-		return &publicError{status: http.StatusConflict, code: codeConflict, msg: cand.Error(), field: "credential_id"}
+		pe := &publicError{status: http.StatusConflict, code: codeConflict, msg: cand.Error(), field: "credential_id",
+			candidates: make([]candidateView, 0, len(cand.Candidates))}
+		for _, c := range cand.Candidates {
+			pe.candidates = append(pe.candidates, candidateView{ID: c.ID, Name: c.Name})
+		}
+		return pe
 	}
 	var ce *credential.ConflictError
 	if errors.As(err, &ce) {
@@ -139,7 +160,46 @@ func toPublic(err error) *publicError {
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	requestInfoKey
+)
+
+// requestInfo is what the layers under serve learn about a request that its log line
+// needs: who the caller was, once authorized.
+type requestInfo struct {
+	actor  credential.Actor
+	caller auth.Caller
+}
+
+// noteCaller records who a verified token speaks for, for the request's log line, before
+// it is known whether the caller may act: a refusal names it too.
+func noteCaller(ctx context.Context, caller auth.Caller) {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		ri.caller = caller
+	}
+}
+
+// noteActor records the actor of an authorized request for its log line.
+func noteActor(ctx context.Context, actor credential.Actor) {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		ri.actor = actor
+	}
+}
+
+// attrs are the log attributes that name the caller: the actor once authorized, and a
+// workload identity's tenant, client and object id (the object id is in no registration)
+// whether or not it was admitted.
+func (ri *requestInfo) attrs() []any {
+	var out []any
+	if !ri.actor.IsZero() {
+		out = append(out, "actor", ri.actor)
+	}
+	if ri.caller.Kind == auth.CallerWorkload {
+		out = append(out, "workload", ri.caller.Workload)
+	}
+	return out
+}
 
 // RequestID returns the id of the request being served ("" outside a request).
 func RequestID(ctx context.Context) string {
@@ -170,13 +230,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // handlerFunc is an HTTP handler that returns its failure instead of writing it.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// serve adapts h: request id, panic recovery, error mapping and one access-log line.
+// serve adapts h: request id, panic recovery, error mapping and one access-log line, which
+// names the caller once it is known. A workload identity's every answer is logged at info
+// level, so that each is attributable (a platform user's successful ones at debug).
 func serve(log *slog.Logger, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := uuid.NewString()
 		rw.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		info := &requestInfo{}
+		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey, id), requestInfoKey, info)
 		r = r.WithContext(ctx)
 		w := &statusWriter{ResponseWriter: rw}
 		err := func() (err error) {
@@ -196,14 +259,18 @@ func serve(log *slog.Logger, h handlerFunc) http.Handler {
 			if pe.status >= 500 {
 				level = slog.LevelError
 			}
-			log.Log(ctx, level, "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path,
-				"status", pe.status, "code", pe.code, "err", err)
+			log.Log(ctx, level, "request failed", append([]any{"request_id", id, "method", r.Method, "path", r.URL.Path,
+				"status", pe.status, "code", pe.code, "err", err}, info.attrs()...)...)
 			if w.status == 0 {
 				writeError(w, id, pe)
 			}
 		}
-		log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-			"status", w.status, "duration_ms", time.Since(start).Milliseconds())
+		level := slog.LevelDebug
+		if info.caller.Kind == auth.CallerWorkload {
+			level = slog.LevelInfo
+		}
+		log.Log(ctx, level, "request", append([]any{"request_id", id, "method", r.Method, "path", r.URL.Path,
+			"status", w.status, "duration_ms", time.Since(start).Milliseconds()}, info.attrs()...)...)
 	})
 }
 
@@ -213,7 +280,8 @@ func writeError(w http.ResponseWriter, requestID string, pe *publicError) {
 			w.Header().Add(k, v)
 		}
 	}
-	writeJSON(w, pe.status, errorBody{Error: errorDetail{Code: pe.code, Message: pe.msg, Field: pe.field, RequestID: requestID}})
+	writeJSON(w, pe.status, errorBody{Error: errorDetail{Code: pe.code, Message: pe.msg, Field: pe.field, RequestID: requestID,
+		Candidates: pe.candidates}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -226,13 +294,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decode reads a JSON object body into v: at most MaxBodyBytes, unknown fields refused,
 // nothing after the object, and none of what checkStrict refuses. An empty body decodes
-// as {} when allowEmpty is set.
+// as {} when allowEmpty is set, whatever its Content-Type says (many HTTP clients send a
+// form or text type with an empty POST); a body that is there must be JSON.
 func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
+	notJSON := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return fail(http.StatusUnsupportedMediaType, codeMediaType, "request bodies must be JSON (Content-Type: application/json)")
-		}
+		notJSON = err != nil || mt != "application/json"
+	}
+	errMediaType := fail(http.StatusUnsupportedMediaType, codeMediaType, "request bodies must be JSON (Content-Type: application/json)")
+	if notJSON && !allowEmpty {
+		return errMediaType
 	}
 	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	data, err := io.ReadAll(body)
@@ -248,6 +320,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) erro
 			return nil
 		}
 		return fail(http.StatusBadRequest, codeInvalidRequest, "request body is empty; a JSON object is required")
+	}
+	if notJSON {
+		return errMediaType
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()

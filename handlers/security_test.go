@@ -187,6 +187,7 @@ type secretOrg struct {
 	cred      detailView
 	workspace string
 	table     string
+	workload  workloadIdentityView
 	values    []string // everything about A that B must never see
 }
 
@@ -223,8 +224,10 @@ func newSecretOrg(t *testing.T, h *harness, orgA string) secretOrg {
 	if full.Azure.AppID == "" || full.Azure.SPObjectID != spID || full.State != "verified" {
 		t.Fatalf("org A's credential is not set up: %+v", full)
 	}
-	return secretOrg{cred: full, workspace: ws, table: table, values: []string{
+	wi := h.registerWorkload(orgA, "sekrit-job", tenant, "d4c3b2a1-0f9e-4d8c-b7a6-958473625140")
+	return secretOrg{cred: full, workspace: ws, table: table, workload: wi, values: []string{
 		full.ID, name, full.Azure.AppID, tenant, spID, sub, rg, account, container, prefix, table,
+		wi.ID, wi.DisplayName, wi.ClientID,
 	}}
 }
 
@@ -239,7 +242,7 @@ func TestNoResponseRevealsAnotherOrg(t *testing.T) {
 	// B has a credential of its own, so its list and default routes have something to show.
 	own := h.create(orgB, "b-own", "az://bacct/bbox")
 
-	routes := New(nil, nil, nil, slog.New(slog.DiscardHandler)).Routes()
+	routes := New(nil, nil, nil, nil, slog.New(slog.DiscardHandler)).Routes()
 	// How B calls each route with A's values: the status B must get, and the body.
 	type call struct {
 		status int
@@ -258,14 +261,21 @@ func TestNoResponseRevealsAnotherOrg(t *testing.T) {
 		"POST /organizations/{org}/credentials/{id}/storage":         {http.StatusNotFound, storageBody("bacct", "bbox")},
 		"POST /organizations/{org}/credentials/{id}/save-unverified": {http.StatusNotFound, map[string]string{}},
 		"PUT /organizations/{org}/credential":                        {http.StatusNotFound, map[string]string{"credential_id": a.cred.ID}},
+		"DELETE /organizations/{org}/credential":                     {http.StatusNoContent, nil},
 		"POST /organizations/{org}/workspaces":                       {http.StatusNotFound, map[string]string{"workspace_id": "b-ws", "credential_id": a.cred.ID}},
 		"GET /organizations/{org}/workspaces/{ws}":                   {http.StatusNotFound, nil},
 		"PUT /organizations/{org}/workspaces/{ws}/credential":        {http.StatusNotFound, map[string]string{"credential_id": a.cred.ID}},
 		"DELETE /organizations/{org}/workspaces/{ws}/credential":     {http.StatusNotFound, nil},
 		"POST /api/org/{ws}/ds/{table}/creds":                        {http.StatusOK, nil},
+		"POST /organizations/{org}/workload-identities": {http.StatusCreated, map[string]string{"display_name": "b-job",
+			"client_id": "0e1d2c3b-4a59-4687-9a8b-7c6d5e4f3a2b", "tenant_id": tenantID}},
+		"GET /organizations/{org}/workload-identities":         {http.StatusOK, nil},
+		"GET /organizations/{org}/workload-identities/events":  {http.StatusOK, nil},
+		"DELETE /organizations/{org}/workload-identities/{id}": {http.StatusNotFound, nil},
 	}
 	fill := func(pattern, orgID string) string {
-		return strings.NewReplacer("{org}", orgID, "{id}", a.cred.ID, "{ws}", a.workspace, "{table}", a.table).Replace(pattern)
+		return strings.NewReplacer("{org}", orgID, "workload-identities/{id}", "workload-identities/"+a.workload.ID, "{id}", a.cred.ID,
+			"{ws}", a.workspace, "{table}", a.table).Replace(pattern)
 	}
 	check := func(what string, r response) {
 		t.Helper()

@@ -108,7 +108,7 @@ func TestInvokerTimerFailure(t *testing.T) {
 func TestInvokerTimerRouting(t *testing.T) {
 	sweeper := &recordingSweeper{n: 1}
 	log := slog.New(slog.DiscardHandler)
-	h := Compose(New(nil, nil, nil, log), NewInvoker(&recordingRunner{}, log, WithHealthSweep(sweeper)))
+	h := Compose(New(nil, nil, nil, nil, log), NewInvoker(&recordingRunner{}, log, WithHealthSweep(sweeper)))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/"+queue.HealthSweep.Function, nil))
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != http.MethodPost {

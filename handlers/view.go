@@ -23,6 +23,7 @@ type detailView struct {
 	Azure                  azureView     `json:"azure"`
 	RoleAssignmentCommand  string        `json:"role_assignment_command"`
 	PortalURL              string        `json:"portal_url"`
+	PortalAccount          string        `json:"portal_account"`
 	Progress               *progressView `json:"progress"`
 	Generation             int64         `json:"generation"`
 	LastError              string        `json:"last_error"`
@@ -118,12 +119,13 @@ func detailOf(c *credential.Credential) detailView {
 	v := detailView{
 		ID: c.ID, OrgID: c.OrgID, Name: c.Name, StorageType: c.StorageType, BasePath: c.BasePath.String(),
 		State: string(c.State), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, VerifiedAt: optionalTime(c.VerifiedAt),
-		IsOrgDefault: c.IsOrgDefault, InstallCommand: c.InstallCommand(), AdminConsentURL: c.AdminConsentURL(),
+		IsOrgDefault: c.IsOrgDefault, InstallCommand: c.InstallCommand(), AdminConsentURL: c.Links.AdminConsentURL,
 		Azure: azureView{AppID: c.App.AppID, TenantID: c.TenantID, SPObjectID: c.SPObjectID,
 			SubscriptionID: c.Storage.SubscriptionID, ResourceGroup: c.Storage.ResourceGroup,
 			StorageAccount: account, ContainerName: container, Prefix: c.BasePath.Prefix},
-		RoleAssignmentCommand: c.RoleAssignmentCommand(), PortalURL: c.PortalURL(), Generation: c.Generation,
-		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
+		RoleAssignmentCommand: c.RoleAssignmentCommand(), PortalURL: c.Links.PortalURL, PortalAccount: c.Links.PortalAccount,
+		Generation: c.Generation,
+		LastError:  c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
 		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
 	}
 	if p := c.Progress; p.Kind != "" {
@@ -178,6 +180,25 @@ type eventView struct {
 	Cause      string    `json:"cause"`
 	RequestID  string    `json:"request_id"`
 	Generation int64     `json:"generation"`
+	// Actor is who made the request that caused the transition; null for the background
+	// jobs' transitions and for events recorded before actors were.
+	Actor *actorView `json:"actor"`
+}
+
+// actorView names who acted: a platform user (its token's subject) or a workload
+// identity (its registration's id, and its managed identity's client and tenant id).
+type actorView struct {
+	Kind     string `json:"kind"`
+	ID       string `json:"id"`
+	ClientID string `json:"client_id,omitempty"`
+	TenantID string `json:"tenant_id,omitempty"`
+}
+
+func actorOf(a credential.Actor) *actorView {
+	if a.IsZero() {
+		return nil
+	}
+	return &actorView{Kind: string(a.Kind), ID: a.ID, ClientID: a.ClientID, TenantID: a.TenantID}
 }
 
 type eventsView struct {
@@ -186,5 +207,5 @@ type eventsView struct {
 
 func eventOf(ev credential.EventRecord) eventView {
 	return eventView{Time: ev.Time, From: string(ev.From), To: string(ev.To), Cause: string(ev.Cause),
-		RequestID: ev.RequestID, Generation: ev.Generation}
+		RequestID: ev.RequestID, Generation: ev.Generation, Actor: actorOf(ev.Actor)}
 }

@@ -28,17 +28,28 @@ import (
 //     credentials in one organization, all at once (a burst of LOAD_N), and scenario 2
 //     registers one workspace;
 //
-// then `loadtest onboard`: scenario 1 (LOAD_N onboardings at once, default 1000) and
-// scenario 2 (POST /creds and GET credential, LOAD_CONNS connections for LOAD_DURATION
-// each, defaults 64 and 60s). LOAD_COUNT=0 leaves the proxy out (no storage counts, the
-// handler's latency without the proxy's); LOAD_JSON=file also writes the figures as JSON.
+// then `loadtest onboard`: scenario 1 (LOAD_N onboardings at once, default 1000, each
+// wizard reading its credential's detail every 3 s while a window is open) and scenario 2
+// (POST /creds at each of LOAD_CREDS_CONNS connection counts, then GET credential at
+// LOAD_CONNS, LOAD_DURATION each; defaults 1,16,64, 64 and 60s; LOAD_CONNS alone sets
+// both). LOAD_COUNT=0 leaves the proxy out (no storage counts, the handler's latency
+// without the proxy's); LOAD_JSON=file also writes the figures as JSON; LOAD_PROFILE=file
+// runs the handler with its profiling listener (AZCREDS_LOCAL_PPROF_ADDR on the port base
+// +13) and records its CPU profile during one more /creds run at the highest count.
 // The logs of the last run stay in .local/logs/load/.
 func load(ctx context.Context, d *dev, args []string) error {
 	n, concurrency := envOr("LOAD_N", "1000"), envOr("LOAD_CONCURRENCY", "16")
 	conns, duration := envOr("LOAD_CONNS", "64"), envOr("LOAD_DURATION", "60s")
+	credsConns := envOr("LOAD_CREDS_CONNS", envOr("LOAD_CONNS", "1,16,64"))
 	propagation, err := time.ParseDuration(envOr("LOAD_PROPAGATION", "1s"))
 	if err != nil {
 		return fmt.Errorf("LOAD_PROPAGATION: %w", err)
+	}
+	profile := os.Getenv("LOAD_PROFILE")
+	if profile != "" {
+		if profile, err = filepath.Abs(profile); err != nil {
+			return err
+		}
 	}
 	count := envOr("LOAD_COUNT", "1") != "0"
 	base, err := portBase("AZCREDS_LOAD_PORT_BASE", stack.DefaultLoadPortBase)
@@ -51,6 +62,9 @@ func load(ctx context.Context, d *dev, args []string) error {
 	for _, p := range []int{ports.AzuriteBlob, ports.AzuriteQueue, ports.AzuriteTable, ports.ProxyBlob, ports.ProxyQueue,
 		ports.ProxyTable, ports.StandIn, ports.StorageFront, ports.Handler} {
 		need = append(need, stack.NamedPort{Name: what, Port: p})
+	}
+	if profile != "" {
+		need = append(need, stack.NamedPort{Name: what + ", the handler's profiles", Port: ports.Profiles})
 	}
 	if err := stack.RequireFree(need...); err != nil {
 		return err
@@ -109,10 +123,16 @@ func load(ctx context.Context, d *dev, args []string) error {
 
 	// The handler's own storage (tables, queues) goes through the counting proxy.
 	handlerURL := "http://" + stack.Addr(ports.Handler)
-	limits := []string{config.KeyMaxCredentials + "=" + n, config.KeyMaxWorkspaces + "=1", config.KeyCreateRate + "=" + n + "/1m"}
+	settings := []string{config.KeyMaxCredentials + "=" + n, config.KeyMaxWorkspaces + "=1", config.KeyCreateRate + "=" + n + "/1m"}
 	say("limits: %s credentials, 1 workspace, create rate %s/1m (burst %s)", n, n, n)
+	var profileArgs []string
+	if profile != "" {
+		settings = append(settings, config.KeyLocalPprofAddr+"="+stack.Addr(ports.Profiles))
+		profileArgs = []string{"-profile-url", "http://" + stack.Addr(ports.Profiles) + "/debug/pprof/profile", "-profile-out", profile}
+		say("the handler serves its profiles on %s; the CPU profile of the profiled /creds run goes to %s", stack.Addr(ports.Profiles), d.rel(profile))
+	}
 	h, err := d.launcher.Start(stack.Command{Name: "bin/handler serve", Path: filepath.Join(bin, stack.HandlerBinary.Name),
-		Args: []string{"serve", "-settings", filepath.Join(data, "none.json")}, Env: d.handlerEnv(ports, storage, limits...),
+		Args: []string{"serve", "-settings", filepath.Join(data, "none.json")}, Env: d.handlerEnv(ports, storage, settings...),
 		Dir: d.root(), Log: filepath.Join(logs, "handler.log")})
 	if err != nil {
 		return err
@@ -131,12 +151,13 @@ func load(ctx context.Context, d *dev, args []string) error {
 	}
 
 	say("load average before the run: %s on %d cores", loadAverage(), runtime.NumCPU())
-	say("loadtest onboard -n %s -c %s; then %s connections for %s each", n, concurrency, conns, duration)
+	say("loadtest onboard -n %s -c %s; then /creds at %s connections and GET credential at %s, %s each", n, concurrency, credsConns, conns, duration)
 	ltArgs := append([]string{"onboard", "-api", handlerURL, "-org", stack.LoadOrg, "-control", si.ControlURL(),
 		"-cacert", d.files.CertFile(), "-tenant", stack.CustomerTenant1, "-subscription", stack.CustomerSubscriptionID,
 		"-resource-group", stack.CustomerResourceGroup, "-account", stack.CustomerAccount1Name,
 		"-n", n, "-c", concurrency, "-pid", strconv.Itoa(h.Pid())}, countArgs...)
-	ltArgs = append(ltArgs, "-steady-c", conns, "-steady-d", duration)
+	ltArgs = append(ltArgs, "-steady-c", conns, "-creds-c", credsConns, "-steady-d", duration)
+	ltArgs = append(ltArgs, profileArgs...)
 	lt := stack.Command{Name: "loadtest", Path: filepath.Join(bin, stack.LoadTestBinary.Name), Args: ltArgs,
 		Env: []string{"AZCREDS_LOADTEST_TOKEN=" + tok}, Dir: d.root()}
 	if out := os.Getenv("LOAD_JSON"); out != "" {

@@ -4,6 +4,8 @@
 //	                            and the handler until Ctrl-C (AZCREDS_RUN_PORT_BASE moves them)
 //	devstack walkthrough        `make walkthrough`: one whole onboarding against `make run`
 //	devstack load               `make load`: the load figures on a fresh stack of its own
+//	devstack compare            `make compare`: the same load against a git ref's build and
+//	                            this tree's, each on fresh stacks, and the ratios
 //	devstack test               `make test`: gofmt, go mod tidy, vet and go test against a
 //	                            throw-away Azurite, then every fuzz target
 //	devstack fuzz               `make fuzz`: every fuzz target for FUZZTIME
@@ -56,7 +58,7 @@ func main() {
 	os.Exit(launch(cmd, args))
 }
 
-const usage = `usage: devstack run [-stack-only] | walkthrough [flags] | load | test | fuzz | deps | env | token -org ORG
+const usage = `usage: devstack run [-stack-only] | walkthrough [flags] | load | compare | test | fuzz | deps | env | token -org ORG
 `
 
 // commands are devstack's subcommands.
@@ -64,6 +66,7 @@ var commands = map[string]func(ctx context.Context, d *dev, args []string) error
 	"run":         runStack,
 	"walkthrough": runWalkthrough,
 	"load":        load,
+	"compare":     compare,
 	"test":        test,
 	"fuzz":        fuzz,
 	"deps":        deps,
@@ -192,6 +195,23 @@ func (d *dev) ensureKeys() error {
 	return nil
 }
 
+// ensureBrowser installs Debian's chromium for the browser tests when no Chromium is
+// installed and this is root with apt-get. Otherwise it says why the browser tests will
+// skip (or, under CI=true, fail); a failed install is said, not fatal.
+func (d *dev) ensureBrowser(ctx context.Context) {
+	if stack.FindBrowser() != "" {
+		return
+	}
+	log := filepath.Join(d.files.LogDir(), "apt-chromium.log")
+	start := time.Now()
+	say("no Chromium for the browser tests: apt-get install -y chromium (about 25 s; log %s)", d.rel(log))
+	if err := stack.InstallBrowser(ctx, d.launcher, log); err != nil {
+		say("chromium not installed (%v): the browser tests will skip, or fail under CI=true", err)
+		return
+	}
+	say("chromium installed in %s: %s", time.Since(start).Round(time.Second), stack.FindBrowser())
+}
+
 // mintToken is a local API token for org, signed with the stack's key.
 func (d *dev) mintToken(org, subject string, ttl time.Duration) (string, error) {
 	key, err := os.ReadFile(d.files.AuthKeyFile())
@@ -224,6 +244,7 @@ func deps(ctx context.Context, d *dev, args []string) error {
 	if err := d.ensureKeys(); err != nil {
 		return err
 	}
+	d.ensureBrowser(ctx)
 	say("go mod download")
 	return d.goRun(ctx, "go mod download", nil, "mod", "download")
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/dev/stack"
@@ -78,9 +79,19 @@ func runStack(ctx context.Context, d *dev, args []string) error {
 		return err
 	}
 	procs := []*stack.Process{az.Process(), siProc}
+	// The demo customer's one step for workload identities, done here so that the demo's
+	// commands below work as printed: install the platform API in their tenant.
+	client, err := stack.Client(d.files.CertFile())
+	if err != nil {
+		return err
+	}
+	if err := stack.InstallAPI(ctx, client, si.ControlURL(), stack.CustomerTenant1); err != nil {
+		return err
+	}
 
 	handlerURL := "http://" + stack.Addr(ports.Handler)
 	var tok string
+	var wizardLinks []string
 	if !*stackOnly {
 		say("starting bin/handler serve on %s", handlerURL)
 		h, err := d.launcher.Start(stack.Command{Name: "bin/handler serve", Path: filepath.Join(bin, stack.HandlerBinary.Name),
@@ -94,6 +105,15 @@ func runStack(ctx context.Context, d *dev, args []string) error {
 		procs = append(procs, h)
 		if tok, err = d.mintToken(stack.DemoOrg, "local-user", 12*time.Hour); err != nil {
 			return fmt.Errorf("demo token: %w", err)
+		}
+		// The wizard page signed in for each demo organization: a token of its own in the
+		// link's fragment.
+		for _, org := range []string{stack.DemoOrg, stack.SecondDemoOrg} {
+			t, err := d.mintToken(org, "local-user", 12*time.Hour)
+			if err != nil {
+				return fmt.Errorf("wizard token: %w", err)
+			}
+			wizardLinks = append(wizardLinks, fmt.Sprintf("  %-16s %s", org, stack.WizardURL(handlerURL, org, t)))
 		}
 	}
 
@@ -114,12 +134,35 @@ The local stack is up; Ctrl-C stops everything.
 	if !*stackOnly {
 		fmt.Printf(`  API              %s
 
+The wizard page, signed in for each demo organization (open a link in a browser on this
+machine; the customer panel beside the wizard plays the customer's Azure):
+
+%s
+
 Demo API token for org %s, then a first call:
 
 export TOKEN='%s'
 curl -s -H "Authorization: Bearer $TOKEN" -H "X-Activeloop-Org-Id: %s" %s/organizations/%s/credentials
 
-`, handlerURL, stack.DemoOrg, tok, stack.DemoOrg, handlerURL, stack.DemoOrg)
+`, handlerURL, strings.Join(wizardLinks, "\n"), stack.DemoOrg, tok, stack.DemoOrg, handlerURL, stack.DemoOrg)
+		demo := stack.WorkloadDemo{HandlerURL: handlerURL, StandInURL: si.URL(), CertFile: d.rel(d.files.CertFile()), Org: stack.DemoOrg}
+		cmds := demo.Commands()
+		fmt.Printf(`A workload identity (docs/WORKLOAD_IDENTITIES.md): the managed identity %s (client id %s) of
+customer tenant %s calls the API with its own Entra token, no platform token in the workload.
+The customer's one step in their tenant, az ad sp create --id %s, is done: make run
+installed the platform API there through the stand-in's control endpoint.
+
+# 1. register it with the organization, as a platform user ($TOKEN above); 409 if an earlier run did (Azurite keeps its data)
+%s
+
+# 2. get a token as the workload, from its identity endpoint (what ManagedIdentityCredential calls)
+%s
+
+# 3. call /creds with it (502 sas_issuance_failed for the first %s after start, while the platform identity's role propagates)
+%s
+
+`, stack.WorkloadIdentityName, stack.WorkloadIdentityClientID, stack.CustomerTenant1, stack.APIAppID, cmds[0], cmds[1],
+			si.Propagation, cmds[2])
 	}
 
 	// Until Ctrl-C (launch stops everything) or until one of the processes ends.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/activeloopai/azcreds/internal/dev/apicheck"
 	"github.com/activeloopai/azcreds/internal/dev/stack"
 )
 
@@ -46,6 +48,9 @@ func test(ctx context.Context, d *dev, args []string) error {
 	if err := d.ensureKeys(); err != nil {
 		return err
 	}
+	if slices.ContainsFunc(pkgs, func(p string) bool { return p == "./..." || strings.Contains(p, "e2e") }) {
+		d.ensureBrowser(ctx)
+	}
 	removeStaleTestData(d.files.Local())
 	data, err := os.MkdirTemp(d.files.Local(), "test-"+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
@@ -65,7 +70,11 @@ func test(ctx context.Context, d *dev, args []string) error {
 		return err
 	}
 	build := stack.BuildEnv(os.Getenv("GOFLAGS")) // CGO_ENABLED=0, GOFLAGS with -trimpath
-	env := append(stack.TestEnv(az), "GOFLAGS="+stack.GoFlags(os.Getenv("GOFLAGS")))
+	tally := filepath.Join(data, "apicheck")
+	if err := os.MkdirAll(tally, 0o755); err != nil {
+		return err
+	}
+	env := append(stack.TestEnv(az), "GOFLAGS="+stack.GoFlags(os.Getenv("GOFLAGS")), apicheck.TallyDirEnv+"="+tally)
 
 	var checks []error
 	start := time.Now()
@@ -120,6 +129,9 @@ func test(ctx context.Context, d *dev, args []string) error {
 		}
 	}
 	say("go test: %s", time.Since(start).Round(time.Second))
+	if n, pkgs := apiAnswers(tally); n > 0 {
+		say("API answers checked against handlers/openapi.json: %d (%s)", n, pkgs)
+	}
 	if testErr != nil {
 		return testErr
 	}
@@ -142,6 +154,30 @@ func test(ctx context.Context, d *dev, args []string) error {
 	}
 	say("gofmt, go mod tidy, vet and tests passed")
 	return nil
+}
+
+// apiAnswers sums the counts the test packages left in dir (internal/dev/apicheck's
+// Report): how many answers of the API their clients checked against its description.
+func apiAnswers(dir string) (int, string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	total, per := 0, map[string]int{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var pkg string
+		var n int
+		if _, err := fmt.Sscan(string(data), &pkg, &n); err == nil {
+			total += n
+			per[pkg] += n
+		}
+	}
+	var parts []string
+	for _, pkg := range slices.Sorted(maps.Keys(per)) {
+		parts = append(parts, fmt.Sprintf("%s %d", pkg, per[pkg]))
+	}
+	return total, strings.Join(parts, ", ")
 }
 
 func except(pkgs []string) string {

@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -117,15 +116,11 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	return o, nil
 }
 
-// parseLevels reads "1,16,64".
+// parseLevels reads -c's "1,16,64".
 func parseLevels(s string) ([]int, error) {
-	var levels []int
-	for f := range strings.SplitSeq(s, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 1 || c > loadtest.ConcurrencyLimit {
-			return nil, fmt.Errorf("-c %q: want comma-separated levels from 1 to %d", s, loadtest.ConcurrencyLimit)
-		}
-		levels = append(levels, c)
+	levels, err := loadtest.ParseLevels(s)
+	if err != nil {
+		return nil, fmt.Errorf("-c %w", err)
 	}
 	return levels, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,15 @@ func TestParseOnboardFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.cfg.Credentials != 20 || o.cfg.Token != "tok" || o.pid != 42 || o.steadyC != 64 || o.steadyD != time.Minute ||
-		o.cfg.Account != "custacct1" || o.cfg.Concurrency != 16 {
+		o.cfg.Account != "custacct1" || o.cfg.Concurrency != 16 || !slices.Equal(o.credsC, []int{64}) || o.cfg.Poll != 3*time.Second {
+		t.Errorf("options %+v", o)
+	}
+	o, err = parseOnboardFlags(append(required, "-creds-c", "1,16,64", "-steady-c", "32",
+		"-profile-url", "http://127.0.0.1:6060/debug/pprof/profile", "-profile-out", "cpu.pprof"), io.Discard, env("tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.credsC, []int{1, 16, 64}) || o.steadyC != 32 || o.profileOut != "cpu.pprof" {
 		t.Errorf("options %+v", o)
 	}
 	for _, c := range []struct {
@@ -38,6 +47,10 @@ func TestParseOnboardFlags(t *testing.T) {
 		{"steady too long", append(required, "-steady-d", "11m"), "tok", "-steady-d"},
 		{"negative pid", append(required, "-pid", "-1"), "tok", "-pid"},
 		{"stray argument", append(required, "extra"), "tok", "unexpected"},
+		{"bad levels", append(required, "-creds-c", "1,x"), "tok", "-creds-c"},
+		{"zero level", append(required, "-creds-c", "0"), "tok", "-creds-c"},
+		{"profile without a file", append(required, "-profile-url", "http://127.0.0.1:6060/debug/pprof/profile"), "tok", "-profile-out"},
+		{"profile without scenario 2", append(required, "-steady-d", "0", "-profile-url", "http://127.0.0.1:1/p", "-profile-out", "f"), "tok", "scenario 2"},
 	} {
 		_, err := parseOnboardFlags(c.args, io.Discard, env(c.token))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

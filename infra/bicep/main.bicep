@@ -54,8 +54,11 @@ param authJwksUrl string
 ])
 param logLevel string = 'info'
 
-@description('Microsoft Graph base URL (ARM\'s environment() has no Microsoft Graph endpoint, so it is a parameter for sovereign clouds).')
+@description('Microsoft Graph base URL (ARM\'s environment() has no Microsoft Graph endpoint, so it is a parameter for sovereign clouds). The rest follows the cloud the deployment runs in (environment()): the Entra authority, the storage endpoints and, in the handler, the federated credentials\' issuer and token-exchange audience, the Graph token scope and the Azure portal links.')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('The wizard page a customer\'s tenant administrator returns to after Entra ID\'s admin consent (AZCREDS_ADMIN_CONSENT_REDIRECT_URI): every app registration lists it as a web redirect URI, and each credential\'s admin_consent_url names it; Entra compares it exactly, so spell it as the wizard is reached. https. Empty: the function app\'s own wizard page, https://<app name>.<App Service domain of the cloud>/wizard/ (set it when the wizard is served elsewhere, or the app has a custom or unique default host name).')
+param adminConsentRedirectUri string = ''
 
 @description('Prefix of the environment default\'s containers, one per organization in the platform storage account: the prefix and 32 characters of a hash of the organization id. Lowercase letters, digits and single hyphens, not starting with a hyphen; the handler checks it at start.')
 @minLength(1)
@@ -97,6 +100,9 @@ param reconcileInterval string = '1m'
 @description('How long one instance reuses a locked workspace\'s storage resolution (0s: off).')
 param resolutionCacheTtl string = '5s'
 
+@description('How long one instance reuses a workload identity\'s registry lookup (0s: off, at most 1m): another instance admits a removed identity at most this long.')
+param workloadIdentityCacheTtl string = '30s'
+
 @description('Reuse user delegation keys until shortly before they expire.')
 param delegationKeyCache bool = true
 
@@ -110,6 +116,10 @@ param maxCredentials int = 50
 @description('Most workspaces one organization may hold.')
 @minValue(1)
 param maxWorkspaces int = 1000
+
+@description('Most workload identities (customers\' managed identities) one organization may register.')
+@minValue(1)
+param maxWorkloadIdentities int = 20
 
 @description('Credential creates per organization and instance: <count>/<period>[,burst=<n>], or off.')
 param createRate string = '30/1m'
@@ -222,11 +232,13 @@ module functionApp 'modules/function-app.bicep' = {
     apiAppId: workloadIdentities ? apiApp.outputs.appId : ''
     logLevel: logLevel
     graphBaseUrl: graphBaseUrl
+    adminConsentRedirectUri: adminConsentRedirectUri
     defaultStorageAccount: platformStorage.outputs.name
     defaultContainerPrefix: defaultContainerPrefix
     defaultPrefix: defaultPrefix
     delegationKeyCache: delegationKeyCache
     resolutionCacheTtl: resolutionCacheTtl
+    workloadIdentityCacheTtl: workloadIdentityCacheTtl
     spPollWindow: spPollWindow
     spPollInterval: spPollInterval
     accessProbeWindow: accessProbeWindow
@@ -240,6 +252,7 @@ module functionApp 'modules/function-app.bicep' = {
     reconcileInterval: reconcileInterval
     maxCredentials: maxCredentials
     maxWorkspaces: maxWorkspaces
+    maxWorkloadIdentities: maxWorkloadIdentities
     createRate: createRate
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

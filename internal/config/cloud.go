@@ -21,6 +21,9 @@ type Cloud struct {
 	AuthorityHost string
 	// GraphBaseURL is Microsoft Graph v1.0.
 	GraphBaseURL string
+	// GraphScope is the scope of Microsoft Graph tokens: the cloud's Graph resource with
+	// /.default.
+	GraphScope string
 	// BlobSuffixes are the DNS suffixes of a storage account's blob endpoint,
 	// https://<account>.<suffix>/.
 	BlobSuffixes []string
@@ -35,6 +38,8 @@ type Cloud struct {
 	// authority host itself except in Azure China, whose v2.0 tokens name
 	// login.partner.microsoftonline.cn however they were requested.
 	TokenIssuerAuthority string
+	// PortalURL is the cloud's Azure portal, without a trailing slash.
+	PortalURL string
 }
 
 // The names of the clouds this binary knows.
@@ -50,15 +55,19 @@ const (
 )
 
 // clouds are Microsoft's endpoints per cloud, as documented:
-//   - Entra ID and Microsoft Graph root endpoints per national cloud:
-//     https://learn.microsoft.com/graph/deployments
+//   - Entra ID and Microsoft Graph root endpoints per national cloud (a Graph token's scope
+//     is the root with /.default): https://learn.microsoft.com/graph/deployments
+//   - the Azure portal per national cloud:
+//     https://learn.microsoft.com/entra/identity-platform/authentication-national-cloud
 //   - a blob endpoint is https://<account>.blob.core.windows.net or, for accounts created
 //     with Azure DNS-zone endpoints (preview, public cloud only), https://<account>.z[00-99].blob.storage.azure.net:
 //     https://learn.microsoft.com/azure/storage/blobs/storage-blob-query-endpoint-srp
 //   - the storage endpoint suffixes of the US Government (core.usgovcloudapi.net) and China
 //     (core.chinacloudapi.cn) clouds:
 //     https://learn.microsoft.com/azure/storage/common/storage-powershell-independent-clouds
-//   - the token-exchange audience per cloud for a managed identity as a federated credential:
+//   - the token-exchange audience per cloud for a managed identity as a federated credential,
+//     and its issuer, "<the authority of the cloud's v2.0 tokens><tenant>/v2.0" (Azure China's
+//     edition of that page names https://login.partner.microsoftonline.cn/{tenant}/v2.0):
 //     https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity
 //   - the issuer of v2.0 tokens per cloud, "https://<host>/{tenantid}/v2.0" in each cloud's
 //     tenant-independent OpenID configuration (<authority>common/v2.0/.well-known/openid-configuration);
@@ -71,26 +80,32 @@ var clouds = []Cloud{
 		Name:                  CloudPublic,
 		AuthorityHost:         "https://login.microsoftonline.com/",
 		GraphBaseURL:          "https://graph.microsoft.com/v1.0",
+		GraphScope:            "https://graph.microsoft.com/.default",
 		BlobSuffixes:          []string{"blob.core.windows.net"},
 		BlobZoneSuffix:        "blob.storage.azure.net",
 		TokenExchangeAudience: "api://AzureADTokenExchange",
 		TokenIssuerAuthority:  "https://login.microsoftonline.com/",
+		PortalURL:             "https://portal.azure.com",
 	},
 	{
 		Name:                  CloudUSGovernment,
 		AuthorityHost:         "https://login.microsoftonline.us/",
 		GraphBaseURL:          "https://graph.microsoft.us/v1.0",
+		GraphScope:            "https://graph.microsoft.us/.default",
 		BlobSuffixes:          []string{"blob.core.usgovcloudapi.net"},
 		TokenExchangeAudience: "api://AzureADTokenExchangeUSGov",
 		TokenIssuerAuthority:  "https://login.microsoftonline.us/",
+		PortalURL:             "https://portal.azure.us",
 	},
 	{
 		Name:                  CloudChina,
 		AuthorityHost:         "https://login.chinacloudapi.cn/",
 		GraphBaseURL:          "https://microsoftgraph.chinacloudapi.cn/v1.0",
+		GraphScope:            "https://microsoftgraph.chinacloudapi.cn/.default",
 		BlobSuffixes:          []string{"blob.core.chinacloudapi.cn"},
 		TokenExchangeAudience: "api://AzureADTokenExchangeChina",
 		TokenIssuerAuthority:  "https://login.partner.microsoftonline.cn/",
+		PortalURL:             "https://portal.azure.cn",
 	},
 }
 

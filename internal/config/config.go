@@ -31,6 +31,13 @@ const (
 	// endpoints on the standalone listener and runs no queue worker or health ticker, so a
 	// test can play the host.
 	KeyLocalInvocations = "AZCREDS_LOCAL_INVOCATIONS"
+	// KeyLocalWizard (true, local stack only) serves the onboarding wizard page at /wizard/
+	// beside the API, with the customer's side played through the stand-in's control
+	// endpoints (internal/wizard).
+	KeyLocalWizard = "AZCREDS_LOCAL_WIZARD"
+	// KeyLocalPprofAddr (local stack only) serves net/http/pprof on a loopback listener of
+	// its own, never on the API's, to profile the handler under load.
+	KeyLocalPprofAddr = "AZCREDS_LOCAL_PPROF_ADDR"
 
 	KeyStorage                = "AzureWebJobsStorage"
 	KeyStorageTableServiceURI = "AzureWebJobsStorage__tableServiceUri"
@@ -65,6 +72,9 @@ const (
 	KeyDelegationKeyCache = "AZCREDS_DELEGATION_KEY_CACHE"
 	// KeyResolutionCacheTTL keeps a locked workspace's storage resolution this long (0s: off).
 	KeyResolutionCacheTTL = "AZCREDS_RESOLUTION_CACHE_TTL"
+	// KeyWorkloadIdentityCacheTTL keeps the answer of a workload identity's registry lookup
+	// this long (0s: off): how long another instance may still admit a removed identity.
+	KeyWorkloadIdentityCacheTTL = "AZCREDS_WORKLOAD_IDENTITY_CACHE_TTL"
 
 	KeyAuthIssuer        = "AZCREDS_AUTH_ISSUER"
 	KeyAuthAudience      = "AZCREDS_AUTH_AUDIENCE"
@@ -77,6 +87,11 @@ const (
 	// identities (managed identities) call the API, and the id a customer installs in their
 	// tenant. Empty: workload identities are off, and only the platform's tokens are accepted.
 	KeyAPIAppID = "AZCREDS_API_APP_ID"
+	// KeyAdminConsentRedirectURI is the wizard page an administrator returns to from Entra
+	// ID's admin consent: every app registration lists it as a web redirect URI, and each
+	// credential's admin_consent_url names it. https in Azure; empty: neither does, and Entra
+	// shows its own page after the consent.
+	KeyAdminConsentRedirectURI = "AZCREDS_ADMIN_CONSENT_REDIRECT_URI"
 
 	KeySPPollWindow        = "AZCREDS_SP_POLL_WINDOW"
 	KeyAccessProbeWindow   = "AZCREDS_ACCESS_PROBE_WINDOW"
@@ -92,6 +107,8 @@ const (
 	// in its partition, enforced in the create's transaction).
 	KeyMaxCredentials = "AZCREDS_MAX_CREDENTIALS"
 	KeyMaxWorkspaces  = "AZCREDS_MAX_WORKSPACES"
+	// KeyMaxWorkloadIdentities caps the workload identities one organization registers.
+	KeyMaxWorkloadIdentities = "AZCREDS_MAX_WORKLOAD_IDENTITIES"
 	// KeyCreateRate limits how fast one organization creates credentials, per instance:
 	// "30/1m" (a burst of 30), "30/1m,burst=60", or "off".
 	KeyCreateRate = "AZCREDS_CREATE_RATE"
@@ -142,6 +159,10 @@ const (
 	// DefaultResolutionCacheTTL keeps a locked workspace's resolution a few seconds: a burst
 	// of /creds calls costs one lookup, and a change is seen soon everywhere.
 	DefaultResolutionCacheTTL = 5 * time.Second
+	// DefaultWorkloadIdentityCacheTTL: a busy workload's calls cost no registry read, and a
+	// removed identity is refused everywhere within half a minute (at once on the instance
+	// that removed it).
+	DefaultWorkloadIdentityCacheTTL = 30 * time.Second
 	// DefaultHealthSchedule sweeps every 15 minutes, on the quarter hour.
 	DefaultHealthSchedule = "0 */15 * * * *"
 	DefaultHealthInterval = 15 * time.Minute
@@ -159,6 +180,9 @@ const (
 	// client that sends /creds for made-up workspace ids (each writes a row) stops at one
 	// page of a Table query (1,000 entities).
 	DefaultMaxWorkspaces = 1000
+	// DefaultMaxWorkloadIdentities: an organization's jobs rarely need more than a few
+	// identities; each is a row its callers are looked up in.
+	DefaultMaxWorkloadIdentities = 20
 	// DefaultCreateRate: 30 creates a minute, in bursts of up to 30.
 	DefaultCreateRate = "30/1m"
 	// maxLimit bounds the limits to what one partition sensibly holds.
@@ -191,6 +215,12 @@ type Config struct {
 	// LocalInvocations mounts the Functions host's invocation endpoints on the standalone
 	// listener instead of running the queue worker (local stack only).
 	LocalInvocations bool
+	// LocalWizard serves the wizard page and its customer panel at /wizard/ (local stack
+	// only); the panel reaches the stand-in's control endpoints at AuthorityHost.
+	LocalWizard bool
+	// LocalPprofAddr, when set, is the loopback address of the profiling listener (local
+	// stack only).
+	LocalPprofAddr string
 	// Cloud is the Azure cloud whose endpoints the handler uses. In Azure mode the authority
 	// host, Graph base URL and blob endpoint template are this cloud's; on the local stack,
 	// whose stand-in plays the public cloud, it is the public cloud.
@@ -222,6 +252,8 @@ type Config struct {
 	DefaultPrefix          string
 	DelegationKeyCache     bool
 	ResolutionCacheTTL     time.Duration
+	// WorkloadIdentityCacheTTL keeps a workload identity's registry lookup (0: off).
+	WorkloadIdentityCacheTTL time.Duration
 
 	AuthIssuer        string
 	AuthAudience      string
@@ -237,6 +269,10 @@ type Config struct {
 	// stack both are the stand-in's, which plays the authority.
 	WorkloadIssuerAuthority string
 	WorkloadKeysURL         string
+
+	// AdminConsentRedirectURI is the wizard page an administrator returns to after the
+	// admin consent ("": none).
+	AdminConsentRedirectURI string
 
 	SPPollWindow      time.Duration
 	AccessProbeWindow time.Duration
@@ -265,6 +301,8 @@ type Config struct {
 	MaxCredentials int
 	MaxWorkspaces  int
 	CreateRate     credential.Rate
+	// MaxWorkloadIdentities caps the workload identities one organization registers.
+	MaxWorkloadIdentities int
 }
 
 // Source looks settings up by name.
@@ -344,42 +382,46 @@ func ReadLocalSettings(path string) (map[string]string, error) {
 func Parse(get Source) (Config, error) {
 	p := parser{get: get}
 	c := Config{
-		ListenAddr:              p.str(KeyListenAddr, DefaultListenAddr),
-		TableName:               p.str(KeyTableName, DefaultTableName),
-		HomeTenantID:            p.required(KeyHomeTenantID),
-		ManagedIdentityClientID: p.str(KeyManagedIdentityClientID, ""),
-		ManagedIdentityObjectID: p.required(KeyManagedIdentityObjectID),
-		AuthorityHost:           p.url(KeyAuthorityHost, DefaultAuthorityHost),
-		GraphBaseURL:            p.url(KeyGraphBaseURL, DefaultGraphBaseURL),
-		BlobEndpointTemplate:    p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
-		LocalBlobAddr:           p.hostPort(KeyLocalBlobAddr),
-		LocalBlobAccounts:       p.accounts(KeyLocalBlobAccounts),
-		DefaultStorageAccount:   p.str(KeyDefaultStorageAccount, ""),
-		DefaultContainerPrefix:  p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
-		DefaultPrefix:           strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
-		DelegationKeyCache:      p.boolean(KeyDelegationKeyCache, true),
-		ResolutionCacheTTL:      p.durationOrZero(KeyResolutionCacheTTL, DefaultResolutionCacheTTL),
-		AuthIssuer:              p.required(KeyAuthIssuer),
-		AuthAudience:            p.required(KeyAuthAudience),
-		AuthJWKSURL:             p.str(KeyAuthJWKSURL, ""),
-		AuthPublicKeyFile:       p.str(KeyAuthPublicKeyFile, ""),
-		APIAppID:                p.guid(KeyAPIAppID),
-		SPPollWindow:            p.duration(KeySPPollWindow, DefaultSPPollWindow),
-		AccessProbeWindow:       p.duration(KeyAccessProbeWindow, DefaultAccessProbeWindow),
-		PropagationGrace:        p.duration(KeyPropagationGrace, DefaultPropagationGrace),
-		SPPollInterval:          p.duration(KeySPPollInterval, DefaultSPPollInterval),
-		AccessProbeInterval:     p.duration(KeyAccessProbeInterval, DefaultAccessProbeInterval),
-		HealthSchedule:          p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
-		HealthInterval:          p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
-		HealthSpread:            p.spread(KeyHealthSpread, DefaultHealthSpread),
-		HealthRecheck:           p.duration(KeyHealthRecheck, DefaultHealthRecheck),
-		ReconcileSchedule:       p.ncrontab(KeyReconcileSchedule, DefaultReconcileSchedule),
-		ReconcileInterval:       p.intervalOrOff(KeyReconcileInterval, DefaultReconcileInterval),
-		QueuePrefix:             p.queuePrefix(KeyQueuePrefix),
-		CreateGuardDelay:        p.duration(KeyCreateGuardDelay, DefaultCreateGuardDelay),
-		MaxCredentials:          p.limit(KeyMaxCredentials, DefaultMaxCredentials),
-		MaxWorkspaces:           p.limit(KeyMaxWorkspaces, DefaultMaxWorkspaces),
-		CreateRate:              p.rate(KeyCreateRate, DefaultCreateRate),
+		ListenAddr:               p.str(KeyListenAddr, DefaultListenAddr),
+		TableName:                p.str(KeyTableName, DefaultTableName),
+		HomeTenantID:             p.required(KeyHomeTenantID),
+		ManagedIdentityClientID:  p.str(KeyManagedIdentityClientID, ""),
+		ManagedIdentityObjectID:  p.required(KeyManagedIdentityObjectID),
+		AuthorityHost:            p.url(KeyAuthorityHost, DefaultAuthorityHost),
+		GraphBaseURL:             p.url(KeyGraphBaseURL, DefaultGraphBaseURL),
+		BlobEndpointTemplate:     p.endpointTemplate(KeyBlobEndpointTemplate, DefaultBlobEndpointTemplate),
+		LocalBlobAddr:            p.hostPort(KeyLocalBlobAddr),
+		LocalBlobAccounts:        p.accounts(KeyLocalBlobAccounts),
+		LocalPprofAddr:           p.hostPort(KeyLocalPprofAddr),
+		DefaultStorageAccount:    p.str(KeyDefaultStorageAccount, ""),
+		DefaultContainerPrefix:   p.str(KeyDefaultContainerPrefix, DefaultContainerPrefix),
+		DefaultPrefix:            strings.Trim(p.str(KeyDefaultPrefix, ""), "/"),
+		DelegationKeyCache:       p.boolean(KeyDelegationKeyCache, true),
+		ResolutionCacheTTL:       p.durationOrZero(KeyResolutionCacheTTL, DefaultResolutionCacheTTL),
+		WorkloadIdentityCacheTTL: p.durationOrZero(KeyWorkloadIdentityCacheTTL, DefaultWorkloadIdentityCacheTTL),
+		AuthIssuer:               p.required(KeyAuthIssuer),
+		AuthAudience:             p.required(KeyAuthAudience),
+		AuthJWKSURL:              p.str(KeyAuthJWKSURL, ""),
+		AuthPublicKeyFile:        p.str(KeyAuthPublicKeyFile, ""),
+		APIAppID:                 p.guid(KeyAPIAppID),
+		AdminConsentRedirectURI:  p.redirectURI(KeyAdminConsentRedirectURI),
+		SPPollWindow:             p.duration(KeySPPollWindow, DefaultSPPollWindow),
+		AccessProbeWindow:        p.duration(KeyAccessProbeWindow, DefaultAccessProbeWindow),
+		PropagationGrace:         p.duration(KeyPropagationGrace, DefaultPropagationGrace),
+		SPPollInterval:           p.duration(KeySPPollInterval, DefaultSPPollInterval),
+		AccessProbeInterval:      p.duration(KeyAccessProbeInterval, DefaultAccessProbeInterval),
+		HealthSchedule:           p.ncrontab(KeyHealthSchedule, DefaultHealthSchedule),
+		HealthInterval:           p.intervalOrOff(KeyHealthInterval, DefaultHealthInterval),
+		HealthSpread:             p.spread(KeyHealthSpread, DefaultHealthSpread),
+		HealthRecheck:            p.duration(KeyHealthRecheck, DefaultHealthRecheck),
+		ReconcileSchedule:        p.ncrontab(KeyReconcileSchedule, DefaultReconcileSchedule),
+		ReconcileInterval:        p.intervalOrOff(KeyReconcileInterval, DefaultReconcileInterval),
+		QueuePrefix:              p.queuePrefix(KeyQueuePrefix),
+		CreateGuardDelay:         p.duration(KeyCreateGuardDelay, DefaultCreateGuardDelay),
+		MaxCredentials:           p.limit(KeyMaxCredentials, DefaultMaxCredentials),
+		MaxWorkspaces:            p.limit(KeyMaxWorkspaces, DefaultMaxWorkspaces),
+		MaxWorkloadIdentities:    p.limit(KeyMaxWorkloadIdentities, DefaultMaxWorkloadIdentities),
+		CreateRate:               p.rate(KeyCreateRate, DefaultCreateRate),
 		Storage: Storage{
 			ConnectionString: p.str(KeyStorage, ""),
 			TableServiceURI:  p.str(KeyStorageTableServiceURI, ""),
@@ -393,6 +435,7 @@ func Parse(get Source) (Config, error) {
 	}
 	c.LocalStack = p.boolean(KeyLocalStack, false)
 	c.LocalInvocations = p.boolean(KeyLocalInvocations, false)
+	c.LocalWizard = p.boolean(KeyLocalWizard, false)
 	if c.LocalStack {
 		p.localStack(&c)
 	} else {
@@ -401,6 +444,16 @@ func Parse(get Source) (Config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(p.str(KeyLogLevel, "info"))); err != nil {
 		p.errs = append(p.errs, fmt.Errorf("%s: %w", KeyLogLevel, err))
 	}
+	p.related(&c)
+	if len(p.errs) > 0 {
+		return Config{}, fmt.Errorf("invalid settings: %w", errors.Join(p.errs...))
+	}
+	return c, nil
+}
+
+// related checks what no single setting can tell by itself: settings that go together, and
+// the environment default's names.
+func (p *parser) related(c *Config) {
 	if (c.AuthJWKSURL == "") == (c.AuthPublicKeyFile == "") {
 		p.errs = append(p.errs, fmt.Errorf("set exactly one of %s and %s", KeyAuthJWKSURL, KeyAuthPublicKeyFile))
 	}
@@ -437,10 +490,6 @@ func Parse(get Source) (Config, error) {
 		p.errs = append(p.errs, fmt.Errorf("%s (%s) must not be longer than %s (%s): one sweep's probes would overlap the next's",
 			KeyHealthSpread, c.HealthSpread, KeyHealthInterval, c.HealthInterval))
 	}
-	if len(p.errs) > 0 {
-		return Config{}, fmt.Errorf("invalid settings: %w", errors.Join(p.errs...))
-	}
-	return c, nil
 }
 
 type parser struct {
@@ -496,6 +545,32 @@ func (p *parser) guid(key string) string {
 		return ""
 	}
 	return strings.ToLower(v)
+}
+
+// redirectURI reads an optional redirect URI as Entra ID takes one for a web app: an
+// absolute http(s) URL with a host, without credentials or a fragment, at most 256
+// characters (https://learn.microsoft.com/entra/identity-platform/reply-url). Azure mode
+// wants https (parser.azure).
+func (p *parser) redirectURI(key string) string {
+	v := p.str(key, "")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" ||
+		u.Opaque != "" || len(v) > 256 {
+		p.errs = append(p.errs, fmt.Errorf("%s must be an absolute https URL without a fragment, at most 256 characters (the wizard page, e.g. https://azcreds.example.com/wizard/), got %q", key, v))
+		return ""
+	}
+	return v
+}
+
+// DomainCloud is what the domain needs of the cloud: the login endpoint is the authority
+// host (the local stand-in on the local stack, which serves the admin consent endpoint),
+// the rest the cloud's.
+func (c Config) DomainCloud() credential.Cloud {
+	return credential.Cloud{LoginEndpoint: c.AuthorityHost, TokenIssuerAuthority: c.Cloud.TokenIssuerAuthority,
+		TokenExchangeAudience: c.Cloud.TokenExchangeAudience, Portal: c.Cloud.PortalURL}
 }
 
 // hostPort reads an optional host:port.
@@ -700,16 +775,18 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 // Keys lists every setting the binary reads.
 func Keys() []string {
 	return []string{
-		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations,
+		KeyCustomHandlerPort, KeyListenAddr, KeyLogLevel, KeyLocalStack, KeyLocalInvocations, KeyLocalWizard, KeyLocalPprofAddr,
 		KeyStorage, KeyStorageTableServiceURI, KeyStorageQueueServiceURI, KeyStorageClientID, KeyTableName,
 		KeyHomeTenantID, KeyManagedIdentityClientID, KeyManagedIdentityObjectID, KeyAuthorityHost, KeyGraphBaseURL,
 		KeyBlobEndpointTemplate, KeyLocalBlobAddr, KeyLocalBlobAccounts,
 		KeyDefaultStorageAccount, KeyDefaultContainerPrefix, KeyDefaultPrefix, KeyDelegationKeyCache, KeyResolutionCacheTTL,
+		KeyWorkloadIdentityCacheTTL,
 		KeyAuthIssuer, KeyAuthAudience, KeyAuthJWKSURL, KeyAuthPublicKeyFile, KeyAuthSigningKeyFile, KeyAPIAppID,
+		KeyAdminConsentRedirectURI,
 		KeySPPollWindow, KeyAccessProbeWindow, KeyPropagationGrace, KeySPPollInterval, KeyAccessProbeInterval,
 		KeyHealthSchedule, KeyHealthInterval, KeyHealthSpread, KeyHealthRecheck,
 		KeyReconcileSchedule, KeyReconcileInterval, KeyQueuePrefix,
 		KeyCreateGuardDelay,
-		KeyMaxCredentials, KeyMaxWorkspaces, KeyCreateRate,
+		KeyMaxCredentials, KeyMaxWorkspaces, KeyCreateRate, KeyMaxWorkloadIdentities,
 	}
 }

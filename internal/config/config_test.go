@@ -308,9 +308,15 @@ func TestLimitSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxCredentials != 50 || c.MaxWorkspaces != DefaultMaxWorkspaces ||
+	if c.MaxCredentials != 50 || c.MaxWorkspaces != DefaultMaxWorkspaces || c.MaxWorkloadIdentities != 20 ||
 		c.CreateRate != (credential.Rate{Count: 30, Per: time.Minute, Burst: 30}) {
-		t.Fatalf("defaults: credentials %d, workspaces %d, rate %+v", c.MaxCredentials, c.MaxWorkspaces, c.CreateRate)
+		t.Fatalf("defaults: credentials %d, workspaces %d, workload identities %d, rate %+v", c.MaxCredentials, c.MaxWorkspaces,
+			c.MaxWorkloadIdentities, c.CreateRate)
+	}
+	m := valid()
+	m[KeyMaxWorkloadIdentities] = "3"
+	if c, err := Parse(source(m)); err != nil || c.MaxWorkloadIdentities != 3 {
+		t.Fatalf("%s=3: %d, %v", KeyMaxWorkloadIdentities, c.MaxWorkloadIdentities, err)
 	}
 	for v, want := range map[string]credential.Rate{
 		"30/1m":              {Count: 30, Per: time.Minute, Burst: 30},
@@ -344,6 +350,7 @@ func TestLimitSettingsRefused(t *testing.T) {
 	for _, tc := range []struct{ key, value string }{
 		{KeyMaxCredentials, "0"}, {KeyMaxCredentials, "-1"}, {KeyMaxCredentials, "fifty"}, {KeyMaxCredentials, "1e3"},
 		{KeyMaxCredentials, "1000001"}, {KeyMaxWorkspaces, "0"}, {KeyMaxWorkspaces, "off"},
+		{KeyMaxWorkloadIdentities, "0"}, {KeyMaxWorkloadIdentities, "twenty"},
 		{KeyCreateRate, "30"}, {KeyCreateRate, "30/"}, {KeyCreateRate, "/1m"}, {KeyCreateRate, "0/1m"}, {KeyCreateRate, "-3/1m"},
 		{KeyCreateRate, "30/0s"}, {KeyCreateRate, "30/500ms"}, {KeyCreateRate, "30/48h"}, {KeyCreateRate, "30/minute"},
 		{KeyCreateRate, "30/1m,burst=0"}, {KeyCreateRate, "30/1m,60"}, {KeyCreateRate, "30/1m,burst="}, {KeyCreateRate, "30 a minute"},
@@ -380,4 +387,28 @@ func TestReconcileAndQueueSettings(t *testing.T) {
 		refused(t, key+"="+v, with(valid(), key, v), key, "")
 	}
 	refused(t, "a prefix too long", with(valid(), KeyQueuePrefix, strings.Repeat("q", 41)), KeyQueuePrefix, "at most 40")
+}
+
+// TestWorkloadIdentityCacheTTL: 30 s unless set; 0s turns the cache off; more than a
+// minute, or a negative or malformed value, is refused, so a removed workload identity is
+// never admitted longer than a minute anywhere.
+func TestWorkloadIdentityCacheTTL(t *testing.T) {
+	c, err := Parse(source(valid()))
+	if err != nil || c.WorkloadIdentityCacheTTL != 30*time.Second {
+		t.Fatalf("default: %v, %v", c.WorkloadIdentityCacheTTL, err)
+	}
+	for v, want := range map[string]time.Duration{"0s": 0, "2s": 2 * time.Second, "1m": time.Minute} {
+		m := valid()
+		m[KeyWorkloadIdentityCacheTTL] = v
+		if c, err := Parse(source(m)); err != nil || c.WorkloadIdentityCacheTTL != want {
+			t.Errorf("%s=%s: %v, %v", KeyWorkloadIdentityCacheTTL, v, c.WorkloadIdentityCacheTTL, err)
+		}
+	}
+	for _, v := range []string{"61s", "-1s", "soon"} {
+		m := valid()
+		m[KeyWorkloadIdentityCacheTTL] = v
+		if _, err := Parse(source(m)); err == nil || !strings.Contains(err.Error(), KeyWorkloadIdentityCacheTTL) {
+			t.Errorf("%s=%s: %v, want a refusal naming it", KeyWorkloadIdentityCacheTTL, v, err)
+		}
+	}
 }

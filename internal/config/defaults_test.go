@@ -13,15 +13,16 @@ import (
 // durationDefaults are the settings whose default is a duration, with it.
 func durationDefaults() map[string]time.Duration {
 	return map[string]time.Duration{
-		KeySPPollWindow:        DefaultSPPollWindow,
-		KeyAccessProbeWindow:   DefaultAccessProbeWindow,
-		KeyPropagationGrace:    DefaultPropagationGrace,
-		KeySPPollInterval:      DefaultSPPollInterval,
-		KeyAccessProbeInterval: DefaultAccessProbeInterval,
-		KeyCreateGuardDelay:    DefaultCreateGuardDelay,
-		KeyResolutionCacheTTL:  DefaultResolutionCacheTTL,
-		KeyHealthInterval:      DefaultHealthInterval,
-		KeyHealthSpread:        DefaultHealthSpread,
+		KeySPPollWindow:             DefaultSPPollWindow,
+		KeyAccessProbeWindow:        DefaultAccessProbeWindow,
+		KeyPropagationGrace:         DefaultPropagationGrace,
+		KeySPPollInterval:           DefaultSPPollInterval,
+		KeyAccessProbeInterval:      DefaultAccessProbeInterval,
+		KeyCreateGuardDelay:         DefaultCreateGuardDelay,
+		KeyResolutionCacheTTL:       DefaultResolutionCacheTTL,
+		KeyWorkloadIdentityCacheTTL: DefaultWorkloadIdentityCacheTTL,
+		KeyHealthInterval:           DefaultHealthInterval,
+		KeyHealthSpread:             DefaultHealthSpread,
 	}
 }
 

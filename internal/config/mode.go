@@ -21,12 +21,14 @@ var localOnly = []LocalSetting{
 	{KeyLocalBlobAddr, "it sends <account>.blob.localhost to the local storage front"},
 	{KeyLocalBlobAccounts, "it lists the accounts the local storage front serves"},
 	{KeyLocalInvocations, "in Azure the Functions host invokes the functions on the port it chose"},
+	{KeyLocalWizard, "the wizard page plays the customer through the local stand-in's control endpoints, which exist nowhere else; the platform's own frontend serves the wizard"},
 	{KeyAuthPublicKeyFile, "in Azure API tokens are verified with the identity provider's keys, " + KeyAuthJWKSURL},
 	{KeyAuthSigningKeyFile, "it is the private key that mints local API tokens: nothing mints tokens in Azure, and the key must not be deployed"},
 	{KeyStorage, "a connection string carries an account key or a SAS, and no account key exists in Azure: the handler reaches its storage with the managed identity, " +
 		KeyStorageTableServiceURI + " and " + KeyStorageQueueServiceURI},
 	{KeyListenAddr, "in Azure the Functions host chooses the port, " + KeyCustomHandlerPort},
 	{KeyQueuePrefix, "in Azure the queue triggers (functions/*/function.json) name the job queues without a prefix"},
+	{KeyLocalPprofAddr, "it serves the handler's profiles, which show its memory, to whoever reaches the port"},
 }
 
 // LocalOnly lists the settings that Azure mode refuses, with why.
@@ -54,6 +56,10 @@ func (p *parser) azure(c *Config) {
 			p.errs = append(p.errs, fmt.Errorf("%s must be an https URL in Azure mode, got %q", KeyAuthJWKSURL, c.AuthJWKSURL))
 		}
 	}
+	if c.AdminConsentRedirectURI != "" && !strings.HasPrefix(c.AdminConsentRedirectURI, "https://") {
+		p.errs = append(p.errs, fmt.Errorf("%s must be an https URL in Azure mode (Entra ID takes http redirect URIs for localhost only), got %q",
+			KeyAdminConsentRedirectURI, c.AdminConsentRedirectURI))
+	}
 	p.pinCloud(c)
 }
 
@@ -72,6 +78,14 @@ func (p *parser) localStack(c *Config) {
 	if c.LocalInvocations && !loopback(c.ListenAddr) {
 		p.errs = append(p.errs, fmt.Errorf("%s needs a loopback %s, got %q: the invocation endpoints have no authentication",
 			KeyLocalInvocations, KeyListenAddr, c.ListenAddr))
+	}
+	if c.LocalWizard && !loopback(c.ListenAddr) {
+		p.errs = append(p.errs, fmt.Errorf("%s needs a loopback %s, got %q: the customer panel's routes to the stand-in have no authentication",
+			KeyLocalWizard, KeyListenAddr, c.ListenAddr))
+	}
+	if c.LocalPprofAddr != "" && !loopback(c.LocalPprofAddr) {
+		p.errs = append(p.errs, fmt.Errorf("%s must be a loopback host:port, got %q: the profiles have no authentication",
+			KeyLocalPprofAddr, c.LocalPprofAddr))
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/activeloopai/azcreds/internal/credential"
 )
 
 // refused parses m and fails unless Parse refuses it with an error that names key and says
@@ -176,11 +178,13 @@ func TestAzureModeRefusesLocalOnlySettings(t *testing.T) {
 		KeyLocalBlobAddr:      "127.0.0.1:10443",
 		KeyLocalBlobAccounts:  "custacct1",
 		KeyLocalInvocations:   "true",
+		KeyLocalWizard:        "true",
 		KeyAuthPublicKeyFile:  "pub.pem",
 		KeyAuthSigningKeyFile: "key.pem",
 		KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",
 		KeyListenAddr:         "0.0.0.0:7071",
 		KeyQueuePrefix:        "t1-",
+		KeyLocalPprofAddr:     "127.0.0.1:6060",
 	}
 	for _, s := range LocalOnly() {
 		v, ok := values[s.Key]
@@ -267,6 +271,41 @@ func TestLocalInvocations(t *testing.T) {
 	}
 }
 
+// TestLocalWizard: the wizard page is off unless asked for, and its customer panel, which
+// reaches the stand-in without authentication, listens on loopback only.
+func TestLocalWizard(t *testing.T) {
+	if c, err := Parse(source(valid())); err != nil || c.LocalWizard {
+		t.Errorf("default: %v, wizard %v", err, c.LocalWizard)
+	}
+	for _, addr := range []string{"127.0.0.1:7071", "[::1]:7071", "localhost:7071"} {
+		c, err := Parse(source(with(valid(), KeyLocalWizard, "true", KeyListenAddr, addr)))
+		if err != nil || !c.LocalWizard {
+			t.Errorf("%s: %v, wizard %v", addr, err, c.LocalWizard)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:7071", ":7071", "10.0.0.4:7071"} {
+		refused(t, addr, with(valid(), KeyLocalWizard, "true", KeyListenAddr, addr), KeyLocalWizard, "loopback")
+	}
+	refused(t, "not a boolean", with(valid(), KeyLocalWizard, "on"), KeyLocalWizard, "true or false")
+}
+
+// TestLocalPprofAddr: the profiling listener is off by default and, when set, loopback
+// only: the profiles have no authentication.
+func TestLocalPprofAddr(t *testing.T) {
+	if c, err := Parse(source(valid())); err != nil || c.LocalPprofAddr != "" {
+		t.Fatalf("default: %v, %q", err, c.LocalPprofAddr)
+	}
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060"} {
+		if c, err := Parse(source(with(valid(), KeyLocalPprofAddr, addr))); err != nil || c.LocalPprofAddr != addr {
+			t.Errorf("%s: %v, %q", addr, err, c.LocalPprofAddr)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:6060", ":6060", "10.0.0.4:6060"} {
+		refused(t, addr, with(valid(), KeyLocalPprofAddr, addr), KeyLocalPprofAddr, "loopback")
+	}
+	refused(t, "no port", with(valid(), KeyLocalPprofAddr, "127.0.0.1"), KeyLocalPprofAddr, "host:port")
+}
+
 func TestCloudByName(t *testing.T) {
 	for _, name := range []string{"AzureCloud", "azureusgovernment", "AZURECHINACLOUD"} {
 		if _, ok := CloudByName(name); !ok {
@@ -331,5 +370,68 @@ func TestWorkloadIdentitySettings(t *testing.T) {
 	for _, bad := range []string{"api://" + appID, "not-a-guid", appID + "0", "{" + appID + "}", strings.ReplaceAll(appID, "-", "")} {
 		refused(t, bad, with(azure(), KeyAPIAppID, bad), KeyAPIAppID, "must be a GUID")
 		refused(t, bad+" locally", with(valid(), KeyAPIAppID, bad), KeyAPIAppID, "must be a GUID")
+	}
+}
+
+// TestDomainCloudPerCloud: the domain gets each cloud's token issuer, token-exchange
+// audience and portal (the values Microsoft documents), and the authority as the login
+// endpoint; the Graph scope is the cloud's Graph resource.
+func TestDomainCloudPerCloud(t *testing.T) {
+	cases := []struct {
+		authority, graph, blob                       string
+		issuer, audience, portal, graphScope, cloudN string
+	}{
+		{"https://login.microsoftonline.com/", "https://graph.microsoft.com/v1.0", "https://%s.blob.core.windows.net/",
+			"https://login.microsoftonline.com/", "api://AzureADTokenExchange", "https://portal.azure.com", "https://graph.microsoft.com/.default", CloudPublic},
+		{"https://login.microsoftonline.us/", "https://graph.microsoft.us/v1.0", "https://%s.blob.core.usgovcloudapi.net/",
+			"https://login.microsoftonline.us/", "api://AzureADTokenExchangeUSGov", "https://portal.azure.us", "https://graph.microsoft.us/.default", CloudUSGovernment},
+		{"https://login.chinacloudapi.cn/", "https://microsoftgraph.chinacloudapi.cn/v1.0", "https://%s.blob.core.chinacloudapi.cn/",
+			"https://login.partner.microsoftonline.cn/", "api://AzureADTokenExchangeChina", "https://portal.azure.cn", "https://microsoftgraph.chinacloudapi.cn/.default", CloudChina},
+	}
+	for _, tc := range cases {
+		t.Run(tc.cloudN, func(t *testing.T) {
+			c, err := Parse(source(with(azure(), KeyAuthorityHost, tc.authority, KeyGraphBaseURL, tc.graph, KeyBlobEndpointTemplate, tc.blob)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := credential.Cloud{LoginEndpoint: tc.authority, TokenIssuerAuthority: tc.issuer, TokenExchangeAudience: tc.audience, Portal: tc.portal}
+			if got := c.DomainCloud(); got != want {
+				t.Errorf("domain cloud %+v, want %+v", got, want)
+			}
+			if c.Cloud.GraphScope != tc.graphScope {
+				t.Errorf("graph scope %q, want %q", c.Cloud.GraphScope, tc.graphScope)
+			}
+		})
+	}
+	// The local stack: the stand-in is the login endpoint and plays the public cloud.
+	c, err := Parse(source(with(valid(), KeyAuthorityHost, "https://127.0.0.1:7443/")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DomainCloud(); got.LoginEndpoint != "https://127.0.0.1:7443/" || got.TokenIssuerAuthority != "https://login.microsoftonline.com/" ||
+		got.TokenExchangeAudience != "api://AzureADTokenExchange" || got.Portal != "https://portal.azure.com" {
+		t.Errorf("local stack's domain cloud %+v", got)
+	}
+}
+
+// TestAdminConsentRedirectURI: optional; an absolute URL without a fragment; https in
+// Azure, http too on the local stack (where the wizard is served on loopback).
+func TestAdminConsentRedirectURI(t *testing.T) {
+	c, err := Parse(source(azure()))
+	if err != nil || c.AdminConsentRedirectURI != "" {
+		t.Fatalf("unset: %q, %v", c.AdminConsentRedirectURI, err)
+	}
+	const good = "https://azcreds.azurewebsites.net/wizard/"
+	if c, err := Parse(source(with(azure(), KeyAdminConsentRedirectURI, good))); err != nil || c.AdminConsentRedirectURI != good {
+		t.Fatalf("https in Azure: %q, %v", c.AdminConsentRedirectURI, err)
+	}
+	const local = "http://127.0.0.1:7071/wizard/"
+	if c, err := Parse(source(with(valid(), KeyAdminConsentRedirectURI, local))); err != nil || c.AdminConsentRedirectURI != local {
+		t.Fatalf("http on the local stack: %q, %v", c.AdminConsentRedirectURI, err)
+	}
+	refused(t, "http in Azure", with(azure(), KeyAdminConsentRedirectURI, "http://azcreds.example.com/wizard/"), KeyAdminConsentRedirectURI, "https")
+	for _, bad := range []string{"/wizard/", "ftp://x/wizard", "https://azcreds.example.com/wizard/#step2", "https://user@azcreds.example.com/",
+		"https:///wizard", "https://azcreds.example.com/" + strings.Repeat("w", 256)} {
+		refused(t, bad, with(valid(), KeyAdminConsentRedirectURI, bad), KeyAdminConsentRedirectURI, "absolute")
 	}
 }

@@ -32,8 +32,33 @@ type Verdict struct {
 // UnexpectedStorageMessage is the seed's text for an error the backend does not classify.
 const UnexpectedStorageMessage = "Azure Storage operation failed with an unexpected error"
 
-// ClassifyProbe maps a probe report to SPEC.md's outcome table. afterGrace is whether the
-// propagation grace after the storage submit has passed.
+// ClassifyAccessProbe maps one attempt of the onboarding's access probe to the contract's
+// outcome table (docs/CONTRACT.md). afterGrace is whether the propagation grace after the storage submit has
+// passed. It is ClassifyProbe with one difference: after the grace, 403 on every check is
+// not terminal. It means no role is visible yet, which Azure cannot tell apart from a grant
+// still on its way to the data plane (a role assignment can take up to 10 minutes), so the
+// probe keeps waiting until the deadline, with hint no_role and the check the customer can
+// run. Only partial access (Reader, container scope) proves the principal is seen and ends
+// the window early.
+func ClassifyAccessProbe(r ProbeReport, t ProbeTarget, spObjectID string, afterGrace bool) Verdict {
+	v := ClassifyProbe(r, t, spObjectID, afterGrace)
+	if !afterGrace || v.Status != StatusRoleNotSufficient || v.Problem.Hint != HintNoRole {
+		return v
+	}
+	v.Status, v.Event, v.Again = StatusWaitingForRolePropagation, "", true
+	v.Problem.Message = fmt.Sprintf("Waiting for role propagation: no role is visible yet for the service principal %s on storage account %q. "+
+		"A new role assignment can take up to 10 minutes to reach the storage data plane; we keep checking until the deadline. "+
+		"Check that Storage Blob Data Contributor was granted to this service principal on the storage account: %s",
+		spObjectID, t.Account, RoleCheckCommand(spObjectID))
+	return v
+}
+
+// ClassifyProbe maps a probe report to what it shows about the service principal's access.
+// afterGrace is whether 403 and 404 can no longer be a grant on its way (the propagation
+// grace after the storage submit has passed; always, for a verified credential's health).
+// 403 on every check is role_not_sufficient with hint no_role: for a verified credential
+// the role it was verified with is gone. The onboarding's window reads that one outcome
+// differently (ClassifyAccessProbe).
 func ClassifyProbe(r ProbeReport, t ProbeTarget, spObjectID string, afterGrace bool) Verdict {
 	var failed []CheckResult
 	by := map[string]CheckResult{}
@@ -92,10 +117,10 @@ func ClassifyProbe(r ProbeReport, t ProbeTarget, spObjectID string, afterGrace b
 	}
 	udk, write, list := by[CheckUserDelegationKey], by[CheckWrite], by[CheckListRead]
 	switch {
-	case denied(udk) && denied(write) && denied(list):
+	case !anyPassed(r.Checks) && denied(udk) && denied(write) && denied(list):
 		return terminal(problem(StatusRoleNotSufficient, HintNoRole, fmt.Sprintf(
-			"Role is not sufficient: the service principal %s has no data access to storage account %q. Grant it Storage Blob Data Contributor on the storage account; check that the role went to this principal and not another one.",
-			spObjectID, t.Account)))
+			"Role is not sufficient: the service principal %s has no data access to storage account %q. Grant it Storage Blob Data Contributor on the storage account; check that the role went to this principal and not another one: %s",
+			spObjectID, t.Account, RoleCheckCommand(spObjectID))))
 	case denied(write) && passed(CheckListRead):
 		return terminal(problem(StatusRoleNotSufficient, HintReaderRole,
 			"Role is not sufficient: the service principal can read but not write. Reader is not enough: grant Storage Blob Data Contributor on the storage account."))
@@ -103,7 +128,8 @@ func ClassifyProbe(r ProbeReport, t ProbeTarget, spObjectID string, afterGrace b
 		return terminal(problem(StatusRoleNotSufficient, HintContainerScope,
 			"Role is not sufficient: the role is granted at container scope, which is too narrow (user delegation keys need a role on the storage account). Grant Storage Blob Data Contributor at the storage account scope."))
 	case denied(first):
-		return terminal(problem(StatusRoleNotSufficient, HintNoRole, fmt.Sprintf(
+		// Denied somewhere, allowed elsewhere: the principal is seen, and its role falls short.
+		return terminal(problem(StatusRoleNotSufficient, "", fmt.Sprintf(
 			"Role is not sufficient for storage account %q: grant Storage Blob Data Contributor on the storage account to the service principal %s.",
 			t.Account, spObjectID)))
 	case missing(first):
@@ -112,6 +138,16 @@ func ClassifyProbe(r ProbeReport, t ProbeTarget, spObjectID string, afterGrace b
 			t.Container, t.Account)))
 	}
 	return unexpected(first)
+}
+
+// anyPassed reports whether some check passed.
+func anyPassed(checks []CheckResult) bool {
+	for _, c := range checks {
+		if c.Result == ResultPass {
+			return true
+		}
+	}
+	return false
 }
 
 func terminal(p Problem) Verdict {

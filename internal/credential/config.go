@@ -18,12 +18,58 @@ const (
 	DefaultSPPollWindow      = 10 * time.Minute
 	DefaultAccessProbeWindow = 5 * time.Minute
 	DefaultPropagationGrace  = 2 * time.Minute
-	// TokenExchangeAudience is the audience of managed identity tokens used as federated
-	// client assertions.
-	TokenExchangeAudience = "api://AzureADTokenExchange"
 	// AppNamePrefix names app registrations: "deeplake-<credential name>".
 	AppNamePrefix = "deeplake-"
 )
+
+// Cloud is what the domain needs to know of the Azure cloud it runs in (internal/config
+// has the table of clouds): where Entra ID's sign-in pages are, who issues the managed
+// identity's tokens, the audience of those tokens that federated identity credentials
+// trust, and the Azure portal. A zero field takes PublicCloud's.
+type Cloud struct {
+	// LoginEndpoint is Entra ID's authority host with a trailing slash, e.g.
+	// https://login.microsoftonline.com/: the admin consent URL's host (on the local stack
+	// the stand-in, which serves the same endpoint).
+	LoginEndpoint string
+	// TokenIssuerAuthority is the authority in the iss of the v2.0 tokens Entra ID issues
+	// in the cloud, with a trailing slash: the managed identity's token-exchange token
+	// names <it><home tenant>/v2.0, which every federated identity credential must name as
+	// its issuer.
+	TokenIssuerAuthority string
+	// TokenExchangeAudience is the audience of that token, which the federated identity
+	// credentials name: api://AzureADTokenExchange in the public cloud.
+	TokenExchangeAudience string
+	// Portal is the Azure portal, e.g. https://portal.azure.com, without a trailing slash.
+	Portal string
+}
+
+// PublicCloud is Azure's public cloud.
+// https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity
+var PublicCloud = Cloud{
+	LoginEndpoint:         "https://login.microsoftonline.com/",
+	TokenIssuerAuthority:  "https://login.microsoftonline.com/",
+	TokenExchangeAudience: "api://AzureADTokenExchange",
+	Portal:                "https://portal.azure.com",
+}
+
+// withDefaults gives each zero field PublicCloud's.
+func (c *Cloud) withDefaults() {
+	if c.LoginEndpoint == "" {
+		c.LoginEndpoint = PublicCloud.LoginEndpoint
+	}
+	if c.TokenIssuerAuthority == "" {
+		c.TokenIssuerAuthority = PublicCloud.TokenIssuerAuthority
+	}
+	if c.TokenExchangeAudience == "" {
+		c.TokenExchangeAudience = PublicCloud.TokenExchangeAudience
+	}
+	if c.Portal == "" {
+		c.Portal = PublicCloud.Portal
+	}
+	c.LoginEndpoint = strings.TrimSuffix(c.LoginEndpoint, "/") + "/"
+	c.TokenIssuerAuthority = strings.TrimSuffix(c.TokenIssuerAuthority, "/") + "/"
+	c.Portal = strings.TrimSuffix(c.Portal, "/")
+}
 
 // Config is what the job types need to know about the platform; each reads its part.
 type Config struct {
@@ -32,6 +78,14 @@ type Config struct {
 	// ManagedIdentityObjectID is the object (principal) id of the backend's user-assigned
 	// managed identity: the subject every federated identity credential trusts.
 	ManagedIdentityObjectID string
+	// Cloud is the Azure cloud's endpoints and token-exchange audience; PublicCloud's by
+	// default.
+	Cloud Cloud
+	// AdminConsentRedirectURI is where Entra ID sends an administrator back after the admin
+	// consent (the wizard's page): every app registration lists it as a web redirect URI,
+	// and the admin consent URL names it. Empty: neither does, and Entra ID shows its own
+	// page after the consent.
+	AdminConsentRedirectURI string
 	SPPollWindow            time.Duration
 	AccessProbeWindow       time.Duration
 	PropagationGrace        time.Duration
@@ -62,6 +116,14 @@ type Config struct {
 	// instance has its own buckets); the zero Rate: no limit. The per-organization quota
 	// (the store's) is the hard bound.
 	CreateRate Rate
+	// APIAppID is the client id of the platform API's own app registration, which a
+	// customer installs in their tenant before their workload identities can get tokens
+	// for the API ("": workload identities are off).
+	APIAppID string
+	// WorkloadIdentityCacheTTL keeps the answer of a workload identity's registry lookup
+	// this long (0: nothing is kept); it bounds how long another instance still admits a
+	// removed identity (WorkloadIdentities).
+	WorkloadIdentityCacheTTL time.Duration
 }
 
 // DefaultCreateGuardDelay is when a create's guard looks for an app registration the
@@ -114,12 +176,32 @@ func (c *Config) withDefaults() {
 	if c.EnvironmentDefault.ContainerPrefix == "" {
 		c.EnvironmentDefault.ContainerPrefix = DefaultContainerPrefix
 	}
+	c.Cloud.withDefaults()
 }
 
-// FederatedCredentialIssuer is the home tenant's v2.0 issuer, which signs the managed
-// identity tokens that the app registrations trust.
+// FederatedCredentialIssuer is the home tenant's v2.0 issuer in the cloud, which issues
+// the managed identity tokens that the app registrations trust:
+// <token issuer authority><home tenant>/v2.0 (in Azure China
+// https://login.partner.microsoftonline.cn/<tenant>/v2.0, as its tokens name it).
 func (c Config) FederatedCredentialIssuer() string {
-	return "https://login.microsoftonline.com/" + c.HomeTenantID + "/v2.0"
+	cl := c.Cloud
+	cl.withDefaults()
+	return cl.TokenIssuerAuthority + c.HomeTenantID + "/v2.0"
+}
+
+// federatedCredential is the trust every app registration places in the backend's
+// managed identity: its token-exchange tokens, issued in the home tenant, for the cloud's
+// token-exchange audience.
+func (c Config) federatedCredential(credentialID, orgID string) FederatedCredential {
+	cl := c.Cloud
+	cl.withDefaults()
+	return FederatedCredential{
+		Name:        "azcreds-backend",
+		Issuer:      c.FederatedCredentialIssuer(),
+		Subject:     c.ManagedIdentityObjectID,
+		Audiences:   []string{cl.TokenExchangeAudience},
+		Description: fmt.Sprintf("Trusts the platform backend for credential %s of organization %s", credentialID, orgID),
+	}
 }
 
 // Option adjusts a job type; tests use it to inject a clock.

@@ -2,7 +2,6 @@ package credential
 
 import (
 	"fmt"
-	"net/url"
 	"time"
 )
 
@@ -35,6 +34,8 @@ type Credential struct {
 
 	// IsOrgDefault is not stored on the row; Onboarding's reads fill it in from the org default.
 	IsOrgDefault bool
+	// Links are not stored either: Onboarding's answers fill them in from its Config.
+	Links Links
 
 	// Revision counts the writes of the row; events are keyed by it.
 	Revision int64
@@ -114,6 +115,9 @@ type EventRecord struct {
 	Cause      Event
 	RequestID  string
 	Generation int64
+	// Actor is who made the request that caused the transition (ActorOf its context);
+	// zero for the background jobs' transitions and for events recorded before actors.
+	Actor Actor
 }
 
 // EventCreated is the cause recorded for a credential's creation.
@@ -126,20 +130,6 @@ func (c *Credential) InstallCommand() string {
 		return ""
 	}
 	return "az ad sp create --id " + c.App.AppID
-}
-
-// AdminConsentURL is the URL a tenant administrator opens to install the service
-// principal without the CLI. It names the tenant once it is known, else "organizations".
-func (c *Credential) AdminConsentURL() string {
-	if c.App.AppID == "" {
-		return ""
-	}
-	tenant := c.TenantID
-	if tenant == "" {
-		tenant = "organizations"
-	}
-	return fmt.Sprintf("https://login.microsoftonline.com/%s/adminconsent?client_id=%s",
-		url.PathEscape(tenant), url.QueryEscape(c.App.AppID))
 }
 
 // AccountScope is the ARM resource id of the storage account, the scope of the role grant.
@@ -167,16 +157,9 @@ az role assignment create --assignee-object-id %s --assignee-principal-type Serv
 		account, c.SPObjectID)
 }
 
-// PortalURL opens the storage account's Access control (IAM) blade in the Azure portal.
-// Empty until the storage details are known.
-func (c *Credential) PortalURL() string {
-	scope := c.AccountScope()
-	if scope == "" {
-		return ""
-	}
-	tenant := ""
-	if c.TenantID != "" {
-		tenant = "@" + c.TenantID
-	}
-	return "https://portal.azure.com/#" + tenant + "/resource" + scope + "/iam"
+// RoleCheckCommand is the Azure CLI command that lists the roles of the service principal
+// spObjectID wherever they are (the wizard's troubleshooting for a role that is not
+// sufficient, or not visible yet).
+func RoleCheckCommand(spObjectID string) string {
+	return fmt.Sprintf("az role assignment list --assignee %s --all --query '[].{role:roleDefinitionName, scope:scope}' -o table", spObjectID)
 }

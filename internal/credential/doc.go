@@ -9,6 +9,13 @@
 //   - Issuance (issuance.go): workspaces, where their storage resolves, the pin at the
 //     first table, and SAS issuance.
 //   - HealthMonitor (health.go): the health sweep and re-probe of verified credentials.
+//   - WorkloadIdentities (workloads.go): an organization's registry of customers' Azure
+//     managed identities that may call the API with their own Entra tokens, and the cached
+//     lookup that admits such a token to an organization.
+//
+// Every event a request writes (transitions, registrations, removals) records its Actor,
+// which the HTTP adapter puts into the request's context (actor.go): a platform user or a
+// workload identity. The background jobs act for no one.
 //
 // Onboarding and Jobs share the transition writer (state.go) and the windows' scheduling
 // (windows.go); Onboarding and Issuance share an instance's ResolutionCache.

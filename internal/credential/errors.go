@@ -23,7 +23,19 @@ var (
 	ErrQuotaExceeded = errors.New("quota exceeded")
 	// ErrRateLimited: the organization created credentials faster than allowed.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrForbidden: the caller may not do this at all, whatever the state (a workload
+	// identity registering another). Mapped to 403.
+	ErrForbidden = errors.New("forbidden")
 )
+
+// ForbiddenError is a request the caller may not make, with a user-facing message; it
+// matches ErrForbidden.
+type ForbiddenError struct {
+	Message string
+}
+
+func (e *ForbiddenError) Error() string        { return e.Message }
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
 
 // ValidationError is bad input in one field. Message is shown to the user as it is.
 type ValidationError struct {
@@ -46,6 +58,10 @@ type TransitionError struct {
 	Action  string
 	State   State
 	Allowed []State
+	// Condition, when set, is what the allowed states need besides, e.g. "after the access
+	// probe's deadline (...)", and Now what holds instead.
+	Condition string
+	Now       string
 }
 
 func (e *TransitionError) Error() string {
@@ -56,8 +72,15 @@ func (e *TransitionError) Error() string {
 	for i, s := range e.Allowed {
 		names[i] = string(s)
 	}
-	return fmt.Sprintf("cannot %s: credential is in state %q; allowed only in state %s",
-		e.Action, e.State, strings.Join(names, ", "))
+	msg := fmt.Sprintf("cannot %s: credential is in state %q", e.Action, e.State)
+	if e.Now != "" {
+		msg += " " + e.Now
+	}
+	msg += "; allowed only in state " + strings.Join(names, ", ")
+	if e.Condition != "" {
+		msg += " " + e.Condition
+	}
+	return msg
 }
 
 // Is makes every TransitionError match ErrConflict (HTTP 409).
@@ -77,8 +100,9 @@ type Quota string
 
 // The per-organization limits.
 const (
-	QuotaCredentials Quota = "credentials"
-	QuotaWorkspaces  Quota = "workspaces"
+	QuotaCredentials        Quota = "credentials"
+	QuotaWorkspaces         Quota = "workspaces"
+	QuotaWorkloadIdentities Quota = "workload identities"
 )
 
 // QuotaError is a create refused because the organization already holds Limit of Quota;
@@ -89,7 +113,11 @@ type QuotaError struct {
 }
 
 func (e *QuotaError) Error() string {
-	if e.Quota == QuotaWorkspaces {
+	switch e.Quota {
+	case QuotaWorkloadIdentities:
+		return fmt.Sprintf("the organization has reached its limit of %d workload identities; remove one it no longer needs "+
+			"before registering another", e.Limit)
+	case QuotaWorkspaces:
 		return fmt.Sprintf("the organization has reached its limit of %d workspaces; its existing workspaces keep working, "+
 			"but no new workspace can be registered", e.Limit)
 	}

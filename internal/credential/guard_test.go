@@ -52,7 +52,7 @@ func TestCreateSchedulesItsGuard(t *testing.T) {
 func TestCreateIsOneAppPerCredential(t *testing.T) {
 	f := newFixture(t, credential.Config{}, nil)
 	c := f.Create("g2")
-	again, err := f.fake.Directory.CreateApp(context.Background(), credential.AppNamePrefix+"g2", credential.UniqueAppName(c.ID))
+	again, err := f.fake.Directory.CreateApp(context.Background(), credential.AppSpec{DisplayName: credential.AppNamePrefix + "g2", UniqueName: credential.UniqueAppName(c.ID)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,7 +173,8 @@ func (j *Jobs) PollServicePrincipal(ctx context.Context, job Job) error {
 }
 
 // ProbeAccess runs the access probe once and moves the credential by the probe's outcome
-// table (ClassifyProbe).
+// table (ClassifyAccessProbe). At the deadline the probe times out in access_pending,
+// keeping the last attempt's hint (no_role: no role visible yet).
 func (j *Jobs) ProbeAccess(ctx context.Context, job Job) error {
 	c, ok, err := j.dueOrReschedule(ctx, job, StateAccessPending, WindowAccessProbe)
 	if err != nil || !ok {
@@ -186,7 +187,7 @@ func (j *Jobs) ProbeAccess(ctx context.Context, job Job) error {
 	// A grace as long as the window never ends: 403 and 404 then mean "not yet" until the
 	// deadline, and the probe times out instead of failing early.
 	afterGrace := !now.Before(c.Progress.GraceUntil) && c.Progress.GraceUntil.Before(c.Progress.Deadline)
-	v := ClassifyProbe(report, target, c.SPObjectID, afterGrace)
+	v := ClassifyAccessProbe(report, target, c.SPObjectID, afterGrace)
 	checks := make([]Check, 0, len(report.Checks))
 	for _, r := range report.Checks {
 		checks = append(checks, Check{Name: r.Name, Result: r.Result, ProviderCode: r.Code})
@@ -209,7 +210,7 @@ func (j *Jobs) ProbeAccess(ctx context.Context, job Job) error {
 		_, err = j.save(ctx, c, "", func(c *Credential) {
 			record(c)
 			c.Progress.Status = StatusTimedOut
-			c.LastError = Problem{Code: string(StatusTimedOut), ProviderError: v.Problem.ProviderError, RequestID: v.Problem.RequestID,
+			c.LastError = Problem{Code: string(StatusTimedOut), Hint: v.Problem.Hint, ProviderError: v.Problem.ProviderError, RequestID: v.Problem.RequestID,
 				Message: "Timed out verifying access to your storage. Retry (submit the storage details again) or save anyway; the last check said: " + v.Problem.Message}
 		})
 		return err

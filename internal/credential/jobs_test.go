@@ -3,6 +3,7 @@ package credential_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,6 +207,89 @@ func TestProbeTimeoutThenSaveUnverified(t *testing.T) {
 	}
 	if c, err := f.Domain.Onboarding.SaveUnverified(context.Background(), "org", id, "r"); err != nil || c.State != credential.StateUnverifiedSaved {
 		t.Fatalf("save anyway: %v", err)
+	}
+}
+
+// TestProbeNoRoleWaitsUntilTheDeadline is the contract's no-role row end to end on the
+// domain: no grant at all keeps the window waiting (hint no_role and the role check after
+// the grace) until the deadline, times out keeping the hint, Save anyway is refused before
+// the deadline with a message naming the state, the rule and the deadline, then gives
+// unverified_saved; the first SAS after the role arrives promotes the credential.
+func TestProbeNoRoleWaitsUntilTheDeadline(t *testing.T) {
+	f := newFixture(t, credential.Config{AccessProbeInterval: 5 * time.Second}, nil)
+	ctx := context.Background()
+	id, job := f.AtStorage()
+	submitted := f.fake.Clock.Now()
+	f.fake.Prober.Script(report("403", "403", "403", "skip"))
+	var hinted time.Duration // when the no_role hint first showed
+	for attempts := 1; ; attempts++ {
+		f.Run(job)
+		c := f.Get(id)
+		if c.State != credential.StateAccessPending {
+			t.Fatalf("attempt %d at %s: state %s (%s: %s)", attempts, f.fake.Clock.Now().Sub(submitted), c.State, c.Progress.Status, c.LastError.Message)
+		}
+		if c.Progress.Status == credential.StatusTimedOut {
+			if took := f.fake.Clock.Now().Sub(submitted); took != credential.DefaultAccessProbeWindow {
+				t.Errorf("timed out %s after the submit, want the window's %s", took, credential.DefaultAccessProbeWindow)
+			}
+			if c.LastError.Hint != credential.HintNoRole || c.LastError.Code != "timed_out" || c.LastError.ProviderError != "AuthorizationPermissionMismatch" ||
+				!strings.Contains(c.LastError.Message, "az role assignment list --assignee sp-object --all") {
+				t.Errorf("timed out with %+v, want the no_role hint and the role check kept", c.LastError)
+			}
+			break
+		}
+		if c.Progress.Status != credential.StatusWaitingForRolePropagation {
+			t.Fatalf("attempt %d: status %s", attempts, c.Progress.Status)
+		}
+		elapsed := f.fake.Clock.Now().Sub(submitted)
+		switch {
+		case elapsed < credential.DefaultPropagationGrace && c.LastError.Hint != "":
+			t.Fatalf("hint %q within the grace", c.LastError.Hint)
+		case elapsed >= credential.DefaultPropagationGrace && c.LastError.Hint != credential.HintNoRole:
+			t.Fatalf("after the grace (%s): hint %q, want no_role", elapsed, c.LastError.Hint)
+		case elapsed >= credential.DefaultPropagationGrace && hinted == 0:
+			hinted = elapsed
+			if !strings.Contains(c.LastError.Message, credential.RoleCheckCommand("sp-object")) {
+				t.Errorf("no-role message %q lacks the role check", c.LastError.Message)
+			}
+			_, err := f.Domain.Onboarding.SaveUnverified(ctx, "org", id, "r")
+			var te *credential.TransitionError
+			deadline := c.Progress.Deadline.UTC().Format(time.RFC3339)
+			if !errors.As(err, &te) || !strings.Contains(err.Error(), `state "access_pending"`) ||
+				!strings.Contains(err.Error(), "allowed only in state access_pending after the access probe's deadline ("+deadline+")") {
+				t.Fatalf("save-unverified before the deadline: %v", err)
+			}
+		}
+		scheduled := f.fake.Scheduler.History()
+		job = f.Single(credential.JobAccessProbe)
+		f.fake.Clock.Advance(scheduled[len(scheduled)-1].Delay) // delivered when due
+	}
+	if hinted != credential.DefaultPropagationGrace {
+		t.Errorf("the no_role hint first showed %s after the submit, want at the grace's end (%s)", hinted, credential.DefaultPropagationGrace)
+	}
+	if n := len(f.jobs(credential.JobAccessProbe)); n != 0 {
+		t.Fatalf("%d probes queued after the time-out", n)
+	}
+	c, err := f.Domain.Onboarding.SaveUnverified(ctx, "org", id, "r")
+	if err != nil || c.State != credential.StateUnverifiedSaved {
+		t.Fatalf("save anyway: %v", err)
+	}
+	if _, err := f.Domain.Issuance.RegisterWorkspace(ctx, "org", "ws", id); err != nil {
+		t.Fatal(err)
+	}
+	// The role has not arrived: the SAS fails and the credential stays unverified_saved.
+	f.fake.Signer.Inject(credentialtest.Fault{Times: 1, Err: &credential.ProviderError{Code: "AuthorizationPermissionMismatch", Status: 403}})
+	if _, err := f.Domain.Issuance.IssueSAS(ctx, "org", "ws", "t", "r"); err == nil {
+		t.Fatal("a SAS without the role")
+	}
+	if c := f.Get(id); c.State != credential.StateUnverifiedSaved {
+		t.Fatalf("a failed SAS moved the credential to %s", c.State)
+	}
+	if _, err := f.Domain.Issuance.IssueSAS(ctx, "org", "ws", "t", "r"); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.Get(id); c.State != credential.StateVerified || c.VerifiedAt.IsZero() {
+		t.Fatalf("after the first SAS: %s", c.State)
 	}
 }
 

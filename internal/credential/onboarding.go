@@ -99,7 +99,8 @@ func (o *Onboarding) Create(ctx context.Context, orgID string, in CreateInput, r
 		return nil, err
 	}
 	// The row goes first: it reserves the name, so a duplicate never creates an app.
-	if err := o.store.Insert(ctx, c, EventRecord{Time: now, To: StateDraft, Cause: EventCreated, RequestID: requestID}); err != nil {
+	if err := o.store.Insert(ctx, c, EventRecord{Time: now, To: StateDraft, Cause: EventCreated, RequestID: requestID,
+		Actor: ActorOf(ctx)}); err != nil {
 		return nil, fmt.Errorf("store credential %s: %w", c.ID, err)
 	}
 	// The guard goes before the app: whatever becomes of this request from here on (a
@@ -123,22 +124,25 @@ func (o *Onboarding) Create(ctx context.Context, orgID string, in CreateInput, r
 		o.discard(ctx, c, app)
 		return nil, fmt.Errorf("record app of credential %s: %w", c.ID, err)
 	}
-	return c, nil
+	return o.shown(c), nil
+}
+
+// shown fills in what an answer shows of c beside its row: its links (Links).
+func (o *Onboarding) shown(c *Credential) *Credential {
+	c.Links = o.cfg.links(c)
+	return c
 }
 
 func (o *Onboarding) provision(ctx context.Context, c *Credential) (App, error) {
-	app, err := o.directory.CreateApp(ctx, AppNamePrefix+c.Name, UniqueAppName(c.ID))
+	spec := AppSpec{DisplayName: AppNamePrefix + c.Name, UniqueName: UniqueAppName(c.ID)}
+	if o.cfg.AdminConsentRedirectURI != "" {
+		spec.RedirectURIs = []string{o.cfg.AdminConsentRedirectURI}
+	}
+	app, err := o.directory.CreateApp(ctx, spec)
 	if err != nil {
 		return App{}, fmt.Errorf("create app registration: %w", err)
 	}
-	fc := FederatedCredential{
-		Name:        "azcreds-backend",
-		Issuer:      o.cfg.FederatedCredentialIssuer(),
-		Subject:     o.cfg.ManagedIdentityObjectID,
-		Audiences:   []string{TokenExchangeAudience},
-		Description: fmt.Sprintf("Trusts the platform backend for credential %s of organization %s", c.ID, c.OrgID),
-	}
-	if err := o.directory.AddFederatedCredential(ctx, app.ObjectID, fc); err != nil {
+	if err := o.directory.AddFederatedCredential(ctx, app.ObjectID, o.cfg.federatedCredential(c.ID, c.OrgID)); err != nil {
 		o.removeApp(ctx, c, app)
 		return App{}, fmt.Errorf("add federated credential to app %s: %w", app.AppID, err)
 	}
@@ -199,7 +203,7 @@ func (o *Onboarding) Get(ctx context.Context, orgID, id string) (*Credential, er
 		return nil, fmt.Errorf("read org default: %w", err)
 	}
 	c.IsOrgDefault = def == c.ID
-	return c, nil
+	return o.shown(c), nil
 }
 
 // List reads the organization's credentials with their org-default flags.
@@ -214,6 +218,7 @@ func (o *Onboarding) List(ctx context.Context, orgID string) ([]*Credential, err
 	}
 	for _, c := range cs {
 		c.IsOrgDefault = def == c.ID
+		o.shown(c)
 	}
 	return cs, nil
 }
@@ -256,7 +261,7 @@ func (o *Onboarding) SubmitTenant(ctx context.Context, orgID, id string, in Tena
 		return nil, err
 	}
 	o.windows.start(ctx, c, JobSPPoll)
-	return c, nil
+	return o.shown(c), nil
 }
 
 // SubmitStorage records the customer's storage details and starts (or restarts) the
@@ -303,7 +308,7 @@ func (o *Onboarding) SubmitStorage(ctx context.Context, orgID, id string, in Sto
 		return nil, err
 	}
 	o.windows.start(ctx, c, JobAccessProbe)
-	return c, nil
+	return o.shown(c), nil
 }
 
 // SaveUnverified keeps a credential whose access probe ran out of time ("Save anyway").
@@ -312,15 +317,17 @@ func (o *Onboarding) SaveUnverified(ctx context.Context, orgID, id, requestID st
 	if err != nil {
 		return nil, err
 	}
-	if c.State == StateAccessPending && !o.now().After(c.Progress.Deadline) {
-		return nil, &ConflictError{Message: fmt.Sprintf(
-			"cannot save unverified: the access probe is still running until %s; save-unverified is allowed only after its deadline",
-			c.Progress.Deadline.UTC().Format(time.RFC3339))}
+	// From the deadline on, as the probe's time-out counts it (a probe that timed out has
+	// reached it).
+	if c.State == StateAccessPending && o.now().Before(c.Progress.Deadline) && c.Progress.Status != StatusTimedOut {
+		deadline := c.Progress.Deadline.UTC().Format(time.RFC3339)
+		return nil, &TransitionError{Action: "save unverified", State: c.State, Allowed: []State{StateAccessPending},
+			Now: "with the access probe running until " + deadline, Condition: "after the access probe's deadline (" + deadline + ")"}
 	}
 	if err := o.transitions.apply(ctx, c, EventSaveUnverified, requestID, nil); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return o.shown(c), nil
 }
 
 // SetOrgDefault makes a verified or unverified_saved credential the organization's default.
@@ -340,7 +347,32 @@ func (o *Onboarding) SetOrgDefault(ctx context.Context, orgID, id string) (*Cred
 		return nil, fmt.Errorf("set org default %s: %w", id, err)
 	}
 	c.IsOrgDefault = true
-	return c, nil
+	return o.shown(c), nil
+}
+
+// ClearOrgDefault leaves the organization without a default credential (the wizard's
+// toggle switched off): workspaces without a link of their own fall back to the
+// environment default, while locked ones stay where their tables are. None at all is
+// success, so a repeated request changes nothing. A default set again meanwhile is read
+// and cleared too: the request's word is the last.
+func (o *Onboarding) ClearOrgDefault(ctx context.Context, orgID string) error {
+	for attempt := 1; ; attempt++ {
+		def, err := o.store.OrgDefault(ctx, orgID)
+		if err != nil {
+			return fmt.Errorf("read org default: %w", err)
+		}
+		if def == "" {
+			return nil
+		}
+		o.resolutions.forget(orgID)
+		err = o.store.ClearOrgDefault(ctx, orgID, def)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt == maxDeleteAttempts {
+			return fmt.Errorf("clear org default %s: %w", def, err)
+		}
+	}
 }
 
 // AppCleanupSettle is how long a delete's clean-up job keeps looking while the row still

@@ -17,6 +17,16 @@ type App struct {
 	AppID string
 }
 
+// AppSpec is the app registration a credential gets.
+type AppSpec struct {
+	DisplayName string
+	// UniqueName is the app's unique key (Graph's uniqueName alternate key): UniqueAppName.
+	UniqueName string
+	// RedirectURIs are the app's web redirect URIs: where Entra ID may send an administrator
+	// back after the admin consent (Config.AdminConsentRedirectURI); none when empty.
+	RedirectURIs []string
+}
+
 // FederatedCredential is the trust an app registration places in the backend's managed
 // identity: tokens from Issuer for Subject with one of Audiences may be exchanged for the
 // app's tokens, so no client secret ever exists.
@@ -33,9 +43,9 @@ type FederatedCredential struct {
 // Implementations wrap ErrUnavailable for throttling and server errors, and treat a
 // missing application on delete as success.
 type Directory interface {
-	// CreateApp registers an app named displayName under the unique key uniqueName, or
-	// returns the app that already has that key: repeating it never makes a second app.
-	CreateApp(ctx context.Context, displayName, uniqueName string) (App, error)
+	// CreateApp registers a multi-tenant app as spec says, or returns the app that already
+	// has spec's unique name: repeating it never makes a second app.
+	CreateApp(ctx context.Context, spec AppSpec) (App, error)
 	// FindApp returns the app registered under uniqueName; ok is false when there is none.
 	FindApp(ctx context.Context, uniqueName string) (app App, ok bool, err error)
 	AddFederatedCredential(ctx context.Context, appObjectID string, fc FederatedCredential) error
@@ -81,6 +91,10 @@ type Store interface {
 	OrgDefault(ctx context.Context, orgID string) (string, error)
 	// SetOrgDefault makes c the organization's default if c is unchanged since it was read.
 	SetOrgDefault(ctx context.Context, c *Credential) error
+	// ClearOrgDefault removes the organization's default if it still points at id, as
+	// read: one that points elsewhere meanwhile fails with an error matching ErrConflict
+	// and stays; none at all is success.
+	ClearOrgDefault(ctx context.Context, orgID, id string) error
 }
 
 // DeletedCredential is the tombstone of a deleted credential: enough to name it, to say
@@ -255,8 +269,8 @@ type HealthStore interface {
 
 // OpenWindow is one row of the open-window index: a credential whose background work the
 // reconciler watches, from a create until its guard has had its time, from a submit until
-// its window closes, and from a delete until its clean-up deleted the app. The row is written before the work begins, so no work goes
-// unwatched, and removed lazily after it ends; a row that outlives its work costs one read
+// its window closes, and from a delete until its clean-up deleted the app. The row is
+// written before the work begins, so no work goes unwatched, and removed lazily after it ends; a row that outlives its work costs one read
 // per reconciliation, since the reconciler reads the credential before it acts.
 type OpenWindow struct {
 	OrgID        string
@@ -320,4 +334,29 @@ type PoisonQueue interface {
 	// Release makes a message that could not be handled visible again at once, so the
 	// next reconciliation meets it before it looks at the window.
 	Release(ctx context.Context, p PoisonedJob) error
+}
+
+// WorkloadIdentityStore keeps an organization's registry of workload identities in its
+// partition, beside its credentials. Registrations are never changed, only inserted and
+// deleted, each with its event in the same transaction.
+type WorkloadIdentityStore interface {
+	// InsertWorkloadIdentity writes w and its registration event ev at once. A tenant and
+	// client id pair already registered in the organization fails with the *ConflictError
+	// of WorkloadIdentityConflict, a new one in an organization at its limit with a
+	// *QuotaError. The limit holds against concurrent inserts.
+	InsertWorkloadIdentity(ctx context.Context, w *WorkloadIdentity, ev WorkloadIdentityEvent) error
+	// FindWorkloadIdentity reads the registration of the pair (tenantID, clientID) in the
+	// organization, in one point read; ErrNotFound when there is none.
+	FindWorkloadIdentity(ctx context.Context, orgID, tenantID, clientID string) (*WorkloadIdentity, error)
+	// GetWorkloadIdentity reads a registration by its id; ErrNotFound when there is none
+	// (or it is another organization's).
+	GetWorkloadIdentity(ctx context.Context, orgID, id string) (*WorkloadIdentity, error)
+	// ListWorkloadIdentities reads the organization's registrations, oldest first.
+	ListWorkloadIdentities(ctx context.Context, orgID string) ([]*WorkloadIdentity, error)
+	// DeleteWorkloadIdentity removes w, if it is unchanged since it was read, with its
+	// removal event ev in the same transaction, and frees its place under the limit. A
+	// registration already gone is ErrNotFound; one that changed, ErrConflict.
+	DeleteWorkloadIdentity(ctx context.Context, w *WorkloadIdentity, ev WorkloadIdentityEvent) error
+	// WorkloadIdentityEvents reads the organization's registry log, oldest first.
+	WorkloadIdentityEvents(ctx context.Context, orgID string) ([]WorkloadIdentityEvent, error)
 }

@@ -9,7 +9,7 @@ import (
 // State is where a credential is in onboarding, spelled as stored and as the API shows it.
 type State string
 
-// The states of SPEC.md's state machine.
+// The states of the state machine (doc.go).
 const (
 	StateDraft           State = "draft"
 	StateSPPending       State = "sp_pending"
@@ -90,14 +90,15 @@ type transitioner struct {
 }
 
 // apply moves c by ev, applies change, and writes it with its event, conditional on the
-// ETag c was read with. A window-starting event bumps the generation.
+// ETag c was read with. A window-starting event bumps the generation. The event records
+// the actor ctx carries (none for a background job).
 func (t transitioner) apply(ctx context.Context, c *Credential, ev Event, requestID string, change func(*Credential)) error {
 	to, err := Next(c.State, ev)
 	if err != nil {
 		return err
 	}
 	now := t.now().UTC()
-	rec := EventRecord{Time: now, From: c.State, To: to, Cause: ev, RequestID: requestID}
+	rec := EventRecord{Time: now, From: c.State, To: to, Cause: ev, RequestID: requestID, Actor: ActorOf(ctx)}
 	c.State = to
 	c.UpdatedAt = now
 	if ev == EventSubmitTenant || ev == EventSubmitStorage {

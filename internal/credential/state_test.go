@@ -9,7 +9,7 @@ import (
 var allStates = []State{StateDraft, StateSPPending, StateSPVerified, StateAccessPending, StateVerified, StateUnverifiedSaved}
 
 // TestTransitionTable checks every (state, event) pair: the allowed ones lead where
-// SPEC.md's state machine says, every other one is refused with the state named.
+// the state machine (doc.go) says, every other one is refused with the state named.
 func TestTransitionTable(t *testing.T) {
 	allowed := map[Event]map[State]State{
 		EventSubmitTenant:    {StateDraft: StateSPPending, StateSPPending: StateSPPending},

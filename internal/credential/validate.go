@@ -57,15 +57,19 @@ func shown(s string) string {
 }
 
 // ValidateName checks a credential name: letters, digits, hyphens and underscores.
-func ValidateName(name string) error {
+func ValidateName(name string) error { return validateName("name", name) }
+
+// validateName checks a name in field by the rules of credential names, its messages
+// naming the field: a workload identity's display_name follows them too.
+func validateName(field, name string) error {
 	if name == "" {
-		return invalid("name", "name is required")
+		return invalid(field, "%s is required", field)
 	}
 	if r, ok := firstRuneNotIn(name, isNameRune); ok {
-		return invalid("name", "name %q contains invalid character %q", name, string(r))
+		return invalid(field, "%s %q contains invalid character %q", field, name, string(r))
 	}
 	if len(name) > MaxNameLength {
-		return invalid("name", "name must be at most %d characters", MaxNameLength)
+		return invalid(field, "%s must be at most %d characters", field, MaxNameLength)
 	}
 	return nil
 }

@@ -366,17 +366,18 @@ func TestBicepDefaultsAreTheBinarys(t *testing.T) {
 		return def[1]
 	}
 	for setting, want := range map[string]time.Duration{
-		config.KeySPPollWindow:        config.DefaultSPPollWindow,
-		config.KeyAccessProbeWindow:   config.DefaultAccessProbeWindow,
-		config.KeyPropagationGrace:    config.DefaultPropagationGrace,
-		config.KeySPPollInterval:      config.DefaultSPPollInterval,
-		config.KeyAccessProbeInterval: config.DefaultAccessProbeInterval,
-		config.KeyCreateGuardDelay:    config.DefaultCreateGuardDelay,
-		config.KeyResolutionCacheTTL:  config.DefaultResolutionCacheTTL,
-		config.KeyHealthInterval:      config.DefaultHealthInterval,
-		config.KeyHealthSpread:        config.DefaultHealthSpread,
-		config.KeyHealthRecheck:       config.DefaultHealthRecheck,
-		config.KeyReconcileInterval:   config.DefaultReconcileInterval,
+		config.KeySPPollWindow:             config.DefaultSPPollWindow,
+		config.KeyAccessProbeWindow:        config.DefaultAccessProbeWindow,
+		config.KeyPropagationGrace:         config.DefaultPropagationGrace,
+		config.KeySPPollInterval:           config.DefaultSPPollInterval,
+		config.KeyAccessProbeInterval:      config.DefaultAccessProbeInterval,
+		config.KeyCreateGuardDelay:         config.DefaultCreateGuardDelay,
+		config.KeyResolutionCacheTTL:       config.DefaultResolutionCacheTTL,
+		config.KeyWorkloadIdentityCacheTTL: config.DefaultWorkloadIdentityCacheTTL,
+		config.KeyHealthInterval:           config.DefaultHealthInterval,
+		config.KeyHealthSpread:             config.DefaultHealthSpread,
+		config.KeyHealthRecheck:            config.DefaultHealthRecheck,
+		config.KeyReconcileInterval:        config.DefaultReconcileInterval,
 	} {
 		v := deployed(setting)
 		if d, err := time.ParseDuration(v); err != nil || d != want {

@@ -717,11 +717,13 @@ func refusals(t *testing.T, env testenv.Env, dir, exe string) {
 		config.KeyLocalBlobAddr:      "127.0.0.1:10443",
 		config.KeyLocalBlobAccounts:  "custacct1",
 		config.KeyLocalInvocations:   "true",
+		config.KeyLocalWizard:        "true",
 		config.KeyAuthPublicKeyFile:  "pub.pem",
 		config.KeyAuthSigningKeyFile: "key.pem",
 		config.KeyStorage:            "DefaultEndpointsProtocol=https;AccountName=appstore;AccountKey=a2V5;EndpointSuffix=core.windows.net",
 		config.KeyListenAddr:         "0.0.0.0:7071",
 		config.KeyQueuePrefix:        "t1-",
+		config.KeyLocalPprofAddr:     "127.0.0.1:6060",
 	}
 	for _, s := range config.LocalOnly() {
 		v, ok := samples[s.Key]

@@ -35,7 +35,7 @@ const directoryFaults = 0.1
 // startFaultProxy serves a fault proxy in front of the test Azurite, one listener per
 // service with Azurite's certificate, its rates at 0, and returns it with an Env whose
 // endpoints are the proxy's.
-func startFaultProxy(t *testing.T, env testenv.Env) (*faultproxy.Proxy, testenv.Env) {
+func startFaultProxy(t testing.TB, env testenv.Env) (*faultproxy.Proxy, testenv.Env) {
 	t.Helper()
 	p, err := faultproxy.New(faultproxy.Config{
 		Targets: map[faultproxy.Service]string{faultproxy.ServiceBlob: env.BlobEndpoint,
@@ -616,7 +616,7 @@ func TestSoakFaults(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range runs {
 		api := h.apiOn(t, i)
-		api.HTTP = &http.Client{Timeout: 30 * time.Second}
+		api.HTTP = apiCheck.Client(&http.Client{Timeout: 30 * time.Second})
 		r := &soakRun{i: i, scenario: scenarioOf(i), p: &patient{api: api, retries: &retries}}
 		runs[i] = r
 		wg.Add(1)

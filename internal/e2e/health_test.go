@@ -54,7 +54,7 @@ func (o *onboarding) detail() healthDetail {
 	}
 	req.Header.Set("Authorization", "Bearer "+o.api.Token)
 	req.Header.Set("X-Activeloop-Org-Id", o.api.Org)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiCheck.Client(nil).Do(req)
 	if err != nil {
 		o.t.Fatal(err)
 	}

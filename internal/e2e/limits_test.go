@@ -91,7 +91,7 @@ func TestLimitsThroughBinary(t *testing.T) {
 	}
 	req.Header.Set("Authorization", "Bearer "+api.Token)
 	req.Header.Set("X-Activeloop-Org-Id", api.Org)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiCheck.Client(nil).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

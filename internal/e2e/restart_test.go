@@ -155,7 +155,7 @@ func getRaw(ctx context.Context, api *walkthrough.API, id string) (status int, r
 	}
 	req.Header.Set("Authorization", "Bearer "+api.Token)
 	req.Header.Set("X-Activeloop-Org-Id", api.Org)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiCheck.Client(nil).Do(req)
 	if err != nil {
 		return 0, "", "", err
 	}

@@ -80,7 +80,7 @@ func checkSASShape(t *testing.T, c walkthrough.Creds) {
 	if !c.ExpiresAt.Equal(expiry) {
 		t.Errorf("expires_at %s, the SAS says %s", c.ExpiresAt, expiry)
 	}
-	// It starts five minutes back for clock skew (SPEC.md), from the same instant.
+	// It starts five minutes back for clock skew (docs/CONTRACT.md), from the same instant.
 	start, err := time.Parse(time.RFC3339, q.Get("st"))
 	if err != nil {
 		t.Fatalf("st %q: %v", q.Get("st"), err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,13 +19,19 @@ import (
 	"github.com/activeloopai/azcreds/internal/auth"
 	"github.com/activeloopai/azcreds/internal/config"
 	"github.com/activeloopai/azcreds/internal/credential"
+	"github.com/activeloopai/azcreds/internal/dev/apicheck"
 	"github.com/activeloopai/azcreds/internal/dev/stack"
 	"github.com/activeloopai/azcreds/internal/dev/testenv"
 	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
+	"github.com/activeloopai/azcreds/internal/queue"
 )
 
 // binDir holds the binaries TestMain builds once for the package.
 var binDir string
+
+// apiCheck holds every answer the tests' API clients receive to handlers/openapi.json
+// (internal/dev/apicheck); the Functions host's invocation paths are not the API's.
+var apiCheck *apicheck.Validator
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "azcreds-e2e-")
@@ -36,6 +43,9 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(dir)
 		root, err := stack.ModuleRoot(".")
 		if err == nil {
+			apiCheck, err = apicheck.Load(filepath.Join(root, "handlers", "openapi.json"), hostInvocation)
+		}
+		if err == nil {
 			// Built as `make package` builds for Azure: the same compilation serves both.
 			err = stack.Build(context.Background(), &stack.Launcher{}, root, os.Getenv("GOFLAGS"), dir,
 				stack.HandlerBinary, stack.StandInBinary)
@@ -45,9 +55,31 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		binDir = dir
-		return m.Run()
+		code := m.Run()
+		if err := apiCheck.Report("e2e"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = max(code, 1)
+		}
+		return code
 	}()
 	os.Exit(code)
+}
+
+// hostInvocation reports whether r is one of the Functions host's invocations, which a
+// test posts to play the host: no API call.
+func hostInvocation(r *http.Request) bool {
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	for _, q := range queue.JobQueues {
+		if q.Function == name {
+			return true
+		}
+	}
+	for _, tm := range queue.Timers {
+		if tm.Function == name {
+			return true
+		}
+	}
+	return false
 }
 
 // The local stack's fixed ids (internal/dev/stack), by the names the tests use.
@@ -179,6 +211,8 @@ type settings struct {
 	instances int
 	// queuePrefix names the handler's queues; empty: a prefix of its own.
 	queuePrefix string
+	// workloadCacheTTL is AZCREDS_WORKLOAD_IDENTITY_CACHE_TTL; 0 leaves the binary's default.
+	workloadCacheTTL time.Duration
 }
 
 func defaultSettings() settings {
@@ -254,6 +288,9 @@ func startHandler(t testing.TB, env testenv.Env, si *standIn, s settings) *handl
 	}
 	if s.reconcile > 0 {
 		settings = append(settings, config.KeyReconcileInterval+"="+s.reconcile.String())
+	}
+	if s.workloadCacheTTL > 0 {
+		settings = append(settings, config.KeyWorkloadIdentityCacheTTL+"="+s.workloadCacheTTL.String())
 	}
 	if s.hostInvocations {
 		settings = append(settings, config.KeyLocalInvocations+"=true")
@@ -373,7 +410,7 @@ func (h *handler) apiOn(t testing.TB, i int) *walkthrough.API {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &walkthrough.API{BaseURL: h.instances[i%len(h.instances)].url, Org: org, Token: tok}
+	return &walkthrough.API{BaseURL: h.instances[i%len(h.instances)].url, Org: org, Token: tok, HTTP: apiCheck.Client(nil)}
 }
 
 // onboarding is one credential's way through the wizard in a test.

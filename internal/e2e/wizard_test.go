@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +46,7 @@ func TestWalkthroughOnStackInUse(t *testing.T) {
 	}
 }
 
-// TestWizard runs every onboarding path of SPEC.md through one handler and one stand-in,
+// TestWizard runs every onboarding path of the contract (docs/CONTRACT.md) through one handler and one stand-in,
 // the paths in parallel, each with its own organization, credential and container.
 func TestWizard(t *testing.T) {
 	env := testenv.Azurite(t)
@@ -128,8 +131,6 @@ func TestWizard(t *testing.T) {
 				o.grant(walkthrough.RoleContributor, walkthrough.ContainerScope(subscriptionID, resourceGroup, o.account, o.container))
 			},
 			status: "role_not_sufficient", hint: "container_scope", provider: "AuthorizationPermissionMismatch"},
-		{name: "no role at all", account: "custacct1", container: true, setup: func(o *onboarding) {},
-			status: "role_not_sufficient", hint: "no_role", provider: "AuthorizationPermissionMismatch"},
 		{name: "container missing", account: "custacct1", container: false,
 			setup:  func(o *onboarding) { o.grant(walkthrough.RoleContributor, o.accountScope()) },
 			status: "container_not_found", provider: "ContainerNotFound"},
@@ -163,6 +164,40 @@ func TestWizard(t *testing.T) {
 		})
 	}
 
+	t.Run("no role at all waits until the deadline, and Save anyway is promoted by the first SAS", func(t *testing.T) {
+		t.Parallel()
+		noRole(t, h, si)
+	})
+
+	t.Run("admin consent instead of az ad sp create", func(t *testing.T) {
+		t.Parallel()
+		adminConsent(t, h, si)
+	})
+
+	t.Run("admin consent refused", func(t *testing.T) {
+		t.Parallel()
+		o := newOnboarding(t, h, si, "custacct1", true)
+		ctx := context.Background()
+		if err := o.customer.AdministratorAnswers(ctx, o.cred.Azure.AppID, tenantA, true); err != nil {
+			t.Fatal(err)
+		}
+		back, err := o.customer.AdminConsent(ctx, o.cred.AdminConsentURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.Error != "consent_required" || !strings.HasPrefix(back.ErrorDescription, "AADSTS65004:") || back.State != o.cred.ID ||
+			back.Tenant != "" || back.RedirectURI != h.url+"/wizard/" {
+			t.Fatalf("refusal came back as %+v", back)
+		}
+		o.submitTenant(tenantA)
+		c := o.wait(10*time.Second, func(c walkthrough.Credential) bool {
+			return c.Progress != nil && c.Progress.Attempts >= 3 || c.State != "sp_pending"
+		})
+		if c.State != "sp_pending" || c.Azure.SPObjectID != "" {
+			t.Fatalf("after a refused consent: %s, service principal %q", c.State, c.Azure.SPObjectID)
+		}
+	})
+
 	t.Run("account unknown", func(t *testing.T) {
 		t.Parallel()
 		o := newOnboarding(t, h, si, "nosuchacct", false)
@@ -192,4 +227,120 @@ func TestWizard(t *testing.T) {
 			t.Fatalf("events (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// noRole is the contract's no-role row through the real binaries: no grant at all shows
+// waiting_for_role_propagation with hint no_role and the role check after the grace (6 s),
+// save-unverified is refused before the deadline naming the state and the deadline, the
+// probe times out at the deadline (25 s) keeping the hint, Save anyway gives
+// unverified_saved, and once the role is granted the first /creds promotes it to verified.
+// The org-default toggle goes on and off on the way.
+func noRole(t *testing.T, h *handler, si *standIn) {
+	o := newOnboarding(t, h, si, "custacct1", true)
+	o.toSPVerified()
+	o.submitStorage()
+	submitted := time.Now()
+	ctx := context.Background()
+	c := o.wait(30*time.Second, func(c walkthrough.Credential) bool { return c.LastErrorHint != "" || c.State != "access_pending" })
+	if c.State != "access_pending" || c.Status() != "waiting_for_role_propagation" || c.LastErrorHint != "no_role" ||
+		c.LastErrorProviderError != "AuthorizationPermissionMismatch" ||
+		!strings.Contains(c.LastError, "az role assignment list --assignee "+o.spID+" --all --query '[].{role:roleDefinitionName, scope:scope}' -o table") {
+		t.Fatalf("after the grace: %s/%s hint %q provider %q: %s", c.State, c.Status(), c.LastErrorHint, c.LastErrorProviderError, c.LastError)
+	}
+	if took := time.Since(submitted); took < 5*time.Second {
+		t.Errorf("hint no_role %s after the submit, within the 6 s grace", took)
+	}
+	t.Logf("no_role after %s: %s", time.Since(submitted).Round(100*time.Millisecond), c.LastError)
+	_, err := o.api.SaveUnverified(ctx, o.cred.ID)
+	var apiErr *walkthrough.Error
+	deadline := c.Progress.Deadline.UTC().Format(time.RFC3339)
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict || !strings.Contains(apiErr.Body, `state \"access_pending\"`) ||
+		!strings.Contains(apiErr.Body, "allowed only in state access_pending after the access probe's deadline ("+deadline+")") {
+		t.Fatalf("save-unverified before the deadline: %v", err)
+	}
+	c = o.wait(40*time.Second, func(c walkthrough.Credential) bool {
+		return c.Status() != "waiting_for_role_propagation" || c.State != "access_pending"
+	})
+	if c.State != "access_pending" || c.Status() != "timed_out" || c.LastErrorHint != "no_role" || c.LastErrorCode != "timed_out" {
+		t.Fatalf("at the deadline: %s/%s hint %q code %q: %s", c.State, c.Status(), c.LastErrorHint, c.LastErrorCode, c.LastError)
+	}
+	t.Logf("timed_out after %s (window 25 s), hint kept: %s", time.Since(submitted).Round(100*time.Millisecond), c.LastErrorHint)
+	if c, err = o.api.SaveUnverified(ctx, o.cred.ID); err != nil || c.State != "unverified_saved" {
+		t.Fatalf("save anyway: %v (%s)", err, c.State)
+	}
+	if err := o.api.RegisterWorkspace(ctx, "ws", o.cred.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.api.Creds(ctx, "ws", "t"); !errors.As(err, &apiErr) || apiErr.Status < 500 {
+		t.Fatalf("/creds without the role: %v", err)
+	}
+	if c, err := o.api.Get(ctx, o.cred.ID); err != nil || c.State != "unverified_saved" {
+		t.Fatalf("a failed SAS moved the credential: %v %s", err, c.State)
+	}
+	o.grant(walkthrough.RoleContributor, o.accountScope())
+	time.Sleep(2500 * time.Millisecond) // the role's propagation in the stand-in
+	creds, err := o.api.Creds(ctx, "ws", "t")
+	if err != nil || creds.CredentialID == nil || *creds.CredentialID != o.cred.ID {
+		t.Fatalf("/creds after the grant: %+v, %v", creds, err)
+	}
+	if c, err := o.api.Get(ctx, o.cred.ID); err != nil || c.State != "verified" {
+		t.Fatalf("after the first SAS: %v %s", err, c.State)
+	}
+	if err := o.api.SetOrgDefault(ctx, o.cred.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := o.api.ClearOrgDefault(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// adminConsent onboards through the admin consent URL instead of az ad sp create: the
+// administrator (of tenant A, the URL naming organizations) accepts, Entra sends them back
+// to the wizard with admin_consent, tenant and state, the wizard submits that tenant and
+// the poll finds the service principal the consent installed. The portal link then leads
+// to the storage accounts, with the account beside it.
+func adminConsent(t *testing.T, h *handler, si *standIn) {
+	o := newOnboarding(t, h, si, "custacct1", true)
+	ctx := context.Background()
+	u, err := url.Parse(o.cred.AdminConsentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if u.Scheme+"://"+u.Host != si.url || u.Path != "/organizations/adminconsent" || q.Get("client_id") != o.cred.Azure.AppID ||
+		q.Get("redirect_uri") != h.url+"/wizard/" || q.Get("state") != o.cred.ID {
+		t.Fatalf("admin consent URL %s", o.cred.AdminConsentURL)
+	}
+	if err := o.customer.AdministratorAnswers(ctx, o.cred.Azure.AppID, tenantA, false); err != nil {
+		t.Fatal(err)
+	}
+	back, err := o.customer.AdminConsent(ctx, o.cred.AdminConsentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.AdminConsent != "True" || back.Tenant != tenantA || back.State != o.cred.ID || back.Error != "" || back.RedirectURI != h.url+"/wizard/" {
+		t.Fatalf("consent came back as %+v", back)
+	}
+	o.submitTenant(back.Tenant)
+	c := o.wait(15*time.Second, walkthrough.InState("sp_verified", "draft"))
+	if c.State != "sp_verified" || c.Azure.SPObjectID == "" {
+		t.Fatalf("after the consent: %s %q: %s", c.State, c.Azure.SPObjectID, c.LastError)
+	}
+	if c.PortalURL != "https://portal.azure.com/#browse/Microsoft.Storage%2FStorageAccounts" || c.PortalAccount != o.account ||
+		!strings.Contains(c.AdminConsentURL, "/"+tenantA+"/adminconsent?") {
+		t.Errorf("sp_verified: portal %q (%q), consent URL %q", c.PortalURL, c.PortalAccount, c.AdminConsentURL)
+	}
+	// The consent made the service principal the wizard's next steps name.
+	o.spID = c.Azure.SPObjectID
+	o.grant(walkthrough.RoleContributor, o.accountScope())
+	time.Sleep(2500 * time.Millisecond)
+	o.submitStorage()
+	if !strings.HasSuffix(o.cred.PortalURL, "/providers/Microsoft.Storage/storageAccounts/"+o.account+"/iam") {
+		t.Errorf("access_pending: portal %q", o.cred.PortalURL)
+	}
+	if c := o.wait(20*time.Second, walkthrough.InState("verified", "sp_verified")); c.State != "verified" {
+		t.Fatalf("%s/%s: %s", c.State, c.Status(), c.LastError)
+	}
 }

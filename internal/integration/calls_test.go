@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,20 +67,33 @@ func TestStorageCallsPerStep(t *testing.T) {
 	f.count("access probe, connected", 2, func() { f.Run(job) })
 }
 
-// trusting takes every bearer token as the organization it names.
+// trusting takes every bearer token as the organization it names, and a token
+// "workload:<tenant>:<client>" as that workload identity: the subject here is storage, and
+// the tokens' checks are internal/auth's.
 type trusting struct{}
 
-func (trusting) Verify(ctx context.Context, token string) (auth.Principal, error) {
-	return auth.Principal{Subject: "test", Orgs: []string{token}}, nil
+func (trusting) Authenticate(ctx context.Context, token string) (auth.Caller, error) {
+	if rest, ok := strings.CutPrefix(token, "workload:"); ok {
+		tenant, client, _ := strings.Cut(rest, ":")
+		return auth.Caller{Kind: auth.CallerWorkload, Workload: auth.Workload{TenantID: tenant, ClientID: client, ObjectID: client}}, nil
+	}
+	return auth.Caller{Kind: auth.CallerUser, User: auth.Principal{Subject: "test", Orgs: []string{token}}}, nil
 }
+
+func (trusting) WorkloadIdentities() bool { return true }
 
 // api serves the API and the queue functions on the fixture's domain, on one port as the
 // Functions host calls them; call sends a request as a caller of f's organization and
 // returns the status and the JSON body.
 func (f *fixture) api() (call func(method, path string, body any) (int, map[string]any)) {
+	return f.apiAs(f.Org)
+}
+
+// apiAs is api with token as the bearer token.
+func (f *fixture) apiAs(token string) (call func(method, path string, body any) (int, map[string]any)) {
 	f.t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(handlers.Compose(handlers.New(f.Domain.Onboarding, f.Domain.Issuance, trusting{}, log),
+	srv := httptest.NewServer(handlers.Compose(handlers.New(f.Domain.Onboarding, f.Domain.Issuance, f.Domain.WorkloadIdentities, trusting{}, log),
 		handlers.NewInvoker(f.Domain.Runner, log)))
 	f.t.Cleanup(srv.Close)
 	return func(method, path string, body any) (int, map[string]any) {
@@ -97,7 +111,7 @@ func (f *fixture) api() (call func(method, path string, body any) (int, map[stri
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		req.Header.Set("Authorization", "Bearer "+f.Org)
+		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set(handlers.OrgHeader, f.Org)
 		resp, err := srv.Client().Do(req)
 		if err != nil {
@@ -189,4 +203,47 @@ func TestResolutionCache(t *testing.T) {
 	if e, _ := out["error"].(map[string]any); status != http.StatusConflict || e["code"] != "credential_deleted" {
 		t.Fatalf("after the delete: %d %v, want credential_deleted, not the cached resolution", status, out)
 	}
+}
+
+// TestWorkloadIdentityStorageCalls pins the Table calls of the registry and of a workload
+// identity's calls: a warm call costs what a platform user's does, its registry lookup
+// being cached; only its first call reads the registration (one point read).
+func TestWorkloadIdentityStorageCalls(t *testing.T) {
+	const tenant, client = "6069b94b-fef6-4670-9fb7-f7b155ce22d1", "7ab7e149-fa92-4d13-b4f5-3968577a83a7"
+	f := newFixture(t, credential.Config{WorkloadIdentityCacheTTL: time.Minute,
+		EnvironmentDefault: credential.EnvironmentDefault{Account: "platformacct", ContainerPrefix: "lake-", Prefix: "lake"}}, options{}, nil)
+	user, job := f.api(), f.apiAs("workload:"+tenant+":"+client)
+	base := "/organizations/" + f.Org + "/workload-identities"
+	want := func(call func(string, string, any) (int, map[string]any), name string, calls int64, status int, method, path string, body any) map[string]any {
+		t.Helper()
+		var got int
+		var out map[string]any
+		f.count(name, calls, func() { got, out = call(method, path, body) })
+		if got != status {
+			t.Fatalf("%s: status %d, want %d: %v", name, got, status, out)
+		}
+		return out
+	}
+	register := func(client string) map[string]string {
+		return map[string]string{"display_name": "job", "client_id": client, "tenant_id": tenant}
+	}
+	// The organization's first: its counter is initialised (read, count, insert), then the
+	// transaction (row, index, event, counter).
+	id := want(user, "register, the organization's first", 4, http.StatusCreated, "POST", base, register(client))["id"].(string)
+	want(user, "register", 2, http.StatusCreated, "POST", base, register("0a6f4c1e-8b0a-4e59-9d0e-3c6f1b1e2d3c"))
+	want(user, "list", 1, http.StatusOK, "GET", base, nil)
+	want(user, "events", 1, http.StatusOK, "GET", base+"/events", nil)
+
+	creds := "/api/org/ws/ds/t/creds"
+	// the (missing) workspace, the org default, the workspace counter's initialisation
+	// (read, count, insert), recording it
+	want(user, "creds, environment default, first table", 6, http.StatusOK, "POST", creds, nil)
+	want(user, "creds as the user", 1, http.StatusOK, "POST", creds, nil)
+	// The workload identity's first call reads its registration once.
+	want(job, "creds as the workload identity, first", 2, http.StatusOK, "POST", creds, nil)
+	for range 3 {
+		want(job, "creds as the workload identity, warm", 1, http.StatusOK, "POST", creds, nil)
+	}
+	// the index, the registration, the counter, the transaction
+	want(user, "remove", 4, http.StatusNoContent, "DELETE", base+"/"+id, nil)
 }

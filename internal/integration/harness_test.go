@@ -105,6 +105,7 @@ func newFixture(t *testing.T, cfg credential.Config, opt options, with func(*cre
 	f.ports = f.fake.Ports()
 	f.ports.Store, f.ports.Workspaces, f.ports.Health, f.ports.Scheduler = f.store, f.store, f.store, f.queues
 	f.ports.Index, f.ports.Poison = f.store, f.poison
+	f.ports.WorkloadIdentities = f.store
 	if with != nil {
 		with(&f.ports, f)
 	}

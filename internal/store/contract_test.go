@@ -29,7 +29,7 @@ func TestStoreWriteIDsDroppedAnswers(t *testing.T) {
 func underContract(t *testing.T, l credentialtest.Limits, fault faultproxy.Fault) credentialtest.StoreUnderTest {
 	t.Helper()
 	s, p := newProxiedStore(t)
-	s.limits = Limits{Credentials: l.Credentials, Workspaces: l.Workspaces}
+	s.limits = Limits{Credentials: l.Credentials, Workspaces: l.Workspaces, WorkloadIdentities: l.WorkloadIdentities}
 	var asked int64
 	t.Cleanup(func() {
 		f := p.Stats().Services[faultproxy.ServiceTable].Faults

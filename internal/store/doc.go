@@ -1,4 +1,5 @@
-// Package store keeps credentials in Azure Table Storage.
+// Package store keeps credentials, workspaces and the registry of workload identities in
+// Azure Table Storage.
 //
 // One table holds everything of an organization in one partition (PartitionKey = org id),
 // so that the writes that must happen together are one entity group transaction:
@@ -9,8 +10,13 @@
 //	e:<credential id>:<revision> one event per state transition, append-only
 //	h:<credential id>:<revision> one event per health status change, append-only
 //	w:<workspace id>             a workspace: its link, first table, LockedAt and Pin
+//	wi:<tenant id>:<client id>   a registered workload identity, keyed by what its tokens
+//	                             carry (tid, azp), so admitting one is a point read
+//	wid:<workload identity id>   its index: the tenant and client id of the id
+//	wie:<seq>                    one event per registration or removal, append-only
 //	q:credentials                how many live c: rows the organization has (Count)
 //	q:workspaces                 how many w: rows the organization has (Count)
+//	q:workload-identities        how many wi: rows the organization has (Count, Seq)
 //
 // Two partitions no organization id can name (ids start with a letter or digit) hold what
 // is not one organization's:
@@ -23,10 +29,21 @@
 // The reconciler reads the index with one query per thousand rows, whatever the number of
 // credentials; nothing else reads across partitions but the health sweep.
 //
-// The two counters (q:) enforce the organization's limits: every transaction that adds or
+// The counters (q:) enforce the organization's limits: every transaction that adds or
 // removes a counted row also moves its counter, conditional on the ETag it was read with,
 // so two racing creates cannot both take the last place. An organization written before
 // counters existed gets each one on first use, from one count of its rows (quota.go).
+// A counter also numbers its moves (Seq): the registry's log is keyed by the move of its
+// transaction, so its entries are unique and in the order they happened across instances.
+//
+// A registration is one transaction too: the wi: and wid: rows, the wie: event and the
+// counter; a removal deletes the two rows (conditional on the wi: row's ETag), adds its
+// event and moves the counter. The prefixes are chosen so that no key range of one kind
+// holds another's rows (w: is [w:, w;), which wi:, wid: and wie: are outside).
+//
+// Events (e: and wie:) carry the request's actor in four columns (ActorKind, ActorID,
+// ActorClientID, ActorTenantID), absent when there is none: the background jobs'
+// transitions and every event written before actors were recorded.
 //
 // A delete is one transaction: the credential row replaced by its tombstone (conditional
 // on its ETag), the name reservation removed, the org default removed when it points at

@@ -147,6 +147,24 @@ type eventEntity struct {
 	Cause        string
 	RequestID    string
 	Generation   int64
+	actorColumns
+}
+
+// actorColumns are an event's actor, flattened into its row; all absent for an event
+// without one (a background job's, or one written before actors were recorded).
+type actorColumns struct {
+	ActorKind     string `json:",omitempty"`
+	ActorID       string `json:",omitempty"`
+	ActorClientID string `json:",omitempty"`
+	ActorTenantID string `json:",omitempty"`
+}
+
+func toActorColumns(a credential.Actor) actorColumns {
+	return actorColumns{ActorKind: string(a.Kind), ActorID: a.ID, ActorClientID: a.ClientID, ActorTenantID: a.TenantID}
+}
+
+func (c actorColumns) actor() credential.Actor {
+	return credential.Actor{Kind: credential.ActorKind(c.ActorKind), ID: c.ActorID, ClientID: c.ActorClientID, TenantID: c.ActorTenantID}
 }
 
 func formatTime(t time.Time) string {
@@ -247,7 +265,7 @@ func fromEntity(e credentialEntity, etag string) (*credential.Credential, error)
 func toEventEntity(orgID, id string, revision int64, ev credential.EventRecord) eventEntity {
 	return eventEntity{PartitionKey: orgID, RowKey: eventKey(id, revision), CredentialID: id,
 		Time: formatTime(ev.Time), From: string(ev.From), To: string(ev.To), Cause: string(ev.Cause),
-		RequestID: ev.RequestID, Generation: ev.Generation}
+		RequestID: ev.RequestID, Generation: ev.Generation, actorColumns: toActorColumns(ev.Actor)}
 }
 
 func fromEventEntity(e eventEntity) (credential.EventRecord, error) {
@@ -256,5 +274,5 @@ func fromEventEntity(e eventEntity) (credential.EventRecord, error) {
 		return credential.EventRecord{}, fmt.Errorf("stored event %s: %w", e.RowKey, err)
 	}
 	return credential.EventRecord{Time: t, From: credential.State(e.From), To: credential.State(e.To),
-		Cause: credential.Event(e.Cause), RequestID: e.RequestID, Generation: e.Generation}, nil
+		Cause: credential.Event(e.Cause), RequestID: e.RequestID, Generation: e.Generation, Actor: e.actor()}, nil
 }

@@ -15,14 +15,15 @@ import (
 // Limits caps what one organization may hold. A zero field is no cap (the rows are
 // counted all the same).
 type Limits struct {
-	Credentials int
-	Workspaces  int
+	Credentials        int
+	Workspaces         int
+	WorkloadIdentities int
 }
 
 // Option configures a Store.
 type Option func(*Store)
 
-// WithLimits caps every organization's credentials and workspaces.
+// WithLimits caps every organization's credentials, workspaces and workload identities.
 func WithLimits(l Limits) Option { return func(s *Store) { s.limits = l } }
 
 const counterPrefix = "q:"
@@ -38,27 +39,36 @@ type counter struct {
 var (
 	credentialCounter = counter{key: counterPrefix + "credentials", counts: credentialPrefix, quota: credential.QuotaCredentials}
 	workspaceCounter  = counter{key: counterPrefix + "workspaces", counts: workspacePrefix, quota: credential.QuotaWorkspaces}
+	workloadCounter   = counter{key: counterPrefix + "workload-identities", counts: workloadPrefix, quota: credential.QuotaWorkloadIdentities}
 )
 
 func (c counter) limit(l Limits) int {
-	if c == workspaceCounter {
+	switch c {
+	case workspaceCounter:
 		return l.Workspaces
+	case workloadCounter:
+		return l.WorkloadIdentities
 	}
 	return l.Credentials
 }
 
-// counterEntity is the stored shape of a counter row.
+// counterEntity is the stored shape of a counter row. Seq counts the counter's moves (absent
+// before it was recorded): a move's Seq is unique and ordered, since every move is
+// conditional on the ETag, so a log written in the same transaction is keyed by it (the
+// registry log of workload identities).
 type counterEntity struct {
 	PartitionKey string
 	RowKey       string
 	Count        int
+	Seq          int64 `json:",omitempty"`
 }
 
-// tally is a counter row as read: its count and its ETag.
+// tally is a counter row as read: its count, its sequence and its ETag.
 type tally struct {
 	orgID string
 	c     counter
 	count int
+	seq   int64
 	etag  string
 }
 
@@ -67,9 +77,12 @@ type tally struct {
 // that carries it fails when any other write of a counted row landed since the read, so
 // two racing creates cannot both take the last place.
 func (t tally) action(delta int) (aztables.TransactionAction, error) {
-	ent := counterEntity{PartitionKey: t.orgID, RowKey: t.c.key, Count: max(0, t.count+delta)}
+	ent := counterEntity{PartitionKey: t.orgID, RowKey: t.c.key, Count: max(0, t.count+delta), Seq: t.next()}
 	return action(aztables.TransactionTypeUpdateReplace, ent, t.etag)
 }
+
+// next is the Seq of the counter's next move.
+func (t tally) next() int64 { return t.seq + 1 }
 
 // full reports whether another counted row would go beyond limit (0: no limit).
 func (t tally) full(limit int) bool { return limit > 0 && t.count >= limit }
@@ -87,7 +100,7 @@ func (s *Store) readCounter(ctx context.Context, orgID string, c counter) (tally
 			if err := json.Unmarshal(resp.Value, &ent); err != nil {
 				return tally{}, fmt.Errorf("decode counter %s of %s: %w", c.key, orgID, err)
 			}
-			return tally{orgID: orgID, c: c, count: ent.Count, etag: string(resp.ETag)}, nil
+			return tally{orgID: orgID, c: c, count: ent.Count, seq: ent.Seq, etag: string(resp.ETag)}, nil
 		}
 		if err := translate(err, "read counter "+c.key); !errors.Is(err, credential.ErrNotFound) {
 			return tally{}, err
@@ -149,13 +162,13 @@ func (s *Store) release(ctx context.Context, orgID string, c counter) (aztables.
 }
 
 // countedInsert writes a new counted row: write submits the insert's transaction with
-// take, the counter's move, among its actions. At the limit it writes nothing and returns
+// take, the counter's move, among its actions (seq is the move's Seq). At the limit it writes nothing and returns
 // a *QuotaError, or errAlreadyExists when exists (if given) finds the row: an existing row
 // is never refused as over the limit. landed recognises a row that an attempt whose answer
 // was lost wrote (and counted, once); errAlreadyExists is left to the caller to name. A
 // conflict of write, when the counter moved meanwhile, is another instance's write of a
 // counted row: it reads the counter again and tries again.
-func (s *Store) countedInsert(ctx context.Context, orgID string, c counter, write func(take aztables.TransactionAction) error,
+func (s *Store) countedInsert(ctx context.Context, orgID string, c counter, write func(take aztables.TransactionAction, seq int64) error,
 	landed, exists func() bool) error {
 	leave, err := s.gate.enter(ctx, orgID+"/"+c.key)
 	if err != nil {
@@ -177,7 +190,7 @@ func (s *Store) countedInsert(ctx context.Context, orgID string, c counter, writ
 		if err != nil {
 			return err
 		}
-		err = write(take)
+		err = write(take, count.next())
 		if err == nil {
 			return nil
 		}

@@ -82,7 +82,7 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	// whose answer was lost.
 	var landed string
 	err = s.countedInsert(ctx, c.OrgID, credentialCounter,
-		func(take aztables.TransactionAction) error {
+		func(take aztables.TransactionAction, _ int64) error {
 			return s.submit(ctx, "insert credential", take, row, name, event)
 		},
 		func() bool {
@@ -407,6 +407,29 @@ func (s *Store) orgDefault(ctx context.Context, orgID string) (id, etag string, 
 		return "", "", fmt.Errorf("decode org default: %w", err)
 	}
 	return ent.CredentialID, string(resp.ETag), nil
+}
+
+// ClearOrgDefault deletes the org default if it points at id, conditional on the ETag it
+// was read with: a default set again meanwhile stays (ErrConflict). None at all, or one
+// deleted meanwhile (by another clear, or by a retry of this delete whose answer was
+// lost), is success.
+func (s *Store) ClearOrgDefault(ctx context.Context, orgID, id string) error {
+	def, etag, err := s.orgDefault(ctx, orgID)
+	switch {
+	case err != nil:
+		return err
+	case def == "":
+		return nil
+	case def != id:
+		return fmt.Errorf("clear org default %s: it is %s now: %w", id, def, &credential.ConflictError{
+			Message: "the organization's default changed meanwhile; read it again and retry"})
+	}
+	tag := azcore.ETag(etag)
+	_, err = s.table.DeleteEntity(ctx, orgID, defaultKey, &aztables.DeleteEntityOptions{IfMatch: &tag})
+	if err = translate(err, "clear org default"); errors.Is(err, credential.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // SetOrgDefault points the org default at c, in one transaction with a check that c is

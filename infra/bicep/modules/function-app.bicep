@@ -43,11 +43,15 @@ param apiAppId string
 
 param logLevel string
 param graphBaseUrl string
+
+@description('The wizard page administrators return to after the admin consent; empty: this app\'s /wizard/.')
+param adminConsentRedirectUri string
 param defaultStorageAccount string
 param defaultContainerPrefix string
 param defaultPrefix string
 param delegationKeyCache bool
 param resolutionCacheTtl string
+param workloadIdentityCacheTtl string
 param spPollWindow string
 param spPollInterval string
 param accessProbeWindow string
@@ -61,10 +65,18 @@ param reconcileSchedule string
 param reconcileInterval string
 param maxCredentials int
 param maxWorkspaces int
+param maxWorkloadIdentities int
 param createRate string
 
 param maximumInstanceCount int
 param instanceMemoryMB int
+
+// The App Service domain of the cloud the deployment runs in (environment() names no such
+// suffix): the function app's default host is <name>.<it>.
+var appServiceDomain = environment().name == 'AzureUSGovernment' ? 'azurewebsites.us' : (environment().name == 'AzureChinaCloud' ? 'chinacloudsites.cn' : 'azurewebsites.net')
+
+// The admin consent redirect URI: the wizard page served by this app unless one is given.
+var consentRedirectUri = empty(adminConsentRedirectUri) ? 'https://${name}.${appServiceDomain}/wizard/' : adminConsentRedirectUri
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -203,6 +215,18 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: apiAppId
         }
         {
+          // A removed workload identity is refused by every instance within this.
+          name: 'AZCREDS_WORKLOAD_IDENTITY_CACHE_TTL'
+          value: workloadIdentityCacheTtl
+        }
+        {
+          // Where Entra ID sends a customer's tenant administrator back after the admin
+          // consent: the wizard page. Every new app registration lists it as a redirect URI,
+          // and the admin_consent_url names it; Entra compares it exactly.
+          name: 'AZCREDS_ADMIN_CONSENT_REDIRECT_URI'
+          value: consentRedirectUri
+        }
+        {
           name: 'AZCREDS_SP_POLL_WINDOW'
           value: spPollWindow
         }
@@ -262,6 +286,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AZCREDS_MAX_WORKSPACES'
           value: string(maxWorkspaces)
+        }
+        {
+          name: 'AZCREDS_MAX_WORKLOAD_IDENTITIES'
+          value: string(maxWorkloadIdentities)
         }
         {
           // Per instance: each instance keeps its own buckets.

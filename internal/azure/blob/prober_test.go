@@ -32,7 +32,7 @@ import (
 
 // The prober's tests run the real azblob client against the stand-in's storage front
 // (RBAC) over the test Azurite, with tokens from the stand-in's token endpoint: every row
-// of SPEC.md's outcome table as the storage data plane produces it.
+// of the contract's outcome table (docs/CONTRACT.md) as the storage data plane produces it.
 
 const (
 	homeTenant   = "11111111-1111-1111-1111-111111111111"

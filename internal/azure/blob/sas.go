@@ -1,6 +1,6 @@
 package blob
 
-// This file is SAS issuance (SPEC.md, "SAS issuance"): user delegation SAS tokens for one
+// This file is SAS issuance (docs/CONTRACT.md, "SAS issuance"): user delegation SAS tokens for one
 // container, signed with a user delegation key obtained as the credential's service
 // principal (or as the platform's managed identity for the environment default), and the
 // cache that makes a SAS one HMAC instead of a round trip to Storage. No account key is

@@ -97,7 +97,7 @@ func TestFinder(t *testing.T) {
 	ctx := context.Background()
 	newApp := func(fic *credential.FederatedCredential) string {
 		t.Helper()
-		app, err := dir.CreateApp(ctx, "finder", uuid.NewString())
+		app, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "finder", UniqueName: uuid.NewString()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,7 +342,7 @@ func TestFinderWithManagedIdentityCredential(t *testing.T) {
 	dir := si.directory()
 	f := NewFinder(dir, chain)
 	ctx := context.Background()
-	app, err := dir.CreateApp(ctx, "via-msi", uuid.NewString())
+	app, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "via-msi", UniqueName: uuid.NewString()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,9 +30,11 @@ import (
 // DefaultBaseURL is Microsoft Graph v1.0 in the public cloud.
 const DefaultBaseURL = "https://graph.microsoft.com/v1.0"
 
-// graphScope is the scope of every Graph token, whatever host serves Graph: the local
-// stand-in issues tokens for the same audience.
-const graphScope = "https://graph.microsoft.com/.default"
+// DefaultScope is the scope of Graph tokens in the public cloud. Each national cloud's
+// Graph has its own (https://graph.microsoft.us/.default, https://microsoftgraph.chinacloudapi.cn/.default);
+// the local stand-in issues tokens for the public one, whatever host serves it.
+// https://learn.microsoft.com/graph/deployments
+const DefaultScope = "https://graph.microsoft.com/.default"
 
 // signInAudience makes the app multi-tenant, so a customer can install its service
 // principal in their own tenant.
@@ -43,6 +45,9 @@ type Options struct {
 	// BaseURL is Graph's base URL including the version; DefaultBaseURL when empty. The
 	// local stack points it at the stand-in, e.g. https://127.0.0.1:7443/v1.0.
 	BaseURL string
+	// Scope is the scope of the Graph tokens, the cloud's Graph resource with /.default;
+	// DefaultScope when empty.
+	Scope string
 	// HTTPClient's Transport carries the requests (for example one that trusts the local
 	// stand-in's certificate) and its Timeout bounds each one. Graph's middleware (retry of
 	// 429/503/504, compression, redirects) runs on top of it. Default: the SDK's client.
@@ -63,6 +68,9 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	if opts.BaseURL == "" {
 		opts.BaseURL = DefaultBaseURL
 	}
+	if opts.Scope == "" {
+		opts.Scope = DefaultScope
+	}
 	gc, err := newServiceClient(cred, opts)
 	if err != nil {
 		return nil, err
@@ -81,7 +89,7 @@ func newServiceClient(cred azcore.TokenCredential, opts Options) (*msgraph.Graph
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
 		return nil, fmt.Errorf("new graph client: base URL %q is not an absolute http(s) URL", opts.BaseURL)
 	}
-	auth, err := msauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{graphScope}, []string{u.Hostname()})
+	auth, err := msauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{opts.Scope}, []string{u.Hostname()})
 	if err != nil {
 		return nil, fmt.Errorf("new graph authentication provider: %w", err)
 	}
@@ -104,15 +112,21 @@ func newServiceClient(cred azcore.TokenCredential, opts Options) (*msgraph.Graph
 	return msgraph.NewGraphServiceClient(adapter), nil
 }
 
-// CreateApp registers a multi-tenant app named displayName whose unique name (Graph's
-// alternate key) is uniqueName, through Graph's upsert: when an earlier attempt already
-// made it (an answer lost on the way back, a retry), the same app comes back and no second
-// one exists.
-func (c *Client) CreateApp(ctx context.Context, displayName, uniqueName string) (credential.App, error) {
+// CreateApp registers a multi-tenant app named spec.DisplayName whose unique name (Graph's
+// alternate key) is spec.UniqueName, with spec's web redirect URIs, through Graph's upsert:
+// when an earlier attempt already made it (an answer lost on the way back, a retry), the
+// same app comes back and no second one exists.
+func (c *Client) CreateApp(ctx context.Context, spec credential.AppSpec) (credential.App, error) {
+	displayName, uniqueName := spec.DisplayName, spec.UniqueName
 	body := models.NewApplication()
 	body.SetDisplayName(&displayName)
 	aud := signInAudience
 	body.SetSignInAudience(&aud)
+	if len(spec.RedirectURIs) > 0 {
+		web := models.NewWebApplication()
+		web.SetRedirectUris(spec.RedirectURIs)
+		body.SetWeb(web)
+	}
 	headers := abstractions.NewRequestHeaders()
 	headers.Add("Prefer", "create-if-missing")
 	app, err := c.gc.ApplicationsWithUniqueName(&uniqueName).Patch(ctx, body,

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/google/uuid"
 
@@ -126,7 +127,9 @@ func TestDirectoryLifecycle(t *testing.T) {
 	dir := si.directory()
 	ctx := context.Background()
 
-	app, err := dir.CreateApp(ctx, "azcreds-org1-cred1", "unique-azcreds-org1-cred1")
+	const redirect = "https://azcreds.example.net/wizard/"
+	app, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "azcreds-org1-cred1", UniqueName: "unique-azcreds-org1-cred1",
+		RedirectURIs: []string{redirect}})
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}
@@ -141,7 +144,8 @@ func TestDirectoryLifecycle(t *testing.T) {
 	got := apps[0]
 	fics := got["federated_credentials"].([]any)
 	if got["id"] != app.ObjectID || got["appId"] != app.AppID || got["displayName"] != "azcreds-org1-cred1" ||
-		got["signInAudience"] != "AzureADMultipleOrgs" || got["owner_id"] != miObjectID || len(fics) != 1 {
+		got["signInAudience"] != "AzureADMultipleOrgs" || got["owner_id"] != miObjectID || len(fics) != 1 ||
+		fmt.Sprint(got["redirectUris"]) != "["+redirect+"]" {
 		t.Fatalf("stand-in holds %v", got)
 	}
 	fic := fics[0].(map[string]any)
@@ -160,7 +164,7 @@ func TestDirectoryLifecycle(t *testing.T) {
 
 	// Creating again under the same unique name (a retry after a lost answer) is the same
 	// app, found by its unique name, and no second one.
-	again, err := dir.CreateApp(ctx, "azcreds-org1-cred1", "unique-azcreds-org1-cred1")
+	again, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "azcreds-org1-cred1", UniqueName: "unique-azcreds-org1-cred1"})
 	if err != nil || again != app {
 		t.Fatalf("second CreateApp = %+v, %v; want %+v", again, err, app)
 	}
@@ -203,7 +207,7 @@ func TestDirectoryWithManagedIdentityCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	app, err := dir.CreateApp(ctx, "via-msi", uuid.NewString())
+	app, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "via-msi", UniqueName: uuid.NewString()})
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}
@@ -219,7 +223,7 @@ func TestDirectoryFailures(t *testing.T) {
 	si := newStandIn(t)
 	dir := si.directory()
 	ctx := context.Background()
-	app, err := dir.CreateApp(ctx, "faulty", uuid.NewString())
+	app, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "faulty", UniqueName: uuid.NewString()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +251,12 @@ func TestDirectoryFailures(t *testing.T) {
 			status: 400, code: "Request_BadRequest",
 		},
 		{
-			name:   "throttled app creation",
-			fault:  localazure.Fault{Operation: localazure.OpCreateApplication, Status: 429, Count: 4, RetryAfter: ptr(0)},
-			call:   func() error { _, err := dir.CreateApp(ctx, "x", uuid.NewString()); return err },
+			name:  "throttled app creation",
+			fault: localazure.Fault{Operation: localazure.OpCreateApplication, Status: 429, Count: 4, RetryAfter: ptr(0)},
+			call: func() error {
+				_, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "x", UniqueName: uuid.NewString()})
+				return err
+			},
 			status: 429, code: "TooManyRequests", unavailable: true,
 		},
 		{
@@ -300,7 +307,7 @@ func TestFindServicePrincipal(t *testing.T) {
 	dir := si.directory()
 	ctx := context.Background()
 	newApp := func(fic credential.FederatedCredential) credential.App {
-		app, err := dir.CreateApp(ctx, "lookup", uuid.NewString())
+		app, err := dir.CreateApp(ctx, credential.AppSpec{DisplayName: "lookup", UniqueName: uuid.NewString()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,5 +421,56 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 	if _, err := New(si.mi(), Options{}); err != nil {
 		t.Errorf("New with defaults: %v", err)
+	}
+}
+
+// scopeRecorder is a token credential that records the scopes it is asked for and gives
+// no token.
+type scopeRecorder struct {
+	mu     sync.Mutex
+	scopes [][]string
+}
+
+func (r *scopeRecorder) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scopes = append(r.scopes, o.Scopes)
+	return azcore.AccessToken{}, errors.New("no token here")
+}
+
+// TestScopeFollowsTheCloud: Graph tokens are asked for the configured cloud's Graph
+// resource, for the home tenant's calls and for the app's own lookup in a customer tenant.
+func TestScopeFollowsTheCloud(t *testing.T) {
+	for _, tc := range []struct{ name, scope, want string }{
+		{"public (the default)", "", "https://graph.microsoft.com/.default"},
+		{"US Government", "https://graph.microsoft.us/.default", "https://graph.microsoft.us/.default"},
+		{"China", "https://microsoftgraph.chinacloudapi.cn/.default", "https://microsoftgraph.chinacloudapi.cn/.default"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				t.Errorf("a request reached Graph without a token: %s %s", r.Method, r.URL)
+			}))
+			t.Cleanup(srv.Close)
+			home, app := &scopeRecorder{}, &scopeRecorder{}
+			c, err := New(home, Options{BaseURL: srv.URL + "/v1.0", HTTPClient: srv.Client(), Scope: tc.scope})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, _, err := c.FindApp(ctx, "x"); err == nil {
+				t.Fatal("FindApp without a token succeeded")
+			}
+			if _, err := c.FindServicePrincipal(ctx, app, uuid.NewString()); err == nil {
+				t.Fatal("FindServicePrincipal without a token succeeded")
+			}
+			for name, r := range map[string]*scopeRecorder{"home": home, "app": app} {
+				r.mu.Lock()
+				got := fmt.Sprint(r.scopes)
+				r.mu.Unlock()
+				if !strings.HasPrefix(got, "[["+tc.want+"]") {
+					t.Errorf("%s token scopes %s, want %s", name, got, tc.want)
+				}
+			}
+		})
 	}
 }

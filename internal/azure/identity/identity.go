@@ -1,7 +1,7 @@
 // Package identity is the token chain that lets the backend act as a credential's app in
 // the customer's tenant without any secret (workload identity federation):
 //
-//	managed identity token for api://AzureADTokenExchange
+//	managed identity token for the cloud's token-exchange audience (api://AzureADTokenExchange)
 //	  -> client_assertion of the app's client-credentials grant in the customer tenant
 //	  -> token for storage (https://storage.azure.com/.default) or Graph
 //
@@ -31,9 +31,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
-// TokenExchangeScope is the scope of the managed identity token that serves as the client
-// assertion: the audience every federated identity credential of our apps trusts.
-const TokenExchangeScope = "api://AzureADTokenExchange/.default"
+// DefaultTokenExchangeAudience is the public cloud's audience of the managed identity
+// token that serves as the client assertion: the audience every federated identity
+// credential of our apps trusts. The US Government and China clouds have their own
+// (api://AzureADTokenExchangeUSGov, api://AzureADTokenExchangeChina).
+// https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity
+const DefaultTokenExchangeAudience = "api://AzureADTokenExchange"
 
 // DefaultMaxCredentials bounds the cache when Options.MaxCredentials is zero. One entry is
 // one app in one tenant: a few kilobytes (an MSAL client and its tokens).
@@ -62,12 +65,17 @@ type Options struct {
 	// MaxCredentials bounds the number of cached credentials; DefaultMaxCredentials when
 	// zero.
 	MaxCredentials int
+	// TokenExchangeAudience is the cloud's audience of the managed identity's assertion,
+	// the one the apps' federated identity credentials name; DefaultTokenExchangeAudience
+	// when empty.
+	TokenExchangeAudience string
 }
 
 // Chain issues the credentials of apps in customer tenants, each signing in with the
 // backend's managed identity as its client assertion. It is safe for concurrent use.
 type Chain struct {
 	assertion azcore.TokenCredential
+	scope     string // of the assertion: the token-exchange audience with /.default
 	authority string
 	discovery bool
 	transport policy.Transporter
@@ -85,8 +93,8 @@ type entry struct {
 	cred azcore.TokenCredential
 }
 
-// New returns a Chain whose client assertions are tokens of assertion for
-// TokenExchangeScope. In Azure, assertion is the backend's ManagedIdentityCredential.
+// New returns a Chain whose client assertions are tokens of assertion for the
+// token-exchange audience. In Azure, assertion is the backend's ManagedIdentityCredential.
 func New(assertion azcore.TokenCredential, opts Options) (*Chain, error) {
 	if assertion == nil {
 		return nil, errors.New("new identity chain: nil assertion credential")
@@ -101,8 +109,12 @@ func New(assertion azcore.TokenCredential, opts Options) (*Chain, error) {
 	if opts.MaxCredentials == 0 {
 		opts.MaxCredentials = DefaultMaxCredentials
 	}
+	if opts.TokenExchangeAudience == "" {
+		opts.TokenExchangeAudience = DefaultTokenExchangeAudience
+	}
 	return &Chain{
 		assertion: assertion,
+		scope:     strings.TrimSuffix(opts.TokenExchangeAudience, "/") + "/.default",
 		authority: authority,
 		discovery: knownCloud(authority),
 		transport: opts.Transport,
@@ -176,9 +188,9 @@ func (c *Chain) newCredential(tenantID, appID string) (azcore.TokenCredential, e
 // (how ManagedIdentityCredential reports a refusal, with the response) reaches the caller
 // of GetToken as it is; azidentity keeps only the text of any other error.
 func (c *Chain) clientAssertion(ctx context.Context) (string, error) {
-	tok, err := c.assertion.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{TokenExchangeScope}})
+	tok, err := c.assertion.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}})
 	if err != nil {
-		return "", fmt.Errorf("managed identity token for %s: %w", TokenExchangeScope, err)
+		return "", fmt.Errorf("managed identity token for %s: %w", c.scope, err)
 	}
 	return tok.Token, nil
 }

@@ -528,3 +528,44 @@ func TestNew(t *testing.T) {
 		t.Errorf("failed For calls left %d cache entries", n)
 	}
 }
+
+// scopeRecorder is an assertion credential that records the scopes it is asked for and
+// gives no token.
+type scopeRecorder struct {
+	mu     sync.Mutex
+	scopes []string
+}
+
+func (r *scopeRecorder) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scopes = append(r.scopes, o.Scopes...)
+	return azcore.AccessToken{}, errors.New("no token here")
+}
+
+// TestAssertionAudienceFollowsTheCloud: the managed identity's token that serves as the
+// client assertion is asked for the configured cloud's token-exchange audience, the one
+// the apps' federated credentials name.
+func TestAssertionAudienceFollowsTheCloud(t *testing.T) {
+	si := newStandIn(t)
+	for _, tc := range []struct{ audience, want string }{
+		{"", "api://AzureADTokenExchange/.default"},
+		{"api://AzureADTokenExchangeUSGov", "api://AzureADTokenExchangeUSGov/.default"},
+		{"api://AzureADTokenExchangeChina", "api://AzureADTokenExchangeChina/.default"},
+	} {
+		rec := &scopeRecorder{}
+		c, err := New(rec, Options{AuthorityHost: si.local.HTTPS.URL, Transport: si.local.HTTPS.Client(), TokenExchangeAudience: tc.audience})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred := mustFor(t, c, custTenant, uuid.NewString(), false)
+		if _, err := getToken(t, cred, storageScope); err == nil {
+			t.Fatal("a token without an assertion")
+		}
+		rec.mu.Lock()
+		if len(rec.scopes) == 0 || rec.scopes[0] != tc.want {
+			t.Errorf("audience %q: assertion scopes %v, want %s", tc.audience, rec.scopes, tc.want)
+		}
+		rec.mu.Unlock()
+	}
+}

@@ -22,6 +22,7 @@ type Directory struct {
 	apps    map[string]credential.App // by object id
 	unique  map[string]string         // object id by unique name
 	fics    map[string][]credential.FederatedCredential
+	specs   map[string]credential.AppSpec // by object id
 	deleted []string
 }
 
@@ -29,26 +30,38 @@ var _ credential.Directory = (*Directory)(nil)
 
 // NewDirectory returns a directory without apps.
 func NewDirectory() *Directory {
-	return &Directory{apps: map[string]credential.App{}, unique: map[string]string{}, fics: map[string][]credential.FederatedCredential{}}
+	return &Directory{apps: map[string]credential.App{}, unique: map[string]string{}, fics: map[string][]credential.FederatedCredential{},
+		specs: map[string]credential.AppSpec{}}
 }
 
 // Inject arms a Fault for one method; the zero Fault disarms it.
 func (d *Directory) Inject(call string, f Fault) { d.faults.inject(call, f) }
 
-// CreateApp registers an app under uniqueName, or returns the one registered there.
-func (d *Directory) CreateApp(ctx context.Context, displayName, uniqueName string) (credential.App, error) {
+// CreateApp registers an app under spec's unique name, or returns the one registered
+// there; it keeps spec for Spec.
+func (d *Directory) CreateApp(ctx context.Context, spec credential.AppSpec) (credential.App, error) {
 	if err := d.faults.take("CreateApp"); err != nil {
 		return credential.App{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if app, ok := d.apps[d.unique[uniqueName]]; ok {
+	if app, ok := d.apps[d.unique[spec.UniqueName]]; ok {
 		return app, nil
 	}
 	app := credential.App{ObjectID: uuid.NewString(), AppID: uuid.NewString()}
 	d.apps[app.ObjectID] = app
-	d.unique[uniqueName] = app.ObjectID
+	d.unique[spec.UniqueName] = app.ObjectID
+	spec.RedirectURIs = slices.Clone(spec.RedirectURIs)
+	d.specs[app.ObjectID] = spec
 	return app, nil
+}
+
+// Spec returns what the app with objectID was created as.
+func (d *Directory) Spec(objectID string) (credential.AppSpec, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	spec, ok := d.specs[objectID]
+	return spec, ok
 }
 
 // FindApp returns the app registered under uniqueName.
@@ -86,6 +99,7 @@ func (d *Directory) DeleteApp(ctx context.Context, objectID string) error {
 	d.deleted = append(d.deleted, objectID)
 	delete(d.apps, objectID)
 	delete(d.fics, objectID)
+	delete(d.specs, objectID)
 	for name, id := range d.unique {
 		if id == objectID {
 			delete(d.unique, name)

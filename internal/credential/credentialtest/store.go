@@ -17,8 +17,9 @@ import (
 
 // Limits caps what one organization may hold in a Store; a zero field is no cap.
 type Limits struct {
-	Credentials int
-	Workspaces  int
+	Credentials        int
+	Workspaces         int
+	WorkloadIdentities int
 }
 
 // The methods of Store whose answer LoseAnswer can lose. Update is a write without an
@@ -29,15 +30,19 @@ const (
 	CallUpdateWithEvent = "UpdateWithEvent"
 	CallDelete          = "Delete"
 	CallInsertWorkspace = "InsertWorkspace"
+
+	CallInsertWorkloadIdentity = "InsertWorkloadIdentity"
+	CallDeleteWorkloadIdentity = "DeleteWorkloadIdentity"
 )
 
-// Store is an in-memory credential.Store, credential.WorkspaceStore and
-// credential.HealthStore. It keeps what the Table store (internal/store) keeps and
+// Store is an in-memory credential.Store, credential.WorkspaceStore,
+// credential.HealthStore and credential.WorkloadIdentityStore. It keeps what the Table store (internal/store) keeps and
 // answers as it does: every write conditional on the ETag it was read with (a stale one
 // is a *credential.ConflictError, and the write changes nothing), one partition per
 // organization, names unique per organization regardless of case, a delete that leaves a
 // tombstone, workspaces whose writes can check their credential in the same transaction,
-// per-organization limits, transition and health logs keyed by revision, and an ETag
+// per-organization limits, transition and health logs keyed by revision, a registry of
+// workload identities unique by tenant and client id with its log, and an ETag
 // cleared after every write that the Table store makes as an entity group transaction
 // (the caller reads again before it writes again). Each write carries a write id, so a
 // write whose answer was lost (LoseAnswer) is recognised as landed when its retry fails.
@@ -53,6 +58,7 @@ type Store struct {
 	windows map[string]*windowRow // the open-window index, a partition of its own
 	lose    map[string]int
 	after   map[string][]func()
+	calls   map[string]int
 }
 
 var (
@@ -60,12 +66,14 @@ var (
 	_ credential.WorkspaceStore = (*Store)(nil)
 	_ credential.HealthStore    = (*Store)(nil)
 	_ credential.WindowIndex    = (*Store)(nil)
+
+	_ credential.WorkloadIdentityStore = (*Store)(nil)
 )
 
 // StoreOption configures a Store.
 type StoreOption func(*Store)
 
-// WithLimits caps every organization's credentials and workspaces.
+// WithLimits caps every organization's credentials, workspaces and workload identities.
 func WithLimits(l Limits) StoreOption { return func(s *Store) { s.limits = l } }
 
 // WithStoreClock stamps tombstones with now instead of the wall clock.
@@ -73,7 +81,8 @@ func WithStoreClock(now func() time.Time) StoreOption { return func(s *Store) { 
 
 // NewStore returns an empty store.
 func NewStore(opts ...StoreOption) *Store {
-	s := &Store{now: time.Now, orgs: map[string]*partition{}, windows: map[string]*windowRow{}, lose: map[string]int{}, after: map[string][]func(){}}
+	s := &Store{now: time.Now, orgs: map[string]*partition{}, windows: map[string]*windowRow{}, lose: map[string]int{},
+		after: map[string][]func(){}, calls: map[string]int{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -89,6 +98,22 @@ type partition struct {
 	events     map[string]map[int64]credential.EventRecord // by credential id, then revision
 	health     map[string]map[int64]credential.HealthEvent
 	workspaces map[string]*workspaceRow
+	// workloads are the registered workload identities by "<tenant>:<client>", with their
+	// ids' index and the registry log, in the order written.
+	workloads      map[string]*workloadRow
+	workloadIDs    map[string]string
+	workloadEvents []workloadEventRow
+}
+
+type workloadRow struct {
+	w       *credential.WorkloadIdentity
+	etag    string
+	writeID string
+}
+
+type workloadEventRow struct {
+	ev      credential.WorkloadIdentityEvent
+	writeID string
 }
 
 type credentialRow struct {
@@ -112,6 +137,14 @@ type defaultRow struct {
 // Inject arms a Fault for one method of the store ("Get", "Delete", "UpdateWorkspace",
 // ...); the zero Fault disarms it.
 func (s *Store) Inject(call string, f Fault) { s.faults.inject(call, f) }
+
+// Calls is how many times call ("Get", "FindWorkloadIdentity", ...) was made, failed ones
+// included: what a cache in front of the store saves shows here.
+func (s *Store) Calls(call string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[call]
+}
 
 // FaultsLeft is how many failures of call are still to come (-1: every call).
 func (s *Store) FaultsLeft(call string) int { return s.faults.left(call) }
@@ -179,6 +212,12 @@ func (s *Store) Snapshot() []string {
 		for id, r := range p.workspaces {
 			out = append(out, fmt.Sprintf("%s w:%s %s %+v", orgID, id, r.etag, r.w))
 		}
+		for key, r := range p.workloads {
+			out = append(out, fmt.Sprintf("%s wi:%s %s %+v", orgID, key, r.etag, r.w))
+		}
+		if len(p.workloadEvents) > 0 {
+			out = append(out, fmt.Sprintf("%s wie %d", orgID, len(p.workloadEvents)))
+		}
 	}
 	for key, r := range s.windows {
 		out = append(out, fmt.Sprintf("open-windows %s %s %+v", key, r.etag, r.w))
@@ -191,6 +230,9 @@ func (s *Store) Snapshot() []string {
 // otherwise holds the store until end, which lets go of it and then runs the hooks armed
 // for call.
 func (s *Store) begin(call string) (end func(), err error) {
+	s.mu.Lock()
+	s.calls[call]++
+	s.mu.Unlock()
 	if err := s.faults.take(call); err != nil {
 		return nil, err
 	}
@@ -233,7 +275,7 @@ func (s *Store) org(id string) *partition {
 	if p == nil {
 		p = &partition{creds: map[string]*credentialRow{}, names: map[string]string{},
 			events: map[string]map[int64]credential.EventRecord{}, health: map[string]map[int64]credential.HealthEvent{},
-			workspaces: map[string]*workspaceRow{}}
+			workspaces: map[string]*workspaceRow{}, workloads: map[string]*workloadRow{}, workloadIDs: map[string]string{}}
 		s.orgs[id] = p
 	}
 	return p
@@ -534,6 +576,24 @@ func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) err
 	return nil
 }
 
+// ClearOrgDefault removes the organization's default if it points at id.
+func (s *Store) ClearOrgDefault(ctx context.Context, orgID, id string) error {
+	end, err := s.begin("ClearOrgDefault")
+	if err != nil {
+		return err
+	}
+	defer end()
+	p := s.org(orgID)
+	switch {
+	case p.def == nil:
+		return nil
+	case p.def.id != id:
+		return errChanged(fmt.Sprintf("clear org default %s (it is %s now)", id, p.def.id))
+	}
+	p.def = nil
+	return nil
+}
+
 // touch checks that c is unchanged since it was read and moves its row's ETag on, as a
 // merge of no properties does in a transaction; s.mu is held.
 func (s *Store) touch(p *partition, c *credential.Credential, what string) error {
@@ -779,6 +839,157 @@ func copyWorkspace(w *credential.Workspace) *credential.Workspace {
 }
 
 func copyEvent(ev credential.EventRecord) credential.EventRecord {
+	ev.Time = ev.Time.UTC()
+	return ev
+}
+
+// workloadKey is the key of a registration: its tenant and client id.
+func workloadKey(tenantID, clientID string) string { return tenantID + ":" + clientID }
+
+// InsertWorkloadIdentity writes a new registration and its event.
+func (s *Store) InsertWorkloadIdentity(ctx context.Context, w *credential.WorkloadIdentity, ev credential.WorkloadIdentityEvent) error {
+	end, err := s.begin("InsertWorkloadIdentity")
+	if err != nil {
+		return err
+	}
+	defer end()
+	key := workloadKey(w.TenantID, w.ClientID)
+	writeID := rand.Text()
+	write := func() error {
+		p := s.org(w.OrgID)
+		if _, ok := p.workloads[key]; ok {
+			return errExists
+		}
+		if l := s.limits.WorkloadIdentities; l > 0 && len(p.workloads) >= l {
+			return &credential.QuotaError{Quota: credential.QuotaWorkloadIdentities, Limit: l}
+		}
+		p.workloads[key] = &workloadRow{w: copyWorkload(w), etag: s.etag(), writeID: writeID}
+		p.workloadIDs[w.ID] = key
+		p.workloadEvents = append(p.workloadEvents, workloadEventRow{ev: copyWorkloadEvent(ev), writeID: writeID})
+		return nil
+	}
+	landed := func() bool {
+		r := s.org(w.OrgID).workloads[key]
+		return r != nil && r.writeID == writeID
+	}
+	err = s.attempt(CallInsertWorkloadIdentity, write, landed)
+	if errors.Is(err, errExists) {
+		return credential.WorkloadIdentityConflict(w.TenantID, w.ClientID)
+	}
+	if err != nil {
+		return err
+	}
+	w.ETag = "" // a transaction answers no ETag
+	return nil
+}
+
+func (r *workloadRow) read() *credential.WorkloadIdentity {
+	w := copyWorkload(r.w)
+	w.ETag = r.etag
+	return w
+}
+
+// FindWorkloadIdentity reads the registration of a tenant and client id.
+func (s *Store) FindWorkloadIdentity(ctx context.Context, orgID, tenantID, clientID string) (*credential.WorkloadIdentity, error) {
+	end, err := s.begin("FindWorkloadIdentity")
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	r := s.org(orgID).workloads[workloadKey(tenantID, clientID)]
+	if r == nil {
+		return nil, errNotFound("find workload identity " + clientID)
+	}
+	return r.read(), nil
+}
+
+// GetWorkloadIdentity reads a registration by id.
+func (s *Store) GetWorkloadIdentity(ctx context.Context, orgID, id string) (*credential.WorkloadIdentity, error) {
+	end, err := s.begin("GetWorkloadIdentity")
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	p := s.org(orgID)
+	r := p.workloads[p.workloadIDs[id]]
+	if r == nil {
+		return nil, errNotFound("get workload identity " + id)
+	}
+	return r.read(), nil
+}
+
+// ListWorkloadIdentities reads an organization's registrations, oldest first.
+func (s *Store) ListWorkloadIdentities(ctx context.Context, orgID string) ([]*credential.WorkloadIdentity, error) {
+	end, err := s.begin("ListWorkloadIdentities")
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	var out []*credential.WorkloadIdentity
+	for _, r := range s.org(orgID).workloads {
+		out = append(out, r.read())
+	}
+	slices.SortFunc(out, func(a, b *credential.WorkloadIdentity) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// DeleteWorkloadIdentity removes w if it is unchanged since it was read, with its event.
+func (s *Store) DeleteWorkloadIdentity(ctx context.Context, w *credential.WorkloadIdentity, ev credential.WorkloadIdentityEvent) error {
+	end, err := s.begin("DeleteWorkloadIdentity")
+	if err != nil {
+		return err
+	}
+	defer end()
+	what := "delete workload identity " + w.ID
+	if w.ETag == "" {
+		return fmt.Errorf("%s: no ETag; read it first", what)
+	}
+	key := workloadKey(w.TenantID, w.ClientID)
+	writeID := rand.Text()
+	write := func() error {
+		p := s.org(w.OrgID)
+		r := p.workloads[key]
+		switch {
+		case r == nil:
+			return errNotFound(what)
+		case r.etag != w.ETag:
+			return errChanged(what)
+		}
+		delete(p.workloads, key)
+		delete(p.workloadIDs, r.w.ID)
+		p.workloadEvents = append(p.workloadEvents, workloadEventRow{ev: copyWorkloadEvent(ev), writeID: writeID})
+		return nil
+	}
+	landed := func() bool {
+		return slices.ContainsFunc(s.org(w.OrgID).workloadEvents, func(e workloadEventRow) bool { return e.writeID == writeID })
+	}
+	return s.attempt(CallDeleteWorkloadIdentity, write, landed)
+}
+
+// WorkloadIdentityEvents reads an organization's registry log, oldest first.
+func (s *Store) WorkloadIdentityEvents(ctx context.Context, orgID string) ([]credential.WorkloadIdentityEvent, error) {
+	end, err := s.begin("WorkloadIdentityEvents")
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	var out []credential.WorkloadIdentityEvent
+	for _, e := range s.org(orgID).workloadEvents {
+		out = append(out, e.ev)
+	}
+	return out, nil
+}
+
+func copyWorkload(w *credential.WorkloadIdentity) *credential.WorkloadIdentity {
+	out := *w
+	out.ETag = ""
+	out.CreatedAt = out.CreatedAt.UTC()
+	return &out
+}
+
+func copyWorkloadEvent(ev credential.WorkloadIdentityEvent) credential.WorkloadIdentityEvent {
 	ev.Time = ev.Time.UTC()
 	return ev
 }

@@ -24,6 +24,7 @@ type StoreUnderTest struct {
 		credential.WorkspaceStore
 		credential.HealthStore
 		credential.WindowIndex
+		credential.WorkloadIdentityStore
 	}
 	// LoseAnswer makes the next call named call (CallInsert, CallUpdate, ...) land and
 	// lose its answer, so that the store's retry of it meets its own write.
@@ -42,7 +43,8 @@ func TestStoreWriteIDs(t *testing.T, newStore func(t *testing.T, limits Limits) 
 // unique names, conditional writes (stale ETags, the ETag a transaction clears, the
 // credential check of default and workspace writes), write ids (a write whose answer was
 // lost stands, once), the order of lists and logs, tombstones, workspaces and pins, the
-// limits, the org default, health, and the open-window index.
+// limits, the org default (set and cleared), health, the events' actors, the registry of
+// workload identities (storesuite_workloads.go) and the open-window index.
 func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnderTest) {
 	for _, tc := range []struct {
 		name string
@@ -58,11 +60,15 @@ func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnd
 		{"Order", testOrder},
 		{"Tombstone", testTombstone},
 		{"OrgDefault", testOrgDefault},
+		{"ClearOrgDefault", testClearOrgDefault},
 		{"Workspaces", testWorkspaces},
 		{"LinksOfTheDeleted", testLinksOfTheDeleted},
 		{"OpenWindows", testOpenWindows},
 		{"Limits", testLimits},
 		{"Health", testHealth},
+		{"EventActors", testEventActors},
+		{"WorkloadIdentities", testWorkloadIdentities},
+		{"WorkloadIdentityLimit", testWorkloadIdentityLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.test(t, contract{t: t, newStore: newStore})
@@ -438,6 +444,8 @@ func testWriteIDs(t *testing.T, c contract) {
 			t.Errorf("a third workspace: %v, want the limit", err)
 		}
 	})
+	t.Run("insert workload identity", func(t *testing.T) { testWorkloadInsertLost(t, c.on(t)) })
+	t.Run("delete workload identity", func(t *testing.T) { testWorkloadDeleteLost(t, c.on(t)) })
 }
 
 // testOrder: lists and logs come oldest first; a page of links is the first of them by id.
@@ -620,6 +628,49 @@ func testOrgDefault(t *testing.T, c contract) {
 	}
 	if def, err := s.Store.OrgDefault(ctx, "org-a"); err != nil || def != "" {
 		t.Fatalf("org default after its credential's delete = %q, %v", def, err)
+	}
+}
+
+// testClearOrgDefault: clearing removes the default it names and no other (one set to
+// another credential meanwhile stays, with a conflict); none at all is success; another
+// organization's default is not touched.
+func testClearOrgDefault(t *testing.T, c contract) {
+	s := c.store()
+	ctx := context.Background()
+	if err := s.Store.ClearOrgDefault(ctx, "org-a", "no-such-id"); err != nil {
+		t.Fatalf("clearing no default: %v", err)
+	}
+	a, b := c.insert(s, sample("org-a", "a")), c.insert(s, sample("org-a", "b"))
+	other := c.insert(s, sample("org-b", "a"))
+	for _, cr := range []*credential.Credential{a, other} {
+		if err := s.Store.SetOrgDefault(ctx, c.get(s, cr.OrgID, cr.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Store.ClearOrgDefault(ctx, "org-a", b.ID); !errors.Is(err, credential.ErrConflict) {
+		t.Fatalf("clearing a default that points at another credential: %v, want ErrConflict", err)
+	}
+	if def, _ := s.Store.OrgDefault(ctx, "org-a"); def != a.ID {
+		t.Fatalf("a refused clear moved the default to %q", def)
+	}
+	if err := s.Store.ClearOrgDefault(ctx, "org-a", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if def, err := s.Store.OrgDefault(ctx, "org-a"); err != nil || def != "" {
+		t.Fatalf("org default after the clear = %q, %v", def, err)
+	}
+	if err := s.Store.ClearOrgDefault(ctx, "org-a", a.ID); err != nil {
+		t.Fatalf("clearing again: %v", err)
+	}
+	if def, _ := s.Store.OrgDefault(ctx, "org-b"); def != other.ID {
+		t.Fatalf("another organization's default is %q, want %s", def, other.ID)
+	}
+	// The credential itself is untouched, and can be the default again.
+	if err := s.Store.SetOrgDefault(ctx, c.get(s, "org-a", a.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if def, _ := s.Store.OrgDefault(ctx, "org-a"); def != a.ID {
+		t.Fatalf("default set again = %q", def)
 	}
 }
 

@@ -22,6 +22,8 @@ type Ports struct {
 	Prober     credential.Prober
 	Signer     credential.Signer
 	Containers credential.ContainerCreator
+	// WorkloadIdentities keeps the organizations' registries of workload identities.
+	WorkloadIdentities credential.WorkloadIdentityStore
 }
 
 // T0 is where the fakes' clock starts.
@@ -49,8 +51,9 @@ func NewFakes(opts ...StoreOption) *Fakes {
 
 // Ports are the fakes as the domain's ports.
 func (f *Fakes) Ports() Ports {
-	return Ports{Store: f.Store, Workspaces: f.Store, Health: f.Store, Index: f.Store, Poison: f.Scheduler, Scheduler: f.Scheduler, Directory: f.Directory,
-		Finder: f.Finder, Prober: f.Prober, Signer: f.Signer, Containers: f.Containers}
+	return Ports{Store: f.Store, Workspaces: f.Store, Health: f.Store, Index: f.Store, Poison: f.Scheduler, Scheduler: f.Scheduler,
+		Directory: f.Directory, Finder: f.Finder, Prober: f.Prober, Signer: f.Signer, Containers: f.Containers,
+		WorkloadIdentities: f.Store}
 }
 
 // Setup is what Wire builds the domain from.
@@ -74,6 +77,8 @@ type Domain struct {
 	Health     *credential.HealthMonitor
 	Runner     *credential.Runner
 	Reconciler *credential.Reconciler
+	// WorkloadIdentities is the registry of workload identities, with its lookup cache.
+	WorkloadIdentities *credential.WorkloadIdentities
 }
 
 // Wire builds every job type from s; it fails the test when one cannot be built.
@@ -116,6 +121,9 @@ func Wire(t testing.TB, s Setup) *Domain {
 	}
 	if err == nil {
 		d.Reconciler, err = credential.NewReconciler(cfg, p.Store, p.Index, p.Scheduler, p.Poison, log, opts...)
+	}
+	if err == nil {
+		d.WorkloadIdentities, err = credential.NewWorkloadIdentities(cfg, p.WorkloadIdentities, log, opts...)
 	}
 	if err != nil {
 		t.Fatalf("wire the domain: %v", err)

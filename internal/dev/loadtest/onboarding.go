@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
@@ -22,6 +21,9 @@ const (
 	DefaultOnboardingTimeout = 20 * time.Minute
 	OnboardingTimeoutLimit   = time.Hour
 	OnboardingLimit          = 10_000
+	// DefaultWizardPoll is how often the wizard reads the credential's detail while a
+	// window is open.
+	DefaultWizardPoll = 3 * time.Second
 )
 
 // OnboardingConfig describes a run of many onboardings at once against the local stack:
@@ -40,20 +42,25 @@ type OnboardingConfig struct {
 	// Credentials is how many onboardings run at once (default 100).
 	Credentials int
 	// Concurrency bounds the client's requests in flight in each of its two pools (the
-	// creation steps, and the storage forms), so at most twice it plus a list (default 16).
+	// creation steps, and the wizards' detail reads and storage forms), so at most twice
+	// it (default 16).
 	Concurrency int
 	// TenantID is the customer tenant the service principals are installed in;
 	// SubscriptionID, ResourceGroup and Account name the customer storage account
 	// (registered with the stand-in already). Container is created by the run; a fresh
 	// name when empty. Each credential has its own prefix in it.
 	TenantID, SubscriptionID, ResourceGroup, Account, Container string
-	// Poll is how often the credential list is read to follow the onboardings (default
-	// 1 s), as the wizard polls.
+	// Poll is how often each onboarding's wizard reads its credential's detail while a
+	// window is open (default DefaultWizardPoll), as the wizard does.
 	Poll time.Duration
 	// Timeout bounds the whole run (default DefaultOnboardingTimeout).
 	Timeout time.Duration
 	// Progress, when set, receives a line per poll.
 	Progress io.Writer
+	// Finished, when set, is called once every wizard has stopped, before the run reads
+	// the credentials' events and the list for figures of its own: where a caller reads
+	// the storage counters and the handler's CPU of the onboardings alone.
+	Finished func()
 }
 
 // Durations are nearest-rank percentiles of a set of durations.
@@ -98,9 +105,11 @@ type OnboardingResult struct {
 	// verified (from the credential's events).
 	SPFound Durations `json:"sp_found"`
 	Probe   Durations `json:"probe"`
-	// Lists is how many times the credential list was read; ListMisses how many of those
-	// lacked a credential the run had made and not deleted, ListMissed the credentials
-	// missing over all of them. Both are zero for a consistent list.
+	// DetailReads is how many times the wizards read a credential's detail.
+	DetailReads int `json:"detail_reads"`
+	// Lists is how many times the credential list was read (once, at the end); ListMisses
+	// how many of those lacked a credential the run had made and not deleted, ListMissed
+	// the credentials missing over all of them. Both are zero for a consistent list.
 	Lists      int `json:"lists"`
 	ListMisses int `json:"list_misses"`
 	ListMissed int `json:"list_missed"`
@@ -114,25 +123,19 @@ type onboardingRun struct {
 	api      *walkthrough.API
 	customer *walkthrough.Customer
 	client   *http.Client
+	// calls bounds the wizards' requests in flight (detail reads and storage forms).
+	calls chan struct{}
+	// wizards are the onboardings past their tenant step, each reading its detail.
+	wizards sync.WaitGroup
 
 	mu       sync.Mutex
 	errs     int
 	firstErr string
-
-	// tracks are the onboardings follow watches, added as their tenants are submitted.
-	trackMu sync.Mutex
-	tracks  map[string]*track
-	// listMisses counts the lists that lacked a tracked credential, listMissed the
-	// credentials they lacked, over all of them.
-	lists, listMisses, listMissed int
-}
-
-// track is where one onboarding is, as the client knows it.
-type track struct {
-	since     time.Time // when its tenant submit was answered: older lists say nothing of it
-	submitted bool
-	accepted  time.Time // when the storage form's 202 arrived
-	done      bool
+	// last is the last detail read of each credential, verifiedAt when its wizard first
+	// saw it verified; reads counts the detail reads.
+	last       map[string]summary
+	verifiedAt map[string]time.Time
+	reads      int
 }
 
 func (c OnboardingConfig) normalize() (OnboardingConfig, error) {
@@ -143,7 +146,7 @@ func (c OnboardingConfig) normalize() (OnboardingConfig, error) {
 		c.Concurrency = 16
 	}
 	if c.Poll == 0 {
-		c.Poll = time.Second
+		c.Poll = DefaultWizardPoll
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultOnboardingTimeout
@@ -200,9 +203,10 @@ func GuardedClient(base *http.Client, conns int) (*http.Client, error) {
 // RunOnboarding creates cfg.Credentials credentials and takes every one through the
 // wizard at once: as the customer (through the stand-in's control endpoints) it installs
 // each app's service principal and grants Storage Blob Data Contributor on the account,
-// submits the tenant, and submits the storage form when the credential shows
-// sp_verified. It follows them all through the credential list until each is verified
-// or has failed, then reads their events for the per-step times.
+// submits the tenant; then each onboarding's wizard reads its credential's detail every
+// Poll while a window is open, submits the storage form when it shows sp_verified, and
+// stops when the credential is verified or has failed. Then it reads their events for the
+// per-step times, and the credential list once, to check that it holds them all.
 func RunOnboarding(ctx context.Context, cfg OnboardingConfig) (OnboardingResult, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -225,62 +229,55 @@ func RunOnboarding(ctx context.Context, cfg OnboardingConfig) (OnboardingResult,
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
-	r := &onboardingRun{cfg: cfg, client: client,
+	r := &onboardingRun{cfg: cfg, client: client, calls: make(chan struct{}, cfg.Concurrency),
 		api:      &walkthrough.API{BaseURL: cfg.APIURL, Org: cfg.Org, Token: cfg.Token, HTTP: client},
-		customer: &walkthrough.Customer{ControlURL: cfg.ControlURL, HTTP: client}}
+		customer: &walkthrough.Customer{ControlURL: cfg.ControlURL, HTTP: client},
+		last:     map[string]summary{}, verifiedAt: map[string]time.Time{}}
 	if err := r.customer.CreateContainer(ctx, cfg.Account, cfg.Container); err != nil {
 		return OnboardingResult{}, fmt.Errorf("create container %s: %w", cfg.Container, err)
 	}
 
-	// Each onboarding goes on as soon as its tenant is submitted, as a wizard would: the
-	// follower runs alongside the creation of the others.
+	// Each onboarding goes on as soon as its tenant is submitted, as a wizard would: its
+	// wizard reads the detail alongside the creation of the others.
 	start := time.Now()
-	r.tracks = map[string]*track{}
-	var creating atomic.Bool
-	creating.Store(true)
-	var states map[string]summary
-	var verifiedAt map[string]time.Time
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		states, verifiedAt = r.follow(ctx, start, &creating)
-	}()
+	stopProgress := r.progress(start)
 	ids := r.startAll(ctx, start)
 	submitted := time.Since(start)
-	creating.Store(false)
-	<-followed
+	r.wizards.Wait()
+	stopProgress()
+	if cfg.Finished != nil {
+		cfg.Finished()
+	}
 	res := OnboardingResult{Credentials: cfg.Credentials, Submitted: submitted, FinalStates: map[string]int{}}
 	var last time.Time
-	for i, id := range ids {
+	var toVerified []time.Duration
+	for _, id := range ids {
 		if id == "" {
 			res.Failed++
 			continue
 		}
-		s := states[id]
+		s := r.last[id]
 		res.FinalStates[s.State]++
-		if s.State != "verified" {
+		if s.State != stateVerified {
 			res.Failed++
 			continue
 		}
 		res.Verified++
-		res.VerifiedIDs = append(res.VerifiedIDs, ids[i])
-		if t := verifiedAt[id]; t.After(last) {
+		res.VerifiedIDs = append(res.VerifiedIDs, id)
+		if t := r.verifiedAt[id]; t.After(last) {
 			last = t
+		}
+		if s.VerifiedAt != nil {
+			toVerified = append(toVerified, s.VerifiedAt.Sub(s.CreatedAt))
 		}
 	}
 	if !last.IsZero() {
 		res.AllVerified = last.Sub(start)
 	}
-	var toVerified []time.Duration
-	for _, id := range res.VerifiedIDs {
-		if s := states[id]; s.VerifiedAt != nil {
-			toVerified = append(toVerified, s.VerifiedAt.Sub(s.CreatedAt))
-		}
-	}
 	res.ToVerified = durationsOf(toVerified)
 	res.SPFound, res.Probe = r.stepTimes(ctx, res.VerifiedIDs)
-	res.Errors, res.ErrorSample = r.errs, r.firstErr
-	res.Lists, res.ListMisses, res.ListMissed = r.lists, r.listMisses, r.listMissed
+	res.Lists, res.ListMisses, res.ListMissed = r.checkList(ctx, ids)
+	res.Errors, res.ErrorSample, res.DetailReads = r.errs, r.firstErr, r.reads
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("onboarding run stopped early: %w", err)
 	}
@@ -317,8 +314,9 @@ func (r *onboardingRun) each(ctx context.Context, n int, f func(i int)) {
 	wg.Wait()
 }
 
-// startAll creates every credential, installs its service principal, grants its role and
-// submits its tenant. It returns the credential ids by index; "" where a step failed.
+// startAll creates every credential, installs its service principal, grants its role,
+// submits its tenant and starts its wizard. It returns the credential ids by index; ""
+// where a step failed.
 func (r *onboardingRun) startAll(ctx context.Context, start time.Time) []string {
 	cfg := r.cfg
 	ids := make([]string, cfg.Credentials)
@@ -344,10 +342,8 @@ func (r *onboardingRun) startAll(ctx context.Context, start time.Time) []string 
 			r.fail("submit tenant", err)
 			return
 		}
-		r.trackMu.Lock()
-		r.tracks[c.ID] = &track{since: time.Now()}
-		r.trackMu.Unlock()
 		ids[i] = c.ID
+		r.wizards.Go(func() { r.wizard(ctx, c.ID) })
 	})
 	return ids
 }
@@ -360,138 +356,163 @@ type summary struct {
 	VerifiedAt *time.Time `json:"verified_at"`
 }
 
-func (r *onboardingRun) list(ctx context.Context) (map[string]summary, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.APIURL+"/organizations/"+url.PathEscape(r.cfg.Org)+"/credentials", nil)
+// maxReadFailures is how many detail reads in a row may fail before a wizard gives up.
+const maxReadFailures = 5
+
+// The states a wizard acts on; any other ends its onboarding.
+const (
+	stateSPPending     = "sp_pending"
+	stateSPVerified    = "sp_verified"
+	stateAccessPending = "access_pending"
+	stateVerified      = "verified"
+)
+
+// wizard plays one onboarding's wizard from its tenant step on: while a window is open it
+// reads the credential's detail every Poll; it submits the storage form when the detail
+// shows sp_verified, and ends when the credential is verified or has failed: back in
+// draft (no service principal found), back in sp_verified after its storage form was
+// accepted (a terminal probe outcome), or in any state the wizard does not wait on.
+func (r *onboardingRun) wizard(ctx context.Context, id string) {
+	submitted := false
+	failures := 0
+	tick := time.NewTicker(r.cfg.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s, err := r.detail(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.fail("read credential", err)
+			// A wizard retries a failed read, but not for ever.
+			if failures++; failures == maxReadFailures {
+				return
+			}
+			continue
+		}
+		failures = 0
+		switch {
+		case s.State == stateVerified:
+			r.mu.Lock()
+			r.verifiedAt[id] = time.Now()
+			r.mu.Unlock()
+			return
+		case s.State == stateSPVerified && !submitted:
+			submitted = true
+			if err := r.submitStorage(ctx, id); err != nil {
+				r.fail("submit storage", err)
+				return
+			}
+		case s.State == stateSPPending, s.State == stateAccessPending:
+		default: // draft, sp_verified after the storage form, or a state not waited on
+			return
+		}
+	}
+}
+
+// detail reads the credential as the wizard does, and records what it saw.
+func (r *onboardingRun) detail(ctx context.Context, id string) (summary, error) {
+	r.calls <- struct{}{}
+	defer func() { <-r.calls }()
+	var s summary
+	err := r.get(ctx, "/organizations/"+url.PathEscape(r.cfg.Org)+"/credentials/"+url.PathEscape(id), &s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reads++
 	if err != nil {
-		return nil, err
+		return s, fmt.Errorf("get credential: %w", err)
+	}
+	r.last[id] = s
+	return s, nil
+}
+
+func (r *onboardingRun) submitStorage(ctx context.Context, id string) error {
+	r.calls <- struct{}{}
+	defer func() { <-r.calls }()
+	cfg := r.cfg
+	_, err := r.api.SubmitStorage(ctx, id, walkthrough.StorageForm{SubscriptionID: cfg.SubscriptionID,
+		ResourceGroup: cfg.ResourceGroup, StorageAccount: cfg.Account, ContainerName: cfg.Container})
+	return err
+}
+
+// get reads path of the API into out.
+func (r *onboardingRun) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.APIURL+path, nil)
+	if err != nil {
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+r.cfg.Token)
 	req.Header.Set("X-Activeloop-Org-Id", r.cfg.Org)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("list credentials: %s", describe(err))
+		return errors.New(describe(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("list credentials: HTTP %d", resp.StatusCode)
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// checkList reads the credential list once, after the wizards are done, and counts the
+// credentials of the run it lacks.
+func (r *onboardingRun) checkList(ctx context.Context, ids []string) (lists, misses, missed int) {
 	var out struct {
 		Credentials []summary `json:"credentials"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("list credentials: %w", err)
+	if err := r.get(ctx, "/organizations/"+url.PathEscape(r.cfg.Org)+"/credentials", &out); err != nil {
+		r.fail("list credentials", err)
+		return 1, 0, 0
 	}
-	m := make(map[string]summary, len(out.Credentials))
+	listed := make(map[string]bool, len(out.Credentials))
 	for _, s := range out.Credentials {
-		m[s.ID] = s
+		listed[s.ID] = true
 	}
-	return m, nil
+	for _, id := range ids {
+		if id != "" && !listed[id] {
+			missed++
+		}
+	}
+	if missed > 0 {
+		misses = 1
+	}
+	return 1, misses, missed
 }
 
-// follow reads the list every Poll, submits the storage form of each tracked credential
-// that shows sp_verified, and returns once creating is false and every tracked credential
-// is verified or has failed: back in draft (no service principal found), or back in
-// sp_verified after its storage form was accepted (a terminal probe outcome). It returns
-// the last state of each and when the client first saw it verified.
-func (r *onboardingRun) follow(ctx context.Context, start time.Time, creating *atomic.Bool) (map[string]summary, map[string]time.Time) {
-	cfg := r.cfg
-	verifiedAt := map[string]time.Time{}
-	last := map[string]summary{}
-
-	submit := make(chan string, cfg.Credentials)
-	var wg sync.WaitGroup
-	for range cfg.Concurrency {
-		wg.Go(func() {
-			for id := range submit {
-				_, err := r.api.SubmitStorage(ctx, id, walkthrough.StorageForm{SubscriptionID: cfg.SubscriptionID,
-					ResourceGroup: cfg.ResourceGroup, StorageAccount: cfg.Account, ContainerName: cfg.Container})
-				if err != nil {
-					r.fail("submit storage", err)
-				}
-				r.trackMu.Lock()
-				if err != nil {
-					r.tracks[id].done = true
-				} else {
-					r.tracks[id].accepted = time.Now()
-				}
-				r.trackMu.Unlock()
-			}
-		})
+// progress prints, every Poll until stopped, how many credentials the wizards last saw in
+// each state.
+func (r *onboardingRun) progress(start time.Time) (stop func()) {
+	if r.cfg.Progress == nil {
+		return func() {}
 	}
-	defer func() { close(submit); wg.Wait() }()
-
-	tick := time.NewTicker(cfg.Poll)
-	defer tick.Stop()
-	for {
-		stillCreating := creating.Load() // before counting, so no track added later is missed
-		asOf := time.Now()
-		states, err := r.list(ctx)
-		r.trackMu.Lock()
-		r.lists++
-		r.trackMu.Unlock()
-		if err != nil {
-			if ctx.Err() != nil {
-				return last, verifiedAt
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(max(r.cfg.Poll, time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
 			}
-			r.fail("list", err)
-		}
-		r.trackMu.Lock()
-		open, counts := 0, map[string]int{}
-		missing := 0
-		for id, t := range r.tracks {
-			s, ok := states[id]
-			if !ok {
-				// Not in this list (or the list failed): still open. A list that
-				// misses a credential it should hold is counted, not believed.
-				if states != nil && !asOf.Before(t.since) {
-					missing++
-				}
-				if !t.done {
-					open++
-				}
-				continue
+			r.mu.Lock()
+			counts := map[string]int{}
+			for _, s := range r.last {
+				counts[s.State]++
 			}
-			if asOf.Before(t.since) { // this list was read before the tenant was submitted
-				open++
-				continue
-			}
-			last[id] = s
-			counts[s.State]++
-			switch {
-			case t.done:
-			case s.State == "verified":
-				t.done = true
-				verifiedAt[id] = asOf
-			case s.State == "draft":
-				t.done = true
-			case s.State == "sp_verified" && !t.submitted:
-				t.submitted = true
-				submit <- id
-			case s.State == "sp_verified" && !t.accepted.IsZero() && asOf.After(t.accepted):
-				t.done = true
-			}
-			if !t.done {
-				open++
-			}
+			reads := r.reads
+			r.mu.Unlock()
+			fmt.Fprintf(r.cfg.Progress, "  %6.1fs detail reads=%d%s\n", time.Since(start).Seconds(), reads, formatCounts(counts))
 		}
-		tracked := len(r.tracks)
-		if missing > 0 {
-			r.listMisses++
-			r.listMissed += missing
-		}
-		r.trackMu.Unlock()
-		if cfg.Progress != nil && states != nil {
-			fmt.Fprintf(cfg.Progress, "  %6.1fs tracked=%d listed=%d%s\n", asOf.Sub(start).Seconds(), tracked, len(states), formatCounts(counts))
-		}
-		if !stillCreating && open == 0 && states != nil {
-			return last, verifiedAt
-		}
-		select {
-		case <-ctx.Done():
-			return last, verifiedAt
-		case <-tick.C:
-		}
-	}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func formatCounts(m map[string]int) string {

@@ -3,8 +3,23 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 )
+
+// ParseLevels reads connection counts written "1,16,64", each from 1 to ConcurrencyLimit.
+func ParseLevels(s string) ([]int, error) {
+	var levels []int
+	for f := range strings.SplitSeq(s, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 || c > ConcurrencyLimit {
+			return nil, fmt.Errorf("%q: want comma-separated connection counts from 1 to %d", s, ConcurrencyLimit)
+		}
+		levels = append(levels, c)
+	}
+	return levels, nil
+}
 
 // Result is what one run measured. Warm-up requests are counted in WarmupRequests only.
 // Every measured request is a response (in StatusCounts) or a transport error, so

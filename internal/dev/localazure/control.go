@@ -217,6 +217,7 @@ func (s *Server) handleControlListApplications(w http.ResponseWriter, r *http.Re
 		UniqueName           string    `json:"uniqueName,omitempty"`
 		DisplayName          string    `json:"displayName"`
 		SignInAudience       string    `json:"signInAudience"`
+		RedirectURIs         []string  `json:"redirectUris"`
 		OwnerID              string    `json:"owner_id"`
 		CreatedAt            time.Time `json:"created_at"`
 		FederatedCredentials []fic     `json:"federated_credentials"`
@@ -226,7 +227,7 @@ func (s *Server) handleControlListApplications(w http.ResponseWriter, r *http.Re
 	for _, id := range sortedKeys(s.apps) {
 		a := s.apps[id]
 		v := app{ID: a.objectID, AppID: a.appID, UniqueName: a.uniqueName, DisplayName: a.displayName, SignInAudience: a.signInAudience,
-			OwnerID: a.ownerObjectID, CreatedAt: a.createdAt, FederatedCredentials: []fic{}}
+			RedirectURIs: append([]string{}, a.redirectURIs...), OwnerID: a.ownerObjectID, CreatedAt: a.createdAt, FederatedCredentials: []fic{}}
 		for _, f := range a.fics {
 			v.FederatedCredentials = append(v.FederatedCredentials, fic{f.id, f.name, f.issuer, f.subject, f.audiences, f.createdAt})
 		}

@@ -3,6 +3,7 @@ package localazure
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -78,15 +79,26 @@ func (a *application) json() map[string]any {
 	if a.uniqueName != "" {
 		j["uniqueName"] = a.uniqueName
 	}
+	j["web"] = map[string]any{"redirectUris": append([]string{}, a.redirectURIs...)}
 	return j
 }
 
 // appBody is the part of an application's JSON the stand-in reads on create and upsert.
 type appBody struct {
-	DisplayName    string `json:"displayName"`
-	SignInAudience string `json:"signInAudience"`
-	UniqueName     string `json:"uniqueName"`
+	DisplayName    string   `json:"displayName"`
+	SignInAudience string   `json:"signInAudience"`
+	UniqueName     string   `json:"uniqueName"`
+	Web            *webBody `json:"web"`
 }
+
+// webBody is an application's web platform: its redirect URIs.
+type webBody struct {
+	RedirectURIs []string `json:"redirectUris"`
+}
+
+// maxRedirectURIs is how many redirect URIs Graph keeps on an application.
+// https://learn.microsoft.com/entra/identity-platform/reply-url
+const maxRedirectURIs = 256
 
 // validateApp checks b as Graph does; create says whether it makes a new application.
 func (s *Server) validateApp(w http.ResponseWriter, r *http.Request, b *appBody, create bool) bool {
@@ -102,7 +114,38 @@ func (s *Server) validateApp(w http.ResponseWriter, r *http.Request, b *appBody,
 			"Invalid value specified for property 'signInAudience' of resource 'Application'.")
 		return false
 	}
+	if b.Web != nil {
+		if len(b.Web.RedirectURIs) > maxRedirectURIs {
+			s.writeGraphError(w, r, http.StatusBadRequest, "Request_BadRequest", "Too many redirect URIs on property 'web.redirectUris'.")
+			return false
+		}
+		for _, u := range b.Web.RedirectURIs {
+			if !validRedirectURI(u) {
+				s.writeGraphError(w, r, http.StatusBadRequest, "Request_BadRequest",
+					fmt.Sprintf("Invalid value specified for property 'redirectUris' of resource 'WebApplication': %q.", u))
+				return false
+			}
+		}
+	}
 	return true
+}
+
+// validRedirectURI is Entra ID's rule for a web redirect URI: an absolute https URL, or
+// http on localhost and loopback addresses, without a fragment, at most 256 characters.
+// https://learn.microsoft.com/entra/identity-platform/reply-url
+func validRedirectURI(v string) bool {
+	u, err := url.Parse(v)
+	if err != nil || len(v) > 256 || u.Fragment != "" || u.Host == "" {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		h := u.Hostname()
+		return h == "localhost" || h == "127.0.0.1" || h == "::1"
+	}
+	return false
 }
 
 // addApp registers a new application for owner. Called with s.mu held.
@@ -111,6 +154,9 @@ func (s *Server) addApp(b appBody, owner string) *application {
 		objectID: uuid.NewString(), appID: uuid.NewString(), uniqueName: b.UniqueName,
 		displayName: b.DisplayName, signInAudience: b.SignInAudience,
 		createdAt: s.now(), ownerObjectID: owner,
+	}
+	if b.Web != nil {
+		app.redirectURIs = slices.Clone(b.Web.RedirectURIs)
 	}
 	s.apps[app.objectID] = app
 	s.appsByAppID[app.appID] = app
@@ -369,6 +415,9 @@ func (s *Server) handleUpsertApplication(w http.ResponseWriter, r *http.Request,
 	}
 	if body.SignInAudience != "" {
 		app.signInAudience = body.SignInAudience
+	}
+	if body.Web != nil {
+		app.redirectURIs = slices.Clone(body.Web.RedirectURIs)
 	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)

@@ -85,15 +85,16 @@ type Server struct {
 	apiApp         *application // the platform API's app registration; nil when not configured
 
 	mu          sync.Mutex
-	tenants     map[string]*tenant        // by lower-case id
-	apps        map[string]*application   // by object id
-	appsByAppID map[string]*application   // by app (client) id
-	accounts    map[string]StorageAccount // by account name
-	assignments []*RoleAssignment         // in creation order
-	faults      map[Operation][]*Fault    // FIFO per operation
-	chaos       chaosState                // random faults, own lock
-	firewalled  map[string]bool           // accounts whose network rules refuse every request
-	rogueKey    *rsa.PrivateKey           // signs tokens with a key never published; made on first use
+	tenants     map[string]*tenant             // by lower-case id
+	apps        map[string]*application        // by object id
+	appsByAppID map[string]*application        // by app (client) id
+	accounts    map[string]StorageAccount      // by account name
+	assignments []*RoleAssignment              // in creation order
+	faults      map[Operation][]*Fault         // FIFO per operation
+	chaos       chaosState                     // random faults, own lock
+	firewalled  map[string]bool                // accounts whose network rules refuse every request
+	consent     map[string]AdministratorChoice // by app id: how the administrator answers its admin consent
+	rogueKey    *rsa.PrivateKey                // signs tokens with a key never published; made on first use
 	rogueKeyID  string
 }
 
@@ -125,6 +126,9 @@ type application struct {
 	createdAt      time.Time
 	ownerObjectID  string
 	fics           []*federatedCredential
+	// redirectURIs are the app's web redirect URIs: where the admin consent endpoint may
+	// send the administrator back.
+	redirectURIs []string
 }
 
 type federatedCredential struct {
@@ -212,6 +216,7 @@ func (s *Server) routes() http.Handler {
 	entra.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleOpenIDConfiguration)
 	entra.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleKeys)
 	entra.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken)
+	entra.HandleFunc("GET /{tenant}/adminconsent", s.handleAdminConsent)
 	entra.HandleFunc("GET /msi/token", s.handleManagedIdentityToken) // App Service IDENTITY_ENDPOINT
 	// A customer workload's identity endpoint, serving its tenant's managed identities.
 	entra.HandleFunc("GET "+WorkloadIdentityPath("{tenant}"), s.handleWorkloadIdentityToken)
@@ -240,6 +245,7 @@ func (s *Server) routes() http.Handler {
 	control.HandleFunc("DELETE /control/tenants/{tenant}/managedIdentities/{id}", s.handleDeleteManagedIdentity)
 	control.HandleFunc("POST /control/tenants/{tenant}/managedIdentities/{id}/token", s.handleMintWorkloadToken)
 	control.HandleFunc("GET /control/applications", s.handleControlListApplications)
+	control.HandleFunc("PUT /control/consent/{appId}", s.handleSetAdministratorChoice)
 	control.HandleFunc("GET /control/storageAccounts", s.handleListStorageAccounts)
 	control.HandleFunc("POST /control/storageAccounts", s.handleRegisterStorageAccount)
 	control.HandleFunc("POST /control/storageAccounts/{account}/containers", s.handleCreateContainer)

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"net"
+	"net/url"
 
 	"github.com/activeloopai/azcreds/internal/config"
 )
@@ -55,6 +56,12 @@ func HandlerEnv(c HandlerConfig) []string {
 		// creates one container per organization and signs its SAS.
 		config.KeyDefaultStorageAccount + "=" + PlatformAccountName,
 		config.KeyListenAddr + "=" + c.Listen,
+		// The wizard page at /wizard/, whose customer panel plays the customer through the
+		// stand-in (the authority host above).
+		config.KeyLocalWizard + "=true",
+		// The wizard page the handler serves, where the stand-in's admin consent sends the
+		// administrator back: every app registration lists it.
+		config.KeyAdminConsentRedirectURI + "=http://" + c.Listen + "/wizard/",
 	}
 	if c.SigningKeyFile != "" {
 		env = append(env, config.KeyAuthSigningKeyFile+"="+c.SigningKeyFile)
@@ -82,4 +89,11 @@ func TestEnv(a *Azurite) []string {
 		EnvTestAzuriteTable + "=" + e.Table,
 		EnvTestAzuriteAccounts + "=" + AzuriteAccounts(a.Accounts),
 	}
+}
+
+// WizardURL opens the wizard page of the handler at handlerURL signed in for org: the
+// token rides in the URL fragment, which the browser never sends to a server (so no log
+// records it); the page moves it into the tab's sessionStorage and clears the address bar.
+func WizardURL(handlerURL, org, token string) string {
+	return handlerURL + "/wizard/#" + url.Values{"org": {org}, "token": {token}}.Encode()
 }

@@ -86,10 +86,12 @@ func accountNames(accounts []Account) string {
 }
 
 // Organizations of the local tokens: DemoOrg for `make run`'s demo token and the
-// walkthrough, LoadOrg for `make load`.
+// walkthrough, DemoOrg and SecondDemoOrg for `make run`'s wizard links (two organizations
+// show that one never sees the other's credentials), LoadOrg for `make load`.
 const (
-	DemoOrg = "demo-org"
-	LoadOrg = "load-org"
+	DemoOrg       = "demo-org"
+	SecondDemoOrg = "demo-org-2"
+	LoadOrg       = "load-org"
 )
 
 // The issuer and audience of local API tokens, which the handler checks.

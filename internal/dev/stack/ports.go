@@ -16,6 +16,9 @@ type Ports struct {
 	StandIn                           int
 	StorageFront                      int // the stand-in's RBAC front for <account>.blob.localhost
 	Handler                           int
+	// Profiles is the handler's profiling listener (AZCREDS_LOCAL_PPROF_ADDR), when one
+	// is asked for.
+	Profiles int
 }
 
 // Default port bases: `make test`'s Azurite and `make load`'s stack, away from `make run`'s.
@@ -33,13 +36,13 @@ func RunPorts() Ports {
 }
 
 // PortsFrom lays a stack out from base: Azurite on base..base+2, the fault proxy on
-// base+3..base+5, the stand-in on base+10, its storage front on base+11 and the handler on
-// base+12.
+// base+3..base+5, the stand-in on base+10, its storage front on base+11, the handler on
+// base+12 and its profiling listener on base+13.
 func PortsFrom(base int) Ports {
 	return Ports{
 		AzuriteBlob: base, AzuriteQueue: base + 1, AzuriteTable: base + 2,
 		ProxyBlob: base + 3, ProxyQueue: base + 4, ProxyTable: base + 5,
-		StandIn: base + 10, StorageFront: base + 11, Handler: base + 12,
+		StandIn: base + 10, StorageFront: base + 11, Handler: base + 12, Profiles: base + 13,
 	}
 }
 

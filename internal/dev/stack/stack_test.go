@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -405,6 +406,9 @@ func TestHandlerEnvIsValidConfig(t *testing.T) {
 	if c.ListenAddr != "127.0.0.1:12012" || c.FunctionsHost || !c.LocalStack {
 		t.Errorf("listen %q (functions host %v, local stack %v), want 127.0.0.1:12012 standalone on the local stack", c.ListenAddr, c.FunctionsHost, c.LocalStack)
 	}
+	if c.AdminConsentRedirectURI != "http://127.0.0.1:12012/wizard/" {
+		t.Errorf("admin consent redirect URI %q: want the handler's wizard page", c.AdminConsentRedirectURI)
+	}
 	if c.AuthorityHost != "https://127.0.0.1:12010/" || c.GraphBaseURL != "https://127.0.0.1:12010/v1.0" {
 		t.Errorf("authority %q, graph %q: want the stand-in's", c.AuthorityHost, c.GraphBaseURL)
 	}
@@ -426,11 +430,30 @@ func TestHandlerEnvIsValidConfig(t *testing.T) {
 		t.Errorf("workload identities: API app %q, issuer authority %q, keys %q: want the stand-in's", c.APIAppID, c.WorkloadIssuerAuthority, c.WorkloadKeysURL)
 	}
 
+	if !c.LocalWizard {
+		t.Errorf("the wizard page is off")
+	}
+
 	own := base
 	own.Settings = []string{config.KeyTableName + "=mine", config.KeySPPollWindow + "=20s"}
 	c = parse(HandlerEnv(own))
 	if c.TableName != "mine" || c.SPPollWindow != 20*time.Second {
 		t.Errorf("settings not applied: table %q, window %s", c.TableName, c.SPPollWindow)
+	}
+}
+
+// TestWizardURL: the token rides in the fragment, where the page reads it, never in the
+// path or query a server sees.
+func TestWizardURL(t *testing.T) {
+	got := WizardURL("http://127.0.0.1:7071", "demo-org", "a.b+c/d")
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page reads location.hash, which is the fragment as written (escaped).
+	frag, err := url.ParseQuery(u.EscapedFragment())
+	if err != nil || u.Path != "/wizard/" || u.RawQuery != "" || frag.Get("org") != "demo-org" || frag.Get("token") != "a.b+c/d" {
+		t.Errorf("%s: path %q query %q fragment %v (%v)", got, u.Path, u.RawQuery, frag, err)
 	}
 }
 
@@ -441,11 +464,11 @@ func TestPorts(t *testing.T) {
 		t.Errorf("make run's ports %+v", run)
 	}
 	p := PortsFrom(12000)
-	all := []int{p.AzuriteBlob, p.AzuriteQueue, p.AzuriteTable, p.ProxyBlob, p.ProxyQueue, p.ProxyTable, p.StandIn, p.StorageFront, p.Handler}
+	all := []int{p.AzuriteBlob, p.AzuriteQueue, p.AzuriteTable, p.ProxyBlob, p.ProxyQueue, p.ProxyTable, p.StandIn, p.StorageFront, p.Handler, p.Profiles}
 	seen := map[int]bool{}
 	for _, port := range all {
-		if seen[port] || port < 12000 || port > 12012 {
-			t.Errorf("port %d repeated or outside 12000-12012: %v", port, all)
+		if seen[port] || port < 12000 || port > 12013 {
+			t.Errorf("port %d repeated or outside 12000-12013: %v", port, all)
 		}
 		seen[port] = true
 	}

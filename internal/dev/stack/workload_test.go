@@ -29,3 +29,9 @@ func TestCreateWorkloadIdentity(t *testing.T) {
 		t.Error("no error from a control URL that does not exist")
 	}
 }
+
+func TestWorkloadIdentityPath(t *testing.T) {
+	if got, want := workloadIdentityPath(CustomerTenant1), localazure.WorkloadIdentityPath(CustomerTenant1); got != want {
+		t.Errorf("the demo's identity endpoint %s, the stand-in's %s", got, want)
+	}
+}

@@ -20,6 +20,7 @@ type Credential struct {
 	AdminConsentURL        string    `json:"admin_consent_url"`
 	RoleAssignmentCommand  string    `json:"role_assignment_command"`
 	PortalURL              string    `json:"portal_url"`
+	PortalAccount          string    `json:"portal_account"`
 	Generation             int64     `json:"generation"`
 	Azure                  Azure     `json:"azure"`
 	Progress               *Progress `json:"progress"`
@@ -65,6 +66,35 @@ type Event struct {
 	To         string    `json:"to"`
 	Cause      string    `json:"cause"`
 	Generation int64     `json:"generation"`
+	Actor      *Actor    `json:"actor"`
+}
+
+// Actor is who made the request behind an event: a platform user or a workload identity.
+type Actor struct {
+	Kind     string `json:"kind"`
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
+	TenantID string `json:"tenant_id"`
+}
+
+// WorkloadIdentity is a customer's managed identity registered with the organization.
+type WorkloadIdentity struct {
+	ID             string    `json:"id"`
+	DisplayName    string    `json:"display_name"`
+	ClientID       string    `json:"client_id"`
+	TenantID       string    `json:"tenant_id"`
+	CreatedAt      time.Time `json:"created_at"`
+	InstallCommand string    `json:"install_command"`
+}
+
+// WorkloadIdentityEvent is one registration or removal.
+type WorkloadIdentityEvent struct {
+	Time               time.Time `json:"time"`
+	Cause              string    `json:"cause"`
+	WorkloadIdentityID string    `json:"workload_identity_id"`
+	ClientID           string    `json:"client_id"`
+	TenantID           string    `json:"tenant_id"`
+	Actor              *Actor    `json:"actor"`
 }
 
 // Status is the progress status, "" when there is no window yet.
@@ -191,6 +221,16 @@ func (a *API) SaveUnverified(ctx context.Context, id string) (Credential, error)
 	return c, err
 }
 
+// SetOrgDefault is the wizard's "Set as org default" toggle switched on.
+func (a *API) SetOrgDefault(ctx context.Context, id string) error {
+	return a.call(ctx, http.MethodPut, "/credential", map[string]string{"credential_id": id}, nil)
+}
+
+// ClearOrgDefault is the toggle switched off.
+func (a *API) ClearOrgDefault(ctx context.Context) error {
+	return a.call(ctx, http.MethodDelete, "/credential", nil, nil)
+}
+
 // Delete removes a credential.
 func (a *API) Delete(ctx context.Context, id string) error {
 	return a.call(ctx, http.MethodDelete, "/credentials/"+id, nil, nil)
@@ -260,4 +300,35 @@ func (a *API) Creds(ctx context.Context, workspaceID, table string) (Creds, erro
 	h := http.Header{"Authorization": {"Bearer " + a.Token}, "X-Activeloop-Org-Id": {a.Org}}
 	err := do(ctx, a.HTTP, http.MethodPost, a.BaseURL+"/api/org/"+workspaceID+"/ds/"+table+"/creds", h, nil, &c)
 	return c, err
+}
+
+// RegisterWorkloadIdentity registers a customer's managed identity with the organization.
+func (a *API) RegisterWorkloadIdentity(ctx context.Context, displayName, clientID, tenantID string) (WorkloadIdentity, error) {
+	var w WorkloadIdentity
+	err := a.call(ctx, http.MethodPost, "/workload-identities", map[string]string{
+		"display_name": displayName, "client_id": clientID, "tenant_id": tenantID}, &w)
+	return w, err
+}
+
+// WorkloadIdentities lists the organization's workload identities.
+func (a *API) WorkloadIdentities(ctx context.Context) ([]WorkloadIdentity, error) {
+	var out struct {
+		WorkloadIdentities []WorkloadIdentity `json:"workload_identities"`
+	}
+	err := a.call(ctx, http.MethodGet, "/workload-identities", nil, &out)
+	return out.WorkloadIdentities, err
+}
+
+// WorkloadIdentityEvents reads the registry's registrations and removals.
+func (a *API) WorkloadIdentityEvents(ctx context.Context) ([]WorkloadIdentityEvent, error) {
+	var out struct {
+		Events []WorkloadIdentityEvent `json:"events"`
+	}
+	err := a.call(ctx, http.MethodGet, "/workload-identities/events", nil, &out)
+	return out.Events, err
+}
+
+// RemoveWorkloadIdentity removes a registration.
+func (a *API) RemoveWorkloadIdentity(ctx context.Context, id string) error {
+	return a.call(ctx, http.MethodDelete, "/workload-identities/"+id, nil, nil)
 }

@@ -3,8 +3,10 @@ package walkthrough
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Roles a customer grants.
@@ -31,6 +33,59 @@ func (c *Customer) InstallServicePrincipal(ctx context.Context, tenantID, appID 
 	}
 	err := c.call(ctx, http.MethodPost, "/tenants/"+url.PathEscape(tenantID)+"/servicePrincipals", map[string]string{"appId": appID}, &sp)
 	return sp.ID, err
+}
+
+// Consent is where Entra ID sent a tenant administrator back from the admin consent URL:
+// the redirect URI and Entra's answer in its query.
+type Consent struct {
+	RedirectURI      string // the URL without the answer's parameters
+	AdminConsent     string // admin_consent: "True"
+	Tenant           string // the tenant that consented
+	State            string
+	Error            string // set when the administrator refused
+	ErrorDescription string
+}
+
+// AdminConsent opens a credential's admin_consent_url as a tenant administrator would in a
+// browser, and returns where Entra sends them back. The redirect is read, not followed:
+// it leads to the wizard. An answer that is no redirect is an *Error.
+func (c *Customer) AdminConsent(ctx context.Context, consentURL string) (Consent, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, consentURL, nil)
+	if err != nil {
+		return Consent{}, err
+	}
+	hc := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if c.HTTP != nil {
+		hc.Transport, hc.Timeout = c.HTTP.Transport, c.HTTP.Timeout
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Consent{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return Consent{}, &Error{Status: resp.StatusCode, Body: string(body)}
+	}
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return Consent{}, fmt.Errorf("admin consent redirect: %w", err)
+	}
+	q := back.Query()
+	out := Consent{AdminConsent: q.Get("admin_consent"), Tenant: q.Get("tenant"), State: q.Get("state"),
+		Error: q.Get("error"), ErrorDescription: q.Get("error_description")}
+	for _, k := range []string{"admin_consent", "tenant", "state", "error", "error_description"} {
+		q.Del(k)
+	}
+	back.RawQuery = q.Encode()
+	out.RedirectURI = back.String()
+	return out, nil
+}
+
+// AdministratorAnswers sets how the tenant administrator answers the admin consent of
+// appID: the tenant they sign in to (for an organizations URL) and whether they refuse.
+func (c *Customer) AdministratorAnswers(ctx context.Context, appID, tenantID string, refuse bool) error {
+	return c.call(ctx, http.MethodPut, "/consent/"+url.PathEscape(appID), map[string]any{"tenant_id": tenantID, "refuse": refuse}, nil)
 }
 
 // RegisterStorageAccount makes an account's ARM scope resolvable.
@@ -93,4 +148,59 @@ func AccountScope(subscriptionID, resourceGroup, account string) string {
 // ContainerScope is the ARM id of a container.
 func ContainerScope(subscriptionID, resourceGroup, account, container string) string {
 	return AccountScope(subscriptionID, resourceGroup, account) + "/blobServices/default/containers/" + container
+}
+
+// ManagedIdentity is a user-assigned managed identity of a customer tenant.
+type ManagedIdentity struct {
+	Name        string `json:"name"`
+	ClientID    string `json:"clientId"`
+	PrincipalID string `json:"principalId"`
+	TenantID    string `json:"tenantId"`
+}
+
+// CreateManagedIdentity is `az identity create -n <name>` in tenantID; the stand-in picks
+// its ids.
+func (c *Customer) CreateManagedIdentity(ctx context.Context, tenantID, name string) (ManagedIdentity, error) {
+	var m ManagedIdentity
+	err := c.call(ctx, http.MethodPost, "/tenants/"+url.PathEscape(tenantID)+"/managedIdentities", map[string]string{"name": name}, &m)
+	return m, err
+}
+
+// baseURL is the stand-in's own URL, where the workloads' identity endpoints are.
+func (c *Customer) baseURL() string { return strings.TrimSuffix(c.ControlURL, "/control") }
+
+// WorkloadToken is what a workload of tenantID carrying the managed identity clientID gets
+// from its identity endpoint for resource (the App Service protocol that azidentity's
+// ManagedIdentityCredential speaks, with X-IDENTITY-HEADER identityHeader): the access
+// token, or Entra's refusal as an *Error (AADSTS500011 before the resource is installed
+// in the tenant).
+func (c *Customer) WorkloadToken(ctx context.Context, identityHeader, tenantID, clientID, resource string) (string, error) {
+	q := url.Values{"api-version": {"2019-08-01"}, "resource": {resource}, "client_id": {clientID}}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err := do(ctx, c.HTTP, http.MethodGet, c.baseURL()+"/msi/tenants/"+url.PathEscape(tenantID)+"/token?"+q.Encode(),
+		http.Header{"X-IDENTITY-HEADER": {identityHeader}}, nil, &tok)
+	return tok.AccessToken, err
+}
+
+// TokenDeviation asks the stand-in for a token a verifier must refuse (or, with none, the
+// one the identity endpoint issues): another version, expired, another audience, signed
+// by an unpublished key, or issued as another tenant.
+type TokenDeviation struct {
+	Version    string `json:"version,omitempty"`
+	Expired    bool   `json:"expired,omitempty"`
+	Audience   string `json:"audience,omitempty"`
+	UnknownKey bool   `json:"unknown_key,omitempty"`
+	TenantID   string `json:"tenant_id,omitempty"`
+}
+
+// MintWorkloadToken is a token of the managed identity id (client id, principal id or
+// name) of tenantID for the platform API, with deviation.
+func (c *Customer) MintWorkloadToken(ctx context.Context, tenantID, id string, deviation TokenDeviation) (string, error) {
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err := c.call(ctx, http.MethodPost, "/tenants/"+url.PathEscape(tenantID)+"/managedIdentities/"+url.PathEscape(id)+"/token", deviation, &tok)
+	return tok.AccessToken, err
 }
