@@ -96,6 +96,12 @@ func serve(args []string) error {
 		defer prof.Close()
 		log.Info("serving profiles", "addr", prof.Addr())
 	}
+	return run(ctx, stop, cfg, log)
+}
+
+// run listens, builds the handler and its background work, serves until ctx ends, and
+// then drains both; stop ends ctx's signal handling, so a second signal ends the process.
+func run(ctx context.Context, stop context.CancelFunc, cfg config.Config, log *slog.Logger) error {
 	// The Functions host probes the port within seconds of start: listen first.
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
