@@ -318,10 +318,16 @@ func (r *Reconciler) drainPoison(ctx context.Context, now time.Time, rows map[st
 	}
 	pass, errs := inParallel(batch, func(p PoisonedJob, rep *ReconcileReport) error {
 		if err := r.handlePoisoned(ctx, now, p, rows, restarted, rep); err != nil {
-			rep.Failed++
+			again := errors.Is(err, errHandleAgain)
+			if !again {
+				rep.Failed++
+			}
 			restarted.put(p.Job.OrgID + "/" + p.Job.CredentialID)
 			if rerr := r.poison.Release(ctx, p); rerr != nil {
 				return errors.Join(err, fmt.Errorf("release poisoned message %s: %w", p.MessageID, rerr))
+			}
+			if again {
+				return nil
 			}
 			return err
 		}
@@ -335,6 +341,10 @@ func (r *Reconciler) drainPoison(ctx context.Context, now time.Time, rows map[st
 	rep.add(pass)
 	return errors.Join(errs...)
 }
+
+// errHandleAgain is a poisoned message whose credential changed while it was handled: it
+// is released, and the next run handles it on the row as it is then.
+var errHandleAgain = errors.New("the credential changed while its poisoned job was handled")
 
 // handlePoisoned logs a poisoned job at error level and takes its work up again: a
 // window's failure is shown on the credential (what its last delivery noted in the index,
@@ -381,14 +391,19 @@ func (r *Reconciler) handlePoisoned(ctx context.Context, now time.Time, p Poison
 		c.LastError = problem
 		c.UpdatedAt = now
 		if err := r.store.Update(ctx, c, nil); err != nil {
-			if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
-				return nil // moved meanwhile; the index pass sees it next time
+			switch {
+			case errors.Is(err, ErrNotFound):
+				return nil // deleted meanwhile: its clean-up is queued
+			case errors.Is(err, ErrConflict):
+				// A job or a request moved the row: the next run sees whether the window
+				// moved on or still shows nothing of the failure.
+				return errHandleAgain
 			}
 			return fmt.Errorf("show the failure of a poisoned job on credential %s: %w", c.ID, err)
 		}
-		r.log.InfoContext(ctx, "reconciler: a poisoned job's failure shown on its credential", "org", c.OrgID, "credential", c.ID,
-			"last_error", problem.Message, "last_error_request_id", problem.RequestID, "noted", problem != poisonedProblem(p))
 	}
+	r.log.InfoContext(ctx, "reconciler: a poisoned job's failure shown on its credential", "org", c.OrgID, "credential", c.ID,
+		"last_error", problem.Message, "last_error_request_id", problem.RequestID, "noted", problem != poisonedProblem(p))
 	if err := r.restart(ctx, now, c, kind, "its job was poisoned"); err != nil {
 		return err
 	}

@@ -388,6 +388,31 @@ func TestPoisonedJobShownAndTakenUp(t *testing.T) {
 	}
 }
 
+// TestPoisonedJobRowMovedWhileShown: when the row moves between the reconciler's read and
+// its write of the failure, the poisoned message is released, not removed, and the next
+// run handles it on the row as it is then: it shows the failure.
+func TestPoisonedJobRowMovedWhileShown(t *testing.T) {
+	f := newReconcileFixture(t)
+	id, job := f.Submitted()
+	f.fake.Scheduler.Poison(job)
+	f.fake.Store.Inject(credentialtest.CallUpdate, credentialtest.Fault{Times: 1, Err: credential.ErrConflict})
+	rep := f.reconcile()
+	if rep.Poisoned != 0 || rep.Failed != 0 || f.fake.Scheduler.PoisonedCount() != 1 {
+		t.Fatalf("first run: report %+v, %d left poisoned; want the message released for the next run, no failure", rep,
+			f.fake.Scheduler.PoisonedCount())
+	}
+	if c := f.Get(id); c.LastError != (credential.Problem{}) {
+		t.Fatalf("last error after a lost write: %+v", c.LastError)
+	}
+	rep = f.reconcile()
+	if rep.Poisoned != 1 || rep.FromPoison != 1 || f.fake.Scheduler.PoisonedCount() != 0 {
+		t.Fatalf("second run: report %+v, %d left poisoned", rep, f.fake.Scheduler.PoisonedCount())
+	}
+	if c := f.Get(id); !strings.HasPrefix(c.LastError.Message, "Background work failed on every try") {
+		t.Fatalf("last error after the second run: %+v", c.LastError)
+	}
+}
+
 // TestPoisonedJobWithoutANote: a job whose deliveries died before any could note a
 // failure still shows on its credential, traced by the poisoned message's id.
 func TestPoisonedJobWithoutANote(t *testing.T) {
