@@ -19,26 +19,29 @@ import (
 
 	"github.com/activeloopai/azcreds/internal/dev/stack"
 	"github.com/activeloopai/azcreds/internal/dev/testenv"
+	"github.com/activeloopai/azcreds/internal/dev/walkthrough"
 )
 
 // TestWizardPageInBrowser clicks through the wizard page (/wizard/) in headless Chromium
 // against the real handler and stand-in, the customer's steps played in the page's own
-// customer panel: the happy path to verified and a first /creds, the Reader path to "Role
-// is not sufficient", the firewall (then a revoke and a delete), and a timeout followed by
-// Save anyway. Each path runs in a tab of its
-// own, for an organization of its own, signed in by the link `make run` prints; each end
-// screen is saved under .local/screenshots/ and its text checked.
+// customer panel: the happy path to verified, the org default on and off, a workspace
+// registration that must pick one of two verified credentials and a first /creds; the
+// Reader path to "Role is not sufficient"; the admin consent refused then accepted, the
+// portal button and a grant at container scope; the firewall (then a revoke and a delete);
+// and no role at all until the time-out, followed by Save anyway. Each path runs in a tab
+// of its own, for an organization of its own, signed in by the link `make run` prints;
+// each end screen is saved under .local/screenshots/ and its text checked.
 func TestWizardPageInBrowser(t *testing.T) {
 	browser := startBrowser(t)
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, 2*time.Second)
 	h := startHandler(t, env, si, defaultSettings())
-	// A grace as long as the window: a 403 means "not yet" until the deadline, and the probe
-	// times out (the timeout screen) instead of failing early.
+	// A short window: with no role at all, 403 means "not yet" within the grace, then "no
+	// role visible yet" (hint no_role) until the deadline, and the probe times out.
 	// Tables and queues of its own (another account), so neither handler takes the other's
 	// jobs.
 	timeouts := defaultSettings()
-	timeouts.probeWindow, timeouts.grace = 10*time.Second, 10*time.Second
+	timeouts.probeWindow, timeouts.grace = 10*time.Second, 4*time.Second
 	timeouts.storageAccount = "custacct2"
 	slow := startHandler(t, env, si, timeouts)
 	shots := screenshotDir(t)
@@ -48,6 +51,10 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p := openWizard(t, browser, h)
 		container := testenv.UniqueName(t, "page")
 		name := "happy-" + container
+		// A second verified credential in the organization, made through the API while the
+		// page onboards the first: a workspace registration then has to pick one of them.
+		second, secondContainer := make(chan error, 1), testenv.UniqueName(t, "two")
+		go func() { second <- verifiedThroughAPI(p.api, si.customer, "custacct1", secondContainer) }()
 
 		// Step 1, with the API's validation message under the field it names.
 		p.click("#add-credential")
@@ -69,24 +76,36 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p.waitText("#outcome", "Credential connected.", 30*time.Second)
 		p.waitText("#checks", "pass", time.Second)
 
-		// Step 6, then a workspace, its first table, and where it resolves.
+		// Step 6: the toggle sets the org default (PUT) and clears it (DELETE), and the page
+		// shows what the API then holds.
+		id := p.credentialID(name)
 		p.click("#org-default")
 		p.waitText("#credential-list", "org default", 10*time.Second)
-		// Switched off, the toggle ends where the API is: off where the API can clear the
-		// default, else on again with a notice saying why.
+		p.waitJS(`document.querySelector("#org-default").checked && !document.querySelector("#org-default").disabled`, 5*time.Second, "the toggle on")
+		if c := p.detail(id); !c.IsOrgDefault {
+			t.Errorf("the toggle is on, the API has no org default: %+v", c)
+		}
 		p.click("#org-default")
-		p.waitJS(`(() => { const t = document.querySelector("#org-default"); if (!t || t.disabled) return false;
-			const listed = document.querySelector("#credential-list").innerText.includes("org default");
-			return t.checked === listed && (!listed || document.querySelector("#notice").innerText.includes("cannot switch the org default off")); })()`,
-			10*time.Second, "the org default toggle to match the credential list")
-		if p.eval(`String(document.querySelector("#org-default").checked)`) == "false" {
-			p.click("#org-default")
-			p.waitText("#credential-list", "org default", 10*time.Second)
-		} else {
-			p.click("#notice button")
+		p.waitJS(`(() => { const t = document.querySelector("#org-default");
+			return !!t && !t.checked && !t.disabled && !document.querySelector("#credential-list").innerText.includes("org default"); })()`,
+			10*time.Second, "the toggle off and no org default in the list")
+		if c := p.detail(id); c.IsOrgDefault {
+			t.Errorf("the toggle is off, the API still has the org default: %+v", c)
+		}
+
+		// A workspace: with two verified credentials the registration must name one, and the
+		// page offers the API's candidates.
+		if err := <-second; err != nil {
+			t.Fatalf("the second credential: %v", err)
 		}
 		p.typeIn(`#workspace-form [name="workspace"]`, "ws-"+container)
 		p.click(`#workspace-form [name="register"]`)
+		p.waitText("#workspace-error", "Pick one:", 10*time.Second)
+		p.waitJS(fmt.Sprintf(`(() => { const b = [...document.querySelectorAll("#ws-candidates button")];
+			return b.length === 2 && b.some((x) => x.dataset.id === %s && x.innerText === %s) && b.some((x) => x.innerText.startsWith("second-")); })()`,
+			quote(id), quote(name)), time.Second, "two candidates, the page's credential one of them")
+		p.screenshot(filepath.Join(shots, "wizard-candidates.png"))
+		p.click(fmt.Sprintf(`#ws-candidates button[data-id=%s]`, quote(id)))
 		p.waitText("#ws-table", "linked to "+name, 10*time.Second)
 		p.waitText("#ws-table", "unlocked", time.Second)
 		p.click("#ws-creds")
@@ -122,6 +141,78 @@ func TestWizardPageInBrowser(t *testing.T) {
 		// Back on the storage screen: the customer can fix the role and verify again.
 		p.waitVisible("#verify-access")
 		p.screenshot(filepath.Join(shots, "wizard-reader.png"))
+	})
+
+	t.Run("admin consent, portal and container scope", func(t *testing.T) {
+		t.Parallel()
+		p := openWizard(t, browser, h)
+		container := testenv.UniqueName(t, "cons")
+		p.click("#add-credential")
+		p.typeIn(`#create-form [name="name"]`, "consent-"+container)
+		p.typeIn(`#create-form [name="base_path"]`, "az://custacct1/"+container)
+		p.click("#create-submit")
+		p.waitText("#install-command", "az ad sp create --id ", 10*time.Second)
+		if p.eval(`String(!!document.querySelector("#portal-button"))`) != "false" {
+			t.Error("the portal button shows before the service principal is found")
+		}
+		p.click("#cust-container-create")
+		p.waitText("#cust-log", "Container "+container+" created", 10*time.Second)
+		tenant := p.eval(`document.querySelector("#cust-tenant").value`)
+		if href := p.eval(`document.querySelector("#admin-consent-link").getAttribute("href")`); !strings.HasPrefix(href, "/wizard/consent/organizations/adminconsent?") {
+			t.Errorf("the admin-consent link is %q, not on the page's origin", href)
+		}
+
+		// The administrator refuses: back on the wizard with the error.
+		p.waitText("#cust-log", "The administrator will accept the admin consent in tenant "+tenant, 10*time.Second)
+		p.choose("#cust-consent-answer", "refuse")
+		p.waitText("#cust-log", "The administrator will refuse the admin consent", 10*time.Second)
+		p.follow("#admin-consent-link")
+		p.waitText("#outcome-title", "Admin consent was not granted.", 10*time.Second)
+		p.waitText("#outcome-message", "AADSTS65004", time.Second)
+		p.waitText("#notice", "Admin consent was not granted: AADSTS65004", time.Second)
+		p.screenshot(filepath.Join(shots, "wizard-consent-refused.png"))
+
+		// The administrator accepts: back on the wizard with the tenant, submitted from there.
+		p.waitText("#cust-log", "The administrator will accept the admin consent in tenant "+tenant, 10*time.Second)
+		p.follow("#admin-consent-link")
+		p.waitText("#notice", "granted consent", 10*time.Second)
+		if got := p.eval(`document.querySelector("#tenant-form [name=tenant_id]").value`); got != tenant {
+			t.Errorf("back from the consent, the tenant form holds %q, want %q", got, tenant)
+		}
+		p.click("#tenant-submit")
+		p.waitText("#sp-found", "Service principal found", 20*time.Second)
+
+		// Step 4: the portal button, to the API's portal link (the storage accounts, until
+		// the storage details name the account).
+		id := p.credentialID("consent-" + container)
+		c := p.detail(id)
+		p.waitVisible("#portal-button")
+		if href := p.eval(`document.querySelector("#portal-button").href`); href != c.PortalURL || !strings.Contains(href, "#browse/Microsoft.Storage%2FStorageAccounts") {
+			t.Errorf("step 4: the portal button leads to %q, the API says %q", href, c.PortalURL)
+		}
+		p.waitText("#portal-where", "open custacct1", time.Second)
+
+		// A Contributor grant at container scope: too narrow for a user delegation key.
+		p.choose("#cust-scope", "container")
+		p.click("#cust-grant")
+		p.waitText("#cust-log", "Storage Blob Data Contributor granted at container scope", 10*time.Second)
+		p.click("#cust-fill-storage")
+		p.click("#verify-access")
+		p.waitText("#outcome-title", "Role is not sufficient.", 40*time.Second)
+		p.waitText(`#outcome-hint[data-hint="container_scope"]`, "granted on the container, which is too narrow", time.Second)
+		p.waitText(`#checks [data-check="user_delegation_key"]`, "fail", time.Second)
+		p.waitVisible("#verify-access")
+		c = p.detail(id)
+		if c.State != "sp_verified" || c.Status() != "role_not_sufficient" || c.LastErrorHint != "container_scope" {
+			t.Errorf("the API says %s/%s hint %q", c.State, c.Status(), c.LastErrorHint)
+		}
+		p.waitText("#outcome-message", c.LastError, time.Second)
+		// Now the portal button leads to the account's access control.
+		if href := p.eval(`document.querySelector("#portal-button").href`); href != c.PortalURL || !strings.HasSuffix(href, "/storageAccounts/custacct1/iam") {
+			t.Errorf("after the storage details: the portal button leads to %q, the API says %q", href, c.PortalURL)
+		}
+		p.waitText("#portal-where", "Access control (IAM) of custacct1", time.Second)
+		p.screenshot(filepath.Join(shots, "wizard-container-scope.png"))
 	})
 
 	t.Run("firewall, revoke and delete", func(t *testing.T) {
@@ -162,12 +253,26 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p.typeIn(`#create-form [name="base_path"]`, "az://custacct1/"+container)
 		p.click("#create-submit")
 		p.onboardToSPVerified("", container)
-		// No role granted: the probe waits for one until its window closes.
+		// No role granted at all: the probe waits for one until its window closes, saying
+		// after the grace that no role is visible yet.
 		p.click("#cust-fill-storage")
 		p.click("#verify-access")
 		p.waitText("#outcome-title", "Waiting for role propagation.", 15*time.Second)
+		// Every headline the verify step shows on its way, to check it only ever waits.
+		p.eval(`(() => { window.seenTitles = new Set(); setInterval(() => { const el = document.querySelector("#outcome-title");
+			if (el) window.seenTitles.add(el.innerText); }, 50); return ""; })()`)
+		p.waitJS(`(() => { const t = document.querySelector("#outcome-title"), hint = document.querySelector("#outcome-hint");
+			return !!t && t.innerText === "Waiting for role propagation." && !!hint && hint.dataset.hint === "no_role"; })()`,
+			15*time.Second, "the no-role hint while the probe waits")
+		p.waitText("#outcome", "checking until", time.Second)
 		p.waitText("#outcome-title", "Timed out.", 30*time.Second)
+		p.waitText(`#outcome-hint[data-hint="no_role"]`, "No role is visible for this service principal yet", time.Second)
+		p.waitText("#outcome-message", "az role assignment list --assignee", time.Second)
 		p.waitVisible("#retry")
+		p.waitVisible("#save-anyway")
+		if seen := p.eval(`[...window.seenTitles].sort().join("|")`); seen != "Timed out.|Waiting for role propagation." {
+			t.Errorf("the verify step showed %q on its way to the time-out", seen)
+		}
 		p.screenshot(filepath.Join(shots, "wizard-timed-out.png"))
 		p.click("#save-anyway")
 		p.waitText("#outcome", "Saved without verification.", 10*time.Second)
@@ -233,6 +338,8 @@ type wizardPage struct {
 	js  []string // script errors seen in the tab
 	// shots, when set, is where onboardToSPVerified saves the screens on its way.
 	shots string
+	// api is the organization's client, to check the page against what the API holds.
+	api *walkthrough.API
 }
 
 // openWizard opens a tab on h's wizard page, signed in for a fresh organization by the
@@ -271,6 +378,7 @@ func openWizard(t *testing.T, browser context.Context, h *handler) *wizardPage {
 		}
 	})
 	api := h.api(t)
+	p.api = api
 	p.run(20*time.Second, chromedp.Navigate(stack.WizardURL(h.url, api.Org, api.Token)))
 	p.waitText("#org-name", api.Org, 10*time.Second)
 	p.waitText("#credential-list", "No credentials yet", 10*time.Second)
@@ -311,6 +419,86 @@ func (p *wizardPage) onboardToSPVerified(basePath, container string) {
 	}
 	p.waitText("#sp-found", "Service principal found", 20*time.Second)
 	p.step("wizard-step4-5-storage.png")
+}
+
+// verifiedThroughAPI takes a new credential on a new container of account to verified
+// through the API and the stand-in's control endpoints, as a script would, not the page.
+func verifiedThroughAPI(api *walkthrough.API, customer *walkthrough.Customer, account, container string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := customer.CreateContainer(ctx, account, container); err != nil {
+		return err
+	}
+	c, err := api.Create(ctx, "second-"+container, "az://"+account+"/"+container)
+	if err != nil {
+		return err
+	}
+	sp, err := customer.InstallServicePrincipal(ctx, tenantA, c.Azure.AppID)
+	if err != nil {
+		return err
+	}
+	if _, err := api.SubmitTenant(ctx, c.ID, tenantA); err != nil {
+		return err
+	}
+	if c, err = api.Wait(ctx, c.ID, 200*time.Millisecond, walkthrough.InState("sp_verified", "draft"), nil); err != nil || c.State != "sp_verified" {
+		return fmt.Errorf("waiting for sp_verified: %s %v", c.State, err)
+	}
+	if _, err := customer.GrantRole(ctx, sp, walkthrough.RoleContributor, walkthrough.AccountScope(subscriptionID, resourceGroup, account)); err != nil {
+		return err
+	}
+	if _, err := api.SubmitStorage(ctx, c.ID, walkthrough.StorageForm{SubscriptionID: subscriptionID, ResourceGroup: resourceGroup,
+		StorageAccount: account, ContainerName: container}); err != nil {
+		return err
+	}
+	if c, err = api.Wait(ctx, c.ID, 200*time.Millisecond, walkthrough.InState("verified", "sp_verified"), nil); err != nil || c.State != "verified" {
+		return fmt.Errorf("waiting for verified: %s/%s %v: %s", c.State, c.Status(), err, c.LastError)
+	}
+	return nil
+}
+
+// detail is the credential id as the API holds it now.
+func (p *wizardPage) detail(id string) walkthrough.Credential {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := p.api.Get(ctx, id)
+	if err != nil {
+		p.t.Fatalf("GET credential %s: %v", id, err)
+	}
+	return c
+}
+
+// credentialID is the id of the credential the page lists as name.
+func (p *wizardPage) credentialID(name string) string {
+	p.t.Helper()
+	id := p.eval(fmt.Sprintf(`(() => { const row = [...document.querySelectorAll("#credential-list tbody tr")]
+		.find((r) => r.querySelector("td").innerText === %s); return row ? row.dataset.id : ""; })()`, quote(name)))
+	if id == "" {
+		p.fail("the credential list has no " + name)
+	}
+	return id
+}
+
+// follow clicks the link sel and waits until the page it leads to (through any redirects)
+// has loaded and drawn the organization again.
+func (p *wizardPage) follow(sel string) {
+	p.t.Helper()
+	p.eval(`(() => { window.leaving = true; return ""; })()`)
+	p.click(sel)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 2*time.Second)
+		// Evaluations fail while the old document goes away: try again.
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!window.leaving && document.readyState === "complete" && !!document.querySelector("#org-name")`))
+		cancel()
+		if err == nil && done {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.fail(fmt.Sprintf("following %s: the page did not load (%v)", sel, err))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // step saves a screenshot of a step on the way when the test asked for them.

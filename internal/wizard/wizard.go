@@ -94,6 +94,8 @@ func New(o Options) (*Page, error) {
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
 		p.mux.Handle(m+" "+customerPath+"{path...}", control)
 	}
+	// How the tenant administrator answers an admin consent (accept in a tenant, or refuse).
+	p.mux.Handle("PUT "+customerPath+"consent/{appId}", control)
 	// Only the authority's admin-consent endpoint (and what its page posts back to).
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		p.mux.Handle(m+" "+consentPath+"{tenant}/adminconsent", consent)

@@ -162,6 +162,11 @@ func TestCustomerProxy(t *testing.T) {
 	if w := do(t, h, http.MethodPut, "/wizard/customer/tenants", "", nil); w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("PUT: %d, want 405", w.Code)
 	}
+	// The one PUT: how the administrator answers an admin consent.
+	if w := do(t, h, http.MethodPut, "/wizard/customer/consent/app-1", `{"refuse":true}`, nil); w.Code != http.StatusCreated ||
+		s.got[2].Method != http.MethodPut || s.got[2].URL.Path != "/control/consent/app-1" || s.bodies[2] != `{"refuse":true}` {
+		t.Errorf("PUT consent: %d, reached %s %s %q", w.Code, s.got[2].Method, s.got[2].URL.Path, s.bodies[2])
+	}
 	big := strings.Repeat("x", maxProxyBody+1)
 	if w := do(t, h, http.MethodPost, "/wizard/customer/tenants", big, nil); w.Code < 400 {
 		t.Errorf("a body over %d bytes: %d", maxProxyBody, w.Code)

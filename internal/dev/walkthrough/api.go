@@ -16,6 +16,7 @@ type Credential struct {
 	Name                   string    `json:"name"`
 	BasePath               string    `json:"base_path"`
 	State                  string    `json:"state"`
+	IsOrgDefault           bool      `json:"is_org_default"`
 	InstallCommand         string    `json:"install_command"`
 	AdminConsentURL        string    `json:"admin_consent_url"`
 	RoleAssignmentCommand  string    `json:"role_assignment_command"`

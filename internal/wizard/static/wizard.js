@@ -63,12 +63,13 @@
     cur: null, // the open credential's detail
     creating: false,
     ack: {}, // credential id -> "I've run it" clicked
+    refused: {}, // credential id -> why an administrator's consent came back refused
     forms: {}, // credential id -> values typed into its forms
     screenKey: '',
     pollTimer: 0,
     cust: {
       loaded: false, tenants: [], accounts: [], tenant: '', account: '', role: ROLES[0], scope: 'account',
-      container: '', installed: {}, assignments: [], firewall: {}, log: [],
+      container: '', installed: {}, assignments: [], firewall: {}, log: [], refuse: false, consentKey: '',
     },
     ws: { view: null, creds: null },
   };
@@ -233,11 +234,14 @@
     history.replaceState(null, '', location.pathname);
     const id = q.get('state') || '';
     if (q.has('error')) {
-      notice(`Admin consent was not granted: ${q.get('error_description') || q.get('error')}`, 'bad');
+      const why = q.get('error_description') || q.get('error');
+      if (id) S.refused[id] = why;
+      notice(`Admin consent was not granted: ${why}`, 'bad');
       return id;
     }
     const tenant = q.get('tenant') || '';
     if (id) {
+      delete S.refused[id];
       S.ack[id] = true;
       S.forms[id] = Object.assign(S.forms[id] || {}, { tenant_id: tenant });
     }
@@ -312,13 +316,7 @@
       } else {
         await api('DELETE', orgPath('/credential'));
       }
-    } catch (e) {
-      if (!on && (e.status === 405 || e.status === 404)) {
-        notice('This API cannot switch the org default off yet (no DELETE /organizations/{org}/credential): set another credential as the default instead.', 'warn');
-      } else {
-        notice(e.message, 'bad');
-      }
-    }
+    } catch (e) { notice(e.message, 'bad'); }
     await loadList();
     // Draw the screen again: the toggle shows what the API holds, not what was clicked.
     S.screenKey = '';
@@ -400,7 +398,7 @@
     if (!S.creating && !c) return;
     $('wizard-title').textContent = c ? `${c.name} · Azure` : 'Add credential · Azure';
     renderSteps(c);
-    const key = c ? [c.id, c.state, status(c) === 'timed_out', c.last_error_code, c.is_org_default, !!c.portal_url,
+    const key = c ? [c.id, c.state, status(c) === 'timed_out', c.last_error_code, c.is_org_default, c.portal_url,
       !!c.role_assignment_command, !!S.ack[c.id], c.generation].join('|') : 'create';
     const screen = $('screen');
     if (key !== S.screenKey) {
@@ -463,8 +461,12 @@
 
   function installScreen(c) {
     const local = consentLink(c.admin_consent_url);
+    const refused = S.refused[c.id];
     return [
       h('h3', { text: '2. Install the service principal' }),
+      refused ? h('div', { class: 'outcome bad', id: 'outcome' }, h('strong', { id: 'outcome-title', text: 'Admin consent was not granted.' }),
+        h('p', { id: 'outcome-message', text: refused }),
+        h('p', { text: 'The administrator cancelled or was refused: open the admin-consent page again, or run the command below.' })) : null,
       h('p', { text: 'Run this command in your Azure tenant (the app ID is pre-filled):' }),
       copyable(c.install_command, 'install-command'),
       h('p', { text: 'If your account cannot run az ad sp create, ask a tenant administrator to open the admin-consent URL instead. Azure auto-creates the service principal in one click:' }),
@@ -509,7 +511,10 @@
       h('p', { text: 'The Deeplake service principal needs Storage Blob Data Contributor on the storage account. Reader is not sufficient (Deeplake writes); container scope is too narrow.' })];
     if (c.role_assignment_command) out.push(copyable(c.role_assignment_command, 'role-command'));
     if (c.portal_url) {
-      out.push(h('p', {}, h('a', { class: 'button secondary', id: 'portal-button', href: c.portal_url, target: '_blank', rel: 'noopener noreferrer', text: 'Open in Azure Portal' })));
+      const iam = /\/iam$/.test(c.portal_url);
+      out.push(h('p', {}, h('a', { class: 'button secondary', id: 'portal-button', href: c.portal_url, target: '_blank', rel: 'noopener noreferrer', text: 'Open in Azure Portal' }),
+        h('span', { class: 'help', id: 'portal-where', text: iam ? ` Access control (IAM) of ${c.portal_account}: Add, Add role assignment.`
+          : ` Your storage accounts: open ${c.portal_account}, then Access control (IAM).` })));
     }
     out.push(h('p', { class: 'help', text: 'Azure RBAC takes 30 to 90 seconds to reach the storage data plane; Deeplake keeps checking within its window.' }));
     return out;
@@ -700,8 +705,7 @@
     const box = $('workspace-error');
     const kids = [h('span', { text: e.message })];
     if (e.status === 409 && e.field === 'credential_id') {
-      const cands = e.candidates || S.creds.filter((c) => c.state === 'verified').map((c) => ({ id: c.id, name: c.name }));
-      kids.push(h('div', { class: 'actions' }, h('span', { text: 'Pick one:' }), cands.map((c) => h('button', { type: 'button', class: 'secondary small', text: c.name,
+      kids.push(h('div', { class: 'actions', id: 'ws-candidates' }, h('span', { text: 'Pick one:' }), (e.candidates || []).map((c) => h('button', { type: 'button', class: 'secondary small', 'data-id': c.id, text: c.name,
         onclick: () => workspaceCall('POST', '', '', { workspace_id: ws, credential_id: c.id }) }))));
     }
     box.replaceChildren(...kids);
@@ -840,7 +844,12 @@
             say(`Service principal removed from tenant ${S.cust.tenant}`, 'info');
           }) })));
       const consent = consentLink(c.admin_consent_url);
-      if (consent) body.push(h('p', {}, h('a', { href: consent, id: 'cust-consent', text: 'Or play the administrator: open the admin-consent link' })));
+      if (consent) {
+        body.push(h('div', { class: 'actions' }, h('span', { text: 'Or play the administrator, who' }),
+          select('cust-consent-answer', [['accept', `accepts in tenant ${S.cust.tenant.slice(0, 8)}…`], ['refuse', 'refuses']], S.cust.refuse ? 'refuse' : 'accept', (v) => { S.cust.refuse = v === 'refuse'; S.cust.consentKey = ''; }),
+          h('a', { href: consent, id: 'cust-consent', text: 'when opening the admin-consent link' })));
+        administrator(c);
+      }
     }
 
     body.push(h('h3', { text: 'Storage account' }),
@@ -894,6 +903,17 @@
         renderCustomer();
       }).catch(() => {});
     }
+  }
+
+  // administrator records how the stand-in's tenant administrator answers c's admin
+  // consent (the panel's tenant, accept or refuse), once per change.
+  function administrator(c) {
+    const key = [c.azure.app_id, S.cust.tenant, S.cust.refuse].join('|');
+    if (key === S.cust.consentKey) return;
+    S.cust.consentKey = key;
+    customer('PUT', 'consent/' + encodeURIComponent(c.azure.app_id), { tenant_id: S.cust.tenant, refuse: S.cust.refuse })
+      .then(() => say(S.cust.refuse ? 'The administrator will refuse the admin consent' : `The administrator will accept the admin consent in tenant ${S.cust.tenant}`, 'info'))
+      .catch((e) => { S.cust.consentKey = ''; say(`Administrator: ${e.message}`, 'bad'); });
   }
 
   async function loadAssignments() {
