@@ -46,7 +46,7 @@ func TestStorageCallsPerStep(t *testing.T) {
 	// The organization's first create: its credential counter is initialised (read,
 	// count, insert); a later create reads it once (5).
 	f.count("create", 8, func() { id = f.Create("c1").ID })
-	f.count("submit tenant", 5, func() {
+	f.count("submit tenant", 4, func() {
 		if _, err := f.Domain.Onboarding.SubmitTenant(ctx, "org", id, credentialtest.Tenant, "r"); err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestStorageCallsPerStep(t *testing.T) {
 	f.count("sp poll, not yet", 3, func() { f.Run(job) })
 	job = f.Single(credential.JobSPPoll)
 	f.count("sp poll, found", 2, func() { f.Run(job) })
-	f.count("submit storage", 5, func() {
+	f.count("submit storage", 4, func() {
 		if _, err := f.Domain.Onboarding.SubmitStorage(ctx, "org", id, credentialtest.Storage, "r"); err != nil {
 			t.Fatal(err)
 		}
@@ -150,14 +150,14 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 	// its open-window row, the counter, insert (transaction), read back its ETag, the
 	// create's guard message, record the app
 	id := want("create", 6, http.StatusCreated, "POST", base, create("c1"))["id"].(string)
-	// the row and the org default
-	want("get", 2, http.StatusOK, "GET", base+"/"+id, nil)
-	want("list", 2, http.StatusOK, "GET", base, nil)
-	// read, org default, the open-window row, the window's backstop, transition
-	// (transaction), first poll job
-	want("tenant", 6, http.StatusAccepted, "POST", base+"/"+id+"/tenant", map[string]string{"tenant_id": credentialtest.Tenant.TenantID})
+	// the row alone: it carries the org-default mark
+	want("get", 1, http.StatusOK, "GET", base+"/"+id, nil)
+	want("list", 1, http.StatusOK, "GET", base, nil)
+	// read, the open-window row, the window's backstop, transition (transaction), first
+	// poll job
+	want("tenant", 5, http.StatusAccepted, "POST", base+"/"+id+"/tenant", map[string]string{"tenant_id": credentialtest.Tenant.TenantID})
 	f.Advance(id, credential.EventSPFound, nil)
-	want("storage", 6, http.StatusAccepted, "POST", base+"/"+id+"/storage", map[string]string{"subscription_id": credentialtest.Storage.SubscriptionID,
+	want("storage", 5, http.StatusAccepted, "POST", base+"/"+id+"/storage", map[string]string{"subscription_id": credentialtest.Storage.SubscriptionID,
 		"resource_group": "rg", "storage_account": "bloblake", "container_name": "lakedata"})
 	f.Advance(id, credential.EventAccessConfirmed, nil)
 	if status, out := call("POST", "/organizations/"+f.Org+"/workspaces", map[string]string{"workspace_id": "ws", "credential_id": id}); status != http.StatusCreated {
@@ -172,6 +172,12 @@ func TestStorageTransactionsPerRequest(t *testing.T) {
 	want("creds, environment default, first table", 4, http.StatusOK, "POST", creds("ws-other"), nil)
 	// pinned to the environment default: the workspace row alone, never the org default
 	want("creds, environment default", 1, http.StatusOK, "POST", creds("ws-other"), nil)
+	// read the credential, the default (its ETag), the transaction that points it here,
+	// marks the credential and clears the former default's mark
+	want("set default", 3, http.StatusOK, "PUT", "/organizations/"+f.Org+"/credential", map[string]string{"credential_id": id})
+	// read the default (the domain's read, then the store's for its ETag, as before the
+	// mark), the transaction that deletes it and clears the mark
+	want("clear default", 3, http.StatusNoContent, "DELETE", "/organizations/"+f.Org+"/credential", nil)
 	// read the row, its open-window row, clean-up job, the default, the counter, the
 	// transaction (the links are the job's)
 	want("delete", 6, http.StatusNoContent, "DELETE", base+"/"+id, nil)
