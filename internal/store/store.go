@@ -80,10 +80,14 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	// The count goes first, so a retry of an attempt that landed fails on it (412). The
 	// write id is new: a row with it is ours, written (and counted once) by an attempt
 	// whose answer was lost.
-	var landed string
+	var landed, answered string
 	err = s.countedInsert(ctx, c.OrgID, credentialCounter,
-		func(take aztables.TransactionAction, _ int64) error {
-			return s.submit(ctx, "insert credential", take, row, name, event)
+		func(take aztables.TransactionAction, _ int64) ([]string, error) {
+			etags, ok, err := s.submitETags(ctx, "insert credential", take, row, name, event)
+			if ok {
+				answered = etags[1]
+			}
+			return etags, err
 		},
 		func() bool {
 			etag, ok := s.landed(ctx, ent)
@@ -100,8 +104,11 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	case landed != "":
 		c.ETag = landed
 		return nil
+	case answered != "":
+		c.ETag = answered
+		return nil
 	}
-	// A transaction answers no ETags: read the row once to hold the current one.
+	// The transaction's answer named no ETag: read the row once to hold the current one.
 	fresh, err := s.Get(ctx, c.OrgID, c.ID)
 	if err != nil {
 		return err
