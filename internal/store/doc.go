@@ -37,6 +37,12 @@
 // A counter also numbers its moves (Seq): the registry's log is keyed by the move of its
 // transaction, so its entries are unique and in the order they happened across instances.
 //
+// The SDK drops the ETags of an entity group transaction's answer; inserts read them from
+// it (batch.go), so a create holds its row's ETag without reading the row back, and the
+// gate that queues an instance's inserts under one counter remembers the counter as the
+// last of them left it: the next needs no read of it, and a counter moved elsewhere
+// meanwhile fails the transaction on its ETag, after which it is read as before.
+//
 // A registration is one transaction too: the wi: and wid: rows, the wie: event and the
 // counter; a removal deletes the two rows (conditional on the wi: row's ETag), adds its
 // event and moves the counter. The prefixes are chosen so that no key range of one kind
