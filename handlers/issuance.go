@@ -144,6 +144,9 @@ func (a *API) unlinkWorkspace(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// The /creds answer's cache headers, shared by every answer (headers are only read once set).
+var noStore, noCache = []string{"no-store"}, []string{"no-cache"}
+
 // credsView answers the SDK: where a table's data goes and the SAS to write it.
 type credsView struct {
 	AccountURL   string    `json:"account_url"`
@@ -169,8 +172,8 @@ func (a *API) issueSAS(w http.ResponseWriter, r *http.Request) error {
 	if is.Credential != nil {
 		v.CredentialID = optional(is.Credential.ID)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, v)
+	h := w.Header()
+	h["Cache-Control"], h["Pragma"] = noStore, noCache
+	writeCreds(w, &v)
 	return nil
 }

@@ -53,6 +53,8 @@ type EntraVerifier struct {
 	keys      *jwksCache
 	parser    *jwt.Parser
 	validator *jwt.Validator
+	now       func() time.Time
+	leeway    time.Duration
 }
 
 // NewEntraVerifier validates cfg once and returns a verifier. It does no I/O: the keys are
@@ -89,6 +91,8 @@ func NewEntraVerifier(cfg EntraConfig) (*EntraVerifier, error) {
 	return &EntraVerifier{
 		audience:  cfg.Audience,
 		authority: cfg.IssuerAuthority,
+		now:       now,
+		leeway:    leeway,
 		keys:      &jwksCache{url: cfg.KeysURL, client: client, now: now, minInterval: interval},
 		// RS256 only: refuses alg "none", HS256 keyed with a public key, and every other
 		// algorithm (Entra signs access tokens with RS256). The claims are checked below,
@@ -144,11 +148,21 @@ const entraV2 = "2.0"
 // starts "entra token: " and never quotes the token. ctx bounds a key fetch the call may
 // have to wait for.
 func (v *EntraVerifier) Verify(ctx context.Context, raw string) (Workload, error) {
+	w, _, err := v.verify(ctx, raw)
+	return w, err
+}
+
+// keysVersion is the version of Entra's keys, as [Verifier.keysVersion] describes.
+func (v *EntraVerifier) keysVersion(now time.Time) (uint64, bool) { return v.keys.version(now) }
+
+// verify is Verify that also says when the token is valid, for the cache of verified
+// tokens.
+func (v *EntraVerifier) verify(ctx context.Context, raw string) (Workload, validity, error) {
 	if raw == "" {
-		return Workload{}, refuseEntra("missing token", nil)
+		return Workload{}, validity{}, refuseEntra("missing token", nil)
 	}
 	if len(raw) > maxTokenBytes {
-		return Workload{}, refuseEntra("token too large", nil)
+		return Workload{}, validity{}, refuseEntra("token too large", nil)
 	}
 	var c entraClaims
 	_, err := v.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
@@ -157,15 +171,16 @@ func (v *EntraVerifier) Verify(ctx context.Context, raw string) (Workload, error
 	if err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
-			return Workload{}, refuseEntra(ke.cause, ke.err)
+			return Workload{}, validity{}, refuseEntra(ke.cause, ke.err)
 		}
-		return Workload{}, refuseEntra(jwtCause(err), nil)
+		return Workload{}, validity{}, refuseEntra(jwtCause(err), nil)
 	}
 	// Signed by Entra from here on: the claims are Entra's.
 	if err := v.checkClaims(&c); err != nil {
-		return Workload{}, err
+		return Workload{}, validity{}, err
 	}
-	return Workload{TenantID: c.TenantID, ClientID: c.AuthorizedParty, ObjectID: c.ObjectID}, nil
+	w := Workload{TenantID: c.TenantID, ClientID: c.AuthorizedParty, ObjectID: c.ObjectID}
+	return w, validityOf(&c.RegisteredClaims, v.leeway), nil
 }
 
 // checkClaims checks a signed token's claims, the version first (a v1.0 token fails the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,29 @@ type jwksCache struct {
 	fetchedAt time.Time  // last successful fetch
 	triedAt   time.Time  // start of the last fetch, successful or not
 	inflight  *jwksFetch // the running fetch, if any
+
+	// current is the version of keys and when it was fetched, read without the lock by
+	// the cache of verified tokens on every request.
+	current atomic.Pointer[keySetVersion]
+}
+
+// keySetVersion numbers the key sets a jwksCache has held: a refetch that finds the same
+// keys keeps the number, one that finds any other set takes the next.
+type keySetVersion struct {
+	n         uint64
+	fetchedAt time.Time
+}
+
+// version is the number of the current key set (0 before the first fetch) and whether a
+// verification at now would use it as it is: false once the set is due for a refetch
+// (jwksMaxAge), so that whoever relies on the number verifies again and the refetch
+// happens as it would without them.
+func (c *jwksCache) version(now time.Time) (uint64, bool) {
+	v := c.current.Load()
+	if v == nil {
+		return 0, false
+	}
+	return v.n, now.Sub(v.fetchedAt) < jwksMaxAge
 }
 
 // jwksFetch is one fetch that several verifications may wait for.
@@ -114,8 +138,16 @@ func (c *jwksCache) refresh(ctx context.Context, f *jwksFetch) {
 	keys, err := c.fetch(ctx)
 	c.mu.Lock()
 	if err == nil {
+		next := keySetVersion{fetchedAt: c.now()}
+		if prev := c.current.Load(); prev != nil {
+			next.n = prev.n
+		}
+		if !sameKeys(c.keys, keys) {
+			next.n++
+		}
 		c.keys = keys
-		c.fetchedAt = c.now()
+		c.fetchedAt = next.fetchedAt
+		c.current.Store(&next)
 	}
 	f.err = err
 	c.inflight = nil
@@ -145,4 +177,18 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string]*rsa.PublicKey, error
 		return nil, fmt.Errorf("jwks larger than %d bytes", maxJWKSBytes)
 	}
 	return parseJWKS(body)
+}
+
+// sameKeys reports whether two key sets hold the same keys under the same kids.
+func sameKeys(a, b map[string]*rsa.PublicKey) bool {
+	if a == nil || len(a) != len(b) {
+		return false
+	}
+	for kid, k := range a {
+		o, ok := b[kid]
+		if !ok || !k.Equal(o) {
+			return false
+		}
+	}
+	return true
 }

@@ -50,6 +50,8 @@ type Verifier struct {
 	opts      []jwt.ParserOption
 	staticKey *rsa.PublicKey // set when Config.PublicKeyPEM is
 	jwks      *jwksCache     // set when Config.JWKSURL is
+	now       func() time.Time
+	leeway    time.Duration
 }
 
 // NewVerifier validates cfg once and returns a verifier. It does no I/O: the JWKS is
@@ -82,6 +84,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 
 	v := &Verifier{
 		issuer: cfg.Issuer,
+		now:    now,
+		leeway: leeway,
 		opts: []jwt.ParserOption{
 			// RS256 only: refuses alg "none" and HS256 signed with the public key's bytes.
 			jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
@@ -167,11 +171,18 @@ func (e *keyError) Unwrap() error { return e.err }
 // short cause for logs and never contains the token. ctx bounds a JWKS fetch the call may
 // have to wait for.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
+	p, _, err := v.verify(ctx, raw)
+	return p, err
+}
+
+// verify is Verify that also says when the token is valid, for the cache of verified
+// tokens.
+func (v *Verifier) verify(ctx context.Context, raw string) (Principal, validity, error) {
 	if raw == "" {
-		return Principal{}, refuse("missing token", nil)
+		return Principal{}, validity{}, refuse("missing token", nil)
 	}
 	if len(raw) > maxTokenBytes {
-		return Principal{}, refuse("token too large", nil)
+		return Principal{}, validity{}, refuse("token too large", nil)
 	}
 	var claims tokenClaims
 	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
@@ -180,17 +191,28 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
-			return Principal{}, refuse(ke.cause, ke.err)
+			return Principal{}, validity{}, refuse(ke.cause, ke.err)
 		}
 		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
-			return Principal{}, refuse(missingClaim(&claims), nil)
+			return Principal{}, validity{}, refuse(missingClaim(&claims), nil)
 		}
-		return Principal{}, refuse(jwtCause(err), nil)
+		return Principal{}, validity{}, refuse(jwtCause(err), nil)
 	}
 	if claims.Subject == "" {
-		return Principal{}, refuse("missing sub", nil)
+		return Principal{}, validity{}, refuse("missing sub", nil)
 	}
-	return Principal{Subject: claims.Subject, Orgs: claims.Orgs}, nil
+	return Principal{Subject: claims.Subject, Orgs: claims.Orgs}, validityOf(&claims.RegisteredClaims, v.leeway), nil
+}
+
+// keysVersion says which version of the verification keys a verification now would use,
+// and whether that version is fresh enough to be used without a refetch: a single PEM key
+// never changes (a new key file takes a restart); a JWKS changes when a refetch finds
+// another set, and is due for a refetch an hour after the last one.
+func (v *Verifier) keysVersion(now time.Time) (uint64, bool) {
+	if v.jwks == nil {
+		return 0, true
+	}
+	return v.jwks.version(now)
 }
 
 // key picks the verification key. jwt has checked the algorithm is RS256 by now.

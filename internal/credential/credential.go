@@ -32,7 +32,9 @@ type Credential struct {
 	// before the first. It is apart from State: a degraded credential stays verified.
 	Health Health
 
-	// IsOrgDefault is not stored on the row; Onboarding's reads fill it in from the org default.
+	// IsOrgDefault says whether the credential is its organization's default, as the
+	// store read it (a mark on the credential's row, changed in the same transaction as
+	// the default). Resolution reads the default itself (Store.OrgDefault), not this.
 	IsOrgDefault bool
 	// Links are not stored either: Onboarding's answers fill them in from its Config.
 	Links Links

@@ -192,17 +192,12 @@ func (o *Onboarding) removeApp(ctx context.Context, c *Credential, app App) {
 	}
 }
 
-// Get reads one credential with its org-default flag.
+// Get reads one credential with its org-default flag (the store's reads carry it).
 func (o *Onboarding) Get(ctx context.Context, orgID, id string) (*Credential, error) {
 	c, err := o.store.Get(ctx, orgID, id)
 	if err != nil {
 		return nil, err
 	}
-	def, err := o.store.OrgDefault(ctx, orgID)
-	if err != nil {
-		return nil, fmt.Errorf("read org default: %w", err)
-	}
-	c.IsOrgDefault = def == c.ID
 	return o.shown(c), nil
 }
 
@@ -212,12 +207,7 @@ func (o *Onboarding) List(ctx context.Context, orgID string) ([]*Credential, err
 	if err != nil {
 		return nil, err
 	}
-	def, err := o.store.OrgDefault(ctx, orgID)
-	if err != nil {
-		return nil, fmt.Errorf("read org default: %w", err)
-	}
 	for _, c := range cs {
-		c.IsOrgDefault = def == c.ID
 		o.shown(c)
 	}
 	return cs, nil
@@ -335,19 +325,26 @@ func (o *Onboarding) SetOrgDefault(ctx context.Context, orgID, id string) (*Cred
 	if id == "" {
 		return nil, invalid("credential_id", "credential_id is required")
 	}
-	c, err := o.Get(ctx, orgID, id)
-	if err != nil {
-		return nil, err
+	// A default changed by another request meanwhile (or a write of the credential) makes
+	// the store's write conflict: read again and set it, the request's word is the last.
+	for attempt := 1; ; attempt++ {
+		c, err := o.Get(ctx, orgID, id)
+		if err != nil {
+			return nil, err
+		}
+		if !c.State.Usable() {
+			return nil, &TransitionError{Action: "set the org default", State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
+		}
+		o.resolutions.forget(orgID)
+		err = o.store.SetOrgDefault(ctx, c)
+		if err == nil {
+			c.IsOrgDefault = true
+			return o.shown(c), nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt == maxDeleteAttempts {
+			return nil, fmt.Errorf("set org default %s: %w", id, err)
+		}
 	}
-	if !c.State.Usable() {
-		return nil, &TransitionError{Action: "set the org default", State: c.State, Allowed: []State{StateVerified, StateUnverifiedSaved}}
-	}
-	o.resolutions.forget(orgID)
-	if err := o.store.SetOrgDefault(ctx, c); err != nil {
-		return nil, fmt.Errorf("set org default %s: %w", id, err)
-	}
-	c.IsOrgDefault = true
-	return o.shown(c), nil
 }
 
 // ClearOrgDefault leaves the organization without a default credential (the wizard's

@@ -70,6 +70,8 @@ type Store interface {
 	// credential limit with a *QuotaError. The limit holds against concurrent inserts.
 	Insert(ctx context.Context, c *Credential, ev EventRecord) error
 	// Get reads one credential; a missing one (or one of another org) is ErrNotFound.
+	// Every read of credentials (Get, List, HealthStore.EachVerified) fills in
+	// IsOrgDefault, and Update writes it back as read.
 	Get(ctx context.Context, orgID, id string) (*Credential, error)
 	// List reads every credential of an organization, oldest first.
 	List(ctx context.Context, orgID string) ([]*Credential, error)
@@ -89,11 +91,14 @@ type Store interface {
 	Events(ctx context.Context, orgID, id string) ([]EventRecord, error)
 	// OrgDefault returns the id of the organization's default credential, "" when none.
 	OrgDefault(ctx context.Context, orgID string) (string, error)
-	// SetOrgDefault makes c the organization's default if c is unchanged since it was read.
+	// SetOrgDefault makes c the organization's default if c is unchanged since it was read
+	// (and may fail with ErrConflict when the default changes meanwhile). The credential
+	// it points at before and c are both written (their ETags move on), so their
+	// IsOrgDefault marks change with the default.
 	SetOrgDefault(ctx context.Context, c *Credential) error
 	// ClearOrgDefault removes the organization's default if it still points at id, as
 	// read: one that points elsewhere meanwhile fails with an error matching ErrConflict
-	// and stays; none at all is success.
+	// and stays; none at all is success. id's row is written too (its mark).
 	ClearOrgDefault(ctx context.Context, orgID, id string) error
 }
 

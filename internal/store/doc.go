@@ -6,7 +6,8 @@
 //
 //	c:<credential id>            the credential, or its tombstone once deleted (DeletedAt set)
 //	n:<lower-cased name>         the name reservation (unique names per org)
-//	d                            the org default (its CredentialID)
+//	d                            the org default (its CredentialID); the c: rows carry it too
+//	                             as a mark (OrgDefault), changed in the same transactions
 //	e:<credential id>:<revision> one event per state transition, append-only
 //	h:<credential id>:<revision> one event per health status change, append-only
 //	w:<workspace id>             a workspace: its link, first table, LockedAt and Pin
@@ -36,6 +37,12 @@
 // A counter also numbers its moves (Seq): the registry's log is keyed by the move of its
 // transaction, so its entries are unique and in the order they happened across instances.
 //
+// The SDK drops the ETags of an entity group transaction's answer; inserts read them from
+// it (batch.go), so a create holds its row's ETag without reading the row back, and the
+// gate that queues an instance's inserts under one counter remembers the counter as the
+// last of them left it: the next needs no read of it, and a counter moved elsewhere
+// meanwhile fails the transaction on its ETag, after which it is read as before.
+//
 // A registration is one transaction too: the wi: and wid: rows, the wie: event and the
 // counter; a removal deletes the two rows (conditional on the wi: row's ETag), adds its
 // event and moves the counter. The prefixes are chosen so that no key range of one kind
@@ -52,6 +59,21 @@
 // unlocked workspaces later (UnlockedLinks). Every read of credentials skips tombstones,
 // which keep the id, name, base path and app ids for messages about locked workspaces and
 // for the clean-up.
+//
+// The org default lives in two places kept together: the d row (what resolution reads)
+// and a mark on the credential rows (OrgDefault), so that reading a credential, or the
+// list, says which is the default in one round trip. Setting the default is one
+// transaction: the d row written conditional on the ETag it was read with (an insert when
+// there was none), the credential marked (conditional on its ETag: the check that it is
+// unchanged) and the former default's mark cleared; clearing deletes the d row and clears
+// the mark in one transaction; a delete's tombstone carries no mark. A mark changed moves
+// the row's ETag on, so a writer holding the row from before cannot write the old mark
+// back. Rows written before the mark existed have none: their reads read the d row too
+// (Get, List, the health sweep: one read per organization and call), and their next
+// write stores the mark. An older build setting or clearing the default while a newer
+// one runs (during a deploy) writes the d row without the marks: the flag the API shows
+// can then be wrong until the default is set or cleared again; which storage tables use
+// is never affected, since resolution reads the d row.
 //
 // Health events have their own key range so the transition log never holds anything but
 // transitions. The health sweep's walk over every verified credential is the one query

@@ -55,6 +55,13 @@ type credentialEntity struct {
 	WriteID string `json:",omitempty"`
 	// DeletedAt marks a tombstone (tombstoneEntity): every read of credentials skips it.
 	DeletedAt string `json:",omitempty"`
+	// OrgDefault marks the organization's default credential, so that a read of the row
+	// alone says whether it is. Every change of the default row (set, re-pointed, cleared,
+	// its credential deleted) writes the marks of the credentials it leaves and points at in
+	// the same transaction. Rows written before the mark existed have none (nil): their
+	// reads read the default row as well, as every read did then, and their next write
+	// stores the mark.
+	OrgDefault *bool `json:",omitempty"`
 
 	LastError              string
 	LastErrorCode          string
@@ -203,6 +210,8 @@ func toEntity(c *credential.Credential) (credentialEntity, error) {
 		LastError: c.LastError.Message, LastErrorCode: c.LastError.Code, LastErrorHint: c.LastError.Hint,
 		LastErrorProviderError: c.LastError.ProviderError, LastErrorRequestID: c.LastError.RequestID,
 	}
+	mark := c.IsOrgDefault
+	ent.OrgDefault = &mark
 	if err := putHealth(&ent, c.Health); err != nil {
 		return credentialEntity{}, err
 	}
@@ -225,7 +234,8 @@ func fromEntity(e credentialEntity, etag string) (*credential.Credential, error)
 		Generation: e.Generation, Revision: e.Revision,
 		LastError: credential.Problem{Message: e.LastError, Code: e.LastErrorCode, Hint: e.LastErrorHint,
 			ProviderError: e.LastErrorProviderError, RequestID: e.LastErrorRequestID},
-		ETag: etag,
+		ETag:         etag,
+		IsOrgDefault: e.OrgDefault != nil && *e.OrgDefault,
 	}
 	if !c.State.Known() {
 		return nil, fmt.Errorf("stored credential %s has unknown state %q", e.ID, e.State)

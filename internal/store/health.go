@@ -96,18 +96,24 @@ func (s *Store) eachVerified(ctx context.Context, pageSize int32, fn func(*crede
 	filter := fmt.Sprintf("State eq '%s' and RowKey ge '%s' and RowKey lt '%s'",
 		odataQuote(string(credential.StateVerified)), odataQuote(credentialPrefix), odataQuote(credentialPrefix[:len(credentialPrefix)-1]+";"))
 	pager := s.table.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &pageSize})
+	var defaults map[string]string // org defaults read for rows without the mark
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			return fmt.Errorf("list verified credentials: %w", translate(err, "query"))
 		}
 		for _, raw := range page.Entities {
-			c, err := decodeCredential(raw)
+			c, marked, err := decodeCredential(raw)
 			if err != nil {
 				return err
 			}
 			if c == nil {
 				continue // a tombstone has no state, so the filter leaves it out; never probe one
+			}
+			if !marked {
+				if defaults, err = s.unmarked(ctx, c, defaults); err != nil {
+					return fmt.Errorf("list verified credentials: %w", err)
+				}
 			}
 			if err := fn(c); err != nil {
 				return err

@@ -154,6 +154,7 @@ func (s *Store) countRows(ctx context.Context, orgID, prefix string) (int, error
 // release is the action a delete of one counted row adds to its transaction: it frees
 // the row's place under the organization's limit.
 func (s *Store) release(ctx context.Context, orgID string, c counter) (aztables.TransactionAction, error) {
+	s.gate.forget(orgID + "/" + c.key)
 	t, err := s.readCounter(ctx, orgID, c)
 	if err != nil {
 		return aztables.TransactionAction{}, err
@@ -162,23 +163,37 @@ func (s *Store) release(ctx context.Context, orgID string, c counter) (aztables.
 }
 
 // countedInsert writes a new counted row: write submits the insert's transaction with
-// take, the counter's move, among its actions (seq is the move's Seq). At the limit it writes nothing and returns
+// take, the counter's move, first among its actions (seq is the move's Seq), and returns
+// the rows' ETags from the transaction's answer when it has them (nil otherwise). The
+// counter as this insert left it is remembered (its count, Seq and ETag), so the next
+// insert under it on this instance, which waits at the gate, needs no read of it: when
+// another instance or a delete moved it meanwhile, the transaction fails on its ETag and
+// the insert reads it and tries again, as it does after any conflict. At the limit it writes nothing and returns
 // a *QuotaError, or errAlreadyExists when exists (if given) finds the row: an existing row
 // is never refused as over the limit. landed recognises a row that an attempt whose answer
 // was lost wrote (and counted, once); errAlreadyExists is left to the caller to name. A
 // conflict of write, when the counter moved meanwhile, is another instance's write of a
 // counted row: it reads the counter again and tries again.
-func (s *Store) countedInsert(ctx context.Context, orgID string, c counter, write func(take aztables.TransactionAction, seq int64) error,
+func (s *Store) countedInsert(ctx context.Context, orgID string, c counter, write func(take aztables.TransactionAction, seq int64) ([]string, error),
 	landed, exists func() bool) error {
-	leave, err := s.gate.enter(ctx, orgID+"/"+c.key)
+	key := orgID + "/" + c.key
+	leave, err := s.gate.enter(ctx, key)
 	if err != nil {
 		return err
 	}
 	defer leave()
 	for attempt := 1; ; attempt++ {
-		count, err := s.readCounter(ctx, orgID, c)
-		if err != nil {
-			return err
+		count, known := s.gate.counter(key)
+		if !known || attempt > 1 {
+			if count, err = s.readCounter(ctx, orgID, c); err != nil {
+				return err
+			}
+		}
+		if known && attempt == 1 && count.full(c.limit(s.limits)) {
+			// At the limit as remembered: read it, a delete may have freed a place.
+			if count, err = s.readCounter(ctx, orgID, c); err != nil {
+				return err
+			}
 		}
 		if limit := c.limit(s.limits); count.full(limit) {
 			if exists != nil && exists() {
@@ -190,10 +205,16 @@ func (s *Store) countedInsert(ctx context.Context, orgID string, c counter, writ
 		if err != nil {
 			return err
 		}
-		err = write(take, count.next())
+		etags, err := write(take, count.next())
 		if err == nil {
+			if len(etags) > 0 && etags[0] != "" {
+				s.gate.remember(key, tally{orgID: orgID, c: c, count: count.count + 1, seq: count.next(), etag: etags[0]})
+			} else {
+				s.gate.forget(key)
+			}
 			return nil
 		}
+		s.gate.forget(key)
 		if !errors.Is(err, credential.ErrConflict) && !errors.Is(err, errAlreadyExists) {
 			return err
 		}
@@ -223,8 +244,37 @@ var errCounterBusy = &credential.ConflictError{Message: "too many concurrent cha
 // other for its ETag, one winning per round and the rest reading again. Other instances
 // still race; the conditional write keeps that correct.
 type gate struct {
-	mu    sync.Mutex
-	slots map[string]*slot
+	mu       sync.Mutex
+	slots    map[string]*slot
+	counters map[string]tally // each counter as this instance's last insert left it
+}
+
+// maxRememberedCounters bounds the counters a gate remembers.
+const maxRememberedCounters = 10000
+
+// counter is the counter under key as this instance's last insert under it left it.
+func (g *gate) counter(key string) (tally, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.counters[key]
+	return t, ok
+}
+
+// remember keeps t as the counter under key; forget drops it (a delete moved it, or an
+// insert's answer did not say where it is).
+func (g *gate) remember(key string, t tally) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.counters == nil || len(g.counters) >= maxRememberedCounters {
+		g.counters = map[string]tally{} // a bound, not a policy: the next insert of each reads it
+	}
+	g.counters[key] = t
+}
+
+func (g *gate) forget(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.counters, key)
 }
 
 type slot struct {

@@ -80,10 +80,14 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	// The count goes first, so a retry of an attempt that landed fails on it (412). The
 	// write id is new: a row with it is ours, written (and counted once) by an attempt
 	// whose answer was lost.
-	var landed string
+	var landed, answered string
 	err = s.countedInsert(ctx, c.OrgID, credentialCounter,
-		func(take aztables.TransactionAction, _ int64) error {
-			return s.submit(ctx, "insert credential", take, row, name, event)
+		func(take aztables.TransactionAction, _ int64) ([]string, error) {
+			etags, ok, err := s.submitETags(ctx, "insert credential", take, row, name, event)
+			if ok {
+				answered = etags[1]
+			}
+			return etags, err
 		},
 		func() bool {
 			etag, ok := s.landed(ctx, ent)
@@ -100,8 +104,11 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 	case landed != "":
 		c.ETag = landed
 		return nil
+	case answered != "":
+		c.ETag = answered
+		return nil
 	}
-	// A transaction answers no ETags: read the row once to hold the current one.
+	// The transaction's answer named no ETag: read the row once to hold the current one.
 	fresh, err := s.Get(ctx, c.OrgID, c.ID)
 	if err != nil {
 		return err
@@ -141,7 +148,37 @@ func (s *Store) Get(ctx context.Context, orgID, id string) (*credential.Credenti
 	if ent.DeletedAt != "" {
 		return nil, fmt.Errorf("get credential %s: deleted: %w", id, credential.ErrNotFound)
 	}
-	return fromEntity(ent, string(resp.ETag))
+	c, err := fromEntity(ent, string(resp.ETag))
+	if err != nil {
+		return nil, err
+	}
+	if ent.OrgDefault == nil { // written before the mark: the default row says
+		def, _, err := s.orgDefault(ctx, orgID)
+		if err != nil {
+			return nil, err
+		}
+		c.IsOrgDefault = def == c.ID
+	}
+	return c, nil
+}
+
+// unmarked fills in the org-default mark of credentials read from rows written before
+// the mark existed, reading each organization's default row once: defaults holds the
+// ones read so far (nil: none yet).
+func (s *Store) unmarked(ctx context.Context, c *credential.Credential, defaults map[string]string) (map[string]string, error) {
+	def, ok := defaults[c.OrgID]
+	if !ok {
+		var err error
+		if def, _, err = s.orgDefault(ctx, c.OrgID); err != nil {
+			return defaults, err
+		}
+		if defaults == nil {
+			defaults = map[string]string{}
+		}
+		defaults[c.OrgID] = def
+	}
+	c.IsOrgDefault = def == c.ID
+	return defaults, nil
 }
 
 // Tombstone reads what remains of a deleted credential; a credential that exists, or
@@ -188,34 +225,46 @@ func (s *Store) query(ctx context.Context, filter string, each func(raw []byte) 
 }
 
 // decodeCredential reads a credential from an entity of a query's page, ETag included;
-// nil for a tombstone, which every query skips.
-func decodeCredential(raw []byte) (*credential.Credential, error) {
+// nil for a tombstone, which every query skips. marked is false for a row written before
+// the org-default mark existed, whose mark the caller must fill in (Store.unmarked).
+func decodeCredential(raw []byte) (c *credential.Credential, marked bool, err error) {
 	var ent struct {
 		credentialEntity
 		ETag string `json:"odata.etag"`
 	}
 	if err := json.Unmarshal(raw, &ent); err != nil {
-		return nil, fmt.Errorf("decode credential: %w", err)
+		return nil, false, fmt.Errorf("decode credential: %w", err)
 	}
 	if ent.DeletedAt != "" {
-		return nil, nil
+		return nil, true, nil
 	}
-	return fromEntity(ent.credentialEntity, ent.ETag)
+	c, err = fromEntity(ent.credentialEntity, ent.ETag)
+	return c, ent.OrgDefault != nil, err
 }
 
-// List reads every credential of an organization, oldest first.
+// List reads every credential of an organization, oldest first: one query, and one read
+// of the default row when a row has no org-default mark yet.
 func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credential, error) {
-	var out []*credential.Credential
+	var out, unmarked []*credential.Credential
 	err := s.query(ctx, rangeFilter(orgID, credentialPrefix), func(raw []byte) error {
-		c, err := decodeCredential(raw)
+		c, marked, err := decodeCredential(raw)
 		if err != nil || c == nil {
 			return err
 		}
 		out = append(out, c)
+		if !marked {
+			unmarked = append(unmarked, c)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list credentials of %s: %w", orgID, err)
+	}
+	var defaults map[string]string
+	for _, c := range unmarked {
+		if defaults, err = s.unmarked(ctx, c, defaults); err != nil {
+			return nil, fmt.Errorf("list credentials of %s: %w", orgID, err)
+		}
 	}
 	sortByCreation(out)
 	return out, nil
@@ -424,6 +473,22 @@ func (s *Store) ClearOrgDefault(ctx context.Context, orgID, id string) error {
 		return fmt.Errorf("clear org default %s: it is %s now: %w", id, def, &credential.ConflictError{
 			Message: "the organization's default changed meanwhile; read it again and retry"})
 	}
+	// The default row goes and the credential's mark with it, in one transaction.
+	del, err := action(aztables.TransactionTypeDelete, map[string]string{"PartitionKey": orgID, "RowKey": defaultKey}, etag)
+	if err != nil {
+		return err
+	}
+	unmark, err := markAction(orgID, id, false)
+	if err != nil {
+		return err
+	}
+	err = s.submit(ctx, "clear org default", del, unmark)
+	if !errors.Is(err, credential.ErrNotFound) {
+		return err
+	}
+	// Not found: the default row went meanwhile (another clear, or this one's retry whose
+	// answer was lost), or it pointed at a credential row that is not there. Delete the
+	// default row alone; gone already is success.
 	tag := azcore.ETag(etag)
 	_, err = s.table.DeleteEntity(ctx, orgID, defaultKey, &aztables.DeleteEntityOptions{IfMatch: &tag})
 	if err = translate(err, "clear org default"); errors.Is(err, credential.ErrNotFound) {
@@ -432,20 +497,65 @@ func (s *Store) ClearOrgDefault(ctx context.Context, orgID, id string) error {
 	return err
 }
 
+// markAction writes the org-default mark of credential id (a merge: nothing else of the
+// row changes, its ETag moves on), whatever the row's ETag: every write of a credential
+// row is conditional on the ETag it read, so a writer holding the row from before the
+// mark changed conflicts and cannot write the old mark back.
+func markAction(orgID, id string, mark bool) (aztables.TransactionAction, error) {
+	return action(aztables.TransactionTypeUpdateMerge, map[string]any{"PartitionKey": orgID, "RowKey": credentialKey(id), "OrgDefault": mark}, "*")
+}
+
 // SetOrgDefault points the org default at c, in one transaction with a check that c is
 // unchanged (a delete racing with it makes one of the two fail, never a dangling default).
+//
+// The same transaction marks c's row as the default (conditional on c.ETag: the check) and
+// clears the mark of the credential the default pointed at before; the default row's
+// write is conditional on the ETag it was read with (or an insert when there was none),
+// so a concurrent change of the default makes this one fail (ErrConflict) rather than
+// leave two credentials marked.
 func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) error {
-	unchanged, err := touch(c)
+	if c.ETag == "" {
+		return fmt.Errorf("set org default: credential %s: no ETag; read it first", c.ID)
+	}
+	mark, err := action(aztables.TransactionTypeUpdateMerge, map[string]any{"PartitionKey": c.OrgID, "RowKey": credentialKey(c.ID), "OrgDefault": true}, c.ETag)
+	if err != nil {
+		return err
+	}
+	prev, etag, err := s.orgDefault(ctx, c.OrgID)
 	if err != nil {
 		return fmt.Errorf("set org default: %w", err)
 	}
-	def, err := action(aztables.TransactionTypeInsertReplace, defaultEntity{PartitionKey: c.OrgID, RowKey: defaultKey, CredentialID: c.ID}, "")
+	row := defaultEntity{PartitionKey: c.OrgID, RowKey: defaultKey, CredentialID: c.ID}
+	var def aztables.TransactionAction
+	if etag == "" {
+		def, err = action(aztables.TransactionTypeAdd, row, "")
+	} else {
+		def, err = action(aztables.TransactionTypeUpdateReplace, row, etag)
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.submit(ctx, "set org default", unchanged, def); err != nil {
+	actions := []aztables.TransactionAction{mark, def}
+	if prev != "" && prev != c.ID {
+		unmark, err := markAction(c.OrgID, prev, false)
+		if err != nil {
+			return err
+		}
+		actions = append(actions, unmark)
+	}
+	err = s.submit(ctx, "set org default", actions...)
+	if errors.Is(err, credential.ErrNotFound) && len(actions) == 3 {
+		// The former default's row is not there (a default row older than its
+		// credential's delete): point the default without it.
+		err = s.submit(ctx, "set org default", actions[:2]...)
+	}
+	if errors.Is(err, errAlreadyExists) {
+		err = &credential.ConflictError{Message: "the organization's default changed meanwhile; read it again and retry"}
+	}
+	if err != nil {
 		return err
 	}
 	c.ETag = ""
+	c.IsOrgDefault = true
 	return nil
 }

@@ -105,13 +105,14 @@ func (s *Store) InsertWorkloadIdentity(ctx context.Context, w *credential.Worklo
 		return err
 	}
 	err = s.countedInsert(ctx, w.OrgID, workloadCounter,
-		func(take aztables.TransactionAction, seq int64) error {
+		func(take aztables.TransactionAction, seq int64) ([]string, error) {
 			event, err := action(aztables.TransactionTypeAdd, toWorkloadEventEntity(w.OrgID, seq, ev, ent.WriteID), "")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			// The count goes first, so a retry of an attempt that landed fails on it.
-			return s.submit(ctx, "register workload identity "+w.ClientID, take, row, index, event)
+			etags, _, err := s.submitETags(ctx, "register workload identity "+w.ClientID, take, row, index, event)
+			return etags, err
 		},
 		func() bool {
 			got, _, err := s.readWorkload(ctx, w.OrgID, ent.RowKey)

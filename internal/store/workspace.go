@@ -110,8 +110,8 @@ func (s *Store) InsertWorkspace(ctx context.Context, w *credential.Workspace, c 
 	ent := toWorkspaceEntity(w)
 	ent.WriteID = rand.Text()
 	err := s.countedInsert(ctx, w.OrgID, workspaceCounter,
-		func(take aztables.TransactionAction, _ int64) error {
-			return s.writeWorkspace(ctx, aztables.TransactionTypeAdd, w, ent, "", c, take)
+		func(take aztables.TransactionAction, _ int64) ([]string, error) {
+			return nil, s.writeWorkspace(ctx, aztables.TransactionTypeAdd, w, ent, "", c, take)
 		},
 		func() bool { return s.workspaceLanded(ctx, ent) },
 		func() bool { _, err := s.table.GetEntity(ctx, w.OrgID, ent.RowKey, nil); return err == nil })

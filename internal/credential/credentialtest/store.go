@@ -370,13 +370,14 @@ func (s *Store) Get(ctx context.Context, orgID, id string) (*credential.Credenti
 	case r.c == nil:
 		return nil, fmt.Errorf("get credential %s: deleted: %w", id, credential.ErrNotFound)
 	}
-	return r.read(), nil
+	return s.org(orgID).read(r), nil
 }
 
-// read is the credential of a live row as a read returns it.
-func (r *credentialRow) read() *credential.Credential {
+// read is the credential of a live row as a read returns it, with its org-default mark.
+func (p *partition) read(r *credentialRow) *credential.Credential {
 	c := copyCredential(r.c)
 	c.ETag = r.etag
+	c.IsOrgDefault = p.def != nil && p.def.id == c.ID
 	return c
 }
 
@@ -406,9 +407,10 @@ func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credentia
 	}
 	defer end()
 	var out []*credential.Credential
-	for _, r := range s.org(orgID).creds {
+	p := s.org(orgID)
+	for _, r := range p.creds {
 		if r.c != nil {
-			out = append(out, r.read())
+			out = append(out, p.read(r))
 		}
 	}
 	slices.SortFunc(out, func(a, b *credential.Credential) int {
@@ -560,7 +562,8 @@ func (s *Store) OrgDefault(ctx context.Context, orgID string) (string, error) {
 
 // SetOrgDefault points the org default at c if c is unchanged since it was read. The
 // check is a write of c's row (its ETag changes) and c.ETag is cleared, as in the Table
-// store's transaction.
+// store's transaction, which also writes the org-default mark on c's row and on the row
+// of the default it replaces: both rows' ETags move on.
 func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) error {
 	end, err := s.begin("SetOrgDefault")
 	if err != nil {
@@ -571,9 +574,21 @@ func (s *Store) SetOrgDefault(ctx context.Context, c *credential.Credential) err
 	if err := s.touch(p, c, "set org default"); err != nil {
 		return err
 	}
+	s.unmark(p, c.ID)
 	p.def = &defaultRow{id: c.ID, etag: s.etag()}
 	c.ETag = ""
 	return nil
+}
+
+// unmark moves on the ETag of the row of the org default, unless it is keep, as the Table
+// store's clearing of its mark does; s.mu is held.
+func (s *Store) unmark(p *partition, keep string) {
+	if p.def == nil || p.def.id == keep {
+		return
+	}
+	if r := p.creds[p.def.id]; r != nil && r.c != nil {
+		r.etag = s.etag()
+	}
 }
 
 // ClearOrgDefault removes the organization's default if it points at id.
@@ -590,6 +605,7 @@ func (s *Store) ClearOrgDefault(ctx context.Context, orgID, id string) error {
 	case p.def.id != id:
 		return errChanged(fmt.Sprintf("clear org default %s (it is %s now)", id, p.def.id))
 	}
+	s.unmark(p, "")
 	p.def = nil
 	return nil
 }
@@ -746,7 +762,7 @@ func (s *Store) EachVerified(ctx context.Context, fn func(*credential.Credential
 	for _, p := range s.orgs {
 		for _, r := range p.creds {
 			if r.c != nil && r.c.State == credential.StateVerified {
-				all = append(all, r.read())
+				all = append(all, p.read(r))
 			}
 		}
 	}
@@ -808,7 +824,8 @@ func byRevision[E any](log map[int64]E) []E {
 }
 
 // copyCredential is c as the Table store would read it back: its own copy, times in UTC,
-// empty lists as nil, no health before the first check, no ETag nor org-default flag.
+// empty lists as nil, no health before the first check, no ETag nor org-default mark (a
+// read adds both).
 func copyCredential(c *credential.Credential) *credential.Credential {
 	out := *c
 	out.ETag, out.IsOrgDefault = "", false

@@ -43,7 +43,7 @@ func TestStoreWriteIDs(t *testing.T, newStore func(t *testing.T, limits Limits) 
 // unique names, conditional writes (stale ETags, the ETag a transaction clears, the
 // credential check of default and workspace writes), write ids (a write whose answer was
 // lost stands, once), the order of lists and logs, tombstones, workspaces and pins, the
-// limits, the org default (set and cleared), health, the events' actors, the registry of
+// limits, the org default (set and cleared) and its mark on the credentials' reads, health, the events' actors, the registry of
 // workload identities (storesuite_workloads.go) and the open-window index.
 func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnderTest) {
 	for _, tc := range []struct {
@@ -61,6 +61,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnd
 		{"Tombstone", testTombstone},
 		{"OrgDefault", testOrgDefault},
 		{"ClearOrgDefault", testClearOrgDefault},
+		{"OrgDefaultMark", testOrgDefaultMark},
 		{"Workspaces", testWorkspaces},
 		{"LinksOfTheDeleted", testLinksOfTheDeleted},
 		{"OpenWindows", testOpenWindows},
@@ -671,6 +672,108 @@ func testClearOrgDefault(t *testing.T, c contract) {
 	}
 	if def, _ := s.Store.OrgDefault(ctx, "org-a"); def != a.ID {
 		t.Fatalf("default set again = %q", def)
+	}
+}
+
+// testOrgDefaultMark: every read of credentials (Get, List, EachVerified) says which one
+// is the organization's default, through every way the default changes (set, re-pointed,
+// cleared, its credential deleted) and through the writes of credentials in between; a
+// change of the default moves the ETag of the credential it leaves as well, so a writer
+// holding that credential's read from before cannot write the old mark back.
+func testOrgDefaultMark(t *testing.T, c contract) {
+	s := c.store()
+	ctx := context.Background()
+	a, b := c.verified(s, "org-a", "a"), c.verified(s, "org-a", "b")
+	other := c.verified(s, "org-b", "a")
+	otherIsDefault := false
+	want := func(step, def string) {
+		t.Helper()
+		for _, id := range []string{a.ID, b.ID} {
+			if got, err := s.Store.Get(ctx, "org-a", id); err == nil && got.IsOrgDefault != (id == def) {
+				t.Errorf("%s: Get(%s).IsOrgDefault = %v, want %v", step, id, got.IsOrgDefault, id == def)
+			}
+		}
+		list, err := s.Store.List(ctx, "org-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cr := range list {
+			if cr.IsOrgDefault != (cr.ID == def) {
+				t.Errorf("%s: List: %s.IsOrgDefault = %v, want %v", step, cr.Name, cr.IsOrgDefault, cr.ID == def)
+			}
+		}
+		err = s.Store.EachVerified(ctx, func(cr *credential.Credential) error {
+			if cr.OrgID == "org-a" && cr.IsOrgDefault != (cr.ID == def) {
+				t.Errorf("%s: EachVerified: %s.IsOrgDefault = %v, want %v", step, cr.Name, cr.IsOrgDefault, cr.ID == def)
+			}
+			if cr.OrgID == "org-b" && cr.IsOrgDefault != otherIsDefault {
+				t.Errorf("%s: another organization's credential: IsOrgDefault = %v, want %v", step, cr.IsOrgDefault, otherIsDefault)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("none set", "")
+
+	if err := s.Store.SetOrgDefault(ctx, c.get(s, "org-a", a.ID)); err != nil {
+		t.Fatal(err)
+	}
+	want("a set", a.ID)
+	// A write of the default credential keeps its mark, and so does one of another.
+	for _, id := range []string{a.ID, b.ID} {
+		cr := c.get(s, "org-a", id)
+		cr.TenantID = "t-" + cr.Name
+		if err := s.Store.Update(ctx, cr, nil); err != nil {
+			t.Fatal(err)
+		}
+		cr = c.get(s, "org-a", id)
+		cr.Health = credential.Health{Status: credential.HealthOK, CheckedAt: T0.Add(time.Minute)}
+		if err := s.Store.UpdateHealth(ctx, cr, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("after writes", a.ID)
+
+	// Re-pointed at b: a's row moves on too, so a's read from before cannot write back.
+	heldA := c.get(s, "org-a", a.ID)
+	if err := s.Store.SetOrgDefault(ctx, c.get(s, "org-a", b.ID)); err != nil {
+		t.Fatal(err)
+	}
+	want("re-pointed at b", b.ID)
+	heldA.TenantID = "late"
+	if err := s.Store.Update(ctx, heldA, nil); !errors.Is(err, credential.ErrConflict) {
+		t.Fatalf("a write of the former default from before the change: %v, want ErrConflict", err)
+	}
+	want("after the refused write", b.ID)
+
+	// Cleared: b's row moves on as well.
+	heldB := c.get(s, "org-a", b.ID)
+	if err := s.Store.ClearOrgDefault(ctx, "org-a", b.ID); err != nil {
+		t.Fatal(err)
+	}
+	want("cleared", "")
+	heldB.TenantID = "late"
+	if err := s.Store.Update(ctx, heldB, nil); !errors.Is(err, credential.ErrConflict) {
+		t.Fatalf("a write of the cleared default from before the clear: %v, want ErrConflict", err)
+	}
+
+	// Set again, then its credential deleted: no credential is marked.
+	if err := s.Store.SetOrgDefault(ctx, c.get(s, "org-a", a.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.SetOrgDefault(ctx, c.get(s, "org-b", other.ID)); err != nil {
+		t.Fatal(err)
+	}
+	otherIsDefault = true
+	want("a set again", a.ID)
+	if err := s.Store.Delete(ctx, c.get(s, "org-a", a.ID)); err != nil {
+		t.Fatal(err)
+	}
+	want("a deleted", "")
+	if got := c.get(s, "org-b", other.ID); !got.IsOrgDefault {
+		t.Error("another organization's default lost its mark")
 	}
 }
 
