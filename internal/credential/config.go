@@ -149,34 +149,25 @@ const DefaultPollInterval = 5 * time.Second
 
 // withDefaults gives each zero window, interval and delay its default.
 func (c *Config) withDefaults() {
-	if c.SPPollWindow <= 0 {
-		c.SPPollWindow = DefaultSPPollWindow
-	}
-	if c.AccessProbeWindow <= 0 {
-		c.AccessProbeWindow = DefaultAccessProbeWindow
-	}
-	if c.PropagationGrace <= 0 {
-		c.PropagationGrace = DefaultPropagationGrace
-	}
-	if c.SPPollInterval <= 0 {
-		c.SPPollInterval = DefaultPollInterval
-	}
-	if c.AccessProbeInterval <= 0 {
-		c.AccessProbeInterval = DefaultPollInterval
-	}
-	if c.CreateGuardDelay <= 0 {
-		c.CreateGuardDelay = DefaultCreateGuardDelay
-	}
-	if c.HealthRecheck <= 0 {
-		c.HealthRecheck = DefaultHealthRecheck
-	}
-	if c.MaxDeliveries <= 0 {
-		c.MaxDeliveries = DefaultMaxDeliveries
-	}
+	orDefault(&c.SPPollWindow, DefaultSPPollWindow)
+	orDefault(&c.AccessProbeWindow, DefaultAccessProbeWindow)
+	orDefault(&c.PropagationGrace, DefaultPropagationGrace)
+	orDefault(&c.SPPollInterval, DefaultPollInterval)
+	orDefault(&c.AccessProbeInterval, DefaultPollInterval)
+	orDefault(&c.CreateGuardDelay, DefaultCreateGuardDelay)
+	orDefault(&c.HealthRecheck, DefaultHealthRecheck)
+	orDefault(&c.MaxDeliveries, DefaultMaxDeliveries)
 	if c.EnvironmentDefault.ContainerPrefix == "" {
 		c.EnvironmentDefault.ContainerPrefix = DefaultContainerPrefix
 	}
 	c.Cloud.withDefaults()
+}
+
+// orDefault sets *v to d when it is zero or less.
+func orDefault[T time.Duration | int](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // FederatedCredentialIssuer is the home tenant's v2.0 issuer in the cloud, which issues
