@@ -32,6 +32,7 @@ import (
 // of its own, for an organization of its own, signed in by the link `make run` prints;
 // each end screen is saved under .local/screenshots/ and its text checked.
 func TestWizardPageInBrowser(t *testing.T) {
+	t.Parallel()
 	browser := startBrowser(t)
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, 2*time.Second)

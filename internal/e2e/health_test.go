@@ -136,6 +136,7 @@ func checkDegraded(t *testing.T, d healthDetail) {
 // (after the revoke took effect), stays verified, and recovers to ok by itself once the
 // role is back; the transition log never sees any of it.
 func TestHealthDriftStandalone(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	const propagation = time.Second
 	const interval, spread = 2 * time.Second, 500 * time.Millisecond
@@ -212,6 +213,7 @@ func sweepInvocation(t *testing.T, h *handler) []string {
 // function (each message delivered twice by the fake host) records the health: a revoked
 // role is degraded once its re-check, a message of its own, failed too.
 func TestHealthSweepFunctionsHost(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	const propagation = time.Second
 	si := startStandIn(t, env, propagation)

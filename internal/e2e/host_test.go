@@ -106,6 +106,7 @@ func (h *fakeHost) run(ctx context.Context) {
 // then it redelivers the first window's messages after the window was restarted. The
 // events prove no transition happened twice.
 func TestFunctionsHostProtocol(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	s := defaultSettings()

@@ -108,6 +108,7 @@ func sharedKeyContainer(t *testing.T, env testenv.Env, account, name string) *co
 // only its own container answers, everything else is 403, and every blob written by its
 // owner is still there afterwards. The matrix is logged as a table.
 func TestIsolation(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	h := startHandler(t, env, si, defaultSettings())

@@ -17,6 +17,7 @@ import (
 // or get 409; the credential still ends verified. A delete while the service principal
 // poll runs either goes through or gets 409 until it does; the credential is then gone.
 func TestRacesThroughHTTP(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	s := defaultSettings()

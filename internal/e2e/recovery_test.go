@@ -15,6 +15,7 @@ import (
 // TestProbeTimeoutThenSaveAnyway: with the grace as long as the window, a missing role
 // keeps the probe waiting until the deadline: timed_out, then "Save anyway".
 func TestProbeTimeoutThenSaveAnyway(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	s := defaultSettings()
@@ -47,6 +48,7 @@ func TestProbeTimeoutThenSaveAnyway(t *testing.T) {
 // TestWorkerKilledMidProbe: the standalone worker dies with SIGKILL while the access
 // probe runs; restarted, it completes the onboarding, and no transition happens twice.
 func TestWorkerKilledMidProbe(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	s := defaultSettings()

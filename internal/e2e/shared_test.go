@@ -17,6 +17,7 @@ import (
 // the reconciler a window whose job the other took never moves, and its wizard waits
 // in vain ("after 0 attempts").
 func TestHandlersShareAnAccount(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	onboard := func(t *testing.T, shared string) (stuck int, dropped int) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -34,6 +35,8 @@ var binDir string
 var apiCheck *apicheck.Validator
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	parallelByDefault()
 	dir, err := os.MkdirTemp("", "azcreds-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -113,6 +116,22 @@ type process struct {
 	name string
 	log  string // the file its stdout and stderr go to
 	done <-chan struct{}
+}
+
+// parallel is how many of the package's parallel tests run at once unless -parallel says
+// otherwise: they wait on windows, visibility delays and timers far more than they
+// compute, so more of them than the machine has cores keep it busy.
+const parallel = 8
+
+// parallelByDefault raises -parallel to parallel when the command line left it at its default.
+func parallelByDefault() {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(parallel)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
 }
 
 // envKeepLogs names a directory where the tests copy the log of every process they ran

@@ -49,6 +49,7 @@ func TestWalkthroughOnStackInUse(t *testing.T) {
 // TestWizard runs every onboarding path of the contract (docs/CONTRACT.md) through one handler and one stand-in,
 // the paths in parallel, each with its own organization, credential and container.
 func TestWizard(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, 2*time.Second)
 	h := startHandler(t, env, si, defaultSettings())

@@ -60,6 +60,7 @@ func workloadAPI(h *handler, org, token string) *walkthrough.API {
 // 401. A workload identity cannot register another. A removed identity is refused at once
 // by the instance that removed it and within the cache TTL by another.
 func TestWorkloadIdentity(t *testing.T) {
+	t.Parallel()
 	env := testenv.Azurite(t)
 	si := startStandIn(t, env, time.Second)
 	s := defaultSettings()
