@@ -260,8 +260,11 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p.click("#verify-access")
 		p.waitText("#outcome-title", "Waiting for role propagation.", 15*time.Second)
 		// Every headline the verify step shows on its way, to check it only ever waits.
-		p.eval(`(() => { window.seenTitles = new Set(); setInterval(() => { const el = document.querySelector("#outcome-title");
-			if (el) window.seenTitles.add(el.innerText); }, 50); return ""; })()`)
+		// A mutation observer, not a timer: a timer in a page the browser deems idle may run
+		// late and miss a headline.
+		p.eval(`(() => { window.seenTitles = new Set(); const note = () => { const el = document.querySelector("#outcome-title");
+			if (el) window.seenTitles.add(el.innerText); }; note();
+			new MutationObserver(note).observe(document.body, {subtree: true, childList: true, characterData: true}); return ""; })()`)
 		p.waitJS(`(() => { const t = document.querySelector("#outcome-title"), hint = document.querySelector("#outcome-hint");
 			return !!t && t.innerText === "Waiting for role propagation." && !!hint && hint.dataset.hint === "no_role"; })()`,
 			15*time.Second, "the no-role hint while the probe waits")
@@ -271,7 +274,7 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p.waitText("#outcome-message", "az role assignment list --assignee", time.Second)
 		p.waitVisible("#retry")
 		p.waitVisible("#save-anyway")
-		if seen := p.eval(`[...window.seenTitles].sort().join("|")`); seen != "Timed out.|Waiting for role propagation." {
+		if seen := p.eval(`[...window.seenTitles.add(document.querySelector("#outcome-title").innerText)].sort().join("|")`); seen != "Timed out.|Waiting for role propagation." {
 			t.Errorf("the verify step showed %q on its way to the time-out", seen)
 		}
 		p.screenshot(filepath.Join(shots, "wizard-timed-out.png"))
