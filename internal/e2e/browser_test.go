@@ -177,6 +177,9 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p.waitText("#cust-log", "The administrator will accept the admin consent in tenant "+tenant, 10*time.Second)
 		p.follow("#admin-consent-link")
 		p.waitText("#notice", "granted consent", 10*time.Second)
+		// The notice can come before the tenant step is drawn: wait for the form.
+		p.waitJS(`(() => { const el = document.querySelector("#tenant-form [name=tenant_id]"); return !!el && el.value !== ""; })()`,
+			10*time.Second, "the tenant form, back from the consent")
 		if got := p.eval(`document.querySelector("#tenant-form [name=tenant_id]").value`); got != tenant {
 			t.Errorf("back from the consent, the tenant form holds %q, want %q", got, tenant)
 		}
