@@ -58,10 +58,7 @@ func TestWizardPageInBrowser(t *testing.T) {
 		go func() { second <- verifiedThroughAPI(p.api, si.customer, "custacct1", secondContainer) }()
 
 		// Step 1, with the API's validation message under the field it names.
-		p.click("#add-credential")
-		p.typeIn(`#create-form [name="name"]`, name)
-		p.typeIn(`#create-form [name="base_path"]`, "az://Bloblake/"+container)
-		p.click("#create-submit")
+		p.create(name, "az://Bloblake/"+container)
 		p.waitText(`#create-form .field-error[data-for="base_path"]`, `storage account "Bloblake" contains invalid character "B"`, 10*time.Second)
 		p.screenshot(filepath.Join(shots, "wizard-step1-create.png"))
 		p.shots = shots // the steps on the way, for people reading the screens
@@ -124,10 +121,7 @@ func TestWizardPageInBrowser(t *testing.T) {
 		t.Parallel()
 		p := openWizard(t, browser, h)
 		container := testenv.UniqueName(t, "read")
-		p.click("#add-credential")
-		p.typeIn(`#create-form [name="name"]`, "reader-"+container)
-		p.typeIn(`#create-form [name="base_path"]`, "az://custacct1/"+container)
-		p.click("#create-submit")
+		p.create("reader-"+container, "az://custacct1/"+container)
 		p.onboardToSPVerified("", container)
 		p.choose("#cust-role", "Storage Blob Data Reader")
 		p.click("#cust-grant")
@@ -148,10 +142,7 @@ func TestWizardPageInBrowser(t *testing.T) {
 		t.Parallel()
 		p := openWizard(t, browser, h)
 		container := testenv.UniqueName(t, "cons")
-		p.click("#add-credential")
-		p.typeIn(`#create-form [name="name"]`, "consent-"+container)
-		p.typeIn(`#create-form [name="base_path"]`, "az://custacct1/"+container)
-		p.click("#create-submit")
+		p.create("consent-"+container, "az://custacct1/"+container)
 		p.waitText("#install-command", "az ad sp create --id ", 10*time.Second)
 		if p.eval(`String(!!document.querySelector("#portal-button"))`) != "false" {
 			t.Error("the portal button shows before the service principal is found")
@@ -223,10 +214,7 @@ func TestWizardPageInBrowser(t *testing.T) {
 		t.Parallel()
 		p := openWizard(t, browser, h)
 		container := testenv.UniqueName(t, "wall")
-		p.click("#add-credential")
-		p.typeIn(`#create-form [name="name"]`, "wall-"+container)
-		p.typeIn(`#create-form [name="base_path"]`, "az://custacct2/"+container)
-		p.click("#create-submit")
+		p.create("wall-"+container, "az://custacct2/"+container)
 		p.onboardToSPVerified("", container)
 		p.choose("#cust-account", "custacct2")
 		p.click("#cust-firewall")
@@ -252,10 +240,7 @@ func TestWizardPageInBrowser(t *testing.T) {
 		t.Parallel()
 		p := openWizard(t, browser, slow)
 		container := testenv.UniqueName(t, "late")
-		p.click("#add-credential")
-		p.typeIn(`#create-form [name="name"]`, "late-"+container)
-		p.typeIn(`#create-form [name="base_path"]`, "az://custacct1/"+container)
-		p.click("#create-submit")
+		p.create("late-"+container, "az://custacct1/"+container)
 		p.onboardToSPVerified("", container)
 		// No role granted at all: the probe waits for one until its window closes, saying
 		// after the grace that no role is visible yet.
@@ -286,6 +271,15 @@ func TestWizardPageInBrowser(t *testing.T) {
 		p.waitText("#credential-list", "unverified_saved", 10*time.Second)
 		p.screenshot(filepath.Join(shots, "wizard-saved-anyway.png"))
 	})
+}
+
+// create fills step 1's form with name and basePath and submits it.
+func (p *wizardPage) create(name, basePath string) {
+	p.t.Helper()
+	p.click("#add-credential")
+	p.typeIn(`#create-form [name="name"]`, name)
+	p.typeIn(`#create-form [name="base_path"]`, basePath)
+	p.click("#create-submit")
 }
 
 // screenshotDir is .local/screenshots in the module root.
