@@ -35,7 +35,8 @@ const (
 // TestSoakLostMessages: onboardings through two handler instances while the queue loses
 // job messages outright (an enqueue answered as done and thrown away, at lostDropRate) and,
 // for one onboarding in ten, the partition of its organization is out for lostOutage just
-// after its tenant submit, so its poll job fails on every delivery and is poisoned. The
+// after its tenant submit, so its poll job fails on every delivery and is poisoned (that
+// onboarding's messages are kept from the drops, so there is a poll job to poison). The
 // reconciler must make up for all of it: every onboarding reaches its right end state,
 // with its events, within its window plus two reconciler periods (and the closing
 // attempt's few seconds); every poisoned job is handled by the reconciler with an error
@@ -72,6 +73,11 @@ func TestSoakLostMessages(t *testing.T) {
 			// Poisoned: the partition goes out right after the submit, the service principal
 			// arrives meanwhile, and the poll finds it once the reconciler takes it up.
 			org := api.Org
+			// Its jobs' messages are never dropped: a dropped first poll would leave
+			// nothing to poison, and the outage would prove nothing.
+			if err := proxy.KeepMessages(`"org_id":"` + org + `"`); err != nil {
+				t.Fatal(err)
+			}
 			r.installLate = true
 			r.onTenant = func() {
 				if err := proxy.Outage(faultproxy.ServiceTable, lostOutage, "PartitionKey='"+org+"'", `"PartitionKey":"`+org+`"`,
@@ -134,8 +140,8 @@ func TestSoakLostMessages(t *testing.T) {
 		p := handled[r.id]
 		switch {
 		case p == nil || p.pollsPoisoned == 0:
-			// Its poll's message was among those dropped, or a backstop got through first:
-			// no poll job of it failed five times.
+			// Its messages are kept from the drops, so its poll's five deliveries
+			// outlasted the outage (a slow machine) and a later job got through first.
 			unpoisoned++
 		case len(p.shown) > 0 || p.unnoted > 0:
 			shown++

@@ -15,7 +15,8 @@
 //   - Timeout: hold the request for Config.Hold (or until the client gives up), without
 //     forwarding it, then drop the connection.
 //   - Drop (enqueues only, not to a -poison queue): answer 201 as if the message was
-//     queued, and throw it away: a message lost outright, not delayed.
+//     queued, and throw it away: a message lost outright, not delayed. KeepMessages
+//     spares the messages that name something a test watches.
 //
 // Outage makes one service answer ServerBusy to every request naming something (a
 // partition key, say) for a while: an outage of one partition, long enough for a job

@@ -3,6 +3,8 @@ package faultproxy
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +96,7 @@ type Proxy struct {
 	stats    map[Service]*ServiceStats
 	injected map[Service][]*injection
 	outages  []outage
+	kept     []string // KeepMessages
 }
 
 // outage is an Outage in force.
@@ -307,6 +310,57 @@ func inOutage(r *http.Request, matches []string) bool {
 	return false
 }
 
+// KeepMessages spares from Drop every enqueue whose message text holds one of matches,
+// read as sent or, when it is base64 (as queue-triggered functions expect), decoded: a
+// test keeps the messages of the work it watches while the others are lost. The other
+// faults still apply to them. Matches add up over calls and last as long as the proxy.
+func (p *Proxy) KeepMessages(matches ...string) error {
+	if len(matches) == 0 || slices.Contains(matches, "") {
+		return errors.New("messages to keep need something non-empty to match")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.kept = append(p.kept, matches...)
+	return nil
+}
+
+func (p *Proxy) keptMessages() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.kept)
+}
+
+// messageHolds reads an enqueue's body (putting it back) and says whether its message text,
+// as sent or base64-decoded, holds one of matches.
+func messageHolds(r *http.Request, matches []string) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	var msg struct {
+		Text string `xml:"MessageText"`
+	}
+	if xml.Unmarshal(b, &msg) != nil {
+		return false
+	}
+	texts := []string{msg.Text}
+	if decoded, err := base64.StdEncoding.DecodeString(strings.TrimSpace(msg.Text)); err == nil {
+		texts = append(texts, string(decoded))
+	}
+	for _, text := range texts {
+		for _, m := range matches {
+			if strings.Contains(text, m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // decide counts a request of op and draws its fault; droppable says whether Drop applies.
 func (p *Proxy) decide(svc Service, op string, droppable bool) Fault {
 	p.mu.Lock()
@@ -432,6 +486,9 @@ func (p *Proxy) newHandler(svc Service, target *url.URL, transport http.RoundTri
 			return
 		}
 		droppable := svc == ServiceQueue && op == "POST messages" && !strings.Contains(r.URL.Path, "-poison/")
+		if kept := p.keptMessages(); droppable && len(kept) > 0 && messageHolds(r, kept) {
+			droppable = false
+		}
 		f := p.decide(svc, op, droppable)
 		if f != FaultNone {
 			p.log.Info("faultproxy: fault", "service", string(svc), "operation", op, "fault", f.String())

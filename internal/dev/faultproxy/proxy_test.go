@@ -3,6 +3,7 @@ package faultproxy_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -567,12 +568,58 @@ func TestDropLosesEnqueuesOutright(t *testing.T) {
 	}
 	for c, want := range map[*azqueue.QueueClient]int{q: 0, poison: 1} {
 		props, err := c.GetProperties(ctx, nil)
-		if err != nil || int(*props.ApproximateMessagesCount) != want {
-			t.Errorf("queue holds %v (%v), want %d", props.ApproximateMessagesCount, err, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := int(*props.ApproximateMessagesCount); n != want {
+			t.Errorf("queue holds %d messages, want %d", n, want)
 		}
 	}
 	if f := s.proxy.Stats().Sub(faultproxy.Stats{}).Services[faultproxy.ServiceQueue].Faults; f.Dropped != 1 || f.Total() != 1 {
 		t.Errorf("faults %+v, want one drop", f)
+	}
+}
+
+// TestKeepMessagesSparesThemFromDrop: with Drop at 1, an enqueue whose message names what
+// KeepMessages keeps (as sent, or inside base64 as the job queues carry it) reaches the
+// queue, and every other enqueue is lost.
+func TestKeepMessagesSparesThemFromDrop(t *testing.T) {
+	s := newStack(t, faultproxy.Config{})
+	svc := s.queues(t, -1)
+	ctx := context.Background()
+	q := svc.NewQueueClient(testenv.UniqueName(t, "keep"))
+	if _, err := q.Create(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = q.Delete(context.Background(), nil) })
+	if err := s.proxy.KeepMessages(""); err == nil {
+		t.Error("KeepMessages(\"\") accepted: it would keep every message")
+	}
+	if err := s.proxy.KeepMessages(`"org":"org-watched"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.proxy.SetRates(faultproxy.Rates{Drop: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{
+		base64.StdEncoding.EncodeToString([]byte(`{"org":"org-watched","attempt":1}`)),
+		`{"org":"org-watched","attempt":2}`,
+		base64.StdEncoding.EncodeToString([]byte(`{"org":"org-other","attempt":1}`)),
+		`{"org":"org-other","attempt":2}`,
+	} {
+		if _, err := q.EnqueueMessage(ctx, text, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	props, err := q.GetProperties(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := *props.ApproximateMessagesCount; n != 2 {
+		t.Errorf("queue holds %d messages, want the two watched ones", n)
+	}
+	if f := s.proxy.Stats().Sub(faultproxy.Stats{}).Services[faultproxy.ServiceQueue].Faults; f.Dropped != 2 || f.Total() != 2 {
+		t.Errorf("faults %+v, want the two other messages dropped", f)
 	}
 }
 
