@@ -329,15 +329,18 @@ func newDomain(cfg config.Config, a *adapters, log *slog.Logger) (*domain, error
 	// One resolution cache per instance: issuance fills it, onboarding's deletes and
 	// default changes empty an organization's part of it.
 	resolutions := credential.NewResolutionCache(cfg.ResolutionCacheTTL)
+	// One table of remembered rows per instance, shared by the commands and the jobs: a
+	// submit's job starts from the row its submit wrote.
+	rows := credential.WithRecentRows(credential.NewRecentRows(0, 0, nil))
 	d := &domain{}
 	var err error
-	if d.onboarding, err = credential.NewOnboarding(dc, a.store, a.store, a.directory, a.scheduler, resolutions, log); err != nil {
+	if d.onboarding, err = credential.NewOnboarding(dc, a.store, a.store, a.directory, a.scheduler, resolutions, log, rows); err != nil {
 		return nil, err
 	}
 	if d.issuance, err = credential.NewIssuance(dc, a.store, a.store, a.signer, a.containers, resolutions, log); err != nil {
 		return nil, err
 	}
-	jobs, err := credential.NewJobs(dc, a.store, a.store, a.store, a.directory, a.scheduler, a.finder, a.prober, log)
+	jobs, err := credential.NewJobs(dc, a.store, a.store, a.store, a.directory, a.scheduler, a.finder, a.prober, log, rows)
 	if err != nil {
 		return nil, err
 	}

@@ -202,10 +202,16 @@ type Option func(*options)
 type options struct {
 	now   func() time.Time
 	newID func() string
+	rows  *RecentRows
 }
 
 // WithClock makes a job type read time from now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithRecentRows makes Onboarding and Jobs remember the rows they read and write in rows,
+// and start submits and window attempts from them (RecentRows). Give both the same rows:
+// a submit's job then finds the row its submit wrote.
+func WithRecentRows(rows *RecentRows) Option { return func(o *options) { o.rows = rows } }
 
 func newOptions(opts []Option) options {
 	o := options{now: time.Now, newID: uuid.NewString}

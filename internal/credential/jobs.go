@@ -24,6 +24,7 @@ type Jobs struct {
 	scheduler   Scheduler
 	windows     windows
 	transitions transitioner
+	rows        *RecentRows // nil: every attempt reads its row
 	log         *slog.Logger
 	now         func() time.Time
 }
@@ -38,20 +39,73 @@ func NewJobs(cfg Config, store Store, workspaces WorkspaceStore, index WindowInd
 	}
 	cfg.withDefaults()
 	o := newOptions(opts)
+	store = remembering(store, o.rows)
 	return &Jobs{cfg: cfg, store: store, workspaces: workspaces, directory: directory, finder: finder, prober: prober,
 		scheduler: scheduler, windows: windows{scheduler: scheduler, index: index, cfg: cfg, now: o.now, log: log},
-		transitions: transitioner{store: store, now: o.now}, log: log, now: o.now}, nil
+		transitions: transitioner{store: store, now: o.now}, rows: o.rows, log: log, now: o.now}, nil
 }
 
 // SPNotFoundMessage is the wizard's text when the service principal poll runs out of time.
 const SPNotFoundMessage = "Couldn't find the service principal in your tenant"
+
+// errStaleRow is an attempt begun on a remembered row whose write found the row moved on
+// or gone: the attempt is made again on a fresh read (onRecentRow).
+var errStaleRow = errors.New("the remembered row of the credential was stale")
+
+// windowAttempt is one attempt of a window's job: on the row as RecentRows remembers it when
+// recentOK (and one is), else on a fresh read.
+type windowAttempt func(ctx context.Context, job Job, recentOK bool) error
+
+// onRecentRow makes the attempt on the remembered row, and once more on a fresh read when
+// that row turns out stale. Only an attempt whose row shows the job due, and whose every
+// outcome is a write conditional on that row's ETag, starts from a remembered row
+// (dueOrReschedule), so a stale one costs the attempt made in vain and the read.
+func (j *Jobs) onRecentRow(ctx context.Context, job Job, run windowAttempt) error {
+	err := run(ctx, job, j.rows != nil)
+	if errors.Is(err, errStaleRow) {
+		j.log.DebugContext(ctx, "a remembered row did not hold; making the attempt again on a fresh read", "kind", job.Kind,
+			"org", job.OrgID, "credential", job.CredentialID, "generation", job.Generation, "attempt", job.Attempt)
+		err = run(ctx, job, false)
+	}
+	return err
+}
 
 // dueOrReschedule reads the credential a windowed job is about and says whether the job
 // is still the window's next step: same generation, expected state and window, and the
 // attempt the row expects (a replayed message finds the attempt already counted). A
 // redelivery of the attempt the row counted last schedules the window's next attempt
 // again (and is not due itself).
-func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window WindowKind) (*Credential, bool, error) {
+//
+// With recentOK it first looks at the remembered row: when that shows the job due, the
+// job goes on from it (cached is true, and a failed write of its outcome is errStaleRow);
+// anything else is decided on a fresh read, since it writes nothing a stale row would
+// fail.
+func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window WindowKind, recentOK bool) (c *Credential, due, cached bool, err error) {
+	if recentOK && j.rows != nil {
+		if c, ok := j.rows.lookup(job.OrgID, job.CredentialID); ok && dueOn(c, job, state, window) {
+			j.logAttempt(ctx, job, c, true)
+			return c, true, true, nil
+		}
+	}
+	c, due, err = j.dueOnFresh(ctx, job, state, window)
+	return c, due, false, err
+}
+
+// dueOn says whether job is the next step of c's window.
+func dueOn(c *Credential, job Job, state State, window WindowKind) bool {
+	return c.Generation == job.Generation && c.State == state && c.Progress.Kind == window && c.Progress.Attempts == job.Attempt
+}
+
+// logAttempt says how long the window went without an attempt: about its interval while
+// the chain keeps up; more when jobs wait for the worker or a message was hidden or lost.
+func (j *Jobs) logAttempt(ctx context.Context, job Job, c *Credential, cached bool) {
+	j.log.DebugContext(ctx, "window attempt", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
+		"attempt", job.Attempt, "gap_ms", j.now().Sub(lastActivity(c)).Milliseconds(), "reconciled", !job.IssuedAt.IsZero(),
+		"remembered_row", cached)
+}
+
+// dueOnFresh is dueOrReschedule on a fresh read.
+func (j *Jobs) dueOnFresh(ctx context.Context, job Job, state State, window WindowKind) (*Credential, bool, error) {
 	c, err := j.store.Get(ctx, job.OrgID, job.CredentialID)
 	if errors.Is(err, ErrNotFound) {
 		// Deleted meanwhile, as a rule. (A handler whose queues another deployment's
@@ -65,7 +119,7 @@ func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window
 		return nil, false, fmt.Errorf("read credential %s for %s: %w", job.CredentialID, job.Kind, err)
 	}
 	inWindow := c.Generation == job.Generation && c.State == state && c.Progress.Kind == window
-	ok := inWindow && c.Progress.Attempts == job.Attempt
+	ok := dueOn(c, job, state, window)
 	if !ok && inWindow && job.Delivery > 1 && c.Progress.Attempts == job.Attempt+1 && c.Progress.Status != StatusTimedOut {
 		// A redelivery of the attempt the row last counted: the delivery before saved the
 		// attempt but may have died (or lost storage) before it scheduled the follow-up.
@@ -81,18 +135,16 @@ func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window
 			"reconciled", !job.IssuedAt.IsZero())
 		return c, false, nil
 	}
-	// How long the window went without an attempt: about its interval while the chain keeps
-	// up; more when jobs wait for the worker or a message was hidden or lost.
-	j.log.DebugContext(ctx, "window attempt", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
-		"attempt", job.Attempt, "gap_ms", j.now().Sub(lastActivity(c)).Milliseconds(), "reconciled", !job.IssuedAt.IsZero())
+	j.logAttempt(ctx, job, c, false)
 	return c, true, nil
 }
 
 // save writes the outcome of an attempt: a transition with its event when ev is set,
 // else the progress alone. A conflict means another delivery or a new window got there
 // first, not found that the credential was deleted meanwhile; the job then ends without a
-// follow-up.
-func (j *Jobs) save(ctx context.Context, c *Credential, ev Event, change func(*Credential)) (bool, error) {
+// follow-up. On a remembered row (cached) either may only mean the row was stale:
+// errStaleRow, and the attempt is made again on a fresh read.
+func (j *Jobs) save(ctx context.Context, c *Credential, cached bool, ev Event, change func(*Credential)) (bool, error) {
 	var err error
 	if ev != "" {
 		err = j.transitions.apply(ctx, c, ev, "", change)
@@ -100,6 +152,9 @@ func (j *Jobs) save(ctx context.Context, c *Credential, ev Event, change func(*C
 		c.UpdatedAt = j.now().UTC()
 		change(c)
 		err = j.store.Update(ctx, c, nil)
+	}
+	if cached && (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)) {
+		return false, errStaleRow
 	}
 	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 		// A conflict: another delivery or a new window got there first. Not found: the
@@ -113,7 +168,11 @@ func (j *Jobs) save(ctx context.Context, c *Credential, ev Event, change func(*C
 // PollServicePrincipal looks once for the app's service principal in the submitted tenant
 // and moves the credential by what it finds.
 func (j *Jobs) PollServicePrincipal(ctx context.Context, job Job) error {
-	c, ok, err := j.dueOrReschedule(ctx, job, StateSPPending, WindowSPPoll)
+	return j.onRecentRow(ctx, job, j.pollServicePrincipal)
+}
+
+func (j *Jobs) pollServicePrincipal(ctx context.Context, job Job, recentOK bool) error {
+	c, ok, cached, err := j.dueOrReschedule(ctx, job, StateSPPending, WindowSPPoll, recentOK)
 	if err != nil || !ok {
 		return err
 	}
@@ -123,7 +182,7 @@ func (j *Jobs) PollServicePrincipal(ctx context.Context, job Job) error {
 	attempt := func(c *Credential) { c.Progress.Attempts++ }
 	switch {
 	case ferr == nil:
-		_, err = j.save(ctx, c, EventSPFound, func(c *Credential) {
+		_, err = j.save(ctx, c, cached, EventSPFound, func(c *Credential) {
 			attempt(c)
 			c.SPObjectID = objectID
 			c.Progress.Status = StatusFound
@@ -131,7 +190,7 @@ func (j *Jobs) PollServicePrincipal(ctx context.Context, job Job) error {
 		})
 		return err
 	case errors.Is(ferr, ErrTenantNotFound):
-		_, err = j.save(ctx, c, EventTenantNotFound, func(c *Credential) {
+		_, err = j.save(ctx, c, cached, EventTenantNotFound, func(c *Credential) {
 			attempt(c)
 			c.Progress.Status = StatusTenantNotFound
 			c.LastError = Problem{Code: string(StatusTenantNotFound), ProviderError: code, RequestID: requestID,
@@ -154,14 +213,14 @@ func (j *Jobs) PollServicePrincipal(ctx context.Context, job Job) error {
 			Message: "Looking for the service principal failed with an unexpected error; still trying."}
 	}
 	if !now.Before(c.Progress.Deadline) {
-		_, err = j.save(ctx, c, EventSPTimedOut, func(c *Credential) {
+		_, err = j.save(ctx, c, cached, EventSPTimedOut, func(c *Credential) {
 			attempt(c)
 			c.Progress.Status = StatusNotFound
 			c.LastError = Problem{Code: "sp_not_found", Message: SPNotFoundMessage, ProviderError: code, RequestID: requestID}
 		})
 		return err
 	}
-	saved, err := j.save(ctx, c, "", func(c *Credential) {
+	saved, err := j.save(ctx, c, cached, "", func(c *Credential) {
 		attempt(c)
 		c.Progress.Status = StatusPolling
 		c.LastError = problem
@@ -176,7 +235,11 @@ func (j *Jobs) PollServicePrincipal(ctx context.Context, job Job) error {
 // table (ClassifyAccessProbe). At the deadline the probe times out in access_pending,
 // keeping the last attempt's hint (no_role: no role visible yet).
 func (j *Jobs) ProbeAccess(ctx context.Context, job Job) error {
-	c, ok, err := j.dueOrReschedule(ctx, job, StateAccessPending, WindowAccessProbe)
+	return j.onRecentRow(ctx, job, j.probeAccess)
+}
+
+func (j *Jobs) probeAccess(ctx context.Context, job Job, recentOK bool) error {
+	c, ok, cached, err := j.dueOrReschedule(ctx, job, StateAccessPending, WindowAccessProbe, recentOK)
 	if err != nil || !ok {
 		return err
 	}
@@ -203,11 +266,11 @@ func (j *Jobs) ProbeAccess(ctx context.Context, job Job) error {
 			"provider_error", v.Problem.ProviderError, "provider_request_id", v.Problem.RequestID)
 	}
 	if !v.Again {
-		_, err = j.save(ctx, c, v.Event, record)
+		_, err = j.save(ctx, c, cached, v.Event, record)
 		return err
 	}
 	if !now.Before(c.Progress.Deadline) {
-		_, err = j.save(ctx, c, "", func(c *Credential) {
+		_, err = j.save(ctx, c, cached, "", func(c *Credential) {
 			record(c)
 			c.Progress.Status = StatusTimedOut
 			c.LastError = Problem{Code: string(StatusTimedOut), Hint: v.Problem.Hint, ProviderError: v.Problem.ProviderError, RequestID: v.Problem.RequestID,
@@ -215,7 +278,7 @@ func (j *Jobs) ProbeAccess(ctx context.Context, job Job) error {
 		})
 		return err
 	}
-	saved, err := j.save(ctx, c, "", record)
+	saved, err := j.save(ctx, c, cached, "", record)
 	if !saved {
 		return err
 	}

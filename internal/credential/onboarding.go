@@ -23,6 +23,7 @@ type Onboarding struct {
 	transitions transitioner
 	resolutions *ResolutionCache
 	creates     *limiter
+	rows        *RecentRows // nil: every command reads its row
 	log         *slog.Logger
 	now         func() time.Time
 	newID       func() string
@@ -43,10 +44,11 @@ func NewOnboarding(cfg Config, store Store, index WindowIndex, directory Directo
 	}
 	cfg.withDefaults()
 	o := newOptions(opts)
+	store = remembering(store, o.rows)
 	return &Onboarding{cfg: cfg, store: store, index: index, directory: directory, scheduler: scheduler,
 		windows:     windows{scheduler: scheduler, index: index, cfg: cfg, now: o.now, log: log},
 		transitions: transitioner{store: store, now: o.now},
-		resolutions: resolutions, creates: newLimiter(cfg.CreateRate), log: log, now: o.now, newID: o.newID}, nil
+		resolutions: resolutions, creates: newLimiter(cfg.CreateRate), rows: o.rows, log: log, now: o.now, newID: o.newID}, nil
 }
 
 // CreateInput is the body of a create request.
@@ -227,31 +229,56 @@ func (o *Onboarding) SubmitTenant(ctx context.Context, orgID, id string, in Tena
 	if err := ValidateUUID("tenant_id", in.TenantID); err != nil {
 		return nil, err
 	}
-	c, err := o.Get(ctx, orgID, id)
-	if err != nil {
-		return nil, err
-	}
-	if c.App.AppID == "" {
-		return nil, &ConflictError{Message: "the credential's app registration is still being created; try again in a moment"}
-	}
-	now := o.now().UTC()
-	if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
-		return nil, err
-	}
-	if err := o.windows.backstop(ctx, c, JobSPPoll, now.Add(o.cfg.SPPollWindow)); err != nil {
-		return nil, err
-	}
-	err = o.transitions.apply(ctx, c, EventSubmitTenant, requestID, func(c *Credential) {
-		c.TenantID = in.TenantID
-		c.SPObjectID = ""
-		c.Storage = StorageTarget{}
-		c.Progress = Progress{Kind: WindowSPPoll, StartedAt: now, Deadline: now.Add(o.cfg.SPPollWindow), Status: StatusPolling}
+	return o.onRecentRow(ctx, orgID, id, func(c *Credential) (*Credential, error) {
+		if c.App.AppID == "" {
+			return nil, &ConflictError{Message: "the credential's app registration is still being created; try again in a moment"}
+		}
+		// Refused before anything is written: no index row or backstop for a submit that
+		// cannot be.
+		if _, err := Next(c.State, EventSubmitTenant); err != nil {
+			return nil, err
+		}
+		now := o.now().UTC()
+		if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
+			return nil, err
+		}
+		if err := o.windows.backstop(ctx, c, JobSPPoll, now.Add(o.cfg.SPPollWindow)); err != nil {
+			return nil, err
+		}
+		err := o.transitions.apply(ctx, c, EventSubmitTenant, requestID, func(c *Credential) {
+			c.TenantID = in.TenantID
+			c.SPObjectID = ""
+			c.Storage = StorageTarget{}
+			c.Progress = Progress{Kind: WindowSPPoll, StartedAt: now, Deadline: now.Add(o.cfg.SPPollWindow), Status: StatusPolling}
+		})
+		if err != nil {
+			return nil, err
+		}
+		o.windows.start(ctx, c, JobSPPoll)
+		return o.shown(c), nil
 	})
+}
+
+// onRecentRow runs step on the credential's row as RecentRows remembers it, and again on a
+// fresh read when it fails the way a stale row makes it fail (its conditional write meets
+// a conflict or no row, or the row's state refuses it): the answer is then the one the row
+// as it is gives. Without a remembered row step runs once, on a fresh read. step may run
+// twice, so what it does before its write must bear repeating (the index row is
+// rewritten, a second backstop is dropped as a replay).
+func (o *Onboarding) onRecentRow(ctx context.Context, orgID, id string, step func(*Credential) (*Credential, error)) (*Credential, error) {
+	c, cached, err := recent(ctx, o.store, o.rows, orgID, id)
 	if err != nil {
 		return nil, err
 	}
-	o.windows.start(ctx, c, JobSPPoll)
-	return o.shown(c), nil
+	out, err := step(c)
+	if !cached || !(errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)) {
+		return out, err
+	}
+	o.log.DebugContext(ctx, "a remembered row did not hold; reading it again", "org", orgID, "credential", id, "err", err)
+	if c, err = o.store.Get(ctx, orgID, id); err != nil {
+		return nil, err
+	}
+	return step(c)
 }
 
 // SubmitStorage records the customer's storage details and starts (or restarts) the
@@ -269,36 +296,37 @@ func (o *Onboarding) SubmitStorage(ctx context.Context, orgID, id string, in Sto
 	if err := ValidateContainer("container_name", in.ContainerName); err != nil {
 		return nil, err
 	}
-	c, err := o.Get(ctx, orgID, id)
-	if err != nil {
-		return nil, err
-	}
-	if in.StorageAccount != c.BasePath.Account {
-		return nil, invalid("storage_account", "storage account %q does not match the account %q of the credential's base path %s",
-			in.StorageAccount, c.BasePath.Account, c.BasePath)
-	}
-	if in.ContainerName != c.BasePath.Container {
-		return nil, invalid("container_name", "container %q does not match the container %q of the credential's base path %s",
-			in.ContainerName, c.BasePath.Container, c.BasePath)
-	}
-	now := o.now().UTC()
-	if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
-		return nil, err
-	}
-	if err := o.windows.backstop(ctx, c, JobAccessProbe, now.Add(o.cfg.AccessProbeWindow)); err != nil {
-		return nil, err
-	}
-	err = o.transitions.apply(ctx, c, EventSubmitStorage, requestID, func(c *Credential) {
-		c.Storage = StorageTarget{SubscriptionID: in.SubscriptionID, ResourceGroup: in.ResourceGroup,
-			Account: in.StorageAccount, Container: in.ContainerName}
-		c.Progress = Progress{Kind: WindowAccessProbe, StartedAt: now, Deadline: now.Add(o.cfg.AccessProbeWindow),
-			GraceUntil: now.Add(o.cfg.PropagationGrace), Status: StatusProbing}
+	return o.onRecentRow(ctx, orgID, id, func(c *Credential) (*Credential, error) {
+		if in.StorageAccount != c.BasePath.Account {
+			return nil, invalid("storage_account", "storage account %q does not match the account %q of the credential's base path %s",
+				in.StorageAccount, c.BasePath.Account, c.BasePath)
+		}
+		if in.ContainerName != c.BasePath.Container {
+			return nil, invalid("container_name", "container %q does not match the container %q of the credential's base path %s",
+				in.ContainerName, c.BasePath.Container, c.BasePath)
+		}
+		if _, err := Next(c.State, EventSubmitStorage); err != nil {
+			return nil, err
+		}
+		now := o.now().UTC()
+		if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
+			return nil, err
+		}
+		if err := o.windows.backstop(ctx, c, JobAccessProbe, now.Add(o.cfg.AccessProbeWindow)); err != nil {
+			return nil, err
+		}
+		err := o.transitions.apply(ctx, c, EventSubmitStorage, requestID, func(c *Credential) {
+			c.Storage = StorageTarget{SubscriptionID: in.SubscriptionID, ResourceGroup: in.ResourceGroup,
+				Account: in.StorageAccount, Container: in.ContainerName}
+			c.Progress = Progress{Kind: WindowAccessProbe, StartedAt: now, Deadline: now.Add(o.cfg.AccessProbeWindow),
+				GraceUntil: now.Add(o.cfg.PropagationGrace), Status: StatusProbing}
+		})
+		if err != nil {
+			return nil, err
+		}
+		o.windows.start(ctx, c, JobAccessProbe)
+		return o.shown(c), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	o.windows.start(ctx, c, JobAccessProbe)
-	return o.shown(c), nil
 }
 
 // SaveUnverified keeps a credential whose access probe ran out of time ("Save anyway").

@@ -76,7 +76,9 @@ type Store interface {
 	// List reads every credential of an organization, oldest first.
 	List(ctx context.Context, orgID string) ([]*Credential, error)
 	// Update writes c if it is unchanged since it was read, appending ev to its event log in
-	// the same transaction when ev is not nil. It refreshes c.ETag.
+	// the same transaction when ev is not nil. It refreshes c.ETag (or, should a
+	// transaction's answer not name it, clears it: c is then read again before its next
+	// write).
 	Update(ctx context.Context, c *Credential, ev *EventRecord) error
 	// Delete replaces c by its tombstone if c is unchanged since it was read, and removes
 	// its name reservation and the org default when it points at c, in one transaction.

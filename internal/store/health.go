@@ -124,7 +124,7 @@ func (s *Store) eachVerified(ctx context.Context, pageSize int32, fn func(*crede
 }
 
 // UpdateHealth writes c if it is unchanged since it was read. With an event, the row and
-// the event are one transaction and c.ETag is cleared, as Update does.
+// the event are one transaction, whose answer names c's new ETag, as Update's does.
 func (s *Store) UpdateHealth(ctx context.Context, c *credential.Credential, ev *credential.HealthEvent) error {
 	if ev == nil {
 		return s.Update(ctx, c, nil)

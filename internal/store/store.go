@@ -271,8 +271,9 @@ func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credentia
 }
 
 // Update writes c if it is unchanged since it was read. With an event, the row and the
-// event are one transaction and c.ETag is cleared (a transaction answers no ETag): read
-// the credential again before writing it once more.
+// event are one transaction, and c.ETag is the one the transaction's answer names for the
+// row (cleared when the answer could not be read: read the credential again before
+// writing it once more).
 func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *credential.EventRecord) error {
 	if c.ETag == "" {
 		return fmt.Errorf("update credential %s: no ETag; read it first", c.ID)
@@ -313,8 +314,10 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 }
 
 // updateWithEvent writes the credential row ent, conditional on c.ETag, and one new row of
-// a log (event) in one transaction, and clears c.ETag (a transaction answers no ETag). A
-// retry whose first attempt landed is recognised by the row's write id.
+// a log (event) in one transaction, and sets c.ETag to the row's new ETag as the
+// transaction's answer names it (none when the answer could not be read: the caller then
+// reads the row before it writes it again). A retry whose first attempt landed is
+// recognised by the row's write id.
 func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, ent credentialEntity, event any, op string) error {
 	ent.WriteID = rand.Text()
 	row, err := action(aztables.TransactionTypeUpdateReplace, ent, c.ETag)
@@ -325,11 +328,12 @@ func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, e
 	if err != nil {
 		return err
 	}
-	if err := s.submit(ctx, op, row, add); err != nil {
+	etags, answered, err := s.submitETags(ctx, op, row, add)
+	if err != nil {
 		if errors.Is(err, credential.ErrConflict) || errors.Is(err, errAlreadyExists) {
 			// A retry whose first attempt landed: the row and its event are already there.
-			if _, ok := s.landed(ctx, ent); ok {
-				c.ETag = ""
+			if etag, ok := s.landed(ctx, ent); ok {
+				c.ETag = etag
 				return nil
 			}
 		}
@@ -340,6 +344,9 @@ func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, e
 		return err
 	}
 	c.ETag = ""
+	if answered {
+		c.ETag = etags[0]
+	}
 	return nil
 }
 

@@ -420,7 +420,7 @@ func (s *Store) List(ctx context.Context, orgID string) ([]*credential.Credentia
 }
 
 // Update writes c if it is unchanged since it was read, with ev in the same transaction
-// when ev is not nil (which clears c.ETag).
+// when ev is not nil, and holds the row's new ETag, as the Table service's answer names it.
 func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *credential.EventRecord) error {
 	end, err := s.begin("Update")
 	if err != nil {
@@ -490,10 +490,7 @@ func (s *Store) update(c *credential.Credential, what string, log func(*partitio
 		c.Revision--
 		return err
 	}
-	c.ETag = etag
-	if withLog {
-		c.ETag = "" // a transaction answers no ETag
-	}
+	c.ETag = etag // as a transaction's answer names it
 	return nil
 }
 
@@ -779,7 +776,7 @@ func (s *Store) EachVerified(ctx context.Context, fn func(*credential.Credential
 }
 
 // UpdateHealth writes c if it is unchanged since it was read, with ev in its health log
-// in the same transaction when ev is not nil (which clears c.ETag).
+// in the same transaction when ev is not nil, and holds the row's new ETag.
 func (s *Store) UpdateHealth(ctx context.Context, c *credential.Credential, ev *credential.HealthEvent) error {
 	end, err := s.begin("UpdateHealth")
 	if err != nil {

@@ -40,7 +40,7 @@ func TestStoreWriteIDs(t *testing.T, newStore func(t *testing.T, limits Limits) 
 // TestStore is the contract of the domain's store, run against every implementation:
 // newStore opens a new, empty one with the given per-organization limits for each test.
 // It covers what the domain relies on: round trips, not found across organizations,
-// unique names, conditional writes (stale ETags, the ETag a transaction clears, the
+// unique names, conditional writes (stale ETags, the ETags transactions answer or clear, the
 // credential check of default and workspace writes), write ids (a write whose answer was
 // lost stands, once), the order of lists and logs, tombstones, workspaces and pins, the
 // limits, the org default (set and cleared) and its mark on the credentials' reads, health, the events' actors, the registry of
@@ -54,7 +54,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T, limits Limits) StoreUnd
 		{"NotFound", testNotFound},
 		{"DuplicateName", testDuplicateName},
 		{"StaleETag", testStaleETag},
-		{"TransactionClearsETag", testTransactionClearsETag},
+		{"TransactionETags", testTransactionETags},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"WriteIDs", testWriteIDs},
 		{"Order", testOrder},
@@ -271,10 +271,11 @@ func testStaleETag(t *testing.T, c contract) {
 	}
 }
 
-// testTransactionClearsETag: a write with an event, the org default and a workspace
-// write that checks its credential answer no ETag: the caller reads again before it
-// writes again.
-func testTransactionClearsETag(t *testing.T, c contract) {
+// testTransactionETags: a write with an event holds the row's new ETag, as the
+// transaction's answer names it, so the next write needs no read; the org default and a
+// workspace write that checks its credential answer none for the credential: the caller
+// reads again before it writes again, and a write without an ETag is refused.
+func testTransactionETags(t *testing.T, c contract) {
 	s := c.store()
 	ctx := context.Background()
 	cr := c.insert(s, sample("org-a", "prod"))
@@ -282,15 +283,16 @@ func testTransactionClearsETag(t *testing.T, c contract) {
 	if err := s.Store.Update(ctx, cr, submitted(credential.StateDraft)); err != nil {
 		t.Fatal(err)
 	}
-	if cr.ETag != "" || cr.Revision != 2 {
-		t.Fatalf("after an update with an event: ETag %q, revision %d; want none and 2", cr.ETag, cr.Revision)
+	if got := c.get(s, "org-a", cr.ID); cr.ETag == "" || cr.ETag != got.ETag || cr.Revision != 2 {
+		t.Fatalf("after an update with an event: ETag %q (the row's %q), revision %d; want the row's ETag and 2", cr.ETag, got.ETag, cr.Revision)
 	}
-	if err := s.Store.Update(ctx, cr, nil); err == nil || errors.Is(err, credential.ErrConflict) {
-		t.Fatalf("a write without an ETag: %v, want an error that is no conflict", err)
+	cr.Progress.Attempts++
+	if err := s.Store.Update(ctx, cr, nil); err != nil {
+		t.Fatalf("a write from the ETag the transaction answered: %v", err)
 	}
 	fresh := c.get(s, "org-a", cr.ID)
-	if fresh.Revision != 2 || fresh.ETag == "" {
-		t.Fatalf("read again: revision %d, ETag %q", fresh.Revision, fresh.ETag)
+	if fresh.Revision != 3 || fresh.ETag == "" || fresh.Progress.Attempts != 1 {
+		t.Fatalf("read again: revision %d, ETag %q, attempts %d", fresh.Revision, fresh.ETag, fresh.Progress.Attempts)
 	}
 	if err := s.Store.SetOrgDefault(ctx, fresh); err != nil || fresh.ETag != "" {
 		t.Fatalf("set default: %v, ETag %q after it", err, fresh.ETag)
@@ -298,6 +300,9 @@ func testTransactionClearsETag(t *testing.T, c contract) {
 	fresh = c.get(s, "org-a", cr.ID)
 	if err := s.Store.InsertWorkspace(ctx, &credential.Workspace{OrgID: "org-a", ID: "ws", CredentialID: cr.ID, CreatedAt: T0, UpdatedAt: T0}, fresh); err != nil || fresh.ETag != "" {
 		t.Fatalf("insert workspace: %v, the credential's ETag %q after it", err, fresh.ETag)
+	}
+	if err := s.Store.Update(ctx, fresh, nil); err == nil || errors.Is(err, credential.ErrConflict) {
+		t.Fatalf("a write without an ETag: %v, want an error that is no conflict", err)
 	}
 }
 
@@ -1008,10 +1013,10 @@ func testHealth(t *testing.T, c contract) {
 	if err := s.Store.UpdateHealth(ctx, cr, ev); err != nil {
 		t.Fatal(err)
 	}
-	if cr.ETag != "" {
-		t.Fatalf("after a health write with an event the credential holds ETag %q", cr.ETag)
-	}
 	got := c.get(s, "org-a", cr.ID)
+	if cr.ETag != got.ETag {
+		t.Fatalf("after a health write with an event the credential holds ETag %q, the row's is %q", cr.ETag, got.ETag)
+	}
 	if diff := cmp.Diff(cr, got, ignoreStoreFields); diff != "" {
 		t.Fatalf("round trip (-wrote +read):\n%s", diff)
 	}

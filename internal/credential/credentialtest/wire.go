@@ -67,12 +67,19 @@ type Setup struct {
 	Log *slog.Logger
 	// Resolutions is the instance's resolution cache; a new one of Config's TTL when nil.
 	Resolutions *credential.ResolutionCache
+	// Rows are the rows the instance remembers (credential.RecentRows), shared by its
+	// Onboarding and Jobs as main shares them; a new table on Now when nil, none at all
+	// with ReadEveryRow.
+	Rows         *credential.RecentRows
+	ReadEveryRow bool
 }
 
 // Domain is the job types of one instance, wired on one set of ports as main wires them.
 type Domain struct {
 	Onboarding *credential.Onboarding
 	Jobs       *credential.Jobs
+	// Rows are the rows Onboarding and Jobs remember; nil with Setup.ReadEveryRow.
+	Rows       *credential.RecentRows
 	Issuance   *credential.Issuance
 	Health     *credential.HealthMonitor
 	Runner     *credential.Runner
@@ -105,10 +112,17 @@ func Wire(t testing.TB, s Setup) *Domain {
 	}
 	p := s.Ports
 	var d Domain
+	if !s.ReadEveryRow {
+		d.Rows = s.Rows
+		if d.Rows == nil {
+			d.Rows = credential.NewRecentRows(0, 0, s.Now)
+		}
+	}
+	remembering := append(opts[:len(opts):len(opts)], credential.WithRecentRows(d.Rows))
 	var err error
-	d.Onboarding, err = credential.NewOnboarding(cfg, p.Store, p.Index, p.Directory, p.Scheduler, res, log, opts...)
+	d.Onboarding, err = credential.NewOnboarding(cfg, p.Store, p.Index, p.Directory, p.Scheduler, res, log, remembering...)
 	if err == nil {
-		d.Jobs, err = credential.NewJobs(cfg, p.Store, p.Workspaces, p.Index, p.Directory, p.Scheduler, p.Finder, p.Prober, log, opts...)
+		d.Jobs, err = credential.NewJobs(cfg, p.Store, p.Workspaces, p.Index, p.Directory, p.Scheduler, p.Finder, p.Prober, log, remembering...)
 	}
 	if err == nil {
 		d.Issuance, err = credential.NewIssuance(cfg, p.Store, p.Workspaces, p.Signer, p.Containers, res, log, opts...)
