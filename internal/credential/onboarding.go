@@ -233,52 +233,13 @@ func (o *Onboarding) SubmitTenant(ctx context.Context, orgID, id string, in Tena
 		if c.App.AppID == "" {
 			return nil, &ConflictError{Message: "the credential's app registration is still being created; try again in a moment"}
 		}
-		// Refused before anything is written: no index row or backstop for a submit that
-		// cannot be.
-		if _, err := Next(c.State, EventSubmitTenant); err != nil {
-			return nil, err
-		}
-		now := o.now().UTC()
-		if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
-			return nil, err
-		}
-		if err := o.windows.backstop(ctx, c, JobSPPoll, now.Add(o.cfg.SPPollWindow)); err != nil {
-			return nil, err
-		}
-		err := o.transitions.apply(ctx, c, EventSubmitTenant, requestID, func(c *Credential) {
+		return o.submit(ctx, c, EventSubmitTenant, JobSPPoll, o.cfg.SPPollWindow, requestID, func(c *Credential, now time.Time) {
 			c.TenantID = in.TenantID
 			c.SPObjectID = ""
 			c.Storage = StorageTarget{}
 			c.Progress = Progress{Kind: WindowSPPoll, StartedAt: now, Deadline: now.Add(o.cfg.SPPollWindow), Status: StatusPolling}
 		})
-		if err != nil {
-			return nil, err
-		}
-		o.windows.start(ctx, c, JobSPPoll)
-		return o.shown(c), nil
 	})
-}
-
-// onRecentRow runs step on the credential's row as RecentRows remembers it, and again on a
-// fresh read when it fails the way a stale row makes it fail (its conditional write meets
-// a conflict or no row, or the row's state refuses it): the answer is then the one the row
-// as it is gives. Without a remembered row step runs once, on a fresh read. step may run
-// twice, so what it does before its write must bear repeating (the index row is
-// rewritten, a second backstop is dropped as a replay).
-func (o *Onboarding) onRecentRow(ctx context.Context, orgID, id string, step func(*Credential) (*Credential, error)) (*Credential, error) {
-	c, cached, err := recent(ctx, o.store, o.rows, orgID, id)
-	if err != nil {
-		return nil, err
-	}
-	out, err := step(c)
-	if !cached || !(errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)) {
-		return out, err
-	}
-	o.log.DebugContext(ctx, "a remembered row did not hold; reading it again", "org", orgID, "credential", id, "err", err)
-	if c, err = o.store.Get(ctx, orgID, id); err != nil {
-		return nil, err
-	}
-	return step(c)
 }
 
 // SubmitStorage records the customer's storage details and starts (or restarts) the
@@ -305,28 +266,58 @@ func (o *Onboarding) SubmitStorage(ctx context.Context, orgID, id string, in Sto
 			return nil, invalid("container_name", "container %q does not match the container %q of the credential's base path %s",
 				in.ContainerName, c.BasePath.Container, c.BasePath)
 		}
-		if _, err := Next(c.State, EventSubmitStorage); err != nil {
-			return nil, err
-		}
-		now := o.now().UTC()
-		if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
-			return nil, err
-		}
-		if err := o.windows.backstop(ctx, c, JobAccessProbe, now.Add(o.cfg.AccessProbeWindow)); err != nil {
-			return nil, err
-		}
-		err := o.transitions.apply(ctx, c, EventSubmitStorage, requestID, func(c *Credential) {
+		return o.submit(ctx, c, EventSubmitStorage, JobAccessProbe, o.cfg.AccessProbeWindow, requestID, func(c *Credential, now time.Time) {
 			c.Storage = StorageTarget{SubscriptionID: in.SubscriptionID, ResourceGroup: in.ResourceGroup,
 				Account: in.StorageAccount, Container: in.ContainerName}
 			c.Progress = Progress{Kind: WindowAccessProbe, StartedAt: now, Deadline: now.Add(o.cfg.AccessProbeWindow),
 				GraceUntil: now.Add(o.cfg.PropagationGrace), Status: StatusProbing}
 		})
-		if err != nil {
-			return nil, err
-		}
-		o.windows.start(ctx, c, JobAccessProbe)
-		return o.shown(c), nil
 	})
+}
+
+// submit moves c by ev into a new window of kind, lasting window, with change (given the
+// window's start): refused before anything is written when c's state does not allow ev;
+// else the window's index row and backstop first, then the transition, then the window's
+// first job.
+func (o *Onboarding) submit(ctx context.Context, c *Credential, ev Event, kind JobKind, window time.Duration, requestID string,
+	change func(c *Credential, now time.Time)) (*Credential, error) {
+	if _, err := Next(c.State, ev); err != nil {
+		return nil, err
+	}
+	now := o.now().UTC()
+	if err := o.windows.open(ctx, c, c.Generation+1); err != nil {
+		return nil, err
+	}
+	if err := o.windows.backstop(ctx, c, kind, now.Add(window)); err != nil {
+		return nil, err
+	}
+	if err := o.transitions.apply(ctx, c, ev, requestID, func(c *Credential) { change(c, now) }); err != nil {
+		return nil, err
+	}
+	o.windows.start(ctx, c, kind)
+	return o.shown(c), nil
+}
+
+// onRecentRow runs step on the credential's row as RecentRows remembers it, and again on a
+// fresh read when it fails the way a stale row makes it fail (its conditional write meets
+// a conflict or no row, or the row's state refuses it): the answer is then the one the row
+// as it is gives. Without a remembered row step runs once, on a fresh read. step may run
+// twice, so what it does before its write must bear repeating (the index row is
+// rewritten, a second backstop is dropped as a replay).
+func (o *Onboarding) onRecentRow(ctx context.Context, orgID, id string, step func(*Credential) (*Credential, error)) (*Credential, error) {
+	c, cached, err := recent(ctx, o.store, o.rows, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	out, err := step(c)
+	if !cached || !(errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)) {
+		return out, err
+	}
+	o.log.DebugContext(ctx, "a remembered row did not hold; reading it again", "org", orgID, "credential", id, "err", err)
+	if c, err = o.store.Get(ctx, orgID, id); err != nil {
+		return nil, err
+	}
+	return step(c)
 }
 
 // SaveUnverified keeps a credential whose access probe ran out of time ("Save anyway").

@@ -102,9 +102,14 @@ func (r *RecentRows) lookup(orgID, id string) (*Credential, bool) {
 	return cloneCredential(row.row), true
 }
 
-// remember keeps a copy of c as its row now is.
+// remember keeps a copy of c as its row now is; a row whose ETag is not known (a write
+// whose answer named none) is forgotten instead.
 func (r *RecentRows) remember(c *Credential) {
-	if c == nil || c.ETag == "" {
+	if c == nil {
+		return
+	}
+	if c.ETag == "" {
+		r.forget(c.OrgID, c.ID)
 		return
 	}
 	r.mu.Lock()

@@ -48,6 +48,14 @@ func (in *instances) run(d *credentialtest.Domain, job credential.Job) {
 	}
 }
 
+// submitTenant submits the customer's tenant of credential id on d.
+func (in *instances) submitTenant(d *credentialtest.Domain, id string) {
+	in.t.Helper()
+	if _, err := d.Onboarding.SubmitTenant(context.Background(), "org", id, credentialtest.Tenant, "r1"); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
 // single takes the one queued job of kind.
 func (in *instances) single(kind credential.JobKind) credential.Job {
 	in.t.Helper()
@@ -98,9 +106,7 @@ func TestOnboardingStartsFromRememberedRows(t *testing.T) {
 			in.fake.Finder.Script(credentialtest.Found{Err: credential.ErrSPNotFound}, credentialtest.Found{ObjectID: "sp-object"})
 			in.fake.Prober.Script(credentialtest.Report("403", "skip", "skip", "skip"),
 				credentialtest.Report("pass", "pass", "pass", "pass"))
-			if _, err := in.a.Onboarding.SubmitTenant(ctx, "org", c.ID, credentialtest.Tenant, "r1"); err != nil {
-				t.Fatal(err)
-			}
+			in.submitTenant(in.a, c.ID)
 			in.run(in.a, in.single(credential.JobSPPoll)) // not installed yet
 			in.run(in.a, in.single(credential.JobSPPoll)) // found
 			if _, err := in.a.Onboarding.SubmitStorage(ctx, "org", c.ID, credentialtest.Storage, "r2"); err != nil {
@@ -134,9 +140,7 @@ func TestStaleRememberedRowsAnswerAsFreshReads(t *testing.T) {
 		// is allowed, as on the row as it is.
 		in := newInstances(t, false)
 		c := in.create(in.a, "prod")
-		if _, err := in.a.Onboarding.SubmitTenant(ctx, "org", c.ID, credentialtest.Tenant, "r1"); err != nil {
-			t.Fatal(err)
-		}
+		in.submitTenant(in.a, c.ID)
 		in.fake.Finder.Script(credentialtest.Found{ObjectID: "sp-object"})
 		in.run(in.b, in.single(credential.JobSPPoll))
 		windows := in.fake.Store.Calls("OpenWindow")
@@ -167,9 +171,7 @@ func TestStaleRememberedRowsAnswerAsFreshReads(t *testing.T) {
 		// is made again on a fresh read instead of ending the window's chain.
 		in := newInstances(t, false)
 		c := in.create(in.a, "prod")
-		if _, err := in.a.Onboarding.SubmitTenant(ctx, "org", c.ID, credentialtest.Tenant, "r1"); err != nil {
-			t.Fatal(err)
-		}
+		in.submitTenant(in.a, c.ID)
 		moved := in.row(c.ID)
 		moved.UpdatedAt = moved.UpdatedAt.Add(time.Millisecond)
 		if err := in.fake.Store.Update(ctx, moved, nil); err != nil {
@@ -200,13 +202,9 @@ func TestStaleRememberedRowsAnswerAsFreshReads(t *testing.T) {
 		// new window goes on.
 		in := newInstances(t, false)
 		c := in.create(in.a, "prod")
-		if _, err := in.a.Onboarding.SubmitTenant(ctx, "org", c.ID, credentialtest.Tenant, "r1"); err != nil {
-			t.Fatal(err)
-		}
+		in.submitTenant(in.a, c.ID)
 		old := in.single(credential.JobSPPoll)
-		if _, err := in.b.Onboarding.SubmitTenant(ctx, "org", c.ID, credentialtest.Tenant, "r2"); err != nil {
-			t.Fatal(err)
-		}
+		in.submitTenant(in.b, c.ID)
 		in.fake.Finder.Script(credentialtest.Found{ObjectID: "sp-object"})
 		in.run(in.a, old)
 		got := in.row(c.ID)

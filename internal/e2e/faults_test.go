@@ -196,11 +196,16 @@ func (p *patient) submit(ctx context.Context, id string, send func() (walkthroug
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	var earlier []string // what the tries before the last one met
 	for {
 		c, err := send()
 		if !transient(err) {
+			if err != nil && len(earlier) > 0 {
+				err = fmt.Errorf("%w (after %d earlier tries: %s)", err, len(earlier), strings.Join(earlier, "; "))
+			}
 			return c, err
 		}
+		earlier = append(earlier, time.Now().Format("15:04:05.000")+" "+err.Error())
 		p.retries.Add(1)
 		now, err := p.get(ctx, id)
 		if err != nil {
