@@ -149,9 +149,13 @@ type jobFigures struct {
 	lastDeliveryFailed, poisoned                       int
 	reconciles, restarted, poisonHandled, failureShown int
 	leaseRefused                                       int
-	windowGapMaxMS                                     int64
-	slotWaitMaxMS                                      int64
-	peakInFlight                                       int64
+	// attempts are the window attempts begun, remembered those begun on the row the
+	// instance remembered instead of a read, and stale the remembered rows (a job's or a
+	// submit's) that did not hold and were read again.
+	attempts, remembered, stale int
+	windowGapMaxMS              int64
+	slotWaitMaxMS               int64
+	peakInFlight                int64
 	// reconciledGapsMS are the gaps before the attempts the reconciler's jobs made: how
 	// long a window whose chain stopped went without an attempt.
 	reconciledGapsMS []int64
@@ -167,9 +171,10 @@ func (f jobFigures) String() string {
 	return fmt.Sprintf("%d jobs done (%d on a redelivery), %d duplicates dropped, %d conflicts lost, %d follow-ups rescheduled by a redelivery, "+
 		"%d last deliveries failed, %d poisoned; reconciler: %d runs (%d periods left to another instance), %d windows restarted, "+
 		"attempts made by its jobs %s, %d poisoned messages handled (%d failures shown); longest gap between a window's attempts %d ms; "+
-		"peak slots in use %d, longest wait for a slot %d ms",
+		"peak slots in use %d, longest wait for a slot %d ms; window attempts %d (%d on a remembered row), remembered rows that were stale %d",
 		f.done, f.redelivered, f.dropped, f.conflicts, f.rescheduled, f.lastDeliveryFailed, f.poisoned, f.reconciles, f.leaseRefused,
-		f.restarted, reconciled, f.poisonHandled, f.failureShown, f.windowGapMaxMS, f.peakInFlight, f.slotWaitMaxMS)
+		f.restarted, reconciled, f.poisonHandled, f.failureShown, f.windowGapMaxMS, f.peakInFlight, f.slotWaitMaxMS,
+		f.attempts, f.remembered, f.stale)
 }
 
 func countJobs(paths []string) (jobFigures, error) {
@@ -187,6 +192,7 @@ func countJobs(paths []string) (jobFigures, error) {
 				Reconciled   bool   `json:"reconciled"`
 				SlotWaitMS   int64  `json:"slot_wait_ms_max"`
 				PeakInFlight int64  `json:"peak_in_flight"`
+				Remembered   bool   `json:"remembered_row"`
 			}
 			if json.Unmarshal(line, &rec) != nil {
 				continue
@@ -217,7 +223,13 @@ func countJobs(paths []string) (jobFigures, error) {
 				f.poisonHandled++
 			case strings.HasPrefix(rec.Msg, "reconciler: a poisoned job's failure shown"):
 				f.failureShown++
+			case strings.HasPrefix(rec.Msg, "a remembered row did not hold"):
+				f.stale++
 			case rec.Msg == "window attempt":
+				f.attempts++
+				if rec.Remembered {
+					f.remembered++
+				}
 				f.windowGapMaxMS = max(f.windowGapMaxMS, rec.GapMS)
 				if rec.Reconciled {
 					f.reconciledGapsMS = append(f.reconciledGapsMS, rec.GapMS)
@@ -254,6 +266,9 @@ func reportInstances(t *testing.T, h *handler) jobFigures {
 		all.restarted += f.restarted
 		all.poisonHandled += f.poisonHandled
 		all.failureShown += f.failureShown
+		all.attempts += f.attempts
+		all.remembered += f.remembered
+		all.stale += f.stale
 		all.windowGapMaxMS = max(all.windowGapMaxMS, f.windowGapMaxMS)
 		all.reconciledGapsMS = append(all.reconciledGapsMS, f.reconciledGapsMS...)
 		all.slotWaitMaxMS = max(all.slotWaitMaxMS, f.slotWaitMaxMS)
