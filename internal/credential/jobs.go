@@ -78,13 +78,21 @@ func (j *Jobs) onRecentRow(ctx context.Context, job Job, run windowAttempt) erro
 //
 // With recentOK it first looks at the remembered row: when that shows the job due, the
 // job goes on from it (cached is true, and a failed write of its outcome is errStaleRow);
-// anything else is decided on a fresh read, since it writes nothing a stale row would
-// fail.
+// when it shows the job passed, the job is dropped without a read (passed); anything else
+// is decided on a fresh read, since it writes nothing a stale row would fail.
 func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window WindowKind, recentOK bool) (c *Credential, due, cached bool, err error) {
 	if recentOK && j.rows != nil {
-		if c, ok := j.rows.lookup(job.OrgID, job.CredentialID); ok && dueOn(c, job, state, window) {
-			j.logAttempt(ctx, job, c, true)
-			return c, true, true, nil
+		if c, ok := j.rows.lookup(job.OrgID, job.CredentialID); ok {
+			switch {
+			case dueOn(c, job, state, window):
+				j.logAttempt(ctx, job, c, true)
+				return c, true, true, nil
+			case passed(c, job):
+				j.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
+					"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts,
+					"reconciled", !job.IssuedAt.IsZero(), "remembered_row", true)
+				return c, false, false, nil
+			}
 		}
 	}
 	c, due, err = j.dueOnFresh(ctx, job, state, window)
@@ -94,6 +102,22 @@ func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window
 // dueOn says whether job is the next step of c's window.
 func dueOn(c *Credential, job Job, state State, window WindowKind) bool {
 	return c.Generation == job.Generation && c.State == state && c.Progress.Kind == window && c.Progress.Attempts == job.Attempt
+}
+
+// passed says whether a row as it was shows job already behind its window, so that the
+// row as it is shows that too: a row's generation only grows, and within a generation its
+// count of attempts. A window's backstop and a replayed message meet this on the
+// remembered row. Not passed is a row at the job's generation whose count is one past the
+// job, when the job is a redelivery: the row as it is may still be there, and the
+// redelivery then schedules the window's next attempt again (dueOnFresh).
+func passed(c *Credential, job Job) bool {
+	switch {
+	case c.Generation != job.Generation:
+		return c.Generation > job.Generation
+	case c.Progress.Attempts == job.Attempt+1:
+		return job.Delivery <= 1
+	}
+	return c.Progress.Attempts > job.Attempt
 }
 
 // logAttempt says how long the window went without an attempt: about its interval while

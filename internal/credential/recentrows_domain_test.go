@@ -240,3 +240,37 @@ func TestRefusedSubmitWritesNothing(t *testing.T) {
 		t.Errorf("%d probe jobs queued for a refused submit", n)
 	}
 }
+
+// TestPassedJobsDroppedWithoutARead: a job the remembered row shows behind its window (a
+// backstop after the window's first attempt, a replay) is dropped without reading the row
+// and changes nothing; a redelivery of the attempt the row counted last still reads it, and
+// schedules the window's next attempt again.
+func TestPassedJobsDroppedWithoutARead(t *testing.T) {
+	in := newInstances(t, false)
+	c := in.create(in.a, "prod")
+	in.submitTenant(in.a, c.ID)
+	first := in.single(credential.JobSPPoll)
+	in.run(in.a, first) // not installed yet: attempt 1 counted, attempt 2 queued
+	in.single(credential.JobSPPoll)
+	backstop := first
+	backstop.Delivery = 1
+	before := in.row(c.ID)
+	reads := in.fake.Store.Calls("Get")
+	in.run(in.a, backstop)
+	if n := in.fake.Store.Calls("Get") - reads; n != 0 {
+		t.Errorf("the backstop read the row %d times", n)
+	}
+	if got := in.row(c.ID); got.ETag != before.ETag || in.fake.Scheduler.Pending(credential.JobSPPoll) != 0 {
+		t.Fatalf("the backstop changed the row (%q, was %q) or queued %d jobs", got.ETag, before.ETag, in.fake.Scheduler.Pending(credential.JobSPPoll))
+	}
+	redelivered := first
+	redelivered.Delivery = 2
+	reads = in.fake.Store.Calls("Get")
+	in.run(in.a, redelivered)
+	if n := in.fake.Store.Calls("Get") - reads; n != 1 {
+		t.Errorf("the redelivery read the row %d times, want once", n)
+	}
+	if next := in.single(credential.JobSPPoll); next.Attempt != 1 {
+		t.Fatalf("the redelivery scheduled %+v, want the window's second attempt again", next)
+	}
+}

@@ -60,3 +60,32 @@ func TestRecentRowsBoundedAgedAndCopied(t *testing.T) {
 		t.Fatalf("stats: %d hits, %d misses; want 4 and 4", hits, misses)
 	}
 }
+
+// TestPassed: a job is passed when the row is at a later generation, or at its generation
+// with more attempts counted than the job's, except a redelivery whose attempt the row
+// counted last (it may have to schedule the next one again); a row at an earlier
+// generation, or at the job's attempt, has not passed it.
+func TestPassed(t *testing.T) {
+	row := func(gen int64, attempts int) *Credential {
+		return &Credential{Generation: gen, Progress: Progress{Attempts: attempts}}
+	}
+	job := func(gen int64, attempt, delivery int) Job { return Job{Generation: gen, Attempt: attempt, Delivery: delivery} }
+	for _, tc := range []struct {
+		name string
+		row  *Credential
+		job  Job
+		want bool
+	}{
+		{"a later generation", row(3, 0), job(2, 5, 1), true},
+		{"an earlier generation", row(1, 9), job(2, 0, 1), false},
+		{"the job's attempt", row(2, 4), job(2, 4, 1), false},
+		{"the attempt after, first delivery", row(2, 5), job(2, 4, 1), true},
+		{"the attempt after, a redelivery", row(2, 5), job(2, 4, 2), false},
+		{"two attempts after, a redelivery", row(2, 6), job(2, 4, 3), true},
+		{"a backstop (attempt 0) after the first attempt", row(2, 1), job(2, 0, 0), true},
+	} {
+		if got := passed(tc.row, tc.job); got != tc.want {
+			t.Errorf("%s: passed = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
