@@ -69,7 +69,9 @@ func TestPassed(t *testing.T) {
 	row := func(gen int64, attempts int) *Credential {
 		return &Credential{Generation: gen, Progress: Progress{Attempts: attempts}}
 	}
-	job := func(gen int64, attempt, delivery int) Job { return Job{Generation: gen, Attempt: attempt, Delivery: delivery} }
+	job := func(gen int64, attempt, delivery int) Job {
+		return Job{Generation: gen, Attempt: attempt, Delivery: delivery}
+	}
 	for _, tc := range []struct {
 		name string
 		row  *Credential

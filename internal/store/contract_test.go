@@ -37,12 +37,21 @@ func underContract(t *testing.T, l credentialtest.Limits, fault faultproxy.Fault
 			t.Errorf("%d answers lost, %d asked for", lost, asked)
 		}
 	})
-	return credentialtest.StoreUnderTest{Store: s, LoseAnswer: func(call string) {
-		op := "POST batch" // every write that is an entity group transaction
+	opOf := func(call string) string {
 		if call == credentialtest.CallUpdate {
-			op = "PUT entity"
+			return "PUT entity"
 		}
-		lose(t, p, op, fault)
-		asked++
-	}}
+		return "POST batch" // every write that is an entity group transaction
+	}
+	return credentialtest.StoreUnderTest{Store: s,
+		LoseAnswer: func(call string) {
+			lose(t, p, opOf(call), fault)
+			asked++
+		},
+		LoseAnswerThen: func(call string, meanwhile func()) {
+			if err := p.InjectThen(faultproxy.ServiceTable, opOf(call), fault, meanwhile); err != nil {
+				t.Fatal(err)
+			}
+			asked++
+		}}
 }

@@ -155,6 +155,25 @@ type eventEntity struct {
 	RequestID    string
 	Generation   int64
 	actorColumns
+	// WriteID is the write id of the credential row written in the same transaction: a
+	// write whose answer was lost is recognised by it once the row has moved on.
+	WriteID string `json:",omitempty"`
+}
+
+func (e eventEntity) logged(writeID string) logRow {
+	e.WriteID = writeID
+	return e
+}
+
+func (e eventEntity) keys() (string, string, string) { return e.PartitionKey, e.RowKey, e.WriteID }
+
+// logRow is a row of a credential's log (its events, its health events), written in one
+// transaction with the credential row.
+type logRow interface {
+	// logged is the row carrying the write id of the credential row's write.
+	logged(writeID string) logRow
+	// keys are the row's partition and row keys, and the write id it carries.
+	keys() (partition, row, writeID string)
 }
 
 // actorColumns are an event's actor, flattened into its row; all absent for an event

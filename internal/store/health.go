@@ -33,6 +33,17 @@ type healthEventEntity struct {
 	ProviderError string `json:",omitempty"`
 	RequestID     string `json:",omitempty"`
 	Generation    int64
+	// WriteID is the write id of the credential row written in the same transaction.
+	WriteID string `json:",omitempty"`
+}
+
+func (e healthEventEntity) logged(writeID string) logRow {
+	e.WriteID = writeID
+	return e
+}
+
+func (e healthEventEntity) keys() (string, string, string) {
+	return e.PartitionKey, e.RowKey, e.WriteID
 }
 
 func putHealth(e *credentialEntity, h credential.Health) error {

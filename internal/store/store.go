@@ -135,6 +135,21 @@ func (s *Store) landed(ctx context.Context, want credentialEntity) (string, bool
 	return string(resp.ETag), got.WriteID == want.WriteID
 }
 
+// logLanded reports whether the log row want was written, with its write id: the
+// transaction that carried it landed, whatever its credential row has become since.
+func (s *Store) logLanded(ctx context.Context, want logRow) bool {
+	pk, rk, writeID := want.keys()
+	if writeID == "" {
+		return false
+	}
+	resp, err := s.table.GetEntity(ctx, pk, rk, nil)
+	if err != nil {
+		return false
+	}
+	var got struct{ WriteID string }
+	return json.Unmarshal(resp.Value, &got) == nil && got.WriteID == writeID
+}
+
 // Get reads one credential; a deleted one (its tombstone) is not found.
 func (s *Store) Get(ctx context.Context, orgID, id string) (*credential.Credential, error) {
 	resp, err := s.table.GetEntity(ctx, orgID, credentialKey(id), nil)
@@ -317,9 +332,12 @@ func (s *Store) Update(ctx context.Context, c *credential.Credential, ev *creden
 // a log (event) in one transaction, and sets c.ETag to the row's new ETag as the
 // transaction's answer names it (none when the answer could not be read: the caller then
 // reads the row before it writes it again). A retry whose first attempt landed is
-// recognised by the row's write id.
-func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, ent credentialEntity, event any, op string) error {
+// recognised by the write id the row and its log row carry: by the row's while it is as
+// written (c.ETag is then its ETag), else by the log row's, the row having moved on since
+// (c.ETag is then cleared: c is not the row as it is).
+func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, ent credentialEntity, event logRow, op string) error {
 	ent.WriteID = rand.Text()
+	event = event.logged(ent.WriteID)
 	row, err := action(aztables.TransactionTypeUpdateReplace, ent, c.ETag)
 	if err != nil {
 		return err
@@ -334,6 +352,10 @@ func (s *Store) updateWithEvent(ctx context.Context, c *credential.Credential, e
 			// A retry whose first attempt landed: the row and its event are already there.
 			if etag, ok := s.landed(ctx, ent); ok {
 				c.ETag = etag
+				return nil
+			}
+			if s.logLanded(ctx, event) {
+				c.ETag = ""
 				return nil
 			}
 		}

@@ -57,6 +57,7 @@ type Store struct {
 	orgs    map[string]*partition
 	windows map[string]*windowRow // the open-window index, a partition of its own
 	lose    map[string]int
+	then    map[string]func() // LoseAnswerThen's, by call
 	after   map[string][]func()
 	calls   map[string]int
 }
@@ -82,7 +83,7 @@ func WithStoreClock(now func() time.Time) StoreOption { return func(s *Store) { 
 // NewStore returns an empty store.
 func NewStore(opts ...StoreOption) *Store {
 	s := &Store{now: time.Now, orgs: map[string]*partition{}, windows: map[string]*windowRow{}, lose: map[string]int{},
-		after: map[string][]func(){}, calls: map[string]int{}}
+		then: map[string]func(){}, after: map[string][]func(){}, calls: map[string]int{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -103,6 +104,10 @@ type partition struct {
 	workloads      map[string]*workloadRow
 	workloadIDs    map[string]string
 	workloadEvents []workloadEventRow
+	// logWrites are the write ids of the credential writes whose transaction added a log
+	// row (an event or a health event), by "<credential id>/<revision>": the Table store
+	// keeps the write id on the log row too.
+	logWrites map[string]string
 }
 
 type workloadRow struct {
@@ -256,13 +261,29 @@ func (s *Store) lost(call string) bool {
 	return true
 }
 
+// LoseAnswerThen makes the next call of a write land and lose its answer, as LoseAnswer
+// does, and runs meanwhile before the store tries it again: another writer moving the row
+// on between the write and its retry, say.
+func (s *Store) LoseAnswerThen(call string, meanwhile func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lose[call]++
+	s.then[call] = meanwhile
+}
+
 // attempt runs write once, and once more when its answer is to be lost (the SDK's
 // retry); the retry's error stands unless landed finds the first attempt's write.
-// s.mu is held.
+// s.mu is held (and let go while LoseAnswerThen's meanwhile runs).
 func (s *Store) attempt(call string, write func() error, landed func() bool) error {
 	err := write()
 	if err != nil || !s.lost(call) {
 		return err
+	}
+	if meanwhile := s.then[call]; meanwhile != nil {
+		delete(s.then, call)
+		s.mu.Unlock()
+		meanwhile()
+		s.mu.Lock()
 	}
 	if err := write(); err != nil && !landed() {
 		return err
@@ -275,7 +296,8 @@ func (s *Store) org(id string) *partition {
 	if p == nil {
 		p = &partition{creds: map[string]*credentialRow{}, names: map[string]string{},
 			events: map[string]map[int64]credential.EventRecord{}, health: map[string]map[int64]credential.HealthEvent{},
-			workspaces: map[string]*workspaceRow{}, workloads: map[string]*workloadRow{}, workloadIDs: map[string]string{}}
+			workspaces: map[string]*workspaceRow{}, workloads: map[string]*workloadRow{}, workloadIDs: map[string]string{},
+			logWrites: map[string]string{}}
 		s.orgs[id] = p
 	}
 	return p
@@ -472,12 +494,20 @@ func (s *Store) update(c *credential.Credential, what string, log func(*partitio
 		}
 		etag = s.etag()
 		p.creds[c.ID] = &credentialRow{c: copyCredential(c), etag: etag, writeID: writeID}
+		if withLog {
+			p.logWrites[logWriteKey(c.ID, c.Revision)] = writeID
+		}
 		return nil
 	}
 	landed := func() bool {
-		r := s.org(c.OrgID).creds[c.ID]
-		if r != nil && r.writeID == writeID {
+		p := s.org(c.OrgID)
+		r := p.creds[c.ID]
+		switch {
+		case r != nil && r.writeID == writeID:
 			etag = r.etag
+			return true
+		case withLog && p.logWrites[logWriteKey(c.ID, c.Revision)] == writeID:
+			etag = "" // landed, and the row has moved on since: c is not the row as it is
 			return true
 		}
 		return false
@@ -493,6 +523,8 @@ func (s *Store) update(c *credential.Credential, what string, log func(*partitio
 	c.ETag = etag // as a transaction's answer names it
 	return nil
 }
+
+func logWriteKey(id string, revision int64) string { return id + "/" + strconv.FormatInt(revision, 10) }
 
 // Delete replaces c by its tombstone if c is unchanged since it was read, and removes
 // its name and the org default pointing at it.

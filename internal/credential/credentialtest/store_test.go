@@ -6,6 +6,6 @@ import "testing"
 func TestStoreContract(t *testing.T) {
 	TestStore(t, func(t *testing.T, limits Limits) StoreUnderTest {
 		s := NewStore(WithLimits(limits))
-		return StoreUnderTest{Store: s, LoseAnswer: s.LoseAnswer}
+		return StoreUnderTest{Store: s, LoseAnswer: s.LoseAnswer, LoseAnswerThen: s.LoseAnswerThen}
 	})
 }

@@ -29,6 +29,9 @@ type StoreUnderTest struct {
 	// LoseAnswer makes the next call named call (CallInsert, CallUpdate, ...) land and
 	// lose its answer, so that the store's retry of it meets its own write.
 	LoseAnswer func(call string)
+	// LoseAnswerThen does what LoseAnswer does, and runs meanwhile between the write and
+	// the store's retry of it.
+	LoseAnswerThen func(call string, meanwhile func())
 }
 
 // TestStoreWriteIDs runs the part of TestStore that loses answers: for a store with more
@@ -388,6 +391,43 @@ func testWriteIDs(t *testing.T, c contract) {
 		cr.Name = "prod" // the ETag held is good for the next write
 		if err := s.Store.Update(ctx, cr, nil); err != nil {
 			t.Errorf("next update: %v", err)
+		}
+	})
+	t.Run("update with event, the row moved on before the retry", func(t *testing.T) {
+		// The write landed, its answer was lost, and another writer moved the row on before
+		// the store tried again: the row no longer carries the write's id, its event does.
+		// The write stands, and the ETag held is none (the row is not the one written).
+		c := c.on(t)
+		s := c.store()
+		cr := c.insert(s, sample("org-a", "prod"))
+		cr.State, cr.TenantID = credential.StateSPPending, "t"
+		s.LoseAnswerThen(CallUpdateWithEvent, func() {
+			moved := c.get(s, "org-a", cr.ID)
+			moved.Progress.Attempts = 7
+			if err := s.Store.Update(ctx, moved, nil); err != nil {
+				t.Errorf("the other writer: %v", err)
+			}
+		})
+		if err := s.Store.Update(ctx, cr, submitted(credential.StateDraft)); err != nil {
+			t.Fatalf("update whose row moved on after it landed: %v", err)
+		}
+		if cr.ETag != "" || cr.Revision != 2 {
+			t.Errorf("held ETag %q, revision %d; want none and 2", cr.ETag, cr.Revision)
+		}
+		if diff := cmp.Diff([]credential.Event{credential.EventCreated, credential.EventSubmitTenant}, c.causes(s, "org-a", cr.ID)); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+		if got := c.get(s, "org-a", cr.ID); got.Revision != 3 || got.TenantID != "t" || got.Progress.Attempts != 7 {
+			t.Errorf("stored revision %d, tenant %q, attempts %d; want the other writer's row on top of the write", got.Revision, got.TenantID, got.Progress.Attempts)
+		}
+		// A write that did not land is still a conflict: the row moved on, and no event
+		// carries its id.
+		stale := *cr
+		stale.ETag = `W/"stale"`
+		stale.State = credential.StateSPVerified
+		if err := s.Store.Update(ctx, &stale, &credential.EventRecord{Time: T0, From: credential.StateSPPending, To: credential.StateSPVerified,
+			Cause: credential.EventSPFound, Generation: stale.Generation}); !errors.Is(err, credential.ErrConflict) {
+			t.Errorf("a stale write with an event: %v, want a conflict", err)
 		}
 	})
 	t.Run("update with event", func(t *testing.T) {

@@ -219,6 +219,7 @@ type injection struct {
 	op    string
 	fault Fault
 	count int
+	then  func() // InjectThen's
 }
 
 // Inject makes the next count requests of svc whose operation is op (any operation when
@@ -241,8 +242,29 @@ func (p *Proxy) Inject(svc Service, op string, f Fault, count int) error {
 	return nil
 }
 
-// takeInjected consumes one firing of the first injection of svc that matches op.
-func (p *Proxy) takeInjected(svc Service, op string) Fault {
+// InjectThen loses the answer of the next request of svc whose operation is op, as Inject
+// does with f (FaultLostBusy or FaultLostDrop), and runs then after Azurite has done the
+// work and before the client learns anything: whatever then does happens between the
+// request and the client's retry of it, such as another writer moving the row on.
+func (p *Proxy) InjectThen(svc Service, op string, f Fault, then func()) error {
+	if f != FaultLostBusy && f != FaultLostDrop {
+		return fmt.Errorf("InjectThen loses an answer: fault %v is not a lost one", f)
+	}
+	if then == nil {
+		return errors.New("InjectThen needs something to run")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.rates[svc]; !ok {
+		return fmt.Errorf("no target for service %q", svc)
+	}
+	p.injected[svc] = append(p.injected[svc], &injection{op: op, fault: f, count: 1, then: then})
+	return nil
+}
+
+// takeInjected consumes one firing of the first injection of svc that matches op, and
+// returns its fault and what runs once it has fired (nil for most).
+func (p *Proxy) takeInjected(svc Service, op string) (Fault, func()) {
 	q := p.injected[svc]
 	for i, in := range q {
 		if in.op != "" && in.op != op {
@@ -252,9 +274,9 @@ func (p *Proxy) takeInjected(svc Service, op string) Fault {
 		if in.count == 0 {
 			p.injected[svc] = slices.Delete(q, i, i+1)
 		}
-		return in.fault
+		return in.fault, in.then
 	}
-	return FaultNone
+	return FaultNone, nil
 }
 
 // Outage makes svc answer 503 ServerBusy, without forwarding, to every request whose path,
@@ -361,14 +383,15 @@ func messageHolds(r *http.Request, matches []string) bool {
 	return false
 }
 
-// decide counts a request of op and draws its fault; droppable says whether Drop applies.
-func (p *Proxy) decide(svc Service, op string, droppable bool) Fault {
+// decide counts a request of op and draws its fault, with what runs once an injected one
+// has fired; droppable says whether Drop applies.
+func (p *Proxy) decide(svc Service, op string, droppable bool) (Fault, func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.stats[svc]
 	st.Requests++
 	st.Operations[op]++
-	f := p.takeInjected(svc, op)
+	f, then := p.takeInjected(svc, op)
 	if r := p.rates[svc]; f == FaultNone && droppable && r.Drop > 0 && p.rng.Float64() < r.Drop {
 		f = FaultDrop
 	}
@@ -388,7 +411,7 @@ func (p *Proxy) decide(svc Service, op string, droppable bool) Fault {
 	}
 	switch f {
 	case FaultNone:
-		return f
+		return f, nil
 	case FaultBusy:
 		st.Faults.Busy++
 	case FaultLostBusy:
@@ -401,7 +424,7 @@ func (p *Proxy) decide(svc Service, op string, droppable bool) Fault {
 		st.Faults.Dropped++
 	}
 	st.OperationFaults[op]++
-	return f
+	return f, then
 }
 
 // countOutage counts a request of op answered by an outage.
@@ -422,6 +445,9 @@ func (p *Proxy) countForwarded(svc Service) {
 }
 
 type faultKey struct{}
+
+// thenKey carries what InjectThen runs once the work is done and the answer lost.
+type thenKey struct{}
 
 // lostResponse is the error the transport returns for a response it threw away.
 type lostResponse struct{ drop bool }
@@ -445,6 +471,9 @@ func (t *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if then, _ := req.Context().Value(thenKey{}).(func()); then != nil {
+		then()
+	}
 	return nil, &lostResponse{drop: f == FaultLostDrop}
 }
 
@@ -489,7 +518,7 @@ func (p *Proxy) newHandler(svc Service, target *url.URL, transport http.RoundTri
 		if kept := p.keptMessages(); droppable && len(kept) > 0 && messageHolds(r, kept) {
 			droppable = false
 		}
-		f := p.decide(svc, op, droppable)
+		f, then := p.decide(svc, op, droppable)
 		if f != FaultNone {
 			p.log.Info("faultproxy: fault", "service", string(svc), "operation", op, "fault", f.String())
 		}
@@ -504,7 +533,11 @@ func (p *Proxy) newHandler(svc Service, target *url.URL, transport http.RoundTri
 			hold(r.Context(), p.hold)
 			panic(http.ErrAbortHandler)
 		}
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), faultKey{}, f)))
+		ctx := context.WithValue(r.Context(), faultKey{}, f)
+		if then != nil {
+			ctx = context.WithValue(ctx, thenKey{}, then)
+		}
+		rp.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -541,6 +541,43 @@ func TestInjectLosesExactlyOne(t *testing.T) {
 	}
 }
 
+// TestInjectThenRunsBeforeTheRetry: InjectThen loses one answer and runs its function once
+// Azurite has done the work and before the client retries: it sees the row the lost
+// attempt wrote, and what it writes is there when the retry comes.
+func TestInjectThenRunsBeforeTheRetry(t *testing.T) {
+	s := newStack(t, faultproxy.Config{})
+	ctx := context.Background()
+	table, _ := s.newTable(t)
+	if err := s.proxy.InjectThen(faultproxy.ServiceTable, "POST batch", faultproxy.FaultTimeout, func() {}); err == nil {
+		t.Error("InjectThen accepted a fault that loses no answer")
+	}
+	ran := 0
+	if err := s.proxy.InjectThen(faultproxy.ServiceTable, "POST batch", faultproxy.FaultLostBusy, func() {
+		ran++
+		if _, err := table.GetEntity(ctx, "p", "batched", nil); err != nil {
+			t.Errorf("before the retry, the lost attempt's row: %v", err)
+		}
+		if _, err := table.AddEntity(ctx, entity("p", "meanwhile"), nil); err != nil {
+			t.Errorf("a write meanwhile: %v", err)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	actions := []aztables.TransactionAction{{ActionType: aztables.TransactionTypeAdd, Entity: entity("p", "batched")}}
+	if _, err := table.SubmitTransaction(ctx, actions, nil); err == nil {
+		t.Fatal("the retried transaction succeeded; its first attempt should have taken the row")
+	}
+	if ran != 1 {
+		t.Fatalf("the function ran %d times, want once", ran)
+	}
+	if _, err := table.GetEntity(ctx, "p", "meanwhile", nil); err != nil {
+		t.Errorf("the write made meanwhile: %v", err)
+	}
+	if st := s.proxy.Stats().Services[faultproxy.ServiceTable]; st.Faults.LostBusy != 1 || st.Operations["POST batch"] != 2 {
+		t.Errorf("stats %+v: want one lost batch answer and its retry", st)
+	}
+}
+
 // TestDropLosesEnqueuesOutright: with Drop at 1, an enqueue is answered as done (the SDK
 // reads a message id) and never reaches Azurite; an enqueue to a poison queue, and every
 // other queue operation, passes.
