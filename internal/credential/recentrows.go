@@ -16,11 +16,15 @@ import (
 // row its submit or its previous attempt wrote.
 //
 // A remembered row may be stale: another instance, the reconciler or the health sweep may
-// have written it since. That is safe by two rules, which the users of Recent keep:
+// have written it since. That is safe by two rules, which its users keep:
 //   - a write that starts from a remembered row is conditional on its ETag, so a stale one
 //     fails with ErrConflict (or ErrNotFound) and changes nothing;
 //   - any outcome reached from a remembered row that writes nothing (a refusal, a job
 //     found stale) is decided again on a fresh read, as is one whose write failed.
+//
+// One outcome is taken on a remembered row without a write: a job the row shows already
+// behind its window is dropped (passed), since a row's generation, and within it its count
+// of attempts, only grow.
 //
 // So what a caller sees, and what the rows hold, is what a fresh read would have given;
 // a stale entry costs the wasted attempt and the read it was to save. Entries live at

@@ -39,6 +39,8 @@
 //
 // Inject forces the next requests of one operation to meet a given fault, whatever the
 // rates: a test loses exactly the first answer of an insert and watches the SDK's retry.
+// InjectThen also runs a function between the lost answer and the retry (another writer
+// moving the row on, say).
 // Rates change at run time with SetRates. The same counters and settings are served over
 // HTTP on every listener under /_faultproxy/ (GET stats, GET and POST config, POST
 // reset), a path that no storage request can take: account names cannot contain '_'.
