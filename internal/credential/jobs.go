@@ -88,9 +88,7 @@ func (j *Jobs) dueOrReschedule(ctx context.Context, job Job, state State, window
 				j.logAttempt(ctx, job, c, true)
 				return c, true, true, nil
 			case passed(c, job):
-				j.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
-					"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts,
-					"reconciled", !job.IssuedAt.IsZero(), "remembered_row", true)
+				j.logStale(ctx, job, c, true)
 				return c, false, false, nil
 			}
 		}
@@ -128,6 +126,14 @@ func (j *Jobs) logAttempt(ctx context.Context, job Job, c *Credential, cached bo
 		"remembered_row", cached)
 }
 
+// logStale says a job was dropped as no longer its window's next step, on the row as read
+// or as remembered.
+func (j *Jobs) logStale(ctx context.Context, job Job, c *Credential, remembered bool) {
+	j.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
+		"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts, "state", c.State,
+		"reconciled", !job.IssuedAt.IsZero(), "remembered_row", remembered)
+}
+
 // dueOnFresh is dueOrReschedule on a fresh read.
 func (j *Jobs) dueOnFresh(ctx context.Context, job Job, state State, window WindowKind) (*Credential, bool, error) {
 	c, err := j.store.Get(ctx, job.OrgID, job.CredentialID)
@@ -154,9 +160,7 @@ func (j *Jobs) dueOnFresh(ctx context.Context, job Job, state State, window Wind
 		return c, false, j.windows.next(ctx, c, job.Kind)
 	}
 	if !ok {
-		j.log.DebugContext(ctx, "stale job dropped", "kind", job.Kind, "org", job.OrgID, "credential", job.CredentialID,
-			"job_generation", job.Generation, "generation", c.Generation, "job_attempt", job.Attempt, "attempts", c.Progress.Attempts, "state", c.State,
-			"reconciled", !job.IssuedAt.IsZero())
+		j.logStale(ctx, job, c, false)
 		return c, false, nil
 	}
 	j.logAttempt(ctx, job, c, false)

@@ -121,33 +121,33 @@ func (s *Store) Insert(ctx context.Context, c *credential.Credential, ev credent
 // whose answer was lost and whose retry then failed (409 on an insert, 412 on a
 // conditional update) did land when the row carries its WriteID.
 func (s *Store) landed(ctx context.Context, want credentialEntity) (string, bool) {
-	if want.WriteID == "" {
-		return "", false
-	}
-	resp, err := s.table.GetEntity(ctx, want.PartitionKey, want.RowKey, nil)
-	if err != nil {
-		return "", false
-	}
-	var got credentialEntity
-	if err := json.Unmarshal(resp.Value, &got); err != nil {
-		return "", false
-	}
-	return string(resp.ETag), got.WriteID == want.WriteID
+	return s.writtenBy(ctx, want.PartitionKey, want.RowKey, want.WriteID)
 }
 
 // logLanded reports whether the log row want was written, with its write id: the
 // transaction that carried it landed, whatever its credential row has become since.
 func (s *Store) logLanded(ctx context.Context, want logRow) bool {
 	pk, rk, writeID := want.keys()
+	_, ok := s.writtenBy(ctx, pk, rk, writeID)
+	return ok
+}
+
+// writtenBy reports whether the row (pk, rk) carries writeID, with the row's ETag: every
+// write of a row that can be retried carries a write id of its own, so a write whose
+// answer was lost recognises the row it left. An empty writeID matches nothing.
+func (s *Store) writtenBy(ctx context.Context, pk, rk, writeID string) (string, bool) {
 	if writeID == "" {
-		return false
+		return "", false
 	}
 	resp, err := s.table.GetEntity(ctx, pk, rk, nil)
 	if err != nil {
-		return false
+		return "", false
 	}
 	var got struct{ WriteID string }
-	return json.Unmarshal(resp.Value, &got) == nil && got.WriteID == writeID
+	if json.Unmarshal(resp.Value, &got) != nil || got.WriteID != writeID {
+		return "", false
+	}
+	return string(resp.ETag), true
 }
 
 // Get reads one credential; a deleted one (its tombstone) is not found.
@@ -436,12 +436,8 @@ func (s *Store) deleteActions(ctx context.Context, c *credential.Credential, tom
 // tombstoned reports whether the credential row is the tombstone tomb, written by an
 // attempt whose answer was lost.
 func (s *Store) tombstoned(ctx context.Context, tomb tombstoneEntity) bool {
-	resp, err := s.table.GetEntity(ctx, tomb.PartitionKey, tomb.RowKey, nil)
-	if err != nil {
-		return false
-	}
-	var got tombstoneEntity
-	return json.Unmarshal(resp.Value, &got) == nil && got.WriteID == tomb.WriteID
+	_, ok := s.writtenBy(ctx, tomb.PartitionKey, tomb.RowKey, tomb.WriteID)
+	return ok
 }
 
 // Events reads a credential's event log, oldest first (row keys carry the revision).

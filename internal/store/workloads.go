@@ -245,12 +245,8 @@ func (s *Store) DeleteWorkloadIdentity(ctx context.Context, w *credential.Worklo
 
 // workloadEventLanded reports whether the registry log's entry seq is the one writeID wrote.
 func (s *Store) workloadEventLanded(ctx context.Context, orgID string, seq int64, writeID string) bool {
-	resp, err := s.table.GetEntity(ctx, orgID, workloadEventKey(seq), nil)
-	if err != nil {
-		return false
-	}
-	var got workloadEventEntity
-	return json.Unmarshal(resp.Value, &got) == nil && got.WriteID == writeID
+	_, ok := s.writtenBy(ctx, orgID, workloadEventKey(seq), writeID)
+	return ok
 }
 
 // WorkloadIdentityEvents reads an organization's registry log, oldest first.

@@ -129,12 +129,8 @@ func (s *Store) InsertWorkspace(ctx context.Context, w *credential.Workspace, c 
 
 // workspaceLanded reports whether the workspace row is the insert want.
 func (s *Store) workspaceLanded(ctx context.Context, want workspaceEntity) bool {
-	resp, err := s.table.GetEntity(ctx, want.PartitionKey, want.RowKey, nil)
-	if err != nil {
-		return false
-	}
-	var got workspaceEntity
-	return json.Unmarshal(resp.Value, &got) == nil && got.WriteID == want.WriteID
+	_, ok := s.writtenBy(ctx, want.PartitionKey, want.RowKey, want.WriteID)
+	return ok
 }
 
 // UpdateWorkspace writes w if unchanged since read, checking c (when not nil) as well.
